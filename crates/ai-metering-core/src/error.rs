@@ -1,0 +1,88 @@
+//! The one error type of the core crate.
+
+use std::borrow::Cow;
+
+/// Convenience alias for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ai-metering's domain code.
+///
+/// Being over a quota is *not* an error of this kind when a decision is asked for (see
+/// [`LimitCheck`](crate::limit::LimitCheck)); it becomes [`Error::LimitExceeded`] only where an
+/// operation refuses to proceed, such as a metered call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Token counts that cannot be right: a part larger than its whole, or an absurd count.
+    #[error("invalid token usage: {0}")]
+    InvalidUsage(Cow<'static, str>),
+
+    /// A provider response (or stream event) that is not shaped as the provider documents it.
+    #[error("malformed {provider} response: {reason}")]
+    MalformedResponse {
+        /// The provider whose format was expected.
+        provider: &'static str,
+        /// What exactly is wrong, naming the field.
+        reason: String,
+    },
+
+    /// The response (or the whole stream) carried no usage at all.
+    ///
+    /// This is never turned into a zero usage: a call whose usage is unknown is not free.
+    #[error("the {provider} response carries no usage: {reason}")]
+    NoUsage {
+        /// The provider whose format was expected.
+        provider: &'static str,
+        /// Why no usage was found.
+        reason: String,
+    },
+
+    /// The price catalog has no entry for this provider and model, and the policy is to reject.
+    #[error("no price is known for model `{model}` of provider `{provider}`")]
+    UnknownModel {
+        /// Provider name as given.
+        provider: String,
+        /// Model name as given.
+        model: String,
+    },
+
+    /// A price catalog (built-in, TOML, LiteLLM JSON or per-1k config) that cannot be used.
+    #[error("invalid price catalog: {0}")]
+    InvalidCatalog(String),
+
+    /// A feature name outside 1 to 100 characters of `[A-Za-z0-9_.:-]`.
+    #[error("invalid feature name {name:?}: {reason}")]
+    InvalidFeature {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// Metadata that is not a JSON object or is too large.
+    #[error("invalid metadata: {0}")]
+    InvalidMetadata(String),
+
+    /// Any other argument that cannot be used (a period of zero days, an unknown currency code...).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// Two amounts in different currencies were combined.
+    #[error("currency mismatch: {left} and {right}")]
+    CurrencyMismatch {
+        /// Currency of the left-hand amount.
+        left: String,
+        /// Currency of the right-hand amount.
+        right: String,
+    },
+
+    /// Decimal or integer arithmetic overflowed.
+    #[error("arithmetic overflow while computing {0}")]
+    Overflow(&'static str),
+}
+
+impl Error {
+    pub(crate) fn usage(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::InvalidUsage(reason.into())
+    }
+}

@@ -1,0 +1,27 @@
+//! The domain core of **ai-metering**: pure code, no I/O.
+//!
+//! - [`TokenUsage`]: normalised token counts, extracted from real provider responses by
+//!   [`provider::extract_usage`] and the streaming accumulator in [`provider`];
+//! - [`Money`] and [`pricing::PriceCatalog`]: exact prices and costs with `rust_decimal`;
+//! - [`period`]: daily, weekly, monthly, yearly and rolling periods in any time zone;
+//! - [`plan`]: plans, subscriptions and limit overrides;
+//! - [`limit`]: the pure limit evaluation behind every quota decision;
+//! - [`validate`]: feature names and metadata.
+#![warn(missing_docs)]
+
+mod billable;
+mod error;
+mod money;
+mod usage;
+
+pub mod limit;
+pub mod period;
+pub mod plan;
+pub mod pricing;
+pub mod provider;
+pub mod validate;
+
+pub use billable::{Billable, Tenant};
+pub use error::{Error, Result};
+pub use money::{Currency, Money};
+pub use usage::{MAX_TOKENS_PER_CALL, TokenCounts, TokenUsage};
