@@ -19,6 +19,7 @@ pub mod period;
 pub mod plan;
 pub mod pricing;
 pub mod provider;
+pub mod store;
 pub mod validate;
 
 pub use billable::{Billable, Tenant};

@@ -1,0 +1,293 @@
+//! Storage: small async traits that a backend implements, and [`MemoryStore`].
+//!
+//! A backend implements one trait per concern; [`Store`] is the sum of them, implemented
+//! automatically. The traits use native `async fn` (spelled `impl Future + Send` so that the
+//! futures can be spawned), and every operation that guards money is **atomic**: a store
+//! speaks in operations such as "reserve N under limit L", never read-then-write, so that
+//! concurrent requests, and several app instances sharing one database, cannot overspend.
+//!
+//! Consumers (the `Meter`, the `QuotaLayer`) are generic over `S: Store` and keep the store
+//! in an `Arc`, so a store does not need to be `Clone`.
+//!
+//! # Counters and reservations
+//!
+//! A *counter* tracks one billable's usage in one period window: what was recorded and what
+//! is reserved by calls in flight. [`CounterStore::reserve`] adds an estimate only if it fits
+//! the limits; [`CounterStore::settle`] replaces the reservation by the actual usage and
+//! inserts the usage row in one atomic step; [`CounterStore::release`] drops it.
+//! Reservations not settled by their expiry stop counting.
+//!
+//! Every usage insert (settled or not) adds to every counter of its billable whose window
+//! contains the row's `occurred_at`, and a counter created later starts from the sum of the
+//! usage rows already in its window, so counters and rows never disagree.
+
+mod error;
+mod records;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::billable::Billable;
+use crate::money::{Currency, Money};
+use crate::period::Period;
+use crate::plan::{LimitOverride, Plan, Subscription};
+
+pub use error::{StoreError, StoreErrorKind};
+pub use records::{
+    CreditOutcome, CreditTransaction, Direction, GroupBy, GroupedSums, HoldId, NewOverage,
+    OverageRecord, Overdraft, Page, PeriodUsage, Recorded, ReservationId, ReserveOutcome,
+    ReserveRequest, SubscriptionId, UsageEntry, UsageFilter, UsageRecord, UsageSums, WalletBalance,
+};
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Plans, keyed by slug.
+pub trait PlanStore: Send + Sync {
+    /// Inserts the plan, or replaces the one with the same slug.
+    fn upsert_plan(&self, plan: &Plan) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The plan with this slug.
+    fn plan(&self, slug: &str) -> impl Future<Output = StoreResult<Option<Plan>>> + Send;
+
+    /// Every plan, ordered by slug.
+    fn plans(&self) -> impl Future<Output = StoreResult<Vec<Plan>>> + Send;
+}
+
+/// Subscriptions and limit overrides.
+pub trait SubscriptionStore: Send + Sync {
+    /// Stores a new subscription.
+    fn insert_subscription(
+        &self,
+        subscription: &Subscription,
+    ) -> impl Future<Output = StoreResult<SubscriptionId>> + Send;
+
+    /// Replaces a stored subscription; [`StoreErrorKind::NotFound`] when there is none.
+    fn update_subscription(
+        &self,
+        id: SubscriptionId,
+        subscription: &Subscription,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The subscription in force for `billable` at `at`: among those
+    /// [active](Subscription::is_active) at `at`, the one that started last (ties: the
+    /// highest id).
+    fn current_subscription(
+        &self,
+        billable: &Billable,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Option<(SubscriptionId, Subscription)>>> + Send;
+
+    /// Every subscription of `billable`, oldest first.
+    fn subscriptions(
+        &self,
+        billable: &Billable,
+    ) -> impl Future<Output = StoreResult<Vec<(SubscriptionId, Subscription)>>> + Send;
+
+    /// Stores a limit override.
+    fn insert_limit_override(
+        &self,
+        limit_override: &LimitOverride,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The override in force for `billable` at `at`; with several, the one stored last.
+    fn limit_override_at(
+        &self,
+        billable: &Billable,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Option<LimitOverride>>> + Send;
+}
+
+/// Usage rows: inserts, queries and sums.
+pub trait UsageStore: Send + Sync {
+    /// Inserts one row. With an idempotency key already used by the same billable, inserts
+    /// nothing and returns the stored row with `created: false`; concurrent inserts with one
+    /// key store exactly one row and all return it.
+    fn insert_usage(
+        &self,
+        entry: &UsageEntry,
+    ) -> impl Future<Output = StoreResult<Recorded>> + Send;
+
+    /// Inserts many rows in one transaction, each idempotent as in
+    /// [`insert_usage`](Self::insert_usage); on error nothing is inserted.
+    fn insert_usage_batch(
+        &self,
+        entries: &[UsageEntry],
+    ) -> impl Future<Output = StoreResult<Vec<Recorded>>> + Send;
+
+    /// The row `billable` stored under `key`.
+    fn usage_by_idempotency_key(
+        &self,
+        billable: &Billable,
+        key: &str,
+    ) -> impl Future<Output = StoreResult<Option<UsageRecord>>> + Send;
+
+    /// Rows matching `filter`, newest first (then highest id first).
+    fn query_usage(
+        &self,
+        filter: &UsageFilter,
+        page: Page,
+    ) -> impl Future<Output = StoreResult<Vec<UsageRecord>>> + Send;
+
+    /// Sums over the rows matching `filter`.
+    fn sum_usage(
+        &self,
+        filter: &UsageFilter,
+    ) -> impl Future<Output = StoreResult<UsageSums>> + Send;
+
+    /// Sums per group over the rows matching `filter`, largest total tokens first (then key).
+    fn sum_usage_grouped(
+        &self,
+        filter: &UsageFilter,
+        group_by: GroupBy,
+    ) -> impl Future<Output = StoreResult<Vec<GroupedSums>>> + Send;
+}
+
+/// Period counters with atomic reservations (see the [module docs](self)).
+pub trait CounterStore: Send + Sync {
+    /// Reserves `request.amount` against the period's counter only if recorded + reserved +
+    /// amount fits `request.limits` by the rules of [`crate::limit::evaluate`]; atomically.
+    fn reserve(
+        &self,
+        request: &ReserveRequest,
+    ) -> impl Future<Output = StoreResult<ReserveOutcome>> + Send;
+
+    /// Drops the reservation and inserts the usage row (idempotently, as
+    /// [`UsageStore::insert_usage`]), in one atomic step. A reservation that already expired
+    /// or was released does not stop the row from being recorded: the money was spent.
+    fn settle(
+        &self,
+        reservation: ReservationId,
+        entry: &UsageEntry,
+    ) -> impl Future<Output = StoreResult<Recorded>> + Send;
+
+    /// Drops a reservation; false when it no longer existed.
+    fn release(&self, reservation: ReservationId)
+    -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Drops every reservation that expired by `now`; returns how many.
+    fn expire_reservations(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// The usage of `billable` in `period` (reservations expired by `now` excluded).
+    fn period_usage(
+        &self,
+        billable: &Billable,
+        period: &Period,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<PeriodUsage>> + Send;
+
+    /// Marks that the "approaching" notice for `threshold` was sent for this billable and
+    /// period; true only for the one caller that marked it first.
+    fn claim_threshold(
+        &self,
+        billable: &Billable,
+        period: &Period,
+        threshold: Decimal,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Credit wallets (one per billable and currency, created on first use) and their ledger.
+pub trait CreditStore: Send + Sync {
+    /// The wallet's state; a wallet that does not exist yet reads as zero.
+    fn wallet(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+    ) -> impl Future<Output = StoreResult<WalletBalance>> + Send;
+
+    /// Adds credits (a positive amount) and returns the ledger entry.
+    fn add_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<CreditTransaction>> + Send;
+
+    /// Deducts a positive amount if `overdraft` permits it, atomically.
+    fn deduct_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        overdraft: Overdraft,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<CreditOutcome<CreditTransaction>>> + Send;
+
+    /// Holds a positive amount against the available balance if `overdraft` permits it.
+    fn hold_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<CreditOutcome<HoldId>>> + Send;
+
+    /// Replaces a hold by a debit of `actual` (which may differ from the amount held), in one
+    /// atomic step.
+    fn settle_hold(
+        &self,
+        hold: HoldId,
+        actual: Money,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<CreditTransaction>> + Send;
+
+    /// Drops a hold; false when it no longer existed.
+    fn release_hold(&self, hold: HoldId) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// The ledger of one wallet, newest first.
+    fn credit_transactions(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        page: Page,
+    ) -> impl Future<Output = StoreResult<Vec<CreditTransaction>>> + Send;
+}
+
+/// Overage records waiting to be billed.
+pub trait OverageStore: Send + Sync {
+    /// Stores an overage; one per usage row (a second insert for the same usage returns the
+    /// first).
+    fn insert_overage(
+        &self,
+        overage: &NewOverage,
+    ) -> impl Future<Output = StoreResult<OverageRecord>> + Send;
+
+    /// Unsynced overages, oldest first.
+    fn pending_overages(
+        &self,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Vec<OverageRecord>>> + Send;
+
+    /// Marks an overage synced; false when it was already synced (nothing changes then).
+    fn mark_overage_synced(
+        &self,
+        id: i64,
+        external_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Every storage trait: what the `Meter` and the `QuotaLayer` need. Implemented for any type
+/// that implements them all.
+pub trait Store:
+    PlanStore + SubscriptionStore + UsageStore + CounterStore + CreditStore + OverageStore + 'static
+{
+}
+
+impl<T> Store for T where
+    T: PlanStore
+        + SubscriptionStore
+        + UsageStore
+        + CounterStore
+        + CreditStore
+        + OverageStore
+        + 'static
+{
+}

@@ -1,0 +1,475 @@
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::billable::{Billable, Tenant};
+use crate::limit::{LimitKind, Limits, UsageTotals};
+use crate::money::{Currency, Money};
+use crate::period::Period;
+use crate::pricing::CostBreakdown;
+use crate::usage::TokenUsage;
+
+/// One metered call, as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageEntry {
+    /// Who pays.
+    pub billable: Billable,
+    /// The acting user, if the host app tracks one apart from the billable.
+    pub user_id: Option<String>,
+    /// The tenant, in multi-tenant apps.
+    pub tenant: Option<Tenant>,
+    /// Provider name (`openai`, `anthropic`...).
+    pub provider: String,
+    /// Model name as called.
+    pub model: String,
+    /// Feature name, validated by [`crate::validate::FeatureName`].
+    pub feature: Option<String>,
+    /// Token counts.
+    pub usage: TokenUsage,
+    /// Cost of each token class and the total, with currency and catalog version.
+    pub cost: CostBreakdown,
+    /// Sanitised metadata (a JSON object).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Idempotency key, unique per billable.
+    pub idempotency_key: Option<String>,
+    /// When the call happened (UTC).
+    pub occurred_at: DateTime<Utc>,
+    /// True when the counts are an estimate (the provider reported none).
+    pub estimated: bool,
+}
+
+impl UsageEntry {
+    /// Tokens and cost of this entry, as counted against limits.
+    pub fn totals(&self) -> UsageTotals {
+        UsageTotals::new(self.usage.total_tokens(), self.cost.total)
+    }
+}
+
+/// A stored [`UsageEntry`] with its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// The store's id of the row.
+    pub id: i64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: UsageEntry,
+}
+
+/// The result of an idempotent insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The stored record: the new one, or the one stored earlier under the same key.
+    pub record: UsageRecord,
+    /// False when the idempotency key was already used and nothing was inserted.
+    pub created: bool,
+}
+
+/// Which usage rows a query, sum or deletion concerns. Empty fields match everything.
+///
+/// ```
+/// use ai_metering_core::{Billable, store::UsageFilter};
+/// let f = UsageFilter::for_billable(Billable::new("user", 1)).with_provider("openai");
+/// assert_eq!(f.provider.as_deref(), Some("openai"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageFilter {
+    /// Only this billable.
+    pub billable: Option<Billable>,
+    /// Only this user.
+    pub user_id: Option<String>,
+    /// Only this tenant.
+    pub tenant: Option<Tenant>,
+    /// Only this provider.
+    pub provider: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only this feature.
+    pub feature: Option<String>,
+    /// Only rows with `occurred_at >= from`.
+    pub from: Option<DateTime<Utc>>,
+    /// Only rows with `occurred_at < until`.
+    pub until: Option<DateTime<Utc>>,
+    /// Only rows whose feature, model or metadata contains this text (case-insensitive).
+    pub search: Option<String>,
+}
+
+impl UsageFilter {
+    /// Everything of one billable.
+    pub fn for_billable(billable: Billable) -> Self {
+        Self {
+            billable: Some(billable),
+            ..Self::default()
+        }
+    }
+
+    /// Restricts to one provider.
+    pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    /// Restricts to one model.
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Restricts to one feature.
+    pub fn with_feature(mut self, feature: impl Into<String>) -> Self {
+        self.feature = Some(feature.into());
+        self
+    }
+
+    /// Restricts to one tenant.
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    /// Restricts to a period, `[start, end)`.
+    pub fn in_period(mut self, period: &Period) -> Self {
+        self.from = Some(period.start);
+        self.until = Some(period.end);
+        self
+    }
+
+    /// True when `entry` passes the filter; the reference semantics every store follows.
+    pub fn matches(&self, e: &UsageEntry) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        self.billable.as_ref().is_none_or(|b| *b == e.billable)
+            && self
+                .user_id
+                .as_ref()
+                .is_none_or(|u| e.user_id.as_ref() == Some(u))
+            && self
+                .tenant
+                .as_ref()
+                .is_none_or(|t| e.tenant.as_ref() == Some(t))
+            && eq(&self.provider, &e.provider)
+            && eq(&self.model, &e.model)
+            && self
+                .feature
+                .as_ref()
+                .is_none_or(|f| e.feature.as_ref() == Some(f))
+            && self.from.is_none_or(|from| e.occurred_at >= from)
+            && self.until.is_none_or(|until| e.occurred_at < until)
+            && self.search.as_ref().is_none_or(|s| {
+                let s = s.to_lowercase();
+                e.model.to_lowercase().contains(&s)
+                    || e.feature
+                        .as_ref()
+                        .is_some_and(|f| f.to_lowercase().contains(&s))
+                    || serde_json::Value::Object(e.metadata.clone())
+                        .to_string()
+                        .to_lowercase()
+                        .contains(&s)
+            })
+    }
+}
+
+/// A page of results: `limit` rows after skipping `offset`, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return, at most [`Page::MAX_LIMIT`].
+    pub limit: u64,
+}
+
+impl Page {
+    /// The largest page a store returns.
+    pub const MAX_LIMIT: u64 = 1_000;
+
+    /// The first `limit` rows (capped at [`Page::MAX_LIMIT`]).
+    pub fn first(limit: u64) -> Self {
+        Self {
+            offset: 0,
+            limit: limit.min(Self::MAX_LIMIT),
+        }
+    }
+
+    /// Page number `page` (from 0) of `per_page` rows.
+    pub fn number(page: u64, per_page: u64) -> Self {
+        let limit = per_page.clamp(1, Self::MAX_LIMIT);
+        Self {
+            offset: page.saturating_mul(limit),
+            limit,
+        }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::first(50)
+    }
+}
+
+/// Sums over usage rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageSums {
+    /// Number of rows.
+    pub calls: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Cached input tokens.
+    pub cached_input_tokens: u64,
+    /// Cache-write tokens.
+    pub cache_write_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Input plus output tokens.
+    pub total_tokens: u64,
+    /// Total cost (rows are assumed to share the catalog's currency).
+    pub cost: Decimal,
+}
+
+impl UsageSums {
+    /// Adds one entry, saturating (sums of u64 token counts cannot realistically overflow).
+    pub fn add(&mut self, e: &UsageEntry) {
+        let u = &e.usage;
+        self.calls = self.calls.saturating_add(1);
+        self.input_tokens = self.input_tokens.saturating_add(u.input_tokens());
+        self.cached_input_tokens = self
+            .cached_input_tokens
+            .saturating_add(u.cached_input_tokens());
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(u.cache_write_tokens());
+        self.output_tokens = self.output_tokens.saturating_add(u.output_tokens());
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(u.reasoning_tokens());
+        self.total_tokens = self.total_tokens.saturating_add(u.total_tokens());
+        self.cost = self.cost.saturating_add(e.cost.total);
+    }
+}
+
+/// How grouped sums are keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// By provider.
+    Provider,
+    /// By provider and model, keyed `provider/model`.
+    Model,
+    /// By feature (rows without one are keyed by an empty string).
+    Feature,
+    /// By billable, keyed `kind:id`.
+    Billable,
+    /// By tenant (rows without one are keyed by an empty string).
+    Tenant,
+    /// By UTC day of `occurred_at`, keyed `YYYY-MM-DD`.
+    Day,
+}
+
+impl GroupBy {
+    /// The key of `entry` under this grouping; the reference semantics every store follows.
+    pub fn key_of(&self, e: &UsageEntry) -> String {
+        match self {
+            Self::Provider => e.provider.clone(),
+            Self::Model => format!("{}/{}", e.provider, e.model),
+            Self::Feature => e.feature.clone().unwrap_or_default(),
+            Self::Billable => e.billable.to_string(),
+            Self::Tenant => e.tenant.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            Self::Day => e.occurred_at.format("%Y-%m-%d").to_string(),
+        }
+    }
+}
+
+/// Sums for one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupedSums {
+    /// The group's key (see [`GroupBy`]).
+    pub key: String,
+    /// Its sums.
+    pub sums: UsageSums,
+}
+
+/// A period's usage as a counter sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodUsage {
+    /// Usage recorded in the period.
+    pub recorded: UsageTotals,
+    /// Usage reserved by calls in flight.
+    pub reserved: UsageTotals,
+}
+
+impl PeriodUsage {
+    /// Recorded plus reserved: what counts against the limits.
+    pub fn committed(&self) -> UsageTotals {
+        UsageTotals {
+            tokens: self.recorded.tokens.saturating_add(self.reserved.tokens),
+            cost: self.recorded.cost.saturating_add(self.reserved.cost),
+        }
+    }
+}
+
+/// The id of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReservationId(pub i64);
+
+/// A request to reserve usage against a period's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveRequest {
+    /// Who reserves.
+    pub billable: Billable,
+    /// The period whose counter the reservation counts against.
+    pub period: Period,
+    /// The limits to respect; [`Limits::UNLIMITED`] always succeeds (and still counts).
+    pub limits: Limits,
+    /// The estimate to reserve.
+    pub amount: UsageTotals,
+    /// The current instant: reservations of this counter that expired by now are dropped first.
+    pub now: DateTime<Utc>,
+    /// When this reservation expires if neither settled nor released.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The outcome of [`CounterStore::reserve`](super::CounterStore::reserve).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Reserved; the usage includes the new reservation.
+    Reserved {
+        /// The reservation to settle or release.
+        id: ReservationId,
+        /// The period's usage after reserving.
+        usage: PeriodUsage,
+    },
+    /// Refused because the amount does not fit; nothing was reserved.
+    Rejected {
+        /// The limit that would be exceeded (tokens are checked first).
+        exceeded: LimitKind,
+        /// The period's usage, unchanged.
+        usage: PeriodUsage,
+    },
+}
+
+/// The id of a subscription row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SubscriptionId(pub i64);
+
+/// How far a wallet may go below zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "floor")]
+pub enum Overdraft {
+    /// The available balance never goes below zero (the default).
+    #[default]
+    Disallowed,
+    /// The available balance may go down to this (negative) floor.
+    Floor(Decimal),
+    /// No floor at all.
+    Unlimited,
+}
+
+impl Overdraft {
+    /// True when a wallet with `available` balance may spend `amount` more.
+    pub fn permits(&self, available: Decimal, amount: Decimal) -> bool {
+        let after = available.saturating_sub(amount);
+        match self {
+            Self::Disallowed => after >= Decimal::ZERO,
+            Self::Floor(floor) => after >= *floor,
+            Self::Unlimited => true,
+        }
+    }
+}
+
+/// A wallet's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletBalance {
+    /// Whose wallet.
+    pub billable: Billable,
+    /// Its currency (one wallet per billable and currency).
+    pub currency: Currency,
+    /// The ledger balance.
+    pub balance: Decimal,
+    /// Amounts held by calls in flight.
+    pub held: Decimal,
+}
+
+impl WalletBalance {
+    /// Balance minus holds: what can still be spent.
+    pub fn available(&self) -> Decimal {
+        self.balance.saturating_sub(self.held)
+    }
+}
+
+/// Direction of a ledger entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Money in.
+    Credit,
+    /// Money out.
+    Debit,
+}
+
+/// One ledger entry of a wallet. Amounts are positive; `direction` carries the sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditTransaction {
+    /// Row id.
+    pub id: i64,
+    /// Whose wallet.
+    pub billable: Billable,
+    /// The amount and currency.
+    pub amount: Money,
+    /// In or out.
+    pub direction: Direction,
+    /// Why (`top-up`, `usage`, `refund`...).
+    pub reason: String,
+    /// The wallet balance right after this entry.
+    pub balance_after: Decimal,
+    /// Free-form data.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The id of a credit hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HoldId(pub i64);
+
+/// The outcome of a deduction or hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditOutcome<T> {
+    /// Done.
+    Done(T),
+    /// Refused: the wallet cannot cover the amount; nothing changed.
+    Insufficient {
+        /// What was available.
+        available: Decimal,
+    },
+}
+
+/// An overage to record: usage beyond a limit under the `charge` policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOverage {
+    /// Who is charged.
+    pub billable: Billable,
+    /// The usage row that caused it (one overage per usage row).
+    pub usage_id: i64,
+    /// The period it belongs to.
+    pub period: Period,
+    /// Tokens beyond the limit.
+    pub tokens: u64,
+    /// The amount to charge.
+    pub amount: Money,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored overage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverageRecord {
+    /// Row id.
+    pub id: i64,
+    /// The overage.
+    #[serde(flatten)]
+    pub overage: NewOverage,
+    /// When it was reported to the billing provider; `None` while pending.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// The billing provider's id for it (a Stripe invoice item or meter event).
+    pub external_id: Option<String>,
+}
