@@ -79,6 +79,31 @@ pub enum Error {
     /// Decimal or integer arithmetic overflowed.
     #[error("arithmetic overflow while computing {0}")]
     Overflow(&'static str),
+
+    /// The call was refused before reaching the provider: it would exceed a limit.
+    #[error("AI usage limit exceeded ({}): {}% of the period's limit used", .check.exceeded.map_or("limit", |k| k.as_str()), .check.usage_percentage)]
+    LimitExceeded {
+        /// The evaluation that refused it, with the limit, remainders and reset instant.
+        check: Box<crate::limit::LimitCheck>,
+    },
+
+    /// A credits-mode call was refused before reaching the provider: the wallet cannot
+    /// cover its estimated cost.
+    #[error("insufficient credits: required {required}, available {available} {}", .required.currency)]
+    InsufficientCredits {
+        /// The estimated cost that was to be held.
+        required: crate::money::Money,
+        /// What the wallet had available.
+        available: rust_decimal::Decimal,
+    },
+
+    /// A subscription names a plan the store does not have.
+    #[error("plan `{0}` does not exist")]
+    UnknownPlan(String),
+
+    /// The storage backend failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Error {

@@ -14,6 +14,11 @@ mod error;
 mod money;
 mod usage;
 
+pub mod clock;
+pub mod events;
+mod meter;
+mod metering;
+
 pub mod limit;
 pub mod period;
 pub mod plan;
@@ -24,5 +29,7 @@ pub mod validate;
 
 pub use billable::{Billable, Tenant};
 pub use error::{Error, Result};
+pub use meter::{Meter, MeterError, Metered, RecordOutcome, Reservation};
+pub use metering::{Entitlement, Metering, MeteringBuilder, MeteringConfig, QuotaStatus};
 pub use money::{Currency, Money};
 pub use usage::{MAX_TOKENS_PER_CALL, TokenCounts, TokenUsage};

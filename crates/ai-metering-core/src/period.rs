@@ -9,3 +9,16 @@ pub struct Period {
     /// End.
     pub end: DateTime<Utc>,
 }
+/// stub
+#[derive(Debug, Clone, Default)]
+pub struct PeriodSpec;
+impl PeriodSpec {
+    /// stub
+    pub fn period_at(&self, t: DateTime<Utc>) -> crate::Result<Period> {
+        Ok(Period { start: t, end: t })
+    }
+    /// stub
+    pub fn anchored_at(self, _t: DateTime<Utc>) -> Self {
+        self
+    }
+}

@@ -24,3 +24,31 @@ pub struct CostBreakdown {
     /// x
     pub catalog_version: String,
 }
+/// stub
+#[derive(Debug, Clone, Default)]
+pub struct PriceCatalog;
+impl PriceCatalog {
+    /// stub
+    pub fn builtin() -> Self {
+        Self
+    }
+    /// stub
+    pub fn currency(&self) -> Currency {
+        Currency::USD
+    }
+    /// stub
+    pub fn cost(&self, _p: &str, _m: &str, u: &crate::TokenUsage) -> crate::Result<CostBreakdown> {
+        let total = Decimal::from(u.total_tokens());
+        Ok(CostBreakdown {
+            input: total,
+            cached_input: Decimal::ZERO,
+            cache_write: Decimal::ZERO,
+            output: Decimal::ZERO,
+            reasoning: Decimal::ZERO,
+            total,
+            currency: Currency::USD,
+            priced: true,
+            catalog_version: "x".into(),
+        })
+    }
+}

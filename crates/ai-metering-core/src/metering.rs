@@ -1,0 +1,338 @@
+//! [`Metering`]: the shared entry point that ties a store, a price catalog, the period rules,
+//! a clock and the event sinks together.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::billable::Billable;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::events::{EventSink, Events, MeterEvent};
+use crate::limit::{LimitCheck, Limits, Thresholds, UsageTotals, evaluate};
+use crate::meter::Meter;
+use crate::period::{Period, PeriodSpec};
+use crate::plan::{BillingMode, OveragePolicy, Plan, Subscription};
+use crate::pricing::PriceCatalog;
+use crate::store::{Overdraft, Store, SubscriptionId};
+
+/// Settings of a [`Metering`]; the defaults are the original package's.
+#[derive(Debug, Clone)]
+pub struct MeteringConfig {
+    /// How periods are computed (default: monthly, calendar-aligned, UTC).
+    pub period: PeriodSpec,
+    /// Anchor periods to each subscription's start instead of the calendar.
+    pub anchor_to_subscription: bool,
+    /// Approaching thresholds (default 80%).
+    pub thresholds: Thresholds,
+    /// Overage policy for plans that set none (default block).
+    pub overage_policy: OveragePolicy,
+    /// How far credit wallets may go below zero (default: not at all).
+    pub overdraft: Overdraft,
+    /// How long a reservation counts if it is neither settled nor released (default 10 min).
+    pub reservation_ttl: Duration,
+    /// Refuse billables without an active subscription (default false: they are metered
+    /// without limits, as in the original).
+    pub require_subscription: bool,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        Self {
+            period: PeriodSpec::default(),
+            anchor_to_subscription: false,
+            thresholds: Thresholds::default(),
+            overage_policy: OveragePolicy::Block,
+            overdraft: Overdraft::Disallowed,
+            reservation_ttl: Duration::minutes(10),
+            require_subscription: false,
+        }
+    }
+}
+
+/// What a billable is entitled to right now: subscription, plan, limits and period.
+#[derive(Debug, Clone)]
+pub struct Entitlement {
+    /// The billable.
+    pub billable: Billable,
+    /// The subscription in force, with its id.
+    pub subscription: Option<(SubscriptionId, Subscription)>,
+    /// Its plan.
+    pub plan: Option<Plan>,
+    /// The limits in force (plan and override combined).
+    pub limits: Limits,
+    /// The current period; `None` without a subscription and without limits.
+    pub period: Option<Period>,
+    /// The overage policy in force.
+    pub overage_policy: OveragePolicy,
+    /// How usage is paid for.
+    pub billing_mode: BillingMode,
+}
+
+impl Entitlement {
+    /// True when limits are enforced by refusing calls (policy block and some limit set).
+    pub fn enforces_limits(&self) -> bool {
+        self.overage_policy == OveragePolicy::Block && !self.limits.is_unlimited()
+    }
+}
+
+pub(crate) struct Inner<S> {
+    pub(crate) store: S,
+    pub(crate) catalog: PriceCatalog,
+    pub(crate) config: MeteringConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Events,
+}
+
+/// The shared metering service: cheap to clone (an `Arc` inside), generic over the store.
+///
+/// ```
+/// use ai_metering_core::{Metering, store::MemoryStore};
+/// let metering = Metering::new(MemoryStore::new());
+/// let _meter = metering.meter(); // a fresh builder per call
+/// ```
+pub struct Metering<S> {
+    pub(crate) inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for Metering<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> fmt::Debug for Metering<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metering")
+            .field("config", &self.inner.config)
+            .field("clock", &self.inner.clock)
+            .field("events", &self.inner.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Metering<S> {
+    /// Metering over `store` with the built-in price catalog and default settings.
+    pub fn new(store: S) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// A builder to set the catalog, configuration, clock and event sinks.
+    pub fn builder(store: S) -> MeteringBuilder<S> {
+        MeteringBuilder {
+            store,
+            catalog: None,
+            config: MeteringConfig::default(),
+            clock: Arc::new(SystemClock),
+            events: Events::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The price catalog.
+    pub fn catalog(&self) -> &PriceCatalog {
+        &self.inner.catalog
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MeteringConfig {
+        &self.inner.config
+    }
+
+    /// The current instant, from the configured clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// A fresh [`Meter`] builder for one call.
+    pub fn meter(&self) -> Meter<S> {
+        Meter::new(self.clone())
+    }
+
+    /// Emits an event to `tracing` and every registered sink.
+    pub fn emit(&self, event: MeterEvent) {
+        self.inner.events.emit(event);
+    }
+
+    /// What `billable` is entitled to at `at`.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails; [`Error::UnknownPlan`] when the subscription
+    /// names a missing plan; [`Error::InvalidInput`] when a subscription is required and
+    /// there is none.
+    pub async fn entitlement(&self, billable: &Billable, at: DateTime<Utc>) -> Result<Entitlement> {
+        let store = &self.inner.store;
+        let config = &self.inner.config;
+        let subscription = store.current_subscription(billable, at).await?;
+        let Some((id, sub)) = subscription else {
+            if config.require_subscription {
+                return Err(Error::InvalidInput(format!(
+                    "{billable} has no active subscription"
+                )));
+            }
+            return Ok(Entitlement {
+                billable: billable.clone(),
+                subscription: None,
+                plan: None,
+                limits: Limits::UNLIMITED,
+                period: Some(config.period.period_at(at)?),
+                overage_policy: config.overage_policy,
+                billing_mode: BillingMode::Plan,
+            });
+        };
+        let plan = match &sub.plan {
+            Some(slug) => Some(
+                store
+                    .plan(slug)
+                    .await?
+                    .ok_or_else(|| Error::UnknownPlan(slug.clone()))?,
+            ),
+            None => None,
+        };
+        let override_ = store.limit_override_at(billable, at).await?;
+        let limits = match &plan {
+            Some(plan) => Limits::effective(plan, override_.as_ref()),
+            None => Limits::UNLIMITED,
+        };
+        let spec = if config.anchor_to_subscription {
+            config.period.clone().anchored_at(sub.started_at)
+        } else {
+            config.period.clone()
+        };
+        let overage_policy = plan
+            .as_ref()
+            .and_then(|p| p.overage_policy)
+            .unwrap_or(config.overage_policy);
+        Ok(Entitlement {
+            billable: billable.clone(),
+            billing_mode: sub.billing_mode,
+            subscription: Some((id, sub)),
+            plan,
+            limits,
+            period: Some(spec.period_at(at)?),
+            overage_policy,
+        })
+    }
+
+    /// Evaluates `billable`'s limits now, counting recorded and reserved usage, as if a call
+    /// asked for `requested`. Nothing is reserved.
+    ///
+    /// # Errors
+    /// As [`entitlement`](Self::entitlement).
+    pub async fn check(&self, billable: &Billable, requested: UsageTotals) -> Result<QuotaStatus> {
+        let now = self.now();
+        let entitlement = self.entitlement(billable, now).await?;
+        self.status_of(entitlement, requested, now).await
+    }
+
+    pub(crate) async fn status_of(
+        &self,
+        entitlement: Entitlement,
+        requested: UsageTotals,
+        now: DateTime<Utc>,
+    ) -> Result<QuotaStatus> {
+        let check = match &entitlement.period {
+            Some(period) if !entitlement.limits.is_unlimited() => {
+                let usage = self
+                    .inner
+                    .store
+                    .period_usage(&entitlement.billable, period, now)
+                    .await?;
+                evaluate(
+                    &entitlement.limits,
+                    usage.committed(),
+                    requested,
+                    &self.inner.config.thresholds,
+                )
+                .with_reset_at(period.end)
+            }
+            _ => LimitCheck::unlimited(),
+        };
+        Ok(QuotaStatus { entitlement, check })
+    }
+}
+
+/// A billable's entitlement and the limit check of its current usage.
+#[derive(Debug, Clone)]
+pub struct QuotaStatus {
+    /// Subscription, plan, limits, period.
+    pub entitlement: Entitlement,
+    /// The evaluation.
+    pub check: LimitCheck,
+}
+
+impl QuotaStatus {
+    /// True when a call must be refused: a limit is reached under the block policy.
+    pub fn is_blocked(&self) -> bool {
+        !self.check.allowed && self.entitlement.overage_policy == OveragePolicy::Block
+    }
+}
+
+/// Builds a [`Metering`].
+pub struct MeteringBuilder<S> {
+    store: S,
+    catalog: Option<PriceCatalog>,
+    config: MeteringConfig,
+    clock: Arc<dyn Clock>,
+    events: Events,
+}
+
+impl<S> fmt::Debug for MeteringBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeteringBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> MeteringBuilder<S> {
+    /// Uses this price catalog instead of the built-in one.
+    pub fn catalog(mut self, catalog: PriceCatalog) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: MeteringConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the period rules.
+    pub fn period(mut self, period: PeriodSpec) -> Self {
+        self.config.period = period;
+        self
+    }
+
+    /// Uses this clock (a [`ManualClock`](crate::clock::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Registers an event sink.
+    pub fn event_sink(mut self, sink: impl EventSink) -> Self {
+        self.events.add(Arc::new(sink));
+        self
+    }
+
+    /// Builds the service.
+    pub fn build(self) -> Metering<S> {
+        Metering {
+            inner: Arc::new(Inner {
+                store: self.store,
+                catalog: self.catalog.unwrap_or_else(PriceCatalog::builtin),
+                config: self.config,
+                clock: self.clock,
+                events: self.events,
+            }),
+        }
+    }
+}
