@@ -14,8 +14,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ai_metering_core::Currency;
+use ai_metering_core::limit::Thresholds;
+use ai_metering_core::period::PeriodSpec;
 use ai_metering_core::plan::OveragePolicy;
+use ai_metering_core::store::Overdraft;
+use ai_metering_core::{Currency, MeteringConfig};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
@@ -99,11 +102,9 @@ impl fmt::Display for ConfigError {
                     known.join(", ")
                 )
             }
-            Self::File { file, reason } => write!(
-                f,
-                "invalid configuration file {}: {reason}",
-                file.display()
-            ),
+            Self::File { file, reason } => {
+                write!(f, "invalid configuration file {}: {reason}", file.display())
+            }
         }
     }
 }
@@ -135,6 +136,8 @@ pub struct Config {
     pub period_alignment: String,
     /// Time zone of period boundaries.
     pub timezone: Tz,
+    /// The period rules built from the three settings above.
+    pub period: PeriodSpec,
     /// Billing driver name (`none`).
     pub billing_driver: String,
     /// Default overage policy.
@@ -231,6 +234,15 @@ impl Config {
         let (tz_key, tz_text, tz_origin) = get("period.timezone")?;
         let (cur_key, cur_text, cur_origin) = get("billing.currency")?;
         let (thr_key, thr_text, thr_origin) = get("limits.approaching_threshold")?;
+        let period_type = word("period.type")?;
+        let timezone = values::parse_timezone(tz_key, tz_text, tz_origin)?;
+        let (type_key, type_text, type_origin) = get("period.type")?;
+        let period =
+            PeriodSpec::from_config(&period_type, "calendar", timezone.name()).map_err(|_| {
+                type_key
+                    .accepts
+                    .error(type_key.name, type_text, type_origin)
+            })?;
         let overage_behavior = word("billing.overage_behavior")?
             .parse::<OveragePolicy>()
             .map_err(|e| ConfigError::File {
@@ -240,9 +252,10 @@ impl Config {
         Ok(Self {
             database_url: text("database.url")?,
             default_provider: text("default_provider")?,
-            period_type: word("period.type")?,
+            period_type,
             period_alignment: word("period.alignment")?,
-            timezone: values::parse_timezone(tz_key, tz_text, tz_origin)?,
+            timezone,
+            period,
             billing_driver: word("billing.driver")?,
             overage_behavior,
             overage_sync_strategy: word("billing.overage_sync_strategy")?,
@@ -260,6 +273,25 @@ impl Config {
             log_failures: boolean("logging.log_failures")?,
             settings,
         })
+    }
+
+    /// The metering rules: periods (anchored to each subscription's start when the
+    /// alignment is `rolling`), approaching threshold, default overage policy, overdraft.
+    pub fn metering_config(&self) -> MeteringConfig {
+        MeteringConfig {
+            period: self.period,
+            anchor_to_subscription: self.period_alignment == "rolling",
+            // The threshold was range-checked when loading, so this cannot fail; fall back
+            // to the default rather than panic.
+            thresholds: Thresholds::new([self.approaching_threshold]).unwrap_or_default(),
+            overage_policy: self.overage_behavior,
+            overdraft: if self.credit_overdraft {
+                Overdraft::Unlimited
+            } else {
+                Overdraft::Disallowed
+            },
+            ..MeteringConfig::default()
+        }
     }
 
     /// Inert keys that were set away from their default, with the reason they do nothing.
@@ -285,10 +317,12 @@ fn read_file(path: &Path) -> Result<FileValues, ConfigError> {
         file: path.to_owned(),
         reason: e.to_string(),
     })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
-        file: path.to_owned(),
-        reason: e.message().to_owned(),
-    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::File {
+            file: path.to_owned(),
+            reason: e.message().to_owned(),
+        })?;
     let mut values = BTreeMap::new();
     flatten(path, "", &table, &mut values)?;
     for key in values.keys() {
@@ -411,6 +445,31 @@ mod tests {
         assert_eq!(c.cache_ttl, 300);
         assert_eq!(c.approaching_threshold, Decimal::from(80));
         assert!(c.inert_settings().is_empty());
+        let m = c.metering_config();
+        assert_eq!(m.period, PeriodSpec::monthly());
+        assert!(!m.anchor_to_subscription);
+        assert_eq!(m.overdraft, Overdraft::Disallowed);
+    }
+
+    #[test]
+    fn settings_become_metering_rules() {
+        let env = [
+            ("AI_METERING_PERIOD_TYPE", "weekly"),
+            ("AI_METERING_PERIOD_ALIGNMENT", "rolling"),
+            ("AI_METERING_TIMEZONE", "Europe/Berlin"),
+            ("AI_METERING_CREDIT_OVERDRAFT", "true"),
+            ("AI_METERING_OVERAGE_BEHAVIOR", "charge"),
+            ("AI_METERING_APPROACHING_THRESHOLD", "90"),
+        ];
+        let m = load_with(&env, None, None).unwrap().metering_config();
+        assert_eq!(
+            m.period,
+            PeriodSpec::weekly().in_timezone(Tz::Europe__Berlin)
+        );
+        assert!(m.anchor_to_subscription);
+        assert_eq!(m.overdraft, Overdraft::Unlimited);
+        assert_eq!(m.overage_policy, OveragePolicy::Charge);
+        assert_eq!(m.thresholds.as_slice(), &[Decimal::from(90)]);
     }
 
     #[test]
@@ -418,7 +477,10 @@ mod tests {
         let file = "[period]\ntype = \"weekly\"\ntimezone = \"Europe/Paris\"\n[storage]\nprune_after_days = 30\n";
         let c = load_with(&[("AI_METERING_PERIOD_TYPE", "daily")], Some(file), None).unwrap();
         assert_eq!(c.period_type, "daily");
-        assert_eq!(c.settings["period.type"].1, Origin::Env("AI_METERING_PERIOD_TYPE"));
+        assert_eq!(
+            c.settings["period.type"].1,
+            Origin::Env("AI_METERING_PERIOD_TYPE")
+        );
         assert_eq!(c.timezone, Tz::Europe__Paris);
         assert_eq!(c.prune_after_days, 30);
         assert_eq!(c.cache_ttl, 300);
@@ -456,7 +518,10 @@ mod tests {
             .to_string();
         assert!(err.contains("period.type"), "{err}");
         assert!(err.contains("AI_METERING_PERIOD_TYPE"), "{err}");
-        assert!(err.contains("monthly, weekly, daily, yearly, rolling"), "{err}");
+        assert!(
+            err.contains("monthly, weekly, daily, yearly, rolling"),
+            "{err}"
+        );
 
         let err = load_with(&[], Some("[billing]\novernight = true\n"), None)
             .unwrap_err()
@@ -469,12 +534,18 @@ mod tests {
             ("AI_METERING_TIMEZONE", "Mars/Olympus", "IANA"),
             ("AI_METERING_PRUNE_AFTER_DAYS", "0", ">= 1"),
             ("AI_METERING_CACHE_TTL", "-5", ">= 0"),
-            ("AI_METERING_OVERAGE_BEHAVIOR", "refund", "block, charge, allow"),
+            (
+                "AI_METERING_OVERAGE_BEHAVIOR",
+                "refund",
+                "block, charge, allow",
+            ),
             ("AI_METERING_APPROACHING_THRESHOLD", "120", "at most 100"),
             ("AI_METERING_DATABASE_URL", "mysql://x", "sqlite://"),
             ("AI_METERING_BATCH_SIZE", "lots", "whole number"),
         ] {
-            let err = load_with(&[(var, bad)], None, None).unwrap_err().to_string();
+            let err = load_with(&[(var, bad)], None, None)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(var) && err.contains(accepted), "{var}: {err}");
         }
     }
@@ -509,6 +580,9 @@ mod tests {
         let err = load_with(&[], Some("period = [1, 2]"), None).unwrap_err();
         assert!(err.to_string().contains("`period` must be"), "{err}");
         let err = load_with(&[], Some("this is not toml"), None).unwrap_err();
-        assert!(err.to_string().contains("invalid configuration file"), "{err}");
+        assert!(
+            err.to_string().contains("invalid configuration file"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,367 @@
+//! The command-line structure (clap derive): global options and every command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use ai_metering_core::Billable;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rust_decimal::Decimal;
+
+/// AI usage metering, quotas, credits and billing: database maintenance, reports and a demo.
+#[derive(Debug, Parser)]
+#[command(name = "ai-metering", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [default: ./ai-metering.toml when present].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL; overrides AI_METERING_DATABASE_URL, DATABASE_URL and the file.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Output format: tables for people, JSON or CSV for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// JSON on stdout, notes on stderr.
+    Json,
+    /// CSV (tabular outputs only).
+    Csv,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the database tables.
+    Migrate,
+    /// Usage totals and the breakdown by provider and model for a month or the current period.
+    Report(ReportArgs),
+    /// Delete usage rows older than the retention period.
+    Cleanup(CleanupArgs),
+    /// Report pending overages to the billing driver.
+    SyncOverages(SyncOveragesArgs),
+    /// Check the configuration, the database connection and data integrity.
+    Validate,
+    /// Show the effective configuration and where each value comes from.
+    Config,
+    /// List, create or sync plans.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+    /// Move a billable's current subscription to another plan.
+    MigratePlan(MigratePlanArgs),
+    /// Rebuild the usage rollups that feed the dashboard.
+    Aggregate(AggregateArgs),
+    /// Delete or anonymise everything stored about one billable.
+    #[command(subcommand)]
+    Gdpr(GdprCommand),
+    /// Credit wallets: add credits, show a balance.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Run the demo: a seeded SQLite database, the dashboard and an OpenAI-compatible API.
+    Demo(DemoArgs),
+}
+
+/// `report` options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Calendar month (in the configured time zone) [default: the current period].
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: Option<Month>,
+    /// Only this billable.
+    #[arg(long, value_name = "TYPE:ID", value_parser = parse_billable)]
+    pub billable: Option<Billable>,
+}
+
+/// `cleanup` options.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Keep this many days [default: storage.prune_after_days, 365].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub days: Option<u64>,
+    /// Only count what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+/// `sync-overages` options.
+#[derive(Debug, Args)]
+pub struct SyncOveragesArgs {
+    /// At most this many overages, oldest first.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
+}
+
+/// `plans` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// List every plan.
+    List,
+    /// Create (or replace) one plan.
+    Create(PlanCreateArgs),
+    /// Upsert plans by slug from a TOML file with [[plans]] tables.
+    Sync(PlanSyncArgs),
+}
+
+/// `plans create` options.
+#[derive(Debug, Args)]
+pub struct PlanCreateArgs {
+    /// Unique key of the plan.
+    pub slug: String,
+    /// Name shown to people [default: the slug].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Tokens per period.
+    #[arg(long)]
+    pub token_limit: Option<u64>,
+    /// Cost per period, in the catalog's currency.
+    #[arg(long, value_parser = parse_amount)]
+    pub cost_limit: Option<Decimal>,
+    /// Overage price per 1,000 tokens.
+    #[arg(long, value_parser = parse_amount)]
+    pub overage_price: Option<Decimal>,
+    /// Overage policy of this plan [default: billing.overage_behavior].
+    #[arg(long, value_parser = ["block", "charge", "allow"])]
+    pub overage_policy: Option<String>,
+    /// Create the plan inactive (no limits apply).
+    #[arg(long)]
+    pub inactive: bool,
+}
+
+/// `plans sync` options.
+#[derive(Debug, Args)]
+pub struct PlanSyncArgs {
+    /// TOML file with [[plans]] tables (slug, name, token_limit, cost_limit, ...).
+    pub file: PathBuf,
+    /// Only show what would change.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `migrate-plan` arguments.
+#[derive(Debug, Args)]
+pub struct MigratePlanArgs {
+    /// The billable, as TYPE:ID.
+    #[arg(value_parser = parse_billable, value_name = "TYPE:ID")]
+    pub billable: Billable,
+    /// Slug of the target plan.
+    pub to_plan: String,
+    /// Only if the current plan is this one.
+    #[arg(long)]
+    pub from_plan: Option<String>,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+/// `aggregate` options.
+#[derive(Debug, Args)]
+pub struct AggregateArgs {
+    /// Rollup granularity.
+    #[arg(long, value_enum, default_value_t = AggregatePeriod::Day)]
+    pub period: AggregatePeriod,
+    /// Only rebuild this many most recent days [default: all usage].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub days: Option<u64>,
+}
+
+/// Rollup granularities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AggregatePeriod {
+    /// Daily rollups.
+    Day,
+    /// Weekly rollups (Monday to Sunday).
+    Week,
+    /// Monthly rollups.
+    Month,
+}
+
+/// `gdpr` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GdprCommand {
+    /// Delete the billable's usage, subscriptions, wallet and overages.
+    Delete(GdprArgs),
+    /// Keep the usage for totals but remove what identifies the billable.
+    Anonymize(GdprArgs),
+}
+
+/// `gdpr` arguments.
+#[derive(Debug, Args)]
+pub struct GdprArgs {
+    /// The billable, as TYPE:ID.
+    #[arg(value_parser = parse_billable, value_name = "TYPE:ID")]
+    pub billable: Billable,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+/// `wallet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Add credits to a billable's wallet.
+    Add(WalletAddArgs),
+    /// Show a wallet's balance and latest transactions.
+    Balance(WalletBalanceArgs),
+}
+
+/// `wallet add` arguments.
+#[derive(Debug, Args)]
+pub struct WalletAddArgs {
+    /// The billable, as TYPE:ID.
+    #[arg(value_parser = parse_billable, value_name = "TYPE:ID")]
+    pub billable: Billable,
+    /// The amount, a positive decimal such as 25 or 9.99.
+    #[arg(value_parser = parse_amount)]
+    pub amount: Decimal,
+    /// Currency [default: billing.currency].
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// Reason written in the ledger.
+    #[arg(long, default_value = "top-up")]
+    pub reason: String,
+}
+
+/// `wallet balance` arguments.
+#[derive(Debug, Args)]
+pub struct WalletBalanceArgs {
+    /// The billable, as TYPE:ID.
+    #[arg(value_parser = parse_billable, value_name = "TYPE:ID")]
+    pub billable: Billable,
+    /// Currency [default: billing.currency].
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// How many recent transactions to show.
+    #[arg(long, default_value_t = 10)]
+    pub transactions: u64,
+}
+
+/// `demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// SQLite file of the demo, recreated on every run.
+    #[arg(long, default_value = "ai-metering-demo.db")]
+    pub db: PathBuf,
+    /// Address to serve on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+}
+
+/// A calendar month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Month {
+    /// The year.
+    pub year: i32,
+    /// The month, 1 to 12.
+    pub month: u32,
+}
+
+/// Parses `YYYY-MM`.
+pub fn parse_month(s: &str) -> Result<Month, String> {
+    let bad = || format!("expected YYYY-MM (for example 2024-01), got {s:?}");
+    let (y, m) = s.split_once('-').ok_or_else(bad)?;
+    if y.len() != 4 || m.len() != 2 || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let year: i32 = y.parse().map_err(|_| bad())?;
+    let month: u32 = m.parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&month) {
+        return Err(format!("month must be 01 to 12, got {s:?}"));
+    }
+    Ok(Month { year, month })
+}
+
+/// Parses `TYPE:ID`.
+pub fn parse_billable(s: &str) -> Result<Billable, String> {
+    Billable::from_str(s).map_err(|e| e.to_string())
+}
+
+/// Parses a positive decimal amount (money is never parsed through a float).
+pub fn parse_amount(s: &str) -> Result<Decimal, String> {
+    match Decimal::from_str(s.trim()) {
+        Ok(d) if d > Decimal::ZERO => Ok(d),
+        Ok(_) => Err(format!("the amount must be positive, got {s:?}")),
+        Err(_) => Err(format!(
+            "expected a decimal amount such as 25 or 9.99, got {s:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn months_are_strict_yyyy_mm() {
+        assert_eq!(
+            parse_month("2024-02"),
+            Ok(Month {
+                year: 2024,
+                month: 2
+            })
+        );
+        for bad in [
+            "2024-13",
+            "2024-00",
+            "2024-1",
+            "24-01",
+            "2024/01",
+            "january",
+            "2024-01-01",
+        ] {
+            assert!(parse_month(bad).is_err(), "{bad}");
+        }
+        assert!(parse_month("2024-13").unwrap_err().contains("01 to 12"));
+    }
+
+    #[test]
+    fn amounts_are_positive_decimals() {
+        assert_eq!(parse_amount("9.99"), Ok(Decimal::new(999, 2)));
+        assert!(parse_amount("0").is_err());
+        assert!(parse_amount("-1").is_err());
+        assert!(parse_amount("ten").is_err());
+    }
+
+    #[test]
+    fn billables_must_be_type_colon_id() {
+        assert_eq!(parse_billable("user:42"), Ok(Billable::new("user", 42)));
+        assert!(parse_billable("user42").unwrap_err().contains("TYPE:ID"));
+    }
+
+    #[test]
+    fn global_options_work_after_the_command() {
+        let cli = Cli::try_parse_from([
+            "ai-metering",
+            "report",
+            "--format",
+            "json",
+            "--month",
+            "2024-01",
+        ])
+        .unwrap();
+        assert_eq!(cli.format, Format::Json);
+        assert!(matches!(
+            cli.command,
+            Command::Report(ReportArgs { month: Some(_), .. })
+        ));
+    }
+}

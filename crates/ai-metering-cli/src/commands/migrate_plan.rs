@@ -1,0 +1,98 @@
+//! `ai-metering migrate-plan TYPE:ID TO_PLAN`: move a billable's current subscription to
+//! another plan.
+//!
+//! Fixes of the original: works non-interactively with `--yes` (and refuses clearly without
+//! a terminal), records the previous plan, and emits `PlanChanged`. Usage already recorded
+//! in the current period counts against the new plan's limits.
+
+use ai_metering_core::events::MeterEvent;
+use ai_metering_core::store::{PlanStore, SubscriptionStore};
+use serde_json::json;
+
+use super::Ctx;
+use crate::cli::{Format, MigratePlanArgs};
+use crate::error::{CliError, CliResult};
+use crate::prompt::confirm;
+
+/// Runs the command.
+pub async fn run(ctx: &Ctx, args: &MigratePlanArgs) -> CliResult {
+    ctx.out.no_csv("migrate-plan")?;
+    let metering = ctx.metering().await?;
+    let store = metering.store();
+    let billable = &args.billable;
+    let target = store
+        .plan(&args.to_plan)
+        .await?
+        .ok_or_else(|| CliError::failure(format!("Plan '{}' not found.", args.to_plan)))?;
+    if let Some(from) = &args.from_plan
+        && store.plan(from).await?.is_none()
+    {
+        return Err(CliError::failure(format!("Plan '{from}' not found.")));
+    }
+    let now = metering.now();
+    let (id, mut subscription) = store
+        .current_subscription(billable, now)
+        .await?
+        .ok_or_else(|| {
+            CliError::failure(format!("No active subscription found for {billable}."))
+        })?;
+    let current = subscription.plan.clone();
+    let current_text = current.as_deref().unwrap_or("none");
+    if let Some(from) = &args.from_plan
+        && current.as_deref() != Some(from.as_str())
+    {
+        return Err(CliError::failure(format!(
+            "Current plan does not match '{from}'. Current plan is '{current_text}'."
+        )));
+    }
+    if current.as_deref() == Some(target.slug.as_str()) {
+        ctx.out
+            .warn(&format!("{billable} is already on plan '{}'.", target.slug));
+        if ctx.out.format() == Format::Json {
+            ctx.out.json(
+                &json!({"billable": billable.to_string(), "changed": false, "plan": target.slug}),
+            )?;
+        }
+        return Ok(());
+    }
+    if !target.active {
+        ctx.out.warn(&format!(
+            "Plan '{}' is inactive: no limits will apply to {billable}.",
+            target.slug
+        ));
+    }
+    ctx.out.line(&format!("Entity: {billable}"));
+    ctx.out.line(&format!("Current plan: {current_text}"));
+    ctx.out
+        .line(&format!("Target plan: {} ({})", target.slug, target.name));
+    let question = format!(
+        "Move {billable} from '{current_text}' to '{}'?",
+        target.slug
+    );
+    if !confirm(&question, args.yes)? {
+        ctx.out.line("Plan migration cancelled.");
+        return Ok(());
+    }
+    subscription.previous_plan = current.clone();
+    subscription.plan = Some(target.slug.clone());
+    store.update_subscription(id, &subscription).await?;
+    metering.emit(MeterEvent::PlanChanged {
+        billable: billable.clone(),
+        from: current.clone(),
+        to: target.slug.clone(),
+    });
+    if ctx.out.format() == Format::Json {
+        return ctx.out.json(&json!({
+            "billable": billable.to_string(),
+            "changed": true,
+            "from": current,
+            "to": target.slug,
+            "event": "plan_changed",
+        }));
+    }
+    ctx.out.success(&format!(
+        "Moved {billable} from '{current_text}' to '{}'. Usage already recorded this period counts against the new plan.",
+        target.slug
+    ));
+    Ok(())
+}

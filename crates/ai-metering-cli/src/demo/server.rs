@@ -1,0 +1,201 @@
+//! The demo's axum app: the dashboard, an OpenAI-compatible API protected by `QuotaLayer`,
+//! and a small index page.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ai_metering_core::{Error, Metering, TokenUsage};
+use ai_metering_dashboard::DashboardConfig;
+use ai_metering_tower::{QuotaLayer, QuotaRejection, RemainingQuota};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde_json::json;
+
+use super::accounts::{ACCOUNTS, account_for};
+use super::mock_model;
+use super::openai::{ApiError, ChatRequest, completion_json};
+use super::stream::{ReservationGuard, StreamReply, sse_response};
+use crate::commands::CliStore;
+
+/// The models the demo serves, each priced as the real provider's model.
+pub const MODELS: &[(&str, &str)] = &[
+    ("gpt-4o-mini", "openai"),
+    ("gpt-4o", "openai"),
+    ("gpt-4.1-mini", "openai"),
+    ("claude-sonnet-4-5", "anthropic"),
+    ("claude-haiku-4-5", "anthropic"),
+];
+
+#[derive(Clone)]
+struct AppState {
+    next_id: Arc<AtomicU64>,
+}
+
+/// The whole demo app.
+pub fn app(metering: Metering<CliStore>, cache_ttl: Option<chrono::Duration>) -> Router {
+    let mut quota = QuotaLayer::new(metering.clone())
+        .billable(|parts: &Parts| account_for(parts).map(|a| a.billable()))
+        .feature("chat")
+        .on_rejection(rejection_response);
+    if let Some(ttl) = cache_ttl {
+        quota = quota.cache_ttl(ttl);
+    }
+    let v1 = Router::new()
+        .route("/chat/completions", post(chat).route_layer(quota))
+        .route("/models", get(models))
+        .fallback(not_found);
+    Router::new()
+        .route("/", get(index))
+        .nest("/v1", v1)
+        .nest(
+            "/ai-metering",
+            ai_metering_dashboard::router(metering, DashboardConfig::allow_all()),
+        )
+        .with_state(AppState {
+            next_id: Arc::new(AtomicU64::new(1)),
+        })
+}
+
+async fn index() -> impl IntoResponse {
+    let keys: Vec<String> = ACCOUNTS
+        .iter()
+        .map(|a| format!("  {:<18} {}:{:<8} {}", a.key, a.kind, a.id, a.story))
+        .collect();
+    format!(
+        "ai-metering demo\n\n  GET  /ai-metering            the dashboard\n  POST /v1/chat/completions    OpenAI-compatible chat (Authorization: Bearer <key>)\n  GET  /v1/models              the models\n\nKeys:\n{}\n",
+        keys.join("\n")
+    )
+}
+
+async fn models() -> Json<serde_json::Value> {
+    let data: Vec<_> = MODELS
+        .iter()
+        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": owner}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    let mut e = ApiError::invalid_request(format!("Invalid URL ({method} {uri})"));
+    e.status = axum::http::StatusCode::NOT_FOUND;
+    e
+}
+
+async fn chat(
+    State(state): State<AppState>,
+    quota: RemainingQuota<CliStore>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = ChatRequest::parse(&body)?;
+    let provider = MODELS
+        .iter()
+        .find(|(id, _)| *id == request.model)
+        .map(|(_, p)| *p)
+        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    let texts = request.texts();
+    let reply = mock_model::reply(
+        texts.iter().map(|(role, text)| (*role, text.as_str())),
+        request.reply_limit(),
+    );
+    let usage = TokenUsage::new(reply.prompt_tokens, reply.completion_tokens)
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    // The mock knows its reply in advance, so the estimate is exact; a real proxy would
+    // estimate the prompt plus `max_tokens`.
+    let reservation = quota
+        .meter()
+        .provider(provider, request.model.as_str())
+        .estimate(usage)
+        .begin()
+        .await
+        .map_err(metering_error)?;
+    let mut guard = ReservationGuard::new(reservation);
+    let id = format!(
+        "chatcmpl-demo-{}",
+        state.next_id.fetch_add(1, Ordering::Relaxed)
+    );
+    let created = Utc::now().timestamp();
+    if request.stream {
+        let r = StreamReply {
+            id,
+            created,
+            model: request.model.clone(),
+            reply,
+            include_usage: request.include_usage(),
+        };
+        return Ok(sse_response(r, usage, guard));
+    }
+    if let Some(reservation) = guard.take() {
+        reservation
+            .record(usage, false)
+            .await
+            .map_err(|e| ApiError::server(format!("the usage could not be recorded: {e}")))?;
+    }
+    Ok(Json(completion_json(&id, created, &request.model, &reply)).into_response())
+}
+
+/// A metering refusal in OpenAI's terms.
+fn metering_error(e: Error) -> ApiError {
+    match e {
+        Error::LimitExceeded { check } => {
+            let which = check.exceeded.map_or("usage", |k| k.as_str());
+            let retry = check
+                .reset_at
+                .map(|at| u64::try_from((at - Utc::now()).num_seconds().max(1)).unwrap_or(1));
+            let resets = check.reset_at.map_or(String::new(), |at| {
+                format!(
+                    " It resets at {}.",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            });
+            ApiError::insufficient_quota(
+                format!(
+                    "You exceeded your current quota: the {which} limit for this period would be exceeded by this request.{resets}"
+                ),
+                retry,
+            )
+        }
+        Error::InsufficientCredits {
+            required,
+            available,
+        } => ApiError::insufficient_quota(
+            format!(
+                "You exceeded your current quota: this request needs about {} {}, the credit balance has {available} {}. Add credits with `ai-metering wallet add`.",
+                required.amount, required.currency, required.currency
+            ),
+            None,
+        ),
+        Error::UnknownModel { model, .. } => ApiError::model_not_found(&model),
+        Error::Store(e) => ApiError::server(format!("usage storage failed: {e}")),
+        other => ApiError::invalid_request(other.to_string()),
+    }
+}
+
+/// The layer's refusals in OpenAI's error shape, so the SDKs raise the right exception.
+fn rejection_response(rejection: QuotaRejection) -> Response {
+    let detail = rejection.detail();
+    match rejection {
+        QuotaRejection::MissingBillable => ApiError::unauthorized(format!(
+            "Incorrect or missing API key. Use one of the demo keys printed by `ai-metering demo`, for example {}.",
+            ACCOUNTS.first().map_or("sk-demo-alice", |a| a.key)
+        )),
+        QuotaRejection::QuotaExceeded { retry_after, .. } => ApiError::insufficient_quota(
+            format!("You exceeded your current quota. {detail}"),
+            retry_after,
+        ),
+        QuotaRejection::InsufficientCredits { .. } => {
+            ApiError::insufficient_quota(format!("You exceeded your current quota. {detail}"), None)
+        }
+        other => {
+            let mut e = ApiError::server(detail);
+            e.status = other.status();
+            e
+        }
+    }
+    .into_response()
+}
