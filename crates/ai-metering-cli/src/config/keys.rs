@@ -211,11 +211,12 @@ pub const KEYS: &[Key] = &[
         "info",
         Accepts::OneOf(LOG_LEVELS),
     ),
-    key(
+    inert(
         "logging.log_failures",
         &["AI_METERING_LOG_FAILURES"],
         "true",
         Accepts::Bool,
+        "failures are logged whenever logging is enabled",
     ),
     inert(
         "storage.connection",

@@ -162,8 +162,6 @@ pub struct Config {
     pub logging_enabled: bool,
     /// Log level.
     pub log_level: String,
-    /// Log failures.
-    pub log_failures: bool,
     /// Every key's effective text and origin, for `ai-metering config` and `validate`.
     pub settings: BTreeMap<&'static str, (String, Origin)>,
 }
@@ -270,7 +268,6 @@ impl Config {
             cache_ttl: integer("performance.cache_ttl")?,
             logging_enabled: boolean("logging.enabled")?,
             log_level: word("logging.level")?,
-            log_failures: boolean("logging.log_failures")?,
             settings,
         })
     }

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod lcg;
+mod logging;
 mod mock_model;
 mod openai;
 mod seed;
@@ -24,6 +25,7 @@ use crate::output::{num, text, thousands};
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
+    logging::init(&ctx.config);
     remove_database(&args.db)?;
     let url = format!("sqlite://{}?mode=rwc", args.db.display());
     let store = connect(&url).await?;

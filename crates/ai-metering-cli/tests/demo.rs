@@ -1,0 +1,272 @@
+//! End to end: `ai-metering demo` on a free port, the OpenAI-compatible endpoint called
+//! plainly and streaming until the quota runs out, then the recorded usage read back with
+//! `ai-metering report`. The HTTP client is a few lines over a TcpStream (HTTP/1.1,
+//! `Connection: close`), enough for JSON and server-sent events.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::Workspace;
+use serde_json::{Value, json};
+
+/// The demo server, killed when dropped.
+struct Demo {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo(ws: &Workspace) -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ai-metering"))
+        .args(["demo", "--addr", "127.0.0.1:0", "--db", "demo.db"])
+        .current_dir(ws.dir.path())
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the demo exited before listening")
+            .expect("read stdout");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().parse::<SocketAddr>().expect("address");
+        }
+    };
+    // Keep draining the banner so the demo never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Demo { child, addr }
+}
+
+struct Response {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Response {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(key) = key {
+        request.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("receive");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    if headers.get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body: String::from_utf8(body).expect("UTF-8 body"),
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+}
+
+/// The `data:` payloads of an event stream.
+fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
+fn chat(stream: bool) -> Value {
+    let mut body = json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You are a test."},
+            {"role": "user", "content": "Please repeat this sentence about metering tokens, quotas and limits. ".repeat(6)}
+        ]
+    });
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+#[test]
+fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
+    let ws = Workspace::new();
+    let demo = start_demo(&ws);
+    let addr = demo.addr;
+
+    let models = http(addr, "GET", "/v1/models", None, None);
+    assert_eq!(models.status, 200);
+    assert_eq!(models.json()["data"][0]["id"], "gpt-4o-mini");
+    let dashboard = http(addr, "GET", "/ai-metering", None, None);
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+
+    // No key, a wrong key: 401 in OpenAI's shape.
+    for key in [None, Some("sk-wrong")] {
+        let r = http(addr, "POST", "/v1/chat/completions", key, Some(&chat(false)));
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert_eq!(r.json()["error"]["code"], "invalid_api_key");
+    }
+    // An unknown model: 404 model_not_found.
+    let mut unknown = chat(false);
+    unknown["model"] = json!("gpt-99");
+    let r = http(addr, "POST", "/v1/chat/completions", Some("sk-demo-globex"), Some(&unknown));
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
+
+    // bob is over his limit already.
+    let r = http(addr, "POST", "/v1/chat/completions", Some("sk-demo-bob"), Some(&chat(false)));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "insufficient_quota");
+    assert_eq!(r.json()["error"]["code"], "insufficient_quota");
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+
+    // alice has 5,000 tokens left: alternate plain and streaming calls until 429.
+    let mut spent = 0_u64;
+    let mut ok_calls = 0;
+    let mut last_remaining: Option<u64> = None;
+    let mut refused = None;
+    for i in 0..200 {
+        let streaming = i % 2 == 1;
+        let r = http(addr, "POST", "/v1/chat/completions", Some("sk-demo-alice"), Some(&chat(streaming)));
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        let remaining: u64 = r
+            .header("x-remaining-tokens")
+            .expect("X-Remaining-Tokens")
+            .parse()
+            .expect("a number");
+        if let Some(last) = last_remaining {
+            assert!(remaining < last, "remaining tokens must go down: {last} then {remaining}");
+        }
+        last_remaining = Some(remaining);
+        assert!(r.header("x-usage-percentage").is_some());
+        let usage = if streaming {
+            assert!(r.header("content-type").unwrap_or("").starts_with("text/event-stream"));
+            let data = sse_data(&r.body);
+            assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{}", r.body);
+            let chunks: Vec<Value> = data[..data.len() - 1]
+                .iter()
+                .map(|d| serde_json::from_str(d).expect("chunk JSON"))
+                .collect();
+            let text: String = chunks
+                .iter()
+                .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+                .collect();
+            assert!(text.starts_with("You said:"), "{text}");
+            let last = chunks.last().expect("usage chunk");
+            assert_eq!(last["choices"], json!([]));
+            assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
+            last["usage"].clone()
+        } else {
+            let j = r.json();
+            assert_eq!(j["object"], "chat.completion");
+            assert!(j["choices"][0]["message"]["content"].as_str().unwrap().starts_with("You said:"));
+            j["usage"].clone()
+        };
+        let total = usage["total_tokens"].as_u64().expect("total_tokens");
+        assert_eq!(
+            total,
+            usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+        );
+        spent += total;
+        ok_calls += 1;
+    }
+    let refused = refused.expect("alice should run out of quota");
+    assert!(ok_calls >= 2, "only {ok_calls} calls before 429");
+    assert!(spent <= 5_000, "spent {spent} of 5,000 tokens");
+    let err = refused.json();
+    assert_eq!(err["error"]["type"], "insufficient_quota", "{}", refused.body);
+    assert!(refused.header("retry-after").is_some(), "{:?}", refused.headers);
+    assert_eq!(refused.header("x-should-retry"), Some("false"));
+
+    // globex is fine: a streaming call without include_usage has no usage chunk.
+    let mut body = chat(true);
+    body["stream_options"] = json!({"include_usage": false});
+    let r = http(addr, "POST", "/v1/chat/completions", Some("sk-demo-globex"), Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(sse_data(&r.body).iter().all(|d| !d.contains("\"usage\"")));
+
+    drop(demo);
+
+    // The recorded usage: the seeded 45,000 tokens plus exactly what the API reported.
+    let url = format!("sqlite://{}?mode=rwc", ws.path("demo.db").display());
+    let report = ws.run(&["--database-url", &url, "report", "--billable", "user:alice", "--format", "json"]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let j = report.json();
+    assert_eq!(j["totals"]["total_tokens"].as_u64(), Some(45_000 + spent), "{j}");
+}
