@@ -2,8 +2,10 @@
 
 mod common;
 
-use ai_metering_core::store::{CreditStore, NewOverage, OverageStore, SubscriptionStore, UsageFilter, UsageStore};
 use ai_metering_core::period::Period;
+use ai_metering_core::store::{
+    CreditStore, NewOverage, OverageStore, SubscriptionStore, UsageFilter, UsageStore,
+};
 use ai_metering_core::{Billable, Currency, Money};
 use common::{Workspace, at, fixture, s, write};
 use rust_decimal::Decimal;
@@ -14,7 +16,11 @@ fn migrate_creates_the_schema_once() {
     let first = ws.ok(&["migrate", "--format", "json"]).json();
     assert_eq!(first["applied"], true);
     let second = ws.ok(&["migrate"]);
-    assert!(second.stdout.contains("Nothing to migrate"), "{}", second.stdout);
+    assert!(
+        second.stdout.contains("Nothing to migrate"),
+        "{}",
+        second.stdout
+    );
 }
 
 #[test]
@@ -34,14 +40,20 @@ fn nothing_configured_uses_the_embedded_sqlite_file_in_the_working_directory() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert!(ws.path("ai-metering.db").is_file());
 }
 
 #[tokio::test]
 async fn report_shows_totals_and_the_full_breakdown() {
     let ws = fixture().await;
-    let r = ws.ok(&["report", "--month", "2024-01", "--format", "json"]).json();
+    let r = ws
+        .ok(&["report", "--month", "2024-01", "--format", "json"])
+        .json();
     assert_eq!(r["totals"]["calls"], 5);
     assert_eq!(r["totals"]["total_tokens"], 5_700);
     assert_eq!(r["totals"]["billables"], 2);
@@ -52,23 +64,49 @@ async fn report_shows_totals_and_the_full_breakdown() {
     assert_eq!(breakdown[0]["model"], "gpt-4o-mini");
     assert_eq!(breakdown[0]["total_tokens"], 4_700);
     assert_eq!(breakdown[0]["calls"], 3);
-    let models: Vec<&str> = breakdown.iter().map(|b| b["model"].as_str().unwrap()).collect();
+    let models: Vec<&str> = breakdown
+        .iter()
+        .map(|b| b["model"].as_str().unwrap())
+        .collect();
     assert!(models.contains(&"gpt-4o") && models.contains(&"claude-sonnet-4-5"));
     // Costs are exact decimal strings.
-    assert!(r["totals"]["cost"].as_str().unwrap().parse::<Decimal>().unwrap() > Decimal::ZERO);
+    assert!(
+        r["totals"]["cost"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap()
+            > Decimal::ZERO
+    );
 
     let one = ws
-        .ok(&["report", "--month", "2024-01", "--billable", "user:1", "--format", "json"])
+        .ok(&[
+            "report",
+            "--month",
+            "2024-01",
+            "--billable",
+            "user:1",
+            "--format",
+            "json",
+        ])
         .json();
     assert_eq!(one["totals"]["total_tokens"], 5_500);
     assert_eq!(one["billable"], "user:1");
 
     let table = ws.ok(&["report", "--month", "2024-01"]).stdout;
     assert!(table.contains("Breakdown by Provider/Model"), "{table}");
-    assert!(table.contains("claude-sonnet-4-5") && table.contains("5,700"), "{table}");
-    assert!(table.contains("2024-01-01 00:00 to 2024-02-01 00:00"), "{table}");
+    assert!(
+        table.contains("claude-sonnet-4-5") && table.contains("5,700"),
+        "{table}"
+    );
+    assert!(
+        table.contains("2024-01-01 00:00 to 2024-02-01 00:00"),
+        "{table}"
+    );
 
-    let csv = ws.ok(&["report", "--month", "2024-01", "--format", "csv"]).stdout;
+    let csv = ws
+        .ok(&["report", "--month", "2024-01", "--format", "csv"])
+        .stdout;
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("provider,model,calls"), "{csv}");
     assert_eq!(lines.len(), 5, "{csv}");
@@ -84,7 +122,11 @@ async fn report_rejects_bad_input_clearly() {
     ws.fails(&["report", "--month", "2024-13"], 2, "01 to 12");
     ws.fails(&["report", "--month", "January"], 2, "YYYY-MM");
     ws.fails(&["report", "--billable", "user42"], 2, "TYPE:ID");
-    ws.fails(&["report", "--billable", "user:999"], 1, "unknown billable user:999");
+    ws.fails(
+        &["report", "--billable", "user:999"],
+        1,
+        "unknown billable user:999",
+    );
     ws.fails(&["report", "--format", "xml"], 2, "xml");
 }
 
@@ -92,17 +134,25 @@ async fn report_rejects_bad_input_clearly() {
 async fn cleanup_counts_refuses_without_yes_and_deletes_only_old_rows() {
     let ws = fixture().await;
     let dry = ws.ok(&["cleanup", "--days", "365", "--dry-run"]).stdout;
-    assert!(dry.contains("DRY RUN: Would delete 2 usage records older than 365 days"), "{dry}");
+    assert!(
+        dry.contains("DRY RUN: Would delete 2 usage records older than 365 days"),
+        "{dry}"
+    );
     // No terminal and no --yes: refuse, delete nothing.
     ws.fails(&["cleanup", "--days", "365"], 1, "--yes");
-    let r = ws.ok(&["cleanup", "--days", "365", "--yes", "--format", "json"]).json();
+    let r = ws
+        .ok(&["cleanup", "--days", "365", "--yes", "--format", "json"])
+        .json();
     assert_eq!(r["deleted"], 2);
     assert_eq!(r["matching"], 2);
     let store = ws.store().await;
     let left = store.sum_usage(&UsageFilter::default()).await.unwrap();
     assert_eq!(left.calls, 6);
     let again = ws.ok(&["cleanup", "--days", "365", "--yes"]).stdout;
-    assert!(again.contains("No old usage records to clean up."), "{again}");
+    assert!(
+        again.contains("No old usage records to clean up."),
+        "{again}"
+    );
     ws.fails(&["cleanup", "--days", "0"], 2, "0");
 }
 
@@ -127,7 +177,10 @@ async fn sync_overages_fails_loudly_without_a_billing_driver() {
 
     let store = ws.store().await;
     let usage = store
-        .query_usage(&UsageFilter::default(), ai_metering_core::store::Page::first(1))
+        .query_usage(
+            &UsageFilter::default(),
+            ai_metering_core::store::Page::first(1),
+        )
         .await
         .unwrap();
     store
@@ -142,7 +195,11 @@ async fn sync_overages_fails_loudly_without_a_billing_driver() {
         .await
         .unwrap();
     drop(store);
-    let r = ws.fails(&["sync-overages", "--limit", "10"], 1, "no billing driver is configured");
+    let r = ws.fails(
+        &["sync-overages", "--limit", "10"],
+        1,
+        "no billing driver is configured",
+    );
     assert!(r.stdout.contains("user:1"), "{}", r.stdout);
     // Still pending: nothing was marked as synced.
     let store = ws.store().await;
@@ -158,18 +215,38 @@ async fn validate_reports_and_exits_by_severity() {
 
     let bad = ws.run_env(&["validate"], &[("AI_METERING_PERIOD_TYPE", "fortnightly")]);
     assert_eq!(bad.code, 1);
-    assert!(bad.stdout.contains("period.type") && bad.stdout.contains("monthly, weekly"), "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("period.type") && bad.stdout.contains("monthly, weekly"),
+        "{}",
+        bad.stdout
+    );
 
-    let inert = ws.run_env(&["validate", "--format", "json"], &[("AI_METERING_RATE_LIMIT", "true")]);
+    let inert = ws.run_env(
+        &["validate", "--format", "json"],
+        &[("AI_METERING_RATE_LIMIT", "true")],
+    );
     assert_eq!(inert.code, 0, "{}", inert.stderr);
     let j = inert.json();
     assert_eq!(j["ok"], true);
-    assert!(j["warnings"][0].as_str().unwrap().contains("security.rate_limit_enabled"));
+    assert!(
+        j["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("security.rate_limit_enabled")
+    );
 
     // An unreachable database is an error in the report, not a crash.
-    let down = ws.run(&["--database-url", "postgres://nobody@127.0.0.1:1/none", "validate"]);
+    let down = ws.run(&[
+        "--database-url",
+        "postgres://nobody@127.0.0.1:1/none",
+        "validate",
+    ]);
     assert_eq!(down.code, 1, "{}", down.stderr);
-    assert!(down.stdout.contains("database connection failed"), "{}", down.stdout);
+    assert!(
+        down.stdout.contains("database connection failed"),
+        "{}",
+        down.stdout
+    );
     assert!(down.stdout.contains("skipped"), "{}", down.stdout);
 
     let fresh = Workspace::new();
@@ -181,10 +258,21 @@ async fn validate_reports_and_exits_by_severity() {
 #[test]
 fn invalid_configuration_names_the_key_and_the_accepted_values() {
     let ws = Workspace::migrated();
-    let r = ws.run_env(&["plans", "list"], &[("AI_METERING_OVERAGE_BEHAVIOR", "refund")]);
+    let r = ws.run_env(
+        &["plans", "list"],
+        &[("AI_METERING_OVERAGE_BEHAVIOR", "refund")],
+    );
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("billing.overage_behavior"), "{}", r.stderr);
-    assert!(r.stderr.contains("AI_METERING_OVERAGE_BEHAVIOR"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("billing.overage_behavior"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("AI_METERING_OVERAGE_BEHAVIOR"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("block, charge, allow"), "{}", r.stderr);
 
     write(&ws, "ai-metering.toml", "[period]\nkind = \"monthly\"\n");
@@ -194,7 +282,11 @@ fn invalid_configuration_names_the_key_and_the_accepted_values() {
 #[test]
 fn config_shows_values_and_their_sources() {
     let ws = Workspace::new();
-    let file = write(&ws, "custom.toml", "[period]\ntype = \"weekly\"\ntimezone = \"Europe/Paris\"\n");
+    let file = write(
+        &ws,
+        "custom.toml",
+        "[period]\ntype = \"weekly\"\ntimezone = \"Europe/Paris\"\n",
+    );
     let r = ws.run_env(
         &["--config", s(&file), "config", "--format", "json"],
         &[("AI_METERING_PERIOD_TYPE", "daily")],
@@ -213,9 +305,23 @@ fn plans_create_list_and_sync() {
     let ws = Workspace::migrated();
     let empty = ws.ok(&["plans", "list"]).stdout;
     assert!(empty.contains("No plans yet"), "{empty}");
-    ws.ok(&["plans", "create", "starter", "--name", "Starter", "--token-limit", "1000", "--cost-limit", "2.50"]);
+    ws.ok(&[
+        "plans",
+        "create",
+        "starter",
+        "--name",
+        "Starter",
+        "--token-limit",
+        "1000",
+        "--cost-limit",
+        "2.50",
+    ]);
     ws.fails(&["plans", "create", "starter"], 1, "already exists");
-    ws.fails(&["plans", "create", "x", "--cost-limit", "-1"], 2, "positive");
+    ws.fails(
+        &["plans", "create", "x", "--cost-limit", "-1"],
+        2,
+        "positive",
+    );
     let list = ws.ok(&["plans", "list", "--format", "json"]).json();
     assert_eq!(list[0]["slug"], "starter");
     assert_eq!(list[0]["token_limit"], 1000);
@@ -240,9 +346,21 @@ fn plans_create_list_and_sync() {
         "#,
     );
     let dry = ws.ok(&["plans", "sync", s(&file), "--dry-run"]).stdout;
-    assert!(dry.contains("would be updated") && dry.contains("would be created"), "{dry}");
-    assert_eq!(ws.ok(&["plans", "list", "--format", "json"]).json().as_array().unwrap().len(), 1);
-    let r = ws.ok(&["plans", "sync", s(&file), "--format", "json"]).json();
+    assert!(
+        dry.contains("would be updated") && dry.contains("would be created"),
+        "{dry}"
+    );
+    assert_eq!(
+        ws.ok(&["plans", "list", "--format", "json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = ws
+        .ok(&["plans", "sync", s(&file), "--format", "json"])
+        .json();
     let actions: Vec<(&str, &str)> = r["plans"]
         .as_array()
         .unwrap()
@@ -250,14 +368,23 @@ fn plans_create_list_and_sync() {
         .map(|p| (p["slug"].as_str().unwrap(), p["action"].as_str().unwrap()))
         .collect();
     assert_eq!(actions, [("starter", "updated"), ("pro", "created")]);
-    let again = ws.ok(&["plans", "sync", s(&file), "--format", "json"]).json();
+    let again = ws
+        .ok(&["plans", "sync", s(&file), "--format", "json"])
+        .json();
     assert_eq!(again["plans"][1]["action"], "unchanged");
     let table = ws.ok(&["plans", "list"]).stdout;
-    assert!(table.contains("100,000") && table.contains("charge"), "{table}");
+    assert!(
+        table.contains("100,000") && table.contains("charge"),
+        "{table}"
+    );
     let csv = ws.ok(&["plans", "list", "--format", "csv"]).stdout;
     assert_eq!(csv.lines().count(), 3, "{csv}");
 
-    let bad = write(&ws, "bad.toml", "[[plans]]\nslug = \"x\"\ncost_limit = 1.5\n");
+    let bad = write(
+        &ws,
+        "bad.toml",
+        "[[plans]]\nslug = \"x\"\ncost_limit = 1.5\n",
+    );
     ws.fails(&["plans", "sync", s(&bad)], 1, "string");
     ws.fails(&["plans", "sync", "nope.toml"], 1, "nope.toml");
 }
@@ -266,16 +393,40 @@ fn plans_create_list_and_sync() {
 async fn migrate_plan_moves_the_subscription_and_keeps_the_previous_plan() {
     let ws = fixture().await;
     ws.fails(&["migrate-plan", "user:1", "pro"], 1, "--yes");
-    ws.fails(&["migrate-plan", "user:1", "gold", "--yes"], 1, "Plan 'gold' not found.");
-    ws.fails(&["migrate-plan", "user1", "pro", "--yes"], 2, "TYPE:ID");
-    ws.fails(&["migrate-plan", "user:77", "pro", "--yes"], 1, "No active subscription found for user:77.");
     ws.fails(
-        &["migrate-plan", "user:1", "pro", "--from-plan", "pro", "--yes"],
+        &["migrate-plan", "user:1", "gold", "--yes"],
+        1,
+        "Plan 'gold' not found.",
+    );
+    ws.fails(&["migrate-plan", "user1", "pro", "--yes"], 2, "TYPE:ID");
+    ws.fails(
+        &["migrate-plan", "user:77", "pro", "--yes"],
+        1,
+        "No active subscription found for user:77.",
+    );
+    ws.fails(
+        &[
+            "migrate-plan",
+            "user:1",
+            "pro",
+            "--from-plan",
+            "pro",
+            "--yes",
+        ],
         1,
         "Current plan does not match 'pro'. Current plan is 'starter'.",
     );
     let r = ws
-        .ok(&["migrate-plan", "user:1", "pro", "--from-plan", "starter", "--yes", "--format", "json"])
+        .ok(&[
+            "migrate-plan",
+            "user:1",
+            "pro",
+            "--from-plan",
+            "starter",
+            "--yes",
+            "--format",
+            "json",
+        ])
         .json();
     assert_eq!(r["changed"], true);
     assert_eq!(r["from"], "starter");
@@ -296,7 +447,9 @@ async fn migrate_plan_moves_the_subscription_and_keeps_the_previous_plan() {
 #[tokio::test]
 async fn aggregate_rebuilds_rollups_per_period() {
     let ws = fixture().await;
-    let r = ws.ok(&["aggregate", "--period", "month", "--format", "json"]).json();
+    let r = ws
+        .ok(&["aggregate", "--period", "month", "--format", "json"])
+        .json();
     assert!(r["rows_written"].as_u64().unwrap() >= 6, "{r}");
     let periods: Vec<&str> = r["periods"]
         .as_array()
@@ -307,7 +460,10 @@ async fn aggregate_rebuilds_rollups_per_period() {
     assert_eq!(periods, ["2020-03", "2024-01", "2024-02"]);
     assert_eq!(r["periods"][1]["total_tokens"], 5_700);
     let weeks = ws.ok(&["aggregate", "--period", "week"]).stdout;
-    assert!(weeks.contains("2024-W01") && weeks.contains("Rebuilt"), "{weeks}");
+    assert!(
+        weeks.contains("2024-W01") && weeks.contains("Rebuilt"),
+        "{weeks}"
+    );
     ws.fails(&["aggregate", "--period", "hour"], 2, "hour");
 }
 
@@ -315,40 +471,73 @@ async fn aggregate_rebuilds_rollups_per_period() {
 async fn gdpr_delete_and_anonymize() {
     let ws = fixture().await;
     ws.fails(&["gdpr", "delete", "user:2"], 1, "--yes");
-    ws.fails(&["gdpr", "delete", "user:404", "--yes"], 1, "unknown billable user:404");
+    ws.fails(
+        &["gdpr", "delete", "user:404", "--yes"],
+        1,
+        "unknown billable user:404",
+    );
     ws.fails(&["gdpr", "anonymize", "nobody", "--yes"], 2, "TYPE:ID");
-    let r = ws.ok(&["gdpr", "delete", "user:2", "--yes", "--format", "json"]).json();
+    let r = ws
+        .ok(&["gdpr", "delete", "user:2", "--yes", "--format", "json"])
+        .json();
     assert_eq!(r["rows"]["ai_usages"], 2);
     assert_eq!(r["rows"]["ai_subscriptions"], 1);
     ws.fails(&["report", "--billable", "user:2"], 1, "unknown billable");
 
-    let before = ws.ok(&["report", "--month", "2024-01", "--format", "json"]).json();
-    let r = ws.ok(&["gdpr", "anonymize", "user:1", "--yes", "--format", "json"]).json();
+    let before = ws
+        .ok(&["report", "--month", "2024-01", "--format", "json"])
+        .json();
+    let r = ws
+        .ok(&["gdpr", "anonymize", "user:1", "--yes", "--format", "json"])
+        .json();
     assert_eq!(r["rows"]["ai_usages"], 5);
     assert!(r["tombstone"].as_str().unwrap().starts_with("anonymized:"));
-    let after = ws.ok(&["report", "--month", "2024-01", "--format", "json"]).json();
-    assert_eq!(before["totals"]["total_tokens"], after["totals"]["total_tokens"]);
+    let after = ws
+        .ok(&["report", "--month", "2024-01", "--format", "json"])
+        .json();
+    assert_eq!(
+        before["totals"]["total_tokens"],
+        after["totals"]["total_tokens"]
+    );
     ws.fails(&["report", "--billable", "user:1"], 1, "unknown billable");
 }
 
 #[tokio::test]
 async fn wallet_add_and_balance() {
     let ws = fixture().await;
-    let tx = ws.ok(&["wallet", "add", "user:1", "25", "--format", "json"]).json();
+    let tx = ws
+        .ok(&["wallet", "add", "user:1", "25", "--format", "json"])
+        .json();
     assert_eq!(tx["balance_after"], "25");
     ws.ok(&["wallet", "add", "user:1", "4.99", "--reason", "promo"]);
-    let b = ws.ok(&["wallet", "balance", "user:1", "--format", "json"]).json();
+    let b = ws
+        .ok(&["wallet", "balance", "user:1", "--format", "json"])
+        .json();
     assert_eq!(b["balance"], "29.99");
     assert_eq!(b["available"], "29.99");
     assert_eq!(b["transactions"][0]["reason"], "promo");
     let table = ws.ok(&["wallet", "balance", "user:1"]).stdout;
-    assert!(table.contains("$29.990000") && table.contains("promo"), "{table}");
+    assert!(
+        table.contains("$29.990000") && table.contains("promo"),
+        "{table}"
+    );
     ws.fails(&["wallet", "add", "user:1", "-5"], 2, "");
     ws.fails(&["wallet", "add", "user:1", "ten"], 2, "decimal");
-    ws.fails(&["wallet", "add", "user:1", "5", "--currency", "dollars"], 2, "ISO 4217");
-    ws.fails(&["wallet", "add", "team:ghost", "5"], 1, "unknown billable team:ghost");
+    ws.fails(
+        &["wallet", "add", "user:1", "5", "--currency", "dollars"],
+        2,
+        "ISO 4217",
+    );
+    ws.fails(
+        &["wallet", "add", "team:ghost", "5"],
+        1,
+        "unknown billable team:ghost",
+    );
     ws.fails(&["wallet", "balance", "ghost"], 2, "TYPE:ID");
     let store = ws.store().await;
-    let w = store.wallet(&Billable::new("user", 1), Currency::USD).await.unwrap();
+    let w = store
+        .wallet(&Billable::new("user", 1), Currency::USD)
+        .await
+        .unwrap();
     assert_eq!(w.balance, Decimal::new(2999, 2));
 }

@@ -69,9 +69,17 @@ impl Response {
     }
 }
 
-fn http(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Response {
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let body = body.map(Value::to_string).unwrap_or_default();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(key) = key {
@@ -104,7 +112,10 @@ fn http(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Opt
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    if headers.get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
     Response {
@@ -174,19 +185,37 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
 
     // No key, a wrong key: 401 in OpenAI's shape.
     for key in [None, Some("sk-wrong")] {
-        let r = http(addr, "POST", "/v1/chat/completions", key, Some(&chat(false)));
+        let r = http(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            key,
+            Some(&chat(false)),
+        );
         assert_eq!(r.status, 401, "{}", r.body);
         assert_eq!(r.json()["error"]["code"], "invalid_api_key");
     }
     // An unknown model: 404 model_not_found.
     let mut unknown = chat(false);
     unknown["model"] = json!("gpt-99");
-    let r = http(addr, "POST", "/v1/chat/completions", Some("sk-demo-globex"), Some(&unknown));
+    let r = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-demo-globex"),
+        Some(&unknown),
+    );
     assert_eq!(r.status, 404, "{}", r.body);
     assert_eq!(r.json()["error"]["code"], "model_not_found");
 
     // bob is over his limit already.
-    let r = http(addr, "POST", "/v1/chat/completions", Some("sk-demo-bob"), Some(&chat(false)));
+    let r = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-demo-bob"),
+        Some(&chat(false)),
+    );
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(r.json()["error"]["type"], "insufficient_quota");
     assert_eq!(r.json()["error"]["code"], "insufficient_quota");
@@ -199,7 +228,13 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
     let mut refused = None;
     for i in 0..200 {
         let streaming = i % 2 == 1;
-        let r = http(addr, "POST", "/v1/chat/completions", Some("sk-demo-alice"), Some(&chat(streaming)));
+        let r = http(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            Some("sk-demo-alice"),
+            Some(&chat(streaming)),
+        );
         if r.status == 429 {
             refused = Some(r);
             break;
@@ -211,14 +246,26 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
             .parse()
             .expect("a number");
         if let Some(last) = last_remaining {
-            assert!(remaining < last, "remaining tokens must go down: {last} then {remaining}");
+            assert!(
+                remaining < last,
+                "remaining tokens must go down: {last} then {remaining}"
+            );
         }
         last_remaining = Some(remaining);
         assert!(r.header("x-usage-percentage").is_some());
         let usage = if streaming {
-            assert!(r.header("content-type").unwrap_or("").starts_with("text/event-stream"));
+            assert!(
+                r.header("content-type")
+                    .unwrap_or("")
+                    .starts_with("text/event-stream")
+            );
             let data = sse_data(&r.body);
-            assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{}", r.body);
+            assert_eq!(
+                data.last().map(String::as_str),
+                Some("[DONE]"),
+                "{}",
+                r.body
+            );
             let chunks: Vec<Value> = data[..data.len() - 1]
                 .iter()
                 .map(|d| serde_json::from_str(d).expect("chunk JSON"))
@@ -230,12 +277,20 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
             assert!(text.starts_with("You said:"), "{text}");
             let last = chunks.last().expect("usage chunk");
             assert_eq!(last["choices"], json!([]));
-            assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
+            assert_eq!(
+                chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+                "stop"
+            );
             last["usage"].clone()
         } else {
             let j = r.json();
             assert_eq!(j["object"], "chat.completion");
-            assert!(j["choices"][0]["message"]["content"].as_str().unwrap().starts_with("You said:"));
+            assert!(
+                j["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("You said:")
+            );
             j["usage"].clone()
         };
         let total = usage["total_tokens"].as_u64().expect("total_tokens");
@@ -250,14 +305,28 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
     assert!(ok_calls >= 2, "only {ok_calls} calls before 429");
     assert!(spent <= 5_000, "spent {spent} of 5,000 tokens");
     let err = refused.json();
-    assert_eq!(err["error"]["type"], "insufficient_quota", "{}", refused.body);
-    assert!(refused.header("retry-after").is_some(), "{:?}", refused.headers);
+    assert_eq!(
+        err["error"]["type"], "insufficient_quota",
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.header("retry-after").is_some(),
+        "{:?}",
+        refused.headers
+    );
     assert_eq!(refused.header("x-should-retry"), Some("false"));
 
     // globex is fine: a streaming call without include_usage has no usage chunk.
     let mut body = chat(true);
     body["stream_options"] = json!({"include_usage": false});
-    let r = http(addr, "POST", "/v1/chat/completions", Some("sk-demo-globex"), Some(&body));
+    let r = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-demo-globex"),
+        Some(&body),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(sse_data(&r.body).iter().all(|d| !d.contains("\"usage\"")));
 
@@ -265,8 +334,20 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
 
     // The recorded usage: the seeded 45,000 tokens plus exactly what the API reported.
     let url = format!("sqlite://{}?mode=rwc", ws.path("demo.db").display());
-    let report = ws.run(&["--database-url", &url, "report", "--billable", "user:alice", "--format", "json"]);
+    let report = ws.run(&[
+        "--database-url",
+        &url,
+        "report",
+        "--billable",
+        "user:alice",
+        "--format",
+        "json",
+    ]);
     assert_eq!(report.code, 0, "{}", report.stderr);
     let j = report.json();
-    assert_eq!(j["totals"]["total_tokens"].as_u64(), Some(45_000 + spent), "{j}");
+    assert_eq!(
+        j["totals"]["total_tokens"].as_u64(),
+        Some(45_000 + spent),
+        "{j}"
+    );
 }

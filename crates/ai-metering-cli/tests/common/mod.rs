@@ -30,8 +30,12 @@ pub struct Run {
 impl Run {
     /// The stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -83,14 +87,22 @@ impl Workspace {
     /// Runs and asserts success.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
-        assert_eq!(r.code, 0, "{args:?} failed:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code, 0,
+            "{args:?} failed:\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
         r
     }
 
     /// Runs and asserts failure with `code`, and that stderr contains `needle`.
     pub fn fails(&self, args: &[&str], code: i32, needle: &str) -> Run {
         let r = self.run(args);
-        assert_eq!(r.code, code, "{args:?}:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code, code,
+            "{args:?}:\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
         assert!(
             r.stderr.contains(needle),
             "{args:?}: stderr lacks {needle:?}:\n{}",
@@ -112,7 +124,9 @@ impl Workspace {
 
 /// A UTC instant.
 pub fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, h, 0, 0).single().expect("valid instant")
+    Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
+        .single()
+        .expect("valid instant")
 }
 
 /// A usage row priced with the built-in catalog.
@@ -173,7 +187,14 @@ pub async fn seed_fixture(store: &SeaOrmStore) {
         entry(&u1, "openai", "gpt-4o-mini", 1000, 500, at(2024, 1, 5, 10)),
         entry(&u1, "openai", "gpt-4o-mini", 2000, 1000, at(2024, 1, 6, 10)),
         entry(&u1, "openai", "gpt-4o", 300, 200, at(2024, 1, 7, 10)),
-        entry(&u1, "anthropic", "claude-sonnet-4-5", 400, 100, at(2024, 1, 8, 10)),
+        entry(
+            &u1,
+            "anthropic",
+            "claude-sonnet-4-5",
+            400,
+            100,
+            at(2024, 1, 8, 10),
+        ),
         entry(&u2, "openai", "gpt-4o-mini", 100, 100, at(2024, 1, 31, 23)),
         entry(&u1, "openai", "gpt-4o-mini", 10, 10, at(2024, 2, 1, 0)),
         entry(&u1, "openai", "gpt-4o-mini", 7, 3, at(2020, 3, 1, 0)),
