@@ -1,4 +1,5 @@
 //! Every command against a temporary SQLite database, through the built binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may fail loudly
 
 mod common;
 
@@ -133,22 +134,30 @@ async fn report_rejects_bad_input_clearly() {
 #[tokio::test]
 async fn cleanup_counts_refuses_without_yes_and_deletes_only_old_rows() {
     let ws = fixture().await;
-    let dry = ws.ok(&["cleanup", "--days", "365", "--dry-run"]).stdout;
+    // Cleanup counts back from now: keep everything since 2022 (the fixture's 2024 rows),
+    // whatever today's date.
+    let days = (chrono::Utc::now() - at(2022, 1, 1, 0))
+        .num_days()
+        .to_string();
+    let days = days.as_str();
+    let dry = ws.ok(&["cleanup", "--days", days, "--dry-run"]).stdout;
     assert!(
-        dry.contains("DRY RUN: Would delete 2 usage records older than 365 days"),
+        dry.contains(&format!(
+            "DRY RUN: Would delete 2 usage records older than {days} days"
+        )),
         "{dry}"
     );
     // No terminal and no --yes: refuse, delete nothing.
-    ws.fails(&["cleanup", "--days", "365"], 1, "--yes");
+    ws.fails(&["cleanup", "--days", days], 1, "--yes");
     let r = ws
-        .ok(&["cleanup", "--days", "365", "--yes", "--format", "json"])
+        .ok(&["cleanup", "--days", days, "--yes", "--format", "json"])
         .json();
     assert_eq!(r["deleted"], 2);
     assert_eq!(r["matching"], 2);
     let store = ws.store().await;
     let left = store.sum_usage(&UsageFilter::default()).await.unwrap();
     assert_eq!(left.calls, 6);
-    let again = ws.ok(&["cleanup", "--days", "365", "--yes"]).stdout;
+    let again = ws.ok(&["cleanup", "--days", days, "--yes"]).stdout;
     assert!(
         again.contains("No old usage records to clean up."),
         "{again}"
@@ -317,11 +326,7 @@ fn plans_create_list_and_sync() {
         "2.50",
     ]);
     ws.fails(&["plans", "create", "starter"], 1, "already exists");
-    ws.fails(
-        &["plans", "create", "x", "--cost-limit", "-1"],
-        2,
-        "positive",
-    );
+    ws.fails(&["plans", "create", "x", "--cost-limit=-1"], 2, "positive");
     let list = ws.ok(&["plans", "list", "--format", "json"]).json();
     assert_eq!(list[0]["slug"], "starter");
     assert_eq!(list[0]["token_limit"], 1000);
@@ -490,7 +495,7 @@ async fn gdpr_delete_and_anonymize() {
     let r = ws
         .ok(&["gdpr", "anonymize", "user:1", "--yes", "--format", "json"])
         .json();
-    assert_eq!(r["rows"]["ai_usages"], 5);
+    assert_eq!(r["rows"]["ai_usages"], 6);
     assert!(r["tombstone"].as_str().unwrap().starts_with("anonymized:"));
     let after = ws
         .ok(&["report", "--month", "2024-01", "--format", "json"])
@@ -521,7 +526,7 @@ async fn wallet_add_and_balance() {
         table.contains("$29.990000") && table.contains("promo"),
         "{table}"
     );
-    ws.fails(&["wallet", "add", "user:1", "-5"], 2, "");
+    ws.fails(&["wallet", "add", "user:1", "--", "-5"], 2, "positive");
     ws.fails(&["wallet", "add", "user:1", "ten"], 2, "decimal");
     ws.fails(
         &["wallet", "add", "user:1", "5", "--currency", "dollars"],

@@ -2,6 +2,7 @@
 //! plainly and streaming until the quota runs out, then the recorded usage read back with
 //! `ai-metering report`. The HTTP client is a few lines over a TcpStream (HTTP/1.1,
 //! `Connection: close`), enough for JSON and server-sent events.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may fail loudly
 
 mod common;
 

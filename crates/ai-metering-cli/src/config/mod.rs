@@ -130,8 +130,6 @@ pub struct Config {
     pub database_url: String,
     /// Provider assumed when none is given.
     pub default_provider: String,
-    /// `monthly`, `weekly`, `daily`, `yearly` or `rolling`.
-    pub period_type: String,
     /// `calendar` or `rolling` (anchored to each subscription's start).
     pub period_alignment: String,
     /// Time zone of period boundaries.
@@ -142,14 +140,10 @@ pub struct Config {
     pub billing_driver: String,
     /// Default overage policy.
     pub overage_behavior: OveragePolicy,
-    /// `batch` or `immediate`.
-    pub overage_sync_strategy: String,
     /// May credit wallets go below zero.
     pub credit_overdraft: bool,
     /// Currency of wallets and billing.
     pub currency: Currency,
-    /// Grace days after a failed payment.
-    pub payment_failure_grace_period_days: u64,
     /// Approaching threshold, in percent.
     pub approaching_threshold: Decimal,
     /// Default retention of `cleanup`.
@@ -250,18 +244,13 @@ impl Config {
         Ok(Self {
             database_url: text("database.url")?,
             default_provider: text("default_provider")?,
-            period_type,
             period_alignment: word("period.alignment")?,
             timezone,
             period,
             billing_driver: word("billing.driver")?,
             overage_behavior,
-            overage_sync_strategy: word("billing.overage_sync_strategy")?,
             credit_overdraft: boolean("billing.credit_overdraft_allowed")?,
             currency: values::parse_currency(cur_key, cur_text, cur_origin)?,
-            payment_failure_grace_period_days: integer(
-                "billing.payment_failure_grace_period_days",
-            )?,
             approaching_threshold: values::parse_percentage(thr_key, thr_text, thr_origin)?,
             prune_after_days: integer("storage.prune_after_days")?,
             cache_limit_checks: boolean("performance.cache_limit_checks")?,
@@ -432,7 +421,7 @@ mod tests {
     fn nothing_configured_gives_the_originals_defaults_and_embedded_sqlite() {
         let c = load_with(&[], None, None).unwrap();
         assert_eq!(c.database_url, "sqlite://ai-metering.db?mode=rwc");
-        assert_eq!(c.period_type, "monthly");
+        assert_eq!(c.period, PeriodSpec::monthly());
         assert_eq!(c.period_alignment, "calendar");
         assert_eq!(c.timezone, Tz::UTC);
         assert_eq!(c.overage_behavior, OveragePolicy::Block);
@@ -473,7 +462,7 @@ mod tests {
     fn env_beats_file_beats_default_and_the_flag_beats_env() {
         let file = "[period]\ntype = \"weekly\"\ntimezone = \"Europe/Paris\"\n[storage]\nprune_after_days = 30\n";
         let c = load_with(&[("AI_METERING_PERIOD_TYPE", "daily")], Some(file), None).unwrap();
-        assert_eq!(c.period_type, "daily");
+        assert_eq!(c.period, PeriodSpec::daily().in_timezone(Tz::Europe__Paris));
         assert_eq!(
             c.settings["period.type"].1,
             Origin::Env("AI_METERING_PERIOD_TYPE")
@@ -505,7 +494,7 @@ mod tests {
     #[test]
     fn empty_env_vars_count_as_unset() {
         let c = load_with(&[("AI_METERING_PERIOD_TYPE", "")], None, None).unwrap();
-        assert_eq!(c.period_type, "monthly");
+        assert_eq!(c.period, PeriodSpec::monthly());
     }
 
     #[test]

@@ -53,13 +53,13 @@ pub fn app(metering: Metering<CliStore>, cache_ttl: Option<chrono::Duration>) ->
     Router::new()
         .route("/", get(index))
         .nest("/v1", v1)
+        .with_state(AppState {
+            next_id: Arc::new(AtomicU64::new(1)),
+        })
         .nest(
             "/ai-metering",
             ai_metering_dashboard::router(metering, DashboardConfig::allow_all()),
         )
-        .with_state(AppState {
-            next_id: Arc::new(AtomicU64::new(1)),
-        })
 }
 
 async fn index() -> impl IntoResponse {

@@ -2,6 +2,7 @@
 //! database, and a way to run the built `ai-metering` binary in it.
 
 #![allow(dead_code)] // each test file uses a part of the helpers
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may fail loudly
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
