@@ -269,7 +269,7 @@ mod tests {
             ("billable=nocolon", "billable"),
             ("from=yesterday", "from"),
             ("until=2024-13-01", "until"),
-            ("from=2024-05-02&until=2024-05-01", "from"),
+            ("from=2024-05-03&until=2024-05-01", "from"),
         ] {
             let err = q(query).filter(&all(), None).unwrap_err();
             assert!(matches!(err, DashboardError::BadRequest(_)), "{query}");

@@ -13,7 +13,7 @@ pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -30,7 +30,7 @@ pub(crate) fn compact(n: u64) -> String {
         _ => (1_000_000_000, "B"),
     };
     let tenths = n / (unit / 10);
-    if tenths % 10 == 0 || tenths >= 1_000 {
+    if tenths.is_multiple_of(10) || tenths >= 1_000 {
         format!("{}{suffix}", tenths / 10)
     } else {
         format!("{}.{}{suffix}", tenths / 10, tenths % 10)

@@ -26,6 +26,9 @@ pub(crate) fn stats(sums: &UsageSums, currency: Currency, extra: Option<(&str, S
     }
 }
 
+/// Turns a group key into the address of its page, if it has one.
+pub(crate) type KeyLink<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
 /// A table of grouped sums with each group's share of the tokens. `href` links a key.
 pub(crate) fn groups_table(
     caption: &str,
@@ -33,7 +36,7 @@ pub(crate) fn groups_table(
     rows: &[GroupedSums],
     total_tokens: u64,
     currency: Currency,
-    href: Option<&dyn Fn(&str) -> Option<String>>,
+    href: Option<&KeyLink<'_>>,
 ) -> Markup {
     if rows.is_empty() {
         return html! { p.empty { "No usage." } };
