@@ -17,7 +17,7 @@ use ai_metering_core::store::{
 };
 use ai_metering_core::{Billable, Currency, Metering, Money, Tenant, TokenUsage};
 use ai_metering_dashboard::DashboardConfig;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use rust_decimal::Decimal;
 
 /// A tiny deterministic generator (a linear congruential one), so every run looks the same.
@@ -36,23 +36,41 @@ impl Lcg {
 async fn seed(metering: &Metering<MemoryStore>) -> Result<(), Box<dyn std::error::Error>> {
     let store = metering.store();
     store
-        .upsert_plan(&Plan::new("starter", "Starter").with_token_limit(400_000))
+        .upsert_plan(&Plan::new("starter", "Starter").with_token_limit(1_500_000))
+        .await?;
+    store
+        .upsert_plan(&Plan::new("trial", "Trial").with_token_limit(1_000_000))
         .await?;
     store
         .upsert_plan(
             &Plan::new("team", "Team")
-                .with_token_limit(3_000_000)
-                .with_cost_limit(Decimal::from(40)),
+                .with_token_limit(6_000_000)
+                .with_cost_limit(Decimal::from(15)),
         )
         .await?;
     let now = metering.now();
     let period = metering.config().period.period_at(now)?;
     let since = period.start - Duration::days(20);
     let billables = [
-        (Billable::new("user", 17), "acme", Some("starter"), 9_000_u64),
-        (Billable::new("user", 23), "acme", Some("starter"), 16_000),
-        (Billable::new("team", "research"), "acme", Some("team"), 60_000),
-        (Billable::new("team", "support"), "globex", Some("team"), 35_000),
+        (
+            Billable::new("user", 17),
+            "acme",
+            Some("starter"),
+            9_000_u64,
+        ),
+        (Billable::new("user", 23), "acme", Some("trial"), 16_000),
+        (
+            Billable::new("team", "research"),
+            "acme",
+            Some("team"),
+            60_000,
+        ),
+        (
+            Billable::new("team", "support"),
+            "globex",
+            Some("team"),
+            35_000,
+        ),
         (Billable::new("user", 99), "globex", None, 4_000),
     ];
     for (billable, _, plan, _) in &billables {
@@ -87,7 +105,10 @@ async fn seed(metering: &Metering<MemoryStore>) -> Result<(), Box<dyn std::error
                 let usage = TokenUsage::new(input, output)?;
                 let cost = metering.catalog().cost(provider, model, &usage)?;
                 let mut metadata = serde_json::Map::new();
-                metadata.insert("request".into(), format!("req-{}", rng.next(100_000)).into());
+                metadata.insert(
+                    "request".into(),
+                    format!("req-{}", rng.next(100_000)).into(),
+                );
                 let at = day + Duration::minutes(i64::try_from(rng.next(600))?);
                 if at > now {
                     continue;
@@ -117,7 +138,10 @@ async fn seed(metering: &Metering<MemoryStore>) -> Result<(), Box<dyn std::error
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = match std::env::args().nth(1).or_else(|| std::env::var("PORT").ok()) {
+    let port: u16 = match std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("PORT").ok())
+    {
         Some(p) => p.parse()?,
         None => 0,
     };

@@ -102,6 +102,13 @@ pub(crate) fn share(part: u64, whole: u64) -> Decimal {
         .round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
 }
 
+/// A share as text with exactly one decimal place: `26.0%`.
+pub(crate) fn share_text(part: u64, whole: u64) -> String {
+    let mut s = share(part, whole);
+    s.rescale(1);
+    format!("{s}%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +156,7 @@ mod tests {
         assert_eq!(share(1, 3), Decimal::new(333, 1));
         assert_eq!(share(5, 0), Decimal::ZERO);
         assert_eq!(share(u64::MAX, u64::MAX), Decimal::ONE_HUNDRED);
+        assert_eq!(share_text(26, 100), "26.0%");
+        assert_eq!(share_text(1, 3), "33.3%");
     }
 }

@@ -7,9 +7,9 @@ use common::*;
 use http::StatusCode;
 
 /// Every route, with a query where one matters.
+/// (`""` is the overview: nested routers answer `{prefix}`, not `{prefix}/`.)
 const ROUTES: &[&str] = &[
     "",
-    "/",
     "/breakdown",
     "/billables",
     "/billables/user/1",
@@ -43,7 +43,10 @@ async fn a_gate_that_denies_forbids_every_route() {
     }
     let denied = DashboardConfig::new().with_gate(|_: &http::request::Parts| Access::Deny);
     let app = app_with(denied).await;
-    assert_eq!(get(&app, "/ai-metering/api/overview").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&app, "/ai-metering/api/overview").await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 async fn app_with(config: DashboardConfig) -> axum::Router {
@@ -80,7 +83,9 @@ const ACME: &[(&str, &str)] = &[("x-tenant", "acme")];
 async fn tenant_viewers_see_only_their_tenant_in_the_api() {
     let app = app(header_gate()).await;
 
-    let o = get_with(&app, "/ai-metering/api/overview", ACME).await.json();
+    let o = get_with(&app, "/ai-metering/api/overview", ACME)
+        .await
+        .json();
     assert_eq!(o["tenant"], "acme");
     assert_eq!(o["totals"]["calls"], 4);
     assert_eq!(o["totals"]["total_tokens"], 21_100);
@@ -95,15 +100,21 @@ async fn tenant_viewers_see_only_their_tenant_in_the_api() {
     assert!(!top.contains(&"team:globex"), "{top:?}");
 
     // Asking for another tenant does not widen the scope.
-    let u = get_with(&app, "/ai-metering/api/usage?tenant=globex", ACME).await.json();
+    let u = get_with(&app, "/ai-metering/api/usage?tenant=globex", ACME)
+        .await
+        .json();
     assert_eq!(u["total"], 4);
     for row in u["rows"].as_array().unwrap() {
         assert_eq!(row["tenant"], "acme");
     }
-    let u = get_with(&app, "/ai-metering/api/usage?q=claude", ACME).await.json();
+    let u = get_with(&app, "/ai-metering/api/usage?q=claude", ACME)
+        .await
+        .json();
     assert_eq!(u["total"], 0);
 
-    let b = get_with(&app, "/ai-metering/api/breakdown", ACME).await.json();
+    let b = get_with(&app, "/ai-metering/api/breakdown", ACME)
+        .await
+        .json();
     let providers: Vec<&str> = b["providers"]["rows"]
         .as_array()
         .unwrap()
@@ -112,12 +123,20 @@ async fn tenant_viewers_see_only_their_tenant_in_the_api() {
         .collect();
     assert_eq!(providers, ["openai"]);
 
-    let list = get_with(&app, "/ai-metering/api/billables", ACME).await.json();
+    let list = get_with(&app, "/ai-metering/api/billables", ACME)
+        .await
+        .json();
     let keys: Vec<String> = list["billables"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| format!("{}:{}", s["billable"]["kind"].as_str().unwrap(), s["billable"]["id"].as_str().unwrap()))
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["billable"]["kind"].as_str().unwrap(),
+                s["billable"]["id"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(keys, ["user:2", "user:1", "org:eu/west 1"]);
 
@@ -131,7 +150,9 @@ async fn tenant_viewers_see_only_their_tenant_in_the_api() {
     assert_eq!(r.status, StatusCode::OK);
 
     // The other tenant sees only its own.
-    let o = get_with(&app, "/ai-metering/api/overview", &[("x-tenant", "globex")]).await.json();
+    let o = get_with(&app, "/ai-metering/api/overview", &[("x-tenant", "globex")])
+        .await
+        .json();
     assert_eq!(o["totals"]["total_tokens"], 5_000);
 }
 
@@ -142,8 +163,14 @@ async fn tenant_viewers_see_only_their_tenant_in_pages_and_csv() {
         let r = get_with(&app, &format!("/ai-metering{route}"), ACME).await;
         assert_eq!(r.status, StatusCode::OK, "{route}");
         assert!(!r.body.contains("globex"), "{route} shows another tenant");
-        assert!(!r.body.contains("anthropic"), "{route} shows another tenant");
-        assert!(!r.body.contains("user:3"), "{route} shows a billable of no tenant");
+        assert!(
+            !r.body.contains("anthropic"),
+            "{route} shows another tenant"
+        );
+        assert!(
+            !r.body.contains("user:3"),
+            "{route} shows a billable of no tenant"
+        );
     }
     let r = get_with(&app, "/ai-metering", ACME).await;
     assert!(r.body.contains("Tenant: <strong>acme</strong>"));
@@ -168,10 +195,16 @@ async fn tenant_viewers_see_only_their_tenant_in_pages_and_csv() {
 #[tokio::test]
 async fn operators_may_filter_by_tenant() {
     let app = app(header_gate()).await;
-    let u = get_with(&app, "/ai-metering/api/usage?tenant=globex", &[("x-operator", "1")])
+    let u = get_with(
+        &app,
+        "/ai-metering/api/usage?tenant=globex",
+        &[("x-operator", "1")],
+    )
+    .await
+    .json();
+    assert_eq!(u["total"], 1);
+    let u = get_with(&app, "/ai-metering/api/usage", &[("x-operator", "1")])
         .await
         .json();
-    assert_eq!(u["total"], 1);
-    let u = get_with(&app, "/ai-metering/api/usage", &[("x-operator", "1")]).await.json();
     assert_eq!(u["total"], 6);
 }

@@ -69,7 +69,12 @@ async fn overview_covers_the_current_period() {
     let attention = o["attention"].as_array().unwrap();
     let states: Vec<(&str, &str)> = attention
         .iter()
-        .map(|s| (s["billable"]["id"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .map(|s| {
+            (
+                s["billable"]["id"].as_str().unwrap(),
+                s["state"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(states, [("2", "over"), ("1", "approaching")]);
     assert_eq!(attention[1]["limit"]["usage_percentage"], "90");
@@ -85,10 +90,17 @@ async fn breakdown_groups_by_provider_model_and_feature() {
     assert_eq!(keys(&b["providers"]["rows"]), ["openai", "anthropic"]);
     assert_eq!(
         keys(&b["models"]["rows"]),
-        ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-sonnet-4"]
+        [
+            "openai/gpt-4o-mini",
+            "openai/gpt-4o",
+            "anthropic/claude-sonnet-4"
+        ]
     );
     assert_eq!(b["models"]["groups"], 3);
-    assert_eq!(keys(&b["features"]["rows"]), ["chat", HOSTILE_FEATURE, "search"]);
+    assert_eq!(
+        keys(&b["features"]["rows"]),
+        ["chat", HOSTILE_FEATURE, "search"]
+    );
     assert_eq!(b["totals"]["total_tokens"], 26_100);
 
     // Filters apply, and explicit dates replace the current period.
@@ -105,7 +117,10 @@ async fn billables_list_shows_plan_limits_and_wallet() {
     assert_eq!(list["total"], 5);
     assert_eq!(list["window"]["start"], "2024-02-20T12:00:00Z");
     let rows = list["billables"].as_array().unwrap();
-    let ids: Vec<&str> = rows.iter().map(|s| s["billable"]["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|s| s["billable"]["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["2", "1", "globex", "3", "eu/west 1"]);
 
     let globex = &rows[2];
@@ -123,7 +138,10 @@ async fn billables_list_shows_plan_limits_and_wallet() {
     let found = api("/billables?q=TEAM:").await;
     assert_eq!(found["total"], 1);
     let page = api("/billables?per_page=2&page=2").await;
-    assert_eq!((page["page"].as_u64(), page["pages"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(
+        (page["page"].as_u64(), page["pages"].as_u64()),
+        (Some(2), Some(3))
+    );
     let ids: Vec<&str> = page["billables"]
         .as_array()
         .unwrap()
@@ -154,7 +172,10 @@ async fn billable_detail_has_standing_history_and_subscriptions() {
     // History pages.
     let d = api("/billables/user/1?per_page=1&page=2").await;
     assert_eq!(d["history"]["pages"], 2);
-    assert_eq!(d["history"]["rows"][0]["occurred_at"], "2024-05-03T10:00:00Z");
+    assert_eq!(
+        d["history"]["rows"][0]["occurred_at"],
+        "2024-05-03T10:00:00Z"
+    );
 
     let (status, message) = api_error("/billables/user/999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -190,17 +211,21 @@ async fn usage_history_filters_by_every_field() {
     ] {
         let page = api(&format!("/usage?{query}")).await;
         assert_eq!(page["total"], total, "{query}");
-        assert_eq!(page["rows"].as_array().unwrap().len() as u64, total, "{query}");
+        assert_eq!(
+            page["rows"].as_array().unwrap().len() as u64,
+            total,
+            "{query}"
+        );
     }
 }
 
 #[tokio::test]
 async fn usage_search_looks_in_feature_model_and_metadata() {
     for (q, total) in [
-        ("t-1001", 1),   // metadata, case-insensitive
-        ("MINI", 1),     // model
-        ("search", 1),   // feature
-        ("pwned", 1),    // metadata text
+        ("t-1001", 1), // metadata, case-insensitive
+        ("MINI", 1),   // model
+        ("search", 1), // feature
+        ("pwned", 1),  // metadata text
         ("nothing-like-this", 0),
     ] {
         let page = api(&format!("/usage?q={q}")).await;
@@ -212,7 +237,10 @@ async fn usage_search_looks_in_feature_model_and_metadata() {
 async fn usage_history_pages_are_bounded() {
     let first = api("/usage?per_page=4").await;
     let second = api("/usage?per_page=4&page=2").await;
-    assert_eq!((first["pages"].as_u64(), first["total"].as_u64()), (Some(2), Some(6)));
+    assert_eq!(
+        (first["pages"].as_u64(), first["total"].as_u64()),
+        (Some(2), Some(6))
+    );
     let (a, b) = (ids(&first), ids(&second));
     assert_eq!((a.len(), b.len()), (4, 2));
     assert!(a.iter().all(|id| !b.contains(id)));

@@ -43,10 +43,17 @@ async fn export_is_an_attachment_with_every_matching_row() {
 
 #[tokio::test]
 async fn export_applies_filters_and_ignores_paging() {
-    let r = export(DashboardConfig::allow_all(), "?provider=openai&q=chat&page=2&per_page=1").await;
+    let r = export(
+        DashboardConfig::allow_all(),
+        "?provider=openai&q=chat&page=2&per_page=1",
+    )
+    .await;
     let (_, rows) = records(&r.body);
     assert_eq!(rows.len(), 4);
-    assert!(rows.iter().all(|row| &row[5] == "openai" && &row[7] == "chat"));
+    assert!(
+        rows.iter()
+            .all(|row| &row[5] == "openai" && &row[7] == "chat")
+    );
 }
 
 #[tokio::test]

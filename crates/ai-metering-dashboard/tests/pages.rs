@@ -13,7 +13,10 @@ async fn page(uri: &str) -> String {
     assert_eq!(r.headers["content-type"], "text/html; charset=utf-8");
     let csp = r.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'"), "{csp}");
-    assert!(!csp.contains("script-src"), "scripts must stay forbidden: {csp}");
+    assert!(
+        !csp.contains("script-src"),
+        "scripts must stay forbidden: {csp}"
+    );
     r.body
 }
 
@@ -22,7 +25,10 @@ fn assert_accessible_frame(html: &str, current: &str) {
     assert!(html.starts_with("<!DOCTYPE html><html lang=\"en\">"));
     assert!(html.contains("<main id=\"main\">"));
     assert!(html.contains("<nav aria-label=\"Dashboard\">"));
-    assert!(html.contains(&format!("aria-current=\"page\">{current}</a>")), "{current}");
+    assert!(
+        html.contains(&format!("aria-current=\"page\">{current}</a>")),
+        "{current}"
+    );
     assert!(html.contains("<h1>"));
     assert!(!html.contains("<script"), "pages carry no JavaScript");
 }
@@ -45,7 +51,10 @@ async fn overview_shows_totals_chart_top_billables_and_warnings() {
     assert!(html.contains(r#"<a href="/ai-metering/billables/user/2">user:2</a>"#));
     assert!(html.contains(r#"href="/ai-metering/billables/org/eu%2Fwest%201""#));
     // Warnings: user:2 over, user:1 approaching, with a native meter.
-    let warnings = html.split("Approaching or over their limits").nth(1).unwrap();
+    let warnings = html
+        .split("Approaching or over their limits")
+        .nth(1)
+        .unwrap();
     let over = warnings.find("user:2").unwrap();
     let approaching = warnings.find("user:1").unwrap();
     assert!(over < approaching, "most urgent first");
@@ -64,7 +73,10 @@ async fn breakdown_page_has_three_tables_and_a_labelled_form() {
     }
     assert!(html.contains(r#"<label>Provider<input type="text" name="provider" value="openai">"#));
     assert!(html.contains("<th scope=\"row\">openai/gpt-4o-mini</th>"));
-    assert!(!html.contains("anthropic/claude"), "the provider filter applies");
+    assert!(
+        !html.contains("anthropic/claude"),
+        "the provider filter applies"
+    );
     assert!(html.contains("From 2024-05-01 00:00 UTC to 2024-06-01 00:00 UTC"));
 }
 
@@ -72,12 +84,30 @@ async fn breakdown_page_has_three_tables_and_a_labelled_form() {
 async fn billables_page_lists_plan_limits_usage_remaining_reset_and_wallet() {
     let html = page("/billables").await;
     assert_accessible_frame(&html, "Billables");
-    for header in ["Plan", "Tokens used / limit", "Usage", "Remaining", "Resets", "Wallet available"] {
-        assert!(html.contains(&format!("<th scope=\"col\">{header}</th>")) || html.contains(&format!("<th class=\"num\" scope=\"col\">{header}</th>")), "{header}");
+    for header in [
+        "Plan",
+        "Used / limit",
+        "Usage",
+        "Remaining",
+        "Resets",
+        "Wallet",
+    ] {
+        assert!(
+            html.contains(&format!("<th scope=\"col\">{header}</th>"))
+                || html.contains(&format!("<th class=\"num\" scope=\"col\">{header}</th>")),
+            "{header}"
+        );
     }
-    assert!(html.contains("9,000 / 10,000"), "user:1 tokens against its limit");
+    assert!(
+        html.contains("9,000 / 10,000 tokens"),
+        "user:1 tokens against its limit"
+    );
+    assert!(
+        html.contains("5,000 / 1,000,000 tokens<br>0.027 USD / 100.00 USD"),
+        "globex"
+    );
     assert!(html.contains("1,000 tokens"), "user:1 remaining");
-    assert!(html.contains(r#"<time datetime="2024-06-01T00:00:00+00:00">2024-06-01 00:00 UTC</time>"#));
+    assert!(html.contains(r#"<time datetime="2024-06-01T00:00:00+00:00" title="2024-06-01 00:00 UTC">2024-06-01</time>"#));
     assert!(html.contains("50.00 USD"), "globex wallet");
     assert!(html.contains("Page 1 of 1"));
 
@@ -109,10 +139,14 @@ async fn usage_page_filters_searches_pages_and_links_the_csv() {
     let html = page("/usage?feature=chat&per_page=2").await;
     assert_accessible_frame(&html, "Usage history");
     assert!(html.contains(r#"role="search""#));
-    assert!(html.contains(r#"<label>Search (feature, model, metadata)<input type="search" name="q""#));
+    assert!(
+        html.contains(r#"<label>Search (feature, model, metadata)<input type="search" name="q""#)
+    );
     assert_eq!(html.matches("<tr><td><time").count(), 2);
     assert!(html.contains("Page 1 of 2"));
-    assert!(html.contains(r#"href="/ai-metering/usage?feature=chat&amp;page=2&amp;per_page=2" rel="next""#));
+    assert!(html.contains(
+        r#"href="/ai-metering/usage?feature=chat&amp;page=2&amp;per_page=2" rel="next""#
+    ));
     assert!(html.contains(r#"href="/ai-metering/usage.csv?feature=chat" download"#));
 
     let html = page("/usage?q=T-2002").await;
@@ -127,14 +161,22 @@ async fn usage_page_filters_searches_pages_and_links_the_csv() {
 
 #[tokio::test]
 async fn hostile_features_and_metadata_are_escaped_everywhere() {
-    for uri in ["/usage", "/breakdown", "/billables/team/globex", "/usage?q=pwned"] {
+    for uri in [
+        "/usage",
+        "/breakdown",
+        "/billables/team/globex",
+        "/usage?q=pwned",
+    ] {
         let html = page(uri).await;
         assert!(!html.contains("<img"), "{uri}: raw feature");
         assert!(!html.contains("<script"), "{uri}: raw metadata");
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{uri}");
     }
     let html = page("/usage").await;
-    assert!(html.contains("&lt;script&gt;alert(\\&quot;pwned\\&quot;)&lt;/script&gt;"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(\\&quot;pwned\\&quot;)&lt;/script&gt;"),
+        "{html}"
+    );
     // Hostile values in the query string are escaped in the form too.
     let html = page("/usage?q=%22%3E%3Cscript%3E").await;
     assert!(html.contains(r#"value="&quot;&gt;&lt;script&gt;""#));

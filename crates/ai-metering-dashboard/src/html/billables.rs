@@ -27,12 +27,12 @@ pub(crate) fn billables_page(
         }
         p.lead {
             (format::count(b.total)) " billables with usage since " (format::instant(b.window.start))
-            ", heaviest first. Limits, usage and remainders are those of each billable's current period."
+            ", heaviest first (recent tokens: since then). Limits, usage and remainders are those of each billable's current period."
         }
         @if b.billables.is_empty() {
             p.empty { "No billable matches." }
         } @else {
-            (status_table(prefix, "Billables", &b.billables, b.currency, "Tokens in window"))
+            (status_table(prefix, "Billables", &b.billables, b.currency, Some("Recent tokens")))
         }
         (pagination(&path, query, b.page, b.pages))
     }

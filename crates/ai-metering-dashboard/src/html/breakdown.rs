@@ -16,7 +16,7 @@ fn table(title: &str, id: &str, key: &str, t: &GroupTable, b: &Breakdown) -> Mar
             @if t.groups > t.rows.len() as u64 {
                 p.lead { "The largest " (t.rows.len()) " of " (format::count(t.groups)) " are shown." }
             }
-            (groups_table(title, key, &t.rows, b.totals.total_tokens, b.currency, None))
+            (groups_table(&format!("{title}, largest first"), key, &t.rows, b.totals.total_tokens, b.currency, None))
         }
     }
 }

@@ -34,21 +34,23 @@ header .brand{font-weight:600;margin:0}
 nav ul{display:flex;flex-wrap:wrap;gap:1.25rem;list-style:none;margin:0;padding:0}
 nav a{text-decoration:none}nav a[aria-current=page]{font-weight:600;text-decoration:underline}
 .scope{margin-left:auto;color:var(--muted)}
-main{max-width:1200px;margin:0 auto;padding:1rem 1.5rem 3rem}
+main{max-width:1400px;margin:0 auto;padding:1rem 1.5rem 3rem}
 h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.15rem;margin:2rem 0 .5rem}
 .lead{color:var(--muted);margin-top:0}
 dl.stats{display:grid;grid-template-columns:repeat(auto-fit,minmax(11rem,1fr));gap:.75rem;margin:1rem 0}
 dl.stats div{border:1px solid var(--line);border-radius:6px;padding:.6rem .9rem}
 dl.stats dt{color:var(--muted);font-size:.85rem}dl.stats dd{margin:0;font-size:1.35rem;font-weight:600}
-table{border-collapse:collapse;width:100%;margin:.5rem 0}
+table{border-collapse:collapse;width:100%;margin:.5rem 0;font-size:.92rem}
 caption{text-align:left;color:var(--muted);padding:.25rem 0}
 th,td{padding:.35rem .6rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:var(--soft);font-weight:600}
+tbody th{background:none;font-weight:500}
+.nowrap{white-space:nowrap}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .scroll{overflow-x:auto}
 code{font-size:.85em;word-break:break-all}
 .state-over{color:var(--bad);font-weight:600}.state-approaching{color:var(--warn);font-weight:600}
-form.filters{display:flex;flex-wrap:wrap;gap:.6rem 1rem;align-items:flex-end;padding:.75rem;border:1px solid var(--line);border-radius:6px;background:var(--soft)}
+form.filters{margin-bottom:1rem;display:flex;flex-wrap:wrap;gap:.6rem 1rem;align-items:flex-end;padding:.75rem;border:1px solid var(--line);border-radius:6px;background:var(--soft)}
 form.filters label{display:flex;flex-direction:column;font-size:.85rem;color:var(--muted)}
 form.filters input{font:inherit;padding:.25rem .4rem;border:1px solid #8c959f;border-radius:4px;min-width:9rem}
 button{font:inherit;padding:.3rem .9rem;border-radius:4px;border:1px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer}
@@ -59,9 +61,9 @@ svg.chart text{font:11px system-ui,sans-serif;fill:var(--muted)}
 svg.chart .bar{fill:var(--accent)}svg.chart .bar:hover{fill:#0b3d6e}
 svg.chart .grid{stroke:var(--line);stroke-width:1}
 details{margin:.5rem 0}
-meter{width:6rem}
+meter{width:4.5rem}
 .empty{color:var(--muted);font-style:italic}
-footer{max-width:1200px;margin:0 auto;padding:0 1.5rem 2rem;color:var(--muted);font-size:.85rem}
+footer{max-width:1400px;margin:0 auto;padding:0 1.5rem 2rem;color:var(--muted);font-size:.85rem}
 "#;
 
 /// A full page around `content`.

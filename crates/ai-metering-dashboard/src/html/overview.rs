@@ -37,7 +37,7 @@ pub(crate) fn overview_page(config: &DashboardConfig, o: &Overview) -> Markup {
             @if o.attention.is_empty() {
                 p.empty { "No billable is approaching or over its limits (" (format::count(o.checked_billables)) " checked)." }
             } @else {
-                (status_table(prefix, "Billables approaching or over their limits, most urgent first", &o.attention, o.currency, "Tokens this period"))
+                (status_table(prefix, "Billables approaching or over their limits, most urgent first", &o.attention, o.currency, None))
             }
         }
     }

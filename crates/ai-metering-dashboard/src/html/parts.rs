@@ -2,6 +2,7 @@
 
 use ai_metering_core::Currency;
 use ai_metering_core::limit::Limits;
+use ai_metering_core::plan::BillingMode;
 use ai_metering_core::store::{GroupedSums, UsageRecord, UsageSums};
 use maud::{Markup, html};
 use rust_decimal::Decimal;
@@ -71,7 +72,7 @@ pub(crate) fn groups_table(
                             td.num { (format::count(g.sums.input_tokens)) }
                             td.num { (format::count(g.sums.output_tokens)) }
                             td.num { (format::count(g.sums.total_tokens)) }
-                            td.num { (format::percent(format::share(g.sums.total_tokens, total_tokens))) }
+                            td.num { (format::share_text(g.sums.total_tokens, total_tokens)) }
                             td.num { (format::money(g.sums.cost, currency)) }
                         }
                     }
@@ -137,13 +138,14 @@ pub(crate) fn remaining(status: &BillableStatus, currency: Currency) -> Markup {
     }
 }
 
-/// The table of billables' standings (the billables list and the overview's warnings).
+/// The table of billables' standings (the billables list and the overview's warnings), with
+/// a column of the usage in the view's window when `usage_header` names it.
 pub(crate) fn status_table(
     prefix: &str,
     caption: &str,
     rows: &[BillableStatus],
     currency: Currency,
-    usage_header: &str,
+    usage_header: Option<&str>,
 ) -> Markup {
     html! {
         div.scroll {
@@ -151,15 +153,16 @@ pub(crate) fn status_table(
                 caption { (caption) }
                 thead { tr {
                     th scope="col" { "Billable" }
+                    th scope="col" { "Status" }
                     th scope="col" { "Plan" }
-                    th.num scope="col" { (usage_header) }
-                    th.num scope="col" { "Tokens used / limit" }
-                    th.num scope="col" { "Cost used / limit" }
+                    @if let Some(h) = usage_header {
+                        th.num scope="col" { (h) }
+                    }
+                    th.num scope="col" { "Used / limit" }
                     th scope="col" { "Usage" }
                     th.num scope="col" { "Remaining" }
                     th scope="col" { "Resets" }
-                    th.num scope="col" { "Wallet available" }
-                    th scope="col" { "Status" }
+                    th.num scope="col" { "Wallet" }
                 } }
                 tbody {
                     @for s in rows {
@@ -170,25 +173,31 @@ pub(crate) fn status_table(
                                 a href=(format::billable_path(prefix, &s.billable)) { (s.billable) }
                             }
                             td {
-                                @if let Some(p) = &s.plan { (p.name) } @else { span.empty { "none" } }
-                                @if let Some(mode) = s.billing_mode { br; small { (mode) " mode" } }
+                                (state(s.state))
+                                @if let Some(e) = &s.error { br; small { (e) } }
                             }
-                            td.num { (format::count(s.usage.total_tokens)) }
-                            td.num { (token_limit(used.tokens, &limits)) }
-                            td.num { (cost_limit(used.cost, &limits, currency)) }
-                            td { (usage_meter(s)) }
-                            td.num { (remaining(s, currency)) }
                             td {
+                                @if let Some(p) = &s.plan { (p.name) } @else { span.empty { "none" } }
+                                @if s.billing_mode == Some(BillingMode::Credits) { br; small { "credits" } }
+                            }
+                            @if usage_header.is_some() {
+                                td.num { (format::count(s.usage.total_tokens)) }
+                            }
+                            td.num {
+                                @if limits.is_unlimited() { "—" }
+                                @if limits.tokens.is_some() { (token_limit(used.tokens, &limits)) " tokens" }
+                                @if limits.tokens.is_some() && limits.cost.is_some() { br; }
+                                @if limits.cost.is_some() { (cost_limit(used.cost, &limits, currency)) }
+                            }
+                            td.nowrap { (usage_meter(s)) }
+                            td.num { (remaining(s, currency)) }
+                            td.nowrap {
                                 @if let Some(at) = s.limit.as_ref().and_then(|c| c.reset_at) {
-                                    time datetime=(at.to_rfc3339()) { (format::instant(at)) }
+                                    time datetime=(at.to_rfc3339()) title=(format::instant(at)) { (format::day(at.date_naive())) }
                                 } @else { "—" }
                             }
                             td.num {
                                 @if let Some(w) = &s.wallet { (format::money(w.available, w.currency)) } @else { "—" }
-                            }
-                            td {
-                                (state(s.state))
-                                @if let Some(e) = &s.error { br; small { (e) } }
                             }
                         }
                     }

@@ -4,7 +4,9 @@
 use ai_metering_core::clock::ManualClock;
 use ai_metering_core::plan::{Plan, Subscription};
 use ai_metering_core::pricing::CostBreakdown;
-use ai_metering_core::store::{CreditStore, MemoryStore, PlanStore, SubscriptionStore, UsageEntry, UsageStore};
+use ai_metering_core::store::{
+    CreditStore, MemoryStore, PlanStore, SubscriptionStore, UsageEntry, UsageStore,
+};
 use ai_metering_core::{Billable, Currency, Metering, Money, Tenant, TokenUsage};
 use ai_metering_dashboard::{Access, DashboardConfig};
 use axum::Router;
@@ -127,9 +129,39 @@ pub async fn seeded_store() -> MemoryStore {
         .unwrap();
 
     let rows = [
-        entry(&user(1), Some("acme"), "openai", "gpt-4o", Some("chat"), (3_000, 1_000), "0.04", at(3, 5), json!({"ticket": "T-1001"})),
-        entry(&user(1), Some("acme"), "openai", "gpt-4o", Some("chat"), (4_000, 1_000), "0.05", at(10, 5), json!({})),
-        entry(&user(2), Some("acme"), "openai", "gpt-4o-mini", Some("chat"), (10_000, 2_000), "0.012", at(10, 5), json!({"ticket": "T-2002"})),
+        entry(
+            &user(1),
+            Some("acme"),
+            "openai",
+            "gpt-4o",
+            Some("chat"),
+            (3_000, 1_000),
+            "0.04",
+            at(3, 5),
+            json!({"ticket": "T-1001"}),
+        ),
+        entry(
+            &user(1),
+            Some("acme"),
+            "openai",
+            "gpt-4o",
+            Some("chat"),
+            (4_000, 1_000),
+            "0.05",
+            at(10, 5),
+            json!({}),
+        ),
+        entry(
+            &user(2),
+            Some("acme"),
+            "openai",
+            "gpt-4o-mini",
+            Some("chat"),
+            (10_000, 2_000),
+            "0.012",
+            at(10, 5),
+            json!({"ticket": "T-2002"}),
+        ),
         entry(
             &globex(),
             Some("globex"),
@@ -141,8 +173,28 @@ pub async fn seeded_store() -> MemoryStore {
             at(15, 5),
             json!({"note": HOSTILE_SCRIPT, "formula": CSV_FORMULA, "tricky": CSV_TRICKY}),
         ),
-        entry(&slashed(), Some("acme"), "openai", "gpt-4o", Some("search"), (80, 20), "0.001", at(18, 5), json!({})),
-        entry(&user(3), None, "openai", "gpt-4o", Some("chat"), (700, 300), "0.01", at(20, 4), json!({})),
+        entry(
+            &slashed(),
+            Some("acme"),
+            "openai",
+            "gpt-4o",
+            Some("search"),
+            (80, 20),
+            "0.001",
+            at(18, 5),
+            json!({}),
+        ),
+        entry(
+            &user(3),
+            None,
+            "openai",
+            "gpt-4o",
+            Some("chat"),
+            (700, 300),
+            "0.01",
+            at(20, 4),
+            json!({}),
+        ),
     ];
     for row in &rows {
         store.insert_usage(row).await.unwrap();
@@ -159,7 +211,10 @@ pub async fn metering() -> Metering<MemoryStore> {
 /// The dashboard nested under its prefix, as a host mounts it.
 pub async fn app(config: DashboardConfig) -> Router {
     let prefix = config.prefix().to_owned();
-    Router::new().nest(&prefix, ai_metering_dashboard::router(metering().await, config))
+    Router::new().nest(
+        &prefix,
+        ai_metering_dashboard::router(metering().await, config),
+    )
 }
 
 /// A gate that grants the tenant named in `x-tenant`, everything with `x-operator`, and
