@@ -1,6 +1,8 @@
 //! The Meter end to end on the MemoryStore: the original's AiMeter tests, ported, and the
 //! races it lost.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
