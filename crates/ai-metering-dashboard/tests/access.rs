@@ -1,4 +1,5 @@
 //! The gate: denied by default, allow-all on request, and tenant scoping everywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -143,6 +144,9 @@ async fn tenant_viewers_see_only_their_tenant_in_the_api() {
     let r = get_with(&app, "/ai-metering/api/billables/team/globex", ACME).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.json()["error"].is_string());
+    // user:5 has a subscription but no usage in the tenant.
+    let r = get_with(&app, "/ai-metering/api/billables/user/5", ACME).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
     // user:3 has usage, but in no tenant.
     let r = get_with(&app, "/ai-metering/api/billables/user/3", ACME).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);

@@ -1,4 +1,5 @@
 //! The JSON API over a seeded store: every route, filters, search and pagination.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -176,6 +177,11 @@ async fn billable_detail_has_standing_history_and_subscriptions() {
         d["history"]["rows"][0]["occurred_at"],
         "2024-05-03T10:00:00Z"
     );
+
+    // Subscribed without usage: shown to operators (not listed, since the list is of usage).
+    let d = api("/billables/user/5").await;
+    assert_eq!(d["status"]["plan"]["slug"], "pro");
+    assert_eq!(d["history"]["total"], 0);
 
     let (status, message) = api_error("/billables/user/999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -1,4 +1,5 @@
 //! The HTML pages over a seeded store: structure, content, the chart, and escaping.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! A seeded memory store, a fixed clock, and request helpers shared by the HTTP tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use ai_metering_core::clock::ManualClock;
 use ai_metering_core::plan::{Plan, Subscription};
@@ -97,6 +97,7 @@ pub fn slashed() -> Billable {
 /// | team:globex | globex | pro (1M tokens, 100 USD) | 5,000 tokens on May 15 (anthropic, hostile feature and metadata) | 50 USD wallet |
 /// | org:eu/west 1 | acme | none | 100 tokens on May 18 (openai, search) | |
 /// | user:3 | none | none | April only | |
+/// | user:5 | none | pro | none | subscribed only |
 pub async fn seeded_store() -> MemoryStore {
     let store = MemoryStore::new();
     store
@@ -112,7 +113,13 @@ pub async fn seeded_store() -> MemoryStore {
         .await
         .unwrap();
     let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
-    for (b, plan) in [(user(1), "basic"), (user(2), "basic"), (globex(), "pro")] {
+    // user:5 is subscribed but has never used anything.
+    for (b, plan) in [
+        (user(1), "basic"),
+        (user(2), "basic"),
+        (globex(), "pro"),
+        (user(5), "pro"),
+    ] {
         store
             .insert_subscription(&Subscription::new(b, plan, start))
             .await
