@@ -87,12 +87,33 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
     };
     let app = server::app(metering, cache_ttl);
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| CliError::failure(format!("the server stopped: {e}")))?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM on Unix (containers, process managers).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Deletes the demo database and its WAL files, so every run starts fresh.

@@ -139,3 +139,129 @@ pub fn sse_response<S: Store>(
     });
     Sse::new(events).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::mock_model;
+    use ai_metering_core::clock::ManualClock;
+    use ai_metering_core::store::{CounterStore, MemoryStore, UsageFilter, UsageStore};
+    use ai_metering_core::{Billable, Metering};
+    use chrono::TimeZone;
+
+    fn setup() -> (Metering<MemoryStore>, Billable, MockReply, TokenUsage) {
+        let now = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        let metering = Metering::builder(MemoryStore::new())
+            .clock(ManualClock::new(now))
+            .build();
+        let reply = mock_model::reply([("user", "hello there")], None);
+        let usage = TokenUsage::new(reply.prompt_tokens, reply.completion_tokens).unwrap();
+        (metering, Billable::new("user", 1), reply, usage)
+    }
+
+    async fn begin(
+        metering: &Metering<MemoryStore>,
+        billable: &Billable,
+        usage: TokenUsage,
+    ) -> Reservation<MemoryStore> {
+        metering
+            .meter()
+            .billable(billable.clone())
+            .provider("openai", "gpt-4o-mini")
+            .estimate(usage)
+            .begin()
+            .await
+            .unwrap()
+    }
+
+    fn stream_reply(reply: MockReply, include_usage: bool) -> StreamReply {
+        StreamReply {
+            id: "chatcmpl-test".into(),
+            created: 1,
+            model: "gpt-4o-mini".into(),
+            reply,
+            include_usage,
+        }
+    }
+
+    async fn reserved(metering: &Metering<MemoryStore>, billable: &Billable) -> u64 {
+        let now = metering.now();
+        let period = metering.config().period.period_at(now).unwrap();
+        let usage = metering
+            .store()
+            .period_usage(billable, &period, now)
+            .await
+            .unwrap();
+        usage.reserved.tokens
+    }
+
+    #[tokio::test]
+    async fn a_finished_stream_records_the_usage_and_ends_with_done() {
+        let (metering, billable, reply, usage) = setup();
+        let reservation = begin(&metering, &billable, usage).await;
+        assert_eq!(reserved(&metering, &billable).await, usage.total_tokens());
+        let text = reply.text.clone();
+        let response = sse_response(
+            stream_reply(reply, true),
+            usage,
+            ReservationGuard::new(reservation),
+        );
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        let data: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
+        assert_eq!(data.last(), Some(&"[DONE]"));
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let streamed: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(streamed, text);
+        let last = chunks.last().unwrap();
+        assert_eq!(last["choices"], json!([]));
+        assert_eq!(last["usage"]["total_tokens"], usage.total_tokens());
+
+        let sums = metering
+            .store()
+            .sum_usage(&UsageFilter::for_billable(billable.clone()))
+            .await
+            .unwrap();
+        assert_eq!((sums.calls, sums.total_tokens), (1, usage.total_tokens()));
+        assert_eq!(reserved(&metering, &billable).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_stream_dropped_before_its_end_releases_the_reservation() {
+        let (metering, billable, reply, usage) = setup();
+        let reservation = begin(&metering, &billable, usage).await;
+        let response = sse_response(
+            stream_reply(reply, false),
+            usage,
+            ReservationGuard::new(reservation),
+        );
+        // The client went away: the body is dropped unread.
+        drop(response);
+        // The release runs on a spawned task; let it run.
+        for _ in 0..100 {
+            if reserved(&metering, &billable).await == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(reserved(&metering, &billable).await, 0);
+        let sums = metering
+            .store()
+            .sum_usage(&UsageFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(sums.calls, 0, "nothing is charged for an abandoned stream");
+    }
+}
