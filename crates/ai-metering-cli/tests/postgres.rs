@@ -1,0 +1,69 @@
+//! The CLI against PostgreSQL, when `AI_METERING_TEST_POSTGRES_URL` names a server (CI
+//! starts one); skipped with a note otherwise. The test creates (and recreates on each run)
+//! its own database on that server.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may fail loudly
+
+mod common;
+
+use common::{Workspace, seed_fixture};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+const VAR: &str = "AI_METERING_TEST_POSTGRES_URL";
+
+async fn fresh_database(server: &str, name: &str) -> String {
+    let admin = Database::connect(server).await.unwrap();
+    for sql in [
+        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+        format!(r#"CREATE DATABASE "{name}""#),
+    ] {
+        admin
+            .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .unwrap();
+    }
+    admin.close().await.unwrap();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+#[tokio::test]
+async fn commands_work_on_postgresql() {
+    let Some(server) = std::env::var(VAR).ok().filter(|v| !v.trim().is_empty()) else {
+        println!("commands_work_on_postgresql: skipped: {VAR} not set");
+        return;
+    };
+    let url = fresh_database(&server, "aim_cli_commands").await;
+    let ws = Workspace::new();
+    let with_pg = |args: &[&str]| {
+        let mut all = vec!["--database-url", url.as_str()];
+        all.extend_from_slice(args);
+        ws.run(&all)
+    };
+    let r = with_pg(&["migrate", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["applied"], true);
+
+    let store = ai_metering_seaorm::SeaOrmStore::connect(&url)
+        .await
+        .unwrap();
+    seed_fixture(&store).await;
+    drop(store);
+
+    let r = with_pg(&["report", "--month", "2024-01", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["totals"]["total_tokens"], 5_700);
+    assert_eq!(j["breakdown"].as_array().unwrap().len(), 3);
+
+    let r = with_pg(&["validate"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = with_pg(&["wallet", "add", "user:1", "12.345", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["balance_after"], "12.345");
+    let r = with_pg(&["aggregate", "--period", "month", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["periods"][1]["total_tokens"], 5_700);
+    let r = with_pg(&["gdpr", "delete", "user:2", "--yes", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["rows"]["ai_usages"], 2);
+}
