@@ -1,1 +1,41 @@
-//! Skeleton: filled by a later issue.
+//! SeaORM storage for **ai-metering**: embedded SQLite by default, PostgreSQL for many
+//! instances.
+//!
+//! [`SeaOrmStore`] implements every storage trait of [`ai_metering_core::store`] on the
+//! schema of [`ai_metering_migration`] (money as exact decimal text plus nano-units for SQL
+//! sums; see that crate's docs), and adds retention and privacy operations.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use ai_metering_seaorm::SeaOrmStore;
+//! use ai_metering_core::store::PlanStore;
+//! use ai_metering_core::plan::Plan;
+//!
+//! let store = SeaOrmStore::connect("sqlite::memory:").await?;
+//! store.migrate().await?;
+//! store.upsert_plan(&Plan::new("pro", "Pro").with_token_limit(100_000)).await?;
+//! assert_eq!(store.plan("pro").await?.unwrap().token_limit, Some(100_000));
+//! # Ok::<(), ai_metering_core::store::StoreError>(()) }).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+mod aggregates;
+mod codec;
+mod counters;
+mod credits;
+pub mod entity;
+mod error;
+mod filter;
+mod overages;
+mod plans;
+mod retention;
+mod store;
+mod subscriptions;
+mod sums;
+mod usage;
+mod usage_rows;
+
+pub use ai_metering_migration::Migrator;
+pub use retention::RowCounts;
+pub use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend};
+pub use store::SeaOrmStore;

@@ -1,0 +1,422 @@
+//! [`CreditStore`] for [`SeaOrmStore`]: wallets, holds and the ledger.
+//!
+//! Every change runs in one transaction serialised per billable (see [`SeaOrmStore`]): the
+//! wallet is read, checked with [`Overdraft::permits`], and written back with its ledger entry.
+
+use ai_metering_core::store::{
+    CreditOutcome, CreditStore, CreditTransaction, Direction, HoldId, Overdraft, Page, StoreError,
+    StoreResult, WalletBalance,
+};
+use ai_metering_core::{Billable, Currency, Money};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use crate::codec::{currency, instant, invalid, json_from_text, money_from_text, money_text};
+use crate::entity::{credit_hold, credit_transaction, credit_wallet};
+use crate::error::db_err;
+use crate::store::SeaOrmStore;
+
+impl CreditStore for SeaOrmStore {
+    async fn wallet(&self, billable: &Billable, cur: Currency) -> StoreResult<WalletBalance> {
+        match find_wallet(self.connection(), billable, cur).await? {
+            Some(w) => balance_of(&w),
+            None => Ok(WalletBalance {
+                billable: billable.clone(),
+                currency: cur,
+                balance: Decimal::ZERO,
+                held: Decimal::ZERO,
+            }),
+        }
+    }
+
+    async fn add_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditTransaction> {
+        positive(amount.amount)?;
+        let txn = self.begin_for([billable]).await?;
+        let wallet = wallet_for_update(&txn, billable, amount.currency).await?;
+        let balance = money_from_text("ai_credit_wallets.balance", &wallet.balance)?
+            .checked_add(amount.amount)
+            .ok_or_else(|| invalid("the wallet balance overflows"))?;
+        set_wallet(&txn, wallet.id, Some(balance), None).await?;
+        let entry = ledger(
+            &txn,
+            &wallet,
+            amount,
+            Direction::Credit,
+            reason,
+            balance,
+            at,
+        )
+        .await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(entry)
+    }
+
+    async fn deduct_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        overdraft: Overdraft,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditOutcome<CreditTransaction>> {
+        positive(amount.amount)?;
+        let txn = self.begin_for([billable]).await?;
+        let wallet = wallet_for_update(&txn, billable, amount.currency).await?;
+        let state = balance_of(&wallet)?;
+        let available = state.available();
+        if !overdraft.permits(available, amount.amount) {
+            txn.rollback().await.map_err(db_err)?;
+            return Ok(CreditOutcome::Insufficient { available });
+        }
+        let balance = state
+            .balance
+            .checked_sub(amount.amount)
+            .ok_or_else(|| invalid("the wallet balance overflows"))?;
+        set_wallet(&txn, wallet.id, Some(balance), None).await?;
+        let entry = ledger(&txn, &wallet, amount, Direction::Debit, reason, balance, at).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(CreditOutcome::Done(entry))
+    }
+
+    async fn hold_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<CreditOutcome<HoldId>> {
+        positive(amount.amount)?;
+        let txn = self.begin_for([billable]).await?;
+        let wallet = wallet_for_update(&txn, billable, amount.currency).await?;
+        let state = balance_of(&wallet)?;
+        let available = state.available();
+        if !overdraft.permits(available, amount.amount) {
+            txn.rollback().await.map_err(db_err)?;
+            return Ok(CreditOutcome::Insufficient { available });
+        }
+        let held = state
+            .held
+            .checked_add(amount.amount)
+            .ok_or_else(|| invalid("the held amount overflows"))?;
+        set_wallet(&txn, wallet.id, None, Some(held)).await?;
+        let row = credit_hold::ActiveModel {
+            wallet_id: Set(wallet.id),
+            billable_type: Set(billable.kind.clone()),
+            billable_id: Set(billable.id.clone()),
+            currency: Set(amount.currency.as_str().to_owned()),
+            amount: Set(money_text(amount.amount)),
+            created_at: Set(Utc::now()),
+            expires_at: Set(instant(expires_at)),
+            ..Default::default()
+        };
+        let id = credit_hold::Entity::insert(row)
+            .exec(&txn)
+            .await
+            .map_err(db_err)?
+            .last_insert_id;
+        txn.commit().await.map_err(db_err)?;
+        Ok(CreditOutcome::Done(HoldId(id)))
+    }
+
+    async fn settle_hold(
+        &self,
+        hold: HoldId,
+        actual: Money,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditTransaction> {
+        if actual.amount.is_sign_negative() {
+            return Err(invalid("a settled amount must not be negative"));
+        }
+        let not_found = || StoreError::not_found(format!("credit hold {}", hold.0));
+        let billable = hold_owner(self.connection(), hold)
+            .await?
+            .ok_or_else(not_found)?;
+        let txn = self.begin_for([&billable]).await?;
+        let (h, wallet) = take_hold(&txn, hold).await?.ok_or_else(not_found)?;
+        if actual.currency.as_str() != wallet.currency {
+            return Err(invalid(format!(
+                "hold {} is in {}, the settled amount in {}",
+                hold.0, wallet.currency, actual.currency
+            )));
+        }
+        let state = balance_of(&wallet)?;
+        let held = state
+            .held
+            .checked_sub(h)
+            .unwrap_or(Decimal::ZERO)
+            .max(Decimal::ZERO);
+        let balance = state
+            .balance
+            .checked_sub(actual.amount)
+            .ok_or_else(|| invalid("the wallet balance overflows"))?;
+        set_wallet(&txn, wallet.id, Some(balance), Some(held)).await?;
+        let entry = ledger(&txn, &wallet, actual, Direction::Debit, reason, balance, at).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(entry)
+    }
+
+    async fn release_hold(&self, hold: HoldId) -> StoreResult<bool> {
+        let Some(billable) = hold_owner(self.connection(), hold).await? else {
+            return Ok(false);
+        };
+        let txn = self.begin_for([&billable]).await?;
+        let Some((amount, wallet)) = take_hold(&txn, hold).await? else {
+            txn.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        };
+        let state = balance_of(&wallet)?;
+        let held = state
+            .held
+            .checked_sub(amount)
+            .unwrap_or(Decimal::ZERO)
+            .max(Decimal::ZERO);
+        set_wallet(&txn, wallet.id, None, Some(held)).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn credit_transactions(
+        &self,
+        billable: &Billable,
+        cur: Currency,
+        page: Page,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        credit_transaction::Entity::find()
+            .filter(credit_transaction::Column::BillableType.eq(billable.kind.as_str()))
+            .filter(credit_transaction::Column::BillableId.eq(billable.id.as_str()))
+            .filter(credit_transaction::Column::Currency.eq(cur.as_str()))
+            .order_by_desc(credit_transaction::Column::Id)
+            .offset(page.offset)
+            .limit(page.limit.min(Page::MAX_LIMIT))
+            .all(self.connection())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(to_transaction)
+            .collect()
+    }
+}
+
+impl SeaOrmStore {
+    /// Drops every credit hold that expired by `now`, giving its amount back to the available
+    /// balance; returns how many.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the database fails.
+    pub async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let expired = credit_hold::Entity::find()
+            .filter(credit_hold::Column::ExpiresAt.lte(instant(now)))
+            .all(self.connection())
+            .await
+            .map_err(db_err)?;
+        let mut dropped = 0;
+        for hold in expired {
+            if self.release_hold(HoldId(hold.id)).await? {
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+fn positive(amount: Decimal) -> StoreResult<()> {
+    if amount > Decimal::ZERO {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "credit amounts must be positive, got {amount}"
+        )))
+    }
+}
+
+async fn find_wallet<C: ConnectionTrait>(
+    db: &C,
+    billable: &Billable,
+    cur: Currency,
+) -> StoreResult<Option<credit_wallet::Model>> {
+    credit_wallet::Entity::find()
+        .filter(credit_wallet::Column::BillableType.eq(billable.kind.as_str()))
+        .filter(credit_wallet::Column::BillableId.eq(billable.id.as_str()))
+        .filter(credit_wallet::Column::Currency.eq(cur.as_str()))
+        .one(db)
+        .await
+        .map_err(db_err)
+}
+
+/// The wallet, created empty when missing. Call with the billable's lock held.
+async fn wallet_for_update(
+    txn: &DatabaseTransaction,
+    billable: &Billable,
+    cur: Currency,
+) -> StoreResult<credit_wallet::Model> {
+    if let Some(w) = find_wallet(txn, billable, cur).await? {
+        return Ok(w);
+    }
+    let now = Utc::now();
+    let row = credit_wallet::ActiveModel {
+        billable_type: Set(billable.kind.clone()),
+        billable_id: Set(billable.id.clone()),
+        currency: Set(cur.as_str().to_owned()),
+        balance: Set(money_text(Decimal::ZERO)),
+        held: Set(money_text(Decimal::ZERO)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    credit_wallet::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await
+        .map_err(db_err)?;
+    find_wallet(txn, billable, cur)
+        .await?
+        .ok_or_else(|| StoreError::not_found("the wallet just created"))
+}
+
+fn balance_of(w: &credit_wallet::Model) -> StoreResult<WalletBalance> {
+    Ok(WalletBalance {
+        billable: Billable::new(w.billable_type.clone(), w.billable_id.clone()),
+        currency: currency(&w.currency)?,
+        balance: money_from_text("ai_credit_wallets.balance", &w.balance)?,
+        held: money_from_text("ai_credit_wallets.held", &w.held)?,
+    })
+}
+
+async fn set_wallet(
+    txn: &DatabaseTransaction,
+    id: i64,
+    balance: Option<Decimal>,
+    held: Option<Decimal>,
+) -> StoreResult<()> {
+    let mut update = credit_wallet::Entity::update_many()
+        .col_expr(credit_wallet::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(credit_wallet::Column::Id.eq(id));
+    if let Some(b) = balance {
+        update = update.col_expr(credit_wallet::Column::Balance, Expr::value(money_text(b)));
+    }
+    if let Some(h) = held {
+        update = update.col_expr(credit_wallet::Column::Held, Expr::value(money_text(h)));
+    }
+    update.exec(txn).await.map_err(db_err)?;
+    Ok(())
+}
+
+async fn ledger(
+    txn: &DatabaseTransaction,
+    wallet: &credit_wallet::Model,
+    amount: Money,
+    direction: Direction,
+    reason: &str,
+    balance_after: Decimal,
+    at: DateTime<Utc>,
+) -> StoreResult<CreditTransaction> {
+    let at = instant(at);
+    let row = credit_transaction::ActiveModel {
+        wallet_id: Set(wallet.id),
+        billable_type: Set(wallet.billable_type.clone()),
+        billable_id: Set(wallet.billable_id.clone()),
+        currency: Set(wallet.currency.clone()),
+        amount: Set(money_text(amount.amount)),
+        direction: Set(direction_text(direction).to_owned()),
+        reason: Set(reason.to_owned()),
+        balance_after: Set(money_text(balance_after)),
+        metadata: Set("{}".to_owned()),
+        created_at: Set(at),
+        ..Default::default()
+    };
+    let id = credit_transaction::Entity::insert(row)
+        .exec(txn)
+        .await
+        .map_err(db_err)?
+        .last_insert_id;
+    Ok(CreditTransaction {
+        id,
+        billable: Billable::new(wallet.billable_type.clone(), wallet.billable_id.clone()),
+        amount,
+        direction,
+        reason: reason.to_owned(),
+        balance_after,
+        metadata: serde_json::Map::new(),
+        created_at: at,
+    })
+}
+
+/// Who owns a hold, read without a lock (to know which lock to take).
+async fn hold_owner<C: ConnectionTrait>(db: &C, hold: HoldId) -> StoreResult<Option<Billable>> {
+    Ok(credit_hold::Entity::find_by_id(hold.0)
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(|h| Billable::new(h.billable_type, h.billable_id)))
+}
+
+/// Deletes a hold under the lock and returns its amount and wallet; `None` if it is gone.
+async fn take_hold(
+    txn: &DatabaseTransaction,
+    hold: HoldId,
+) -> StoreResult<Option<(Decimal, credit_wallet::Model)>> {
+    let Some(h) = credit_hold::Entity::find_by_id(hold.0)
+        .one(txn)
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    credit_hold::Entity::delete_by_id(h.id)
+        .exec(txn)
+        .await
+        .map_err(db_err)?;
+    let wallet = credit_wallet::Entity::find_by_id(h.wallet_id)
+        .one(txn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found(format!("the wallet of credit hold {}", h.id)))?;
+    Ok(Some((
+        money_from_text("ai_credit_holds.amount", &h.amount)?,
+        wallet,
+    )))
+}
+
+fn direction_text(d: Direction) -> &'static str {
+    match d {
+        Direction::Credit => "credit",
+        Direction::Debit => "debit",
+    }
+}
+
+fn to_transaction(m: credit_transaction::Model) -> StoreResult<CreditTransaction> {
+    let direction = match m.direction.as_str() {
+        "credit" => Direction::Credit,
+        "debit" => Direction::Debit,
+        other => {
+            return Err(invalid(format!(
+                "ai_credit_transactions row {} has direction {other:?}",
+                m.id
+            )));
+        }
+    };
+    Ok(CreditTransaction {
+        id: m.id,
+        billable: Billable::new(m.billable_type, m.billable_id),
+        amount: Money::new(
+            money_from_text("ai_credit_transactions.amount", &m.amount)?,
+            currency(&m.currency)?,
+        ),
+        direction,
+        reason: m.reason,
+        balance_after: money_from_text("ai_credit_transactions.balance_after", &m.balance_after)?,
+        metadata: json_from_text("ai_credit_transactions.metadata", &m.metadata)?,
+        created_at: m.created_at,
+    })
+}

@@ -1,0 +1,288 @@
+//! [`SeaOrmStore`]: connecting, migrating, and the transactions every write runs in.
+
+use std::time::Duration;
+
+use ai_metering_core::Billable;
+use ai_metering_core::store::{StoreError, StoreErrorKind, StoreResult};
+use ai_metering_migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+
+use crate::error::db_err;
+
+/// How long a SQLite connection waits for another writer (another process, say) before
+/// giving up with [`StoreErrorKind::Unavailable`].
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections in the pool of a SQLite file: WAL lets readers run beside the one writer.
+const SQLITE_POOL_SIZE: u32 = 4;
+/// Connections in the pool of a PostgreSQL database.
+const POSTGRES_POOL_SIZE: u32 = 10;
+/// How long connecting to a database may take before it counts as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a pooled connection (and, when the database is down, keeps
+/// retrying to connect) before the store counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The PostgreSQL advisory lock (two-key space, apart from the per-billable locks) that
+/// serialises concurrent `migrate` calls of several instances.
+const MIGRATION_LOCK: (i32, i32) = (0x4149_4d54, 1);
+
+/// The SeaORM storage backend: embedded SQLite or a shared PostgreSQL.
+///
+/// It implements every storage trait of [`ai_metering_core::store`], plus queries for
+/// retention and privacy ([`prune_usage_before`](Self::prune_usage_before),
+/// [`delete_billable`](Self::delete_billable), [`anonymize_billable`](Self::anonymize_billable))
+/// and [`rebuild_daily_aggregates`](Self::rebuild_daily_aggregates).
+///
+/// # Atomicity
+///
+/// Every operation that guards money (reserve, settle, usage inserts, credit deductions and
+/// holds) runs in **one transaction that is serialised per billable**:
+///
+/// - on **PostgreSQL** the transaction first takes `pg_advisory_xact_lock(key)`, where `key`
+///   is a fixed 64-bit hash of the billable; every instance sharing the database computes the
+///   same key, so their operations on one billable run one after the other while different
+///   billables proceed in parallel. The lock is released at commit or rollback;
+/// - on **SQLite** the transaction starts with `BEGIN IMMEDIATE`, which takes the database's
+///   single write lock up front (other connections and processes wait for it, up to a busy
+///   timeout), so the read-check-write inside can never interleave with another writer.
+///
+/// Inside the transaction the store reads the counter (or wallet), applies the same pure rules
+/// as every store ([`ai_metering_core::limit::evaluate`], [`ai_metering_core::store::Overdraft`])
+/// and writes the result.
+#[derive(Debug, Clone)]
+pub struct SeaOrmStore {
+    db: DatabaseConnection,
+}
+
+impl SeaOrmStore {
+    /// Connects to `sqlite://path/to/file.db` (created if missing; WAL mode, a busy timeout,
+    /// foreign keys on), `sqlite::memory:`, or `postgres://user@host:port/database`.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::Unavailable`] when the database cannot be reached or opened,
+    /// [`StoreErrorKind::Invalid`] for a URL of another kind.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use ai_metering_seaorm::SeaOrmStore;
+    /// let store = SeaOrmStore::connect("sqlite::memory:").await?;
+    /// store.migrate().await?;
+    /// # Ok::<(), ai_metering_core::store::StoreError>(()) }).unwrap();
+    /// ```
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(Self::default_options(url)?).await
+    }
+
+    /// The connection options [`connect`](Self::connect) uses for `url`, to adjust (pool size,
+    /// timeouts) before [`connect_with`](Self::connect_with).
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::Invalid`] for a URL that is neither SQLite nor PostgreSQL.
+    ///
+    /// ```
+    /// use ai_metering_seaorm::SeaOrmStore;
+    /// let mut options = SeaOrmStore::default_options("postgres://app@db/metering").unwrap();
+    /// options.max_connections(32);
+    /// assert_eq!(options.get_max_connections(), Some(32));
+    /// ```
+    pub fn default_options(url: &str) -> StoreResult<ConnectOptions> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            // Each connection to `:memory:` would open its own empty database.
+            options.max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE });
+            options.map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            options.max_connections(POSTGRES_POOL_SIZE);
+        } else {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                format!(
+                    "unsupported database URL {:?}: use sqlite://... or postgres://...",
+                    redact(url)
+                ),
+            ));
+        }
+        Ok(options)
+    }
+
+    /// Connects with explicit options.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::Unavailable`] when the database cannot be reached or opened.
+    pub async fn connect_with(options: ConnectOptions) -> StoreResult<Self> {
+        let db = Database::connect(options).await.map_err(db_err)?;
+        Ok(Self::new(db))
+    }
+
+    /// Wraps a connection the application already has. For SQLite, configure WAL mode and a
+    /// busy timeout yourself (or use [`connect`](Self::connect)).
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The underlying connection, for the application's own queries.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Applies the pending migrations of [`ai_metering_migration::Migrator`]. Safe to call
+    /// from several instances at once: on PostgreSQL they take turns under an advisory lock,
+    /// on SQLite under the write lock.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::Unavailable`] when the database is down; other kinds when a migration
+    /// fails (nothing of that migration is applied).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let txn = self.begin_write().await?;
+        if self.backend() == DbBackend::Postgres {
+            let (a, b) = MIGRATION_LOCK;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                [a.into(), b.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        }
+        Migrator::up(&txn, None).await.map_err(db_err)?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    /// True when every migration has been applied.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::Unavailable`] when the database is down.
+    pub async fn is_migrated(&self) -> StoreResult<bool> {
+        match Migrator::get_pending_migrations_read_only(&self.db).await {
+            Ok(pending) => Ok(pending.is_empty()),
+            Err(e) => {
+                let err = db_err(e);
+                if err.kind() == StoreErrorKind::NotMigrated {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite (takes the write lock at
+    /// once), a plain `BEGIN` on PostgreSQL (callers then lock their billables).
+    pub(crate) async fn begin_write(&self) -> StoreResult<DatabaseTransaction> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.db.begin_with_options(options).await.map_err(db_err)
+    }
+
+    /// Starts a write transaction serialised with every other one touching `billables`.
+    pub(crate) async fn begin_for<'a>(
+        &self,
+        billables: impl IntoIterator<Item = &'a Billable>,
+    ) -> StoreResult<DatabaseTransaction> {
+        let txn = self.begin_write().await?;
+        if self.backend() == DbBackend::Postgres {
+            let mut keys: Vec<i64> = billables.into_iter().map(lock_key).collect();
+            // One order for every transaction, so that two of them never wait on each other.
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                txn.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [key.into()],
+                ))
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        Ok(txn)
+    }
+}
+
+/// The advisory-lock key of a billable: FNV-1a (64 bits) of `kind`, a NUL byte and `id`. A
+/// fixed function, so every instance (whatever its Rust version) derives the same key;
+/// collisions only make two billables take turns.
+pub(crate) fn lock_key(billable: &Billable) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let bytes = billable
+        .kind
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(billable.id.bytes());
+    let hash = bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// A URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_are_fixed_and_distinct() {
+        // A fixed value: changing the function would split the locks of instances running
+        // different versions.
+        assert_eq!(
+            lock_key(&Billable::new("user", 1)),
+            lock_key(&Billable::new("user", 1))
+        );
+        assert_ne!(
+            lock_key(&Billable::new("user", 1)),
+            lock_key(&Billable::new("user", 2))
+        );
+        assert_ne!(
+            lock_key(&Billable::new("us", "er1")),
+            lock_key(&Billable::new("user", 1))
+        );
+        assert_eq!(lock_key(&Billable::new("", "")), {
+            // Only the NUL separator is hashed.
+            let h = 0xcbf2_9ce4_8422_2325_u64.wrapping_mul(0x0000_0100_0000_01b3);
+            i64::from_ne_bytes(h.to_ne_bytes())
+        });
+    }
+
+    #[test]
+    fn unsupported_urls_are_invalid_and_redacted() {
+        let err = SeaOrmStore::default_options("mysql://u:secret@h/db").unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Invalid);
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(err.to_string().contains("mysql://u@h/db"), "{err}");
+    }
+}

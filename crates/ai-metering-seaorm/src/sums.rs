@@ -1,0 +1,135 @@
+//! Exact sums over `ai_usages`, optionally grouped, on both backends.
+//!
+//! Token sums are cast to `BIGINT` in SQL. The cost is the sum of `total_cost_nano` (cast to
+//! text, because PostgreSQL sums a `BIGINT` as `NUMERIC` and SQLite as an integer), plus the
+//! exact text of the few rows whose cost has no exact nano-unit form.
+
+use std::collections::HashMap;
+
+use ai_metering_core::store::{GroupBy, StoreResult, UsageSums};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbBackend};
+
+use crate::codec::{from_nano_sum_text, money_from_text, to_u64};
+use crate::entity::usage;
+use crate::error::db_err;
+
+/// The SQL expression of the group key of `group_by` (see [`GroupBy::key_of`]).
+pub(crate) fn group_key_sql(group_by: GroupBy, backend: DbBackend) -> &'static str {
+    match group_by {
+        GroupBy::Provider => r#""provider""#,
+        GroupBy::Model => r#""provider" || '/' || "model""#,
+        GroupBy::Feature => r#"COALESCE("feature", '')"#,
+        GroupBy::Billable => r#""billable_type" || ':' || "billable_id""#,
+        GroupBy::Tenant => r#"COALESCE("tenant_id", '')"#,
+        GroupBy::Day => day_sql(backend),
+    }
+}
+
+/// The UTC day of `occurred_at`, `YYYY-MM-DD`.
+pub(crate) fn day_sql(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => r#"to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD')"#,
+        // SQLite stores RFC 3339 text in UTC.
+        _ => r#"substr("occurred_at", 1, 10)"#,
+    }
+}
+
+const TOKEN_COLUMNS: [&str; 6] = [
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+];
+
+/// Sums of the rows matching `cond`, one entry per distinct value of the `keys` expressions
+/// (a single entry with an empty key when `keys` is empty, even without rows).
+pub(crate) async fn grouped_sums<C: ConnectionTrait>(
+    db: &C,
+    cond: Condition,
+    keys: &[&str],
+) -> StoreResult<Vec<(Vec<String>, UsageSums)>> {
+    let mut q = Query::select();
+    q.from(usage::Entity);
+    select_keys(&mut q, keys);
+    q.expr_as(Expr::cust("COUNT(*)"), Alias::new("calls"));
+    for col in TOKEN_COLUMNS {
+        q.expr_as(
+            Expr::cust(format!(r#"CAST(COALESCE(SUM("{col}"), 0) AS BIGINT)"#)),
+            Alias::new(col),
+        );
+    }
+    q.expr_as(
+        Expr::cust(r#"CAST(COALESCE(SUM("total_cost_nano"), 0) AS TEXT)"#),
+        Alias::new("cost_nano"),
+    );
+    q.cond_where(cond.clone());
+    if !keys.is_empty() {
+        q.add_group_by(keys.iter().map(|k| Expr::cust(k.to_string())));
+    }
+    let rows = db.query_all(&q).await.map_err(db_err)?;
+
+    let mut groups: Vec<(Vec<String>, UsageSums)> = Vec::with_capacity(rows.len());
+    let mut index: HashMap<Vec<String>, usize> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let key = read_keys(&row, keys.len())?;
+        let get = |col: &str| -> StoreResult<u64> {
+            let v: i64 = row.try_get("", col).map_err(db_err)?;
+            to_u64(col, v)
+        };
+        let cost_text: String = row.try_get("", "cost_nano").map_err(db_err)?;
+        let sums = UsageSums {
+            calls: get("calls")?,
+            input_tokens: get("input_tokens")?,
+            cached_input_tokens: get("cached_input_tokens")?,
+            cache_write_tokens: get("cache_write_tokens")?,
+            output_tokens: get("output_tokens")?,
+            reasoning_tokens: get("reasoning_tokens")?,
+            total_tokens: get("total_tokens")?,
+            cost: from_nano_sum_text(&cost_text)?,
+        };
+        index.insert(key.clone(), groups.len());
+        groups.push((key, sums));
+    }
+
+    // Rows whose cost has no exact nano-unit form: add their exact text.
+    let mut q = Query::select();
+    q.from(usage::Entity);
+    select_keys(&mut q, keys);
+    q.column(usage::Column::TotalCost);
+    q.cond_where(cond.add(Expr::col(usage::Column::TotalCostNano).is_null()));
+    for row in db.query_all(&q).await.map_err(db_err)? {
+        let key = read_keys(&row, keys.len())?;
+        let text: String = row.try_get("", "total_cost").map_err(db_err)?;
+        let cost = money_from_text("ai_usages.total_cost", &text)?;
+        let slot = match index.get(&key) {
+            Some(&i) => i,
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, UsageSums::default()));
+                groups.len() - 1
+            }
+        };
+        if let Some((_, sums)) = groups.get_mut(slot) {
+            sums.cost = sums.cost.saturating_add(cost);
+        }
+    }
+    for (_, sums) in &mut groups {
+        sums.cost = sums.cost.normalize();
+    }
+    Ok(groups)
+}
+
+fn select_keys(q: &mut sea_orm::sea_query::SelectStatement, keys: &[&str]) {
+    for (i, k) in keys.iter().enumerate() {
+        q.expr_as(Expr::cust(k.to_string()), Alias::new(format!("k{i}")));
+    }
+}
+
+fn read_keys(row: &sea_orm::QueryResult, n: usize) -> StoreResult<Vec<String>> {
+    (0..n)
+        .map(|i| row.try_get::<String>("", &format!("k{i}")).map_err(db_err))
+        .collect()
+}

@@ -1,0 +1,144 @@
+//! [`UsageStore`] for [`SeaOrmStore`]: idempotent inserts, queries and sums.
+
+use ai_metering_core::Billable;
+use ai_metering_core::store::{
+    GroupBy, GroupedSums, Page, Recorded, StoreResult, UsageEntry, UsageFilter, UsageRecord,
+    UsageStore, UsageSums,
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+use crate::counters::add_to_counters;
+use crate::entity::usage;
+use crate::error::db_err;
+use crate::filter::condition;
+use crate::store::SeaOrmStore;
+use crate::sums::{group_key_sql, grouped_sums};
+use crate::usage_rows::{as_stored, usage_record, usage_row};
+
+impl UsageStore for SeaOrmStore {
+    async fn insert_usage(&self, entry: &UsageEntry) -> StoreResult<Recorded> {
+        let txn = self.begin_for([&entry.billable]).await?;
+        let recorded = insert_usage_in(&txn, entry).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(recorded)
+    }
+
+    async fn insert_usage_batch(&self, entries: &[UsageEntry]) -> StoreResult<Vec<Recorded>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.begin_for(entries.iter().map(|e| &e.billable)).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            // An error drops `txn`, which rolls everything back.
+            out.push(insert_usage_in(&txn, entry).await?);
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(out)
+    }
+
+    async fn usage_by_idempotency_key(
+        &self,
+        billable: &Billable,
+        key: &str,
+    ) -> StoreResult<Option<UsageRecord>> {
+        find_by_key(self.connection(), billable, key).await
+    }
+
+    async fn query_usage(&self, filter: &UsageFilter, page: Page) -> StoreResult<Vec<UsageRecord>> {
+        usage::Entity::find()
+            .filter(condition(filter))
+            .order_by_desc(usage::Column::OccurredAt)
+            .order_by_desc(usage::Column::Id)
+            .offset(page.offset)
+            .limit(page.limit.min(Page::MAX_LIMIT))
+            .all(self.connection())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(usage_record)
+            .collect()
+    }
+
+    async fn sum_usage(&self, filter: &UsageFilter) -> StoreResult<UsageSums> {
+        let groups = grouped_sums(self.connection(), condition(filter), &[]).await?;
+        Ok(groups
+            .into_iter()
+            .next()
+            .map(|(_, s)| s)
+            .unwrap_or_default())
+    }
+
+    async fn sum_usage_grouped(
+        &self,
+        filter: &UsageFilter,
+        group_by: GroupBy,
+    ) -> StoreResult<Vec<GroupedSums>> {
+        let key = group_key_sql(group_by, self.backend());
+        let groups = grouped_sums(self.connection(), condition(filter), &[key]).await?;
+        let mut out: Vec<GroupedSums> = groups
+            .into_iter()
+            .map(|(mut keys, sums)| GroupedSums {
+                key: keys.pop().unwrap_or_default(),
+                sums,
+            })
+            .collect();
+        // Ordered here, not in SQL: byte order of keys whatever the database's collation.
+        out.sort_by(|a, b| {
+            b.sums
+                .total_tokens
+                .cmp(&a.sums.total_tokens)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        Ok(out)
+    }
+}
+
+/// The row `billable` stored under `key`.
+pub(crate) async fn find_by_key<C: ConnectionTrait>(
+    db: &C,
+    billable: &Billable,
+    key: &str,
+) -> StoreResult<Option<UsageRecord>> {
+    usage::Entity::find()
+        .filter(usage::Column::BillableType.eq(billable.kind.as_str()))
+        .filter(usage::Column::BillableId.eq(billable.id.as_str()))
+        .filter(usage::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(usage_record)
+        .transpose()
+}
+
+/// Inserts `entry` inside `txn` (which holds the billable's lock): returns the row stored
+/// earlier under the same idempotency key if there is one, else inserts it and adds it to
+/// every counter of the billable whose window contains it.
+pub(crate) async fn insert_usage_in<C>(txn: &C, entry: &UsageEntry) -> StoreResult<Recorded>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    if let Some(key) = &entry.idempotency_key
+        && let Some(record) = find_by_key(txn, &entry.billable, key).await?
+    {
+        return Ok(Recorded {
+            record,
+            created: false,
+        });
+    }
+    let row = usage_row(entry)?;
+    let id = usage::Entity::insert(row)
+        .exec(txn)
+        .await
+        .map_err(db_err)?
+        .last_insert_id;
+    let stored = as_stored(entry);
+    add_to_counters(txn, &stored).await?;
+    Ok(Recorded {
+        record: UsageRecord { id, entry: stored },
+        created: true,
+    })
+}
