@@ -254,6 +254,12 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
         }
         last_remaining = Some(remaining);
         assert!(r.header("x-usage-percentage").is_some());
+        assert!(
+            r.header("ratelimit")
+                .is_some_and(|v| v.contains(&format!("r={remaining}"))),
+            "{:?}",
+            r.headers
+        );
         let usage = if streaming {
             assert!(
                 r.header("content-type")
@@ -330,6 +336,16 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(sse_data(&r.body).iter().all(|d| !d.contains("\"usage\"")));
+
+    // acme pays from its wallet ($2 left after the seeded history).
+    let r = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-demo-acme"),
+        Some(&chat(false)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
 
     drop(demo);
 
