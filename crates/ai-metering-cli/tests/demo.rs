@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::Workspace;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 /// The demo server, killed when dropped.
@@ -367,4 +368,22 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
         Some(45_000 + spent),
         "{j}"
     );
+
+    // acme's call was paid from its wallet: a little under the $2 it had.
+    let wallet = ws.run(&[
+        "--database-url",
+        &url,
+        "wallet",
+        "balance",
+        "team:acme",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(wallet.code, 0, "{}", wallet.stderr);
+    let w = wallet.json();
+    let balance: Decimal = w["balance"].as_str().unwrap().parse().unwrap();
+    assert!(balance < Decimal::from(2), "{w}");
+    assert!(balance > Decimal::new(199, 2), "{w}");
+    assert_eq!(w["transactions"][0]["reason"], "usage");
+    assert_eq!(w["held"], "0");
 }
