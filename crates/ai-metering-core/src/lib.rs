@@ -6,7 +6,9 @@
 //! - [`period`]: daily, weekly, monthly, yearly and rolling periods in any time zone;
 //! - [`plan`]: plans, subscriptions and limit overrides;
 //! - [`limit`]: the pure limit evaluation behind every quota decision;
-//! - [`validate`]: feature names and metadata.
+//! - [`validate`]: feature names and metadata;
+//! - [`exchange`]: currency conversion from a configured [`RateTable`];
+//! - [`grants`]: credit grants and their burn-down order.
 #![warn(missing_docs)]
 
 mod billable;
@@ -16,6 +18,8 @@ mod usage;
 
 pub mod clock;
 pub mod events;
+pub mod exchange;
+pub mod grants;
 mod meter;
 mod metering;
 
@@ -29,6 +33,7 @@ pub mod validate;
 
 pub use billable::{Billable, Tenant};
 pub use error::{Error, Result};
+pub use exchange::RateTable;
 pub use meter::{Meter, MeterError, Metered, RecordOutcome, Reservation};
 pub use metering::{Entitlement, Metering, MeteringBuilder, MeteringConfig, QuotaStatus};
 pub use money::{Currency, Money};
