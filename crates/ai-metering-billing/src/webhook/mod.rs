@@ -41,7 +41,9 @@
 //!   becomes now (saving the previous end in `meta`) and `grace_ends_at` now + `grace_days`,
 //!   so the grace is what keeps it active, and only that long. Repeated failures change
 //!   nothing: the grace stays first failure + `grace_days`. With `grace_days = 0` it ends now.
-//! - `invoice.paid`: ends a payment failure: grace cleared, the saved end put back.
+//! - `invoice.paid` (and `invoice.payment_succeeded`): ends a payment failure: grace
+//!   cleared, the saved end put back. (A subscription that returns to `active` does the same
+//!   through `customer.subscription.updated`.)
 //!
 //! Other event types answer 200 and are ignored.
 
@@ -271,7 +273,7 @@ impl Handled {
             "customer.subscription.updated" => Self::SubscriptionUpdated,
             "customer.subscription.deleted" => Self::SubscriptionDeleted,
             "invoice.payment_failed" => Self::PaymentFailed,
-            "invoice.paid" => Self::InvoicePaid,
+            "invoice.paid" | "invoice.payment_succeeded" => Self::InvoicePaid,
             _ => return None,
         })
     }

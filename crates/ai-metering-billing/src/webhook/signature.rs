@@ -162,6 +162,25 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_change_to_the_payload_is_caught(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..200),
+            secret in "[a-zA-Z0-9_]{1,40}",
+            flip in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let header = format!("t={T},v1={}", sign(T, &body, &secret));
+            proptest::prop_assert!(verify_signature(&header, &body, &secret, TOL, at(T)).is_ok());
+            let mut tampered = body.clone();
+            tampered[flip.index(body.len())] ^= 1 << bit;
+            proptest::prop_assert_eq!(
+                verify_signature(&header, &tampered, &secret, TOL, at(T)),
+                Err(SignatureError::Mismatch)
+            );
+        }
+    }
+
     #[test]
     fn malformed_headers_are_refused() {
         for header in ["", "t=1", "v1=ab", "t=x,v1=ab", "t=1,t=2,v1=ab", "garbage"] {
