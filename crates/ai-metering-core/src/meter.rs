@@ -529,9 +529,11 @@ impl<S: Store> Meter<S> {
             .into());
         }
         // Unknown models fail here, before the provider is called.
-        v.metering
-            .catalog()
-            .cost(&provider.0, &provider.1, &v.estimate_usage.unwrap_or_default())?;
+        v.metering.catalog().cost(
+            &provider.0,
+            &provider.1,
+            &v.estimate_usage.unwrap_or_default(),
+        )?;
         let t = &mut adopted.template;
         if let Some(key) = &v.idempotency_key
             && let Some(record) = v

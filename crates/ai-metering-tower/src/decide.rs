@@ -224,7 +224,11 @@ impl<S: Store> Settings<S> {
     }
 
     /// The response for a refused request, with `Retry-After` and the quota headers on 429.
-    pub(crate) fn reject(&self, rejection: QuotaRejection, period: Option<Period>) -> Response<Body> {
+    pub(crate) fn reject(
+        &self,
+        rejection: QuotaRejection,
+        period: Option<Period>,
+    ) -> Response<Body> {
         let check = match &rejection {
             QuotaRejection::QuotaExceeded { check, .. } => Some(check.clone()),
             _ => None,

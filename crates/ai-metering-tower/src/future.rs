@@ -193,7 +193,9 @@ where
                     return Poll::Ready(Ok(ready!(future.as_mut().poll(cx))));
                 }
                 StateProj::Ready { response } => {
-                    return Poll::Ready(Ok(response.take().unwrap_or_else(polled_after_completion)));
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .unwrap_or_else(polled_after_completion)));
                 }
             };
             this.state.set(next);

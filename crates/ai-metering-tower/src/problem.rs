@@ -18,12 +18,12 @@
 
 use std::fmt;
 
-use ai_metering_core::limit::LimitCheck;
+use ai_metering_core::limit::{LimitCheck, LimitKind};
 use ai_metering_core::{Error, Money};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::header::{CONTENT_TYPE, HeaderValue};
 use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderValue};
 use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 
@@ -32,7 +32,8 @@ use crate::headers::format_decimal;
 /// The problem type of a 429: the one registered by draft-ietf-httpapi-ratelimit-headers
 /// ("quota-exceeded"), whose `violated-policies` member names the policies of the
 /// `RateLimit` field (`"tokens"`, `"cost"`).
-pub const QUOTA_EXCEEDED_TYPE: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
+pub const QUOTA_EXCEEDED_TYPE: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
 /// The problem type of a 402 for a credits-mode billable whose wallet cannot cover the
 /// request. An identifier (RFC 9457 does not require it to resolve).
@@ -88,7 +89,11 @@ impl QuotaRejection {
         match self {
             Self::MissingBillable => "No billable could be determined for this request.".into(),
             Self::QuotaExceeded { check, .. } => {
-                let which = check.exceeded.map_or("usage", |k| k.as_str());
+                let which = match check.exceeded {
+                    Some(LimitKind::Tokens) => "token",
+                    Some(LimitKind::Cost) => "cost",
+                    None => "usage",
+                };
                 let reached = if check.remaining_tokens == Some(0)
                     || check.remaining_cost == Some(Decimal::ZERO)
                 {
@@ -127,7 +132,8 @@ impl QuotaRejection {
         let detail = self.detail();
         let json = match self {
             Self::QuotaExceeded { check, retry_after } => {
-                let policies: Vec<&'static str> = check.exceeded.iter().map(|k| k.as_str()).collect();
+                let policies: Vec<&'static str> =
+                    check.exceeded.iter().map(|k| k.as_str()).collect();
                 serde_json::to_string(&QuotaExceededBody {
                     type_: QUOTA_EXCEEDED_TYPE,
                     title: "AI usage quota exceeded",
@@ -135,7 +141,9 @@ impl QuotaRejection {
                     detail,
                     violated_policies: policies,
                     limit: check.exceeded.map(|k| k.as_str()),
-                    reset_at: check.reset_at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    reset_at: check
+                        .reset_at
+                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                     retry_after: *retry_after,
                     error: "AI usage limit exceeded",
                     message: "You have reached your AI usage limit for this period.",
@@ -166,7 +174,12 @@ impl QuotaRejection {
             }),
         };
         // Serialising these plain structs cannot fail; keep a valid body regardless.
-        json.unwrap_or_else(|_| format!("{{\"type\":\"about:blank\",\"status\":{}}}", status.as_u16()))
+        json.unwrap_or_else(|_| {
+            format!(
+                "{{\"type\":\"about:blank\",\"status\":{}}}",
+                status.as_u16()
+            )
+        })
     }
 }
 
@@ -293,7 +306,10 @@ mod tests {
         assert_eq!(body["limit"], "tokens");
         assert_eq!(body["reset_at"], "2024-02-01T00:00:00Z");
         assert_eq!(body["error"], "AI usage limit exceeded");
-        assert_eq!(body["message"], "You have reached your AI usage limit for this period.");
+        assert_eq!(
+            body["message"],
+            "You have reached your AI usage limit for this period."
+        );
         assert_eq!(body["remaining_tokens"], 0);
         assert_eq!(body["usage_percentage"], 100);
         // Exact decimal, written as a JSON number.

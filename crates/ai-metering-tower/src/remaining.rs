@@ -197,7 +197,10 @@ where
 {
     type Rejection = RemainingQuotaRejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &State) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &State,
+    ) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .get::<Self>()
@@ -253,8 +256,8 @@ impl fmt::Display for RemainingQuotaRejection {
         match self {
             Self::MissingQuotaLayer { store } => write!(
                 f,
-                "Missing request extension: RemainingQuota<{store}> was not found. \
-                 Is QuotaLayer installed on this route (with the same store type)? \
+                "Missing request extension: RemainingQuota<{store}> was not found; \
+                 is QuotaLayer installed on this route (with the same store type)? \
                  Anonymous requests let through by the layer carry none: extract \
                  Option<RemainingQuota<_>> there."
             ),

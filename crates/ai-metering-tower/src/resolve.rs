@@ -200,8 +200,14 @@ mod tests {
         let p = parts(Some(("x-billable", "acme")));
         assert_eq!(Resolver::<Billable>::resolve(&resolver, &p), None);
         let p = parts(Some(("x-billable", "  ")));
-        assert_eq!(Resolver::<Billable>::resolve(&resolver.kind("team"), &p), None);
-        assert_eq!(Resolver::<Billable>::resolve(&FromHeader::new("x-billable"), &parts(None)), None);
+        assert_eq!(
+            Resolver::<Billable>::resolve(&resolver.kind("team"), &p),
+            None
+        );
+        assert_eq!(
+            Resolver::<Billable>::resolve(&FromHeader::new("x-billable"), &parts(None)),
+            None
+        );
     }
 
     #[test]

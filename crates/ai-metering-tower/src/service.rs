@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use ai_metering_core::store::Store;
 use ai_metering_core::{Billable, Tenant};
-use axum::body::{Body, Bytes, HttpBody};
 use axum::BoxError;
+use axum::body::{Body, Bytes, HttpBody};
 use http::{Request, Response};
 use tower_service::Service;
 
@@ -119,7 +119,9 @@ where
 
         let now = settings.metering.now();
         match settings.decide_cached(&billable, &tenant, now) {
-            Some(decision) => ResponseFuture::decided(decision, Arc::clone(settings), inner, request, span),
+            Some(decision) => {
+                ResponseFuture::decided(decision, Arc::clone(settings), inner, request, span)
+            }
             None => {
                 let check = Box::pin(Arc::clone(settings).decide(billable, tenant));
                 ResponseFuture::checking(check, Arc::clone(settings), inner, request, span)
