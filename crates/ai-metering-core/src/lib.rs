@@ -6,7 +6,40 @@
 //! - [`period`]: daily, weekly, monthly, yearly and rolling periods in any time zone;
 //! - [`plan`]: plans, subscriptions and limit overrides;
 //! - [`limit`]: the pure limit evaluation behind every quota decision;
-//! - [`validate`]: feature names and metadata.
+//! - [`validate`]: feature names and metadata;
+//! - [`store`]: the storage traits (atomic reservations, idempotent inserts, credit holds)
+//!   and [`store::MemoryStore`];
+//! - [`Metering`] and [`Meter`]: meter one AI call end to end, with [`events`] and a
+//!   [`clock`] that tests control.
+//!
+//! ```
+//! use ai_metering_core::{Billable, Metering, TokenUsage, plan::{Plan, Subscription}};
+//! use ai_metering_core::store::{MemoryStore, PlanStore, SubscriptionStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! store.upsert_plan(&Plan::new("basic", "Basic").with_token_limit(10_000)).await?;
+//! let alice = Billable::new("user", "alice");
+//! store.insert_subscription(&Subscription::new(alice.clone(), "basic", chrono::Utc::now())).await?;
+//!
+//! let metering = Metering::new(store);
+//! let metered = metering
+//!     .meter()
+//!     .billable(alice.clone())
+//!     .provider("openai", "gpt-4o-mini")
+//!     .feature("chat")
+//!     .call(async {
+//!         // The provider's JSON response; its `usage` is read and priced.
+//!         Ok::<_, std::io::Error>(serde_json::json!({
+//!             "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
+//!         }))
+//!     })
+//!     .await
+//!     .unwrap();
+//! assert_eq!(metered.check.remaining_tokens, Some(8_500));
+//! # Ok::<_, ai_metering_core::store::StoreError>(())
+//! # }).unwrap();
+//! ```
 #![warn(missing_docs)]
 
 mod billable;
@@ -29,7 +62,10 @@ pub mod validate;
 
 pub use billable::{Billable, Tenant};
 pub use error::{Error, Result};
+pub use limit::{LimitCheck, LimitKind, Limits, UsageTotals};
 pub use meter::{Meter, MeterError, Metered, RecordOutcome, Reservation};
 pub use metering::{Entitlement, Metering, MeteringBuilder, MeteringConfig, QuotaStatus};
 pub use money::{Currency, Money};
+pub use period::{Period, PeriodSpec};
+pub use pricing::{CostBreakdown, PriceCatalog};
 pub use usage::{MAX_TOKENS_PER_CALL, TokenCounts, TokenUsage};

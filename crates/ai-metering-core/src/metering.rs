@@ -209,9 +209,9 @@ impl<S: Store> Metering<S> {
             None => Limits::UNLIMITED,
         };
         let spec = if config.anchor_to_subscription {
-            config.period.clone().anchored_at(sub.started_at)
+            config.period.anchored_at(sub.started_at)
         } else {
-            config.period.clone()
+            config.period
         };
         let overage_policy = plan
             .as_ref()

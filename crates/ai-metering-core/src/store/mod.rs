@@ -1,5 +1,9 @@
 //! Storage: small async traits that a backend implements, and [`MemoryStore`].
 //!
+//! [`MemoryStore`] implements every trait in process memory: it is meant for tests, examples and
+//! single-instance apps that may lose their data on restart. Database stores live in their own
+//! crates; all of them pass the same conformance suite (crate `ai-metering-testkit`).
+//!
 //! A backend implements one trait per concern; [`Store`] is the sum of them, implemented
 //! automatically. The traits use native `async fn` (spelled `impl Future + Send` so that the
 //! futures can be spawned), and every operation that guards money is **atomic**: a store
@@ -22,6 +26,7 @@
 //! usage rows already in its window, so counters and rows never disagree.
 
 mod error;
+mod memory;
 mod records;
 
 use std::future::Future;
@@ -35,6 +40,7 @@ use crate::period::Period;
 use crate::plan::{LimitOverride, Plan, Subscription};
 
 pub use error::{StoreError, StoreErrorKind};
+pub use memory::MemoryStore;
 pub use records::{
     CreditOutcome, CreditTransaction, Direction, GroupBy, GroupedSums, HoldId, NewOverage,
     OverageRecord, Overdraft, Page, PeriodUsage, Recorded, ReservationId, ReserveOutcome,

@@ -1,0 +1,192 @@
+//! Plans, subscriptions and limit overrides.
+
+use std::sync::Arc;
+
+use ai_metering_core::plan::{LimitOverride, LimitValue, Plan, Subscription};
+use ai_metering_core::store::Store;
+use ai_metering_core::store::{StoreErrorKind, SubscriptionId};
+use chrono::Duration;
+
+use crate::builders::{dec, fresh_billable, fresh_name, hour};
+
+/// Upserting inserts or replaces by slug; plans are listed by slug.
+pub async fn plans_upsert_get_and_list<S: Store>(store: Arc<S>) {
+    let prefix = fresh_name("plan");
+    let (slug_a, slug_b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    let b = Plan::new(&slug_b, "B").with_cost_limit(dec("12.345678901"));
+    let a = Plan::new(&slug_a, "A").with_token_limit(1_000);
+    store.upsert_plan(&b).await.unwrap();
+    store.upsert_plan(&a).await.unwrap();
+    assert_eq!(store.plan(&slug_a).await.unwrap(), Some(a));
+    assert_eq!(store.plan(&slug_b).await.unwrap(), Some(b));
+    assert_eq!(store.plan(&format!("{prefix}-none")).await.unwrap(), None);
+
+    let a2 = Plan::new(&slug_a, "A v2")
+        .with_token_limit(2_000)
+        .inactive();
+    store.upsert_plan(&a2).await.unwrap();
+    assert_eq!(store.plan(&slug_a).await.unwrap(), Some(a2.clone()));
+
+    let mine: Vec<Plan> = store
+        .plans()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.slug.starts_with(&prefix))
+        .collect();
+    let slugs: Vec<&str> = mine.iter().map(|p| p.slug.as_str()).collect();
+    assert_eq!(
+        slugs,
+        [slug_a.as_str(), slug_b.as_str()],
+        "one row per slug, by slug"
+    );
+    assert_eq!(mine[0], a2);
+}
+
+/// A subscription is current from its start (not before), until its end or the end of its
+/// grace period.
+pub async fn subscription_current_follows_start_end_and_grace<S: Store>(store: Arc<S>) {
+    let who = fresh_billable();
+    let mut ended = Subscription::new(who.clone(), "basic", hour(10)).ending_at(hour(20));
+    ended.grace_ends_at = Some(hour(25));
+    let future = Subscription::new(who.clone(), "pro", hour(40));
+    let ended_id = store.insert_subscription(&ended).await.unwrap();
+    let future_id = store.insert_subscription(&future).await.unwrap();
+    assert_ne!(ended_id, future_id);
+
+    let current = |at| {
+        let store = store.clone();
+        let who = who.clone();
+        async move { store.current_subscription(&who, at).await.unwrap() }
+    };
+    assert_eq!(current(hour(9)).await, None, "not started yet");
+    assert_eq!(current(hour(10)).await, Some((ended_id, ended.clone())));
+    assert_eq!(current(hour(19)).await, Some((ended_id, ended.clone())));
+    assert_eq!(
+        current(hour(22)).await,
+        Some((ended_id, ended.clone())),
+        "ended but in grace"
+    );
+    assert_eq!(current(hour(25)).await, None, "grace over");
+    assert_eq!(
+        current(hour(39)).await,
+        None,
+        "future-dated is not active yet"
+    );
+    assert_eq!(current(hour(40)).await, Some((future_id, future)));
+    assert_eq!(
+        store
+            .current_subscription(&fresh_billable(), hour(40))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Among active subscriptions, the one that started last wins (ties: the highest id);
+/// listing is oldest first.
+pub async fn subscription_latest_start_wins<S: Store>(store: Arc<S>) {
+    let who = fresh_billable();
+    let later = Subscription::new(who.clone(), "pro", hour(5));
+    let earlier = Subscription::new(who.clone(), "basic", hour(1));
+    let tie = Subscription::new(who.clone(), "team", hour(5));
+    // Inserted out of start order, so that ids and starts disagree.
+    let later_id = store.insert_subscription(&later).await.unwrap();
+    let earlier_id = store.insert_subscription(&earlier).await.unwrap();
+    assert_eq!(
+        store.current_subscription(&who, hour(3)).await.unwrap(),
+        Some((earlier_id, earlier.clone()))
+    );
+    assert_eq!(
+        store.current_subscription(&who, hour(6)).await.unwrap(),
+        Some((later_id, later.clone()))
+    );
+    let tie_id = store.insert_subscription(&tie).await.unwrap();
+    assert_eq!(
+        store.current_subscription(&who, hour(6)).await.unwrap(),
+        Some((tie_id, tie.clone())),
+        "same start: the highest id wins"
+    );
+    let all = store.subscriptions(&who).await.unwrap();
+    assert_eq!(
+        all,
+        vec![(earlier_id, earlier), (later_id, later), (tie_id, tie)],
+        "oldest first"
+    );
+}
+
+/// Updating replaces every field; updating an unknown id is `NotFound`.
+pub async fn subscription_update_replaces_and_unknown_is_not_found<S: Store>(store: Arc<S>) {
+    let who = fresh_billable();
+    let sub = Subscription::new(who.clone(), "basic", hour(0));
+    let id = store.insert_subscription(&sub).await.unwrap();
+    let mut changed = sub.clone().ending_at(hour(10));
+    changed.plan = Some("pro".into());
+    changed.previous_plan = Some("basic".into());
+    changed
+        .meta
+        .insert("stripe_id".into(), serde_json::json!("sub_123"));
+    store.update_subscription(id, &changed).await.unwrap();
+    assert_eq!(
+        store.subscriptions(&who).await.unwrap(),
+        vec![(id, changed)]
+    );
+    assert_eq!(
+        store.current_subscription(&who, hour(10)).await.unwrap(),
+        None
+    );
+
+    let err = store
+        .update_subscription(SubscriptionId(i64::MAX), &sub)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    assert!(
+        store
+            .subscriptions(&fresh_billable())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An override applies on `[starts_at, ends_at)`; with several, the one stored last wins.
+pub async fn limit_override_window_is_half_open_and_latest_wins<S: Store>(store: Arc<S>) {
+    let who = fresh_billable();
+    let first = LimitOverride {
+        billable: who.clone(),
+        starts_at: hour(0),
+        ends_at: hour(10),
+        token_limit: LimitValue::Set(100),
+        cost_limit: LimitValue::Unlimited,
+    };
+    store.insert_limit_override(&first).await.unwrap();
+    let at = |h| {
+        let store = store.clone();
+        let who = who.clone();
+        async move { store.limit_override_at(&who, hour(h)).await.unwrap() }
+    };
+    assert_eq!(at(-1).await, None);
+    assert_eq!(at(0).await, Some(first.clone()));
+    assert_eq!(at(9).await, Some(first.clone()));
+    assert_eq!(at(10).await, None, "the end is excluded");
+
+    let second = LimitOverride {
+        starts_at: hour(5),
+        ends_at: hour(5) + Duration::days(1),
+        token_limit: LimitValue::Inherit,
+        cost_limit: LimitValue::Set(dec("2.50")),
+        ..first.clone()
+    };
+    store.insert_limit_override(&second).await.unwrap();
+    assert_eq!(at(4).await, Some(first));
+    assert_eq!(at(6).await, Some(second.clone()), "stored last wins");
+    assert_eq!(at(12).await, Some(second));
+    assert_eq!(
+        store
+            .limit_override_at(&fresh_billable(), hour(6))
+            .await
+            .unwrap(),
+        None
+    );
+}
