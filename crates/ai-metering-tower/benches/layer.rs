@@ -1,6 +1,8 @@
 //! A request through an axum `Router`, with and without `QuotaLayer` (MemoryStore, cached
 //! limit check), in one run so the two can be compared as a ratio.
 
+#![allow(clippy::expect_used)] // benchmark setup: failing fast is the point
+
 use ai_metering_core::plan::{Plan, Subscription};
 use ai_metering_core::store::{MemoryStore, PlanStore, SubscriptionStore};
 use ai_metering_core::{Billable, Metering};

@@ -89,3 +89,59 @@ impl CheckCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai_metering_core::limit::{LimitCheck, Limits};
+    use ai_metering_core::period::Period;
+    use ai_metering_core::plan::{BillingMode, OveragePolicy};
+    use ai_metering_core::{Entitlement, QuotaStatus};
+    use chrono::TimeZone;
+
+    fn at(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, 31, h, 0, 0).unwrap()
+    }
+
+    fn status(period_end: DateTime<Utc>) -> Arc<QuotaStatus> {
+        Arc::new(QuotaStatus {
+            entitlement: Entitlement {
+                billable: Billable::new("user", 1),
+                subscription: None,
+                plan: None,
+                limits: Limits::UNLIMITED,
+                period: Some(Period {
+                    start: at(0),
+                    end: period_end,
+                }),
+                overage_policy: OveragePolicy::Block,
+                billing_mode: BillingMode::Plan,
+            },
+            check: LimitCheck::unlimited(),
+        })
+    }
+
+    #[test]
+    fn entries_live_until_the_ttl_or_the_period_end() {
+        let cache = CheckCache::new(Duration::hours(2));
+        let b = Billable::new("user", 1);
+        cache.put(&b, status(at(23)), at(1));
+        assert!(cache.get(&b, at(2)).is_some());
+        assert!(cache.get(&b, at(3)).is_none(), "TTL passed");
+        // The period ends before the TTL: the entry ends with it.
+        cache.put(&b, status(at(4)), at(3));
+        assert!(cache.get(&b, at(4)).is_none());
+    }
+
+    #[test]
+    fn invalidation_and_a_zero_ttl_bypass_the_cache() {
+        let b = Billable::new("user", 1);
+        let cache = CheckCache::new(Duration::hours(1));
+        cache.put(&b, status(at(23)), at(1));
+        cache.invalidate(&b);
+        assert!(cache.get(&b, at(1)).is_none());
+        let off = CheckCache::new(Duration::zero());
+        off.put(&b, status(at(23)), at(1));
+        assert!(off.get(&b, at(1)).is_none());
+    }
+}

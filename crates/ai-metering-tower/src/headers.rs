@@ -194,7 +194,7 @@ pub fn format_decimal(value: Decimal) -> String {
 /// ```
 /// # use ai_metering_tower::headers::format_percentage;
 /// use rust_decimal::Decimal;
-/// assert_eq!(format_percentage(Decimal::new(33_3333, 4)), "33.33");
+/// assert_eq!(format_percentage(Decimal::new(333_333, 4)), "33.33");
 /// assert_eq!(format_percentage(Decimal::new(8_500, 2)), "85");
 /// ```
 pub fn format_percentage(value: Decimal) -> String {
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(format_decimal(Decimal::ZERO), "0");
         assert_eq!(format_decimal(Decimal::new(4_950, 2)), "49.5");
         assert_eq!(format_percentage(Decimal::ZERO), "0");
-        assert_eq!(format_percentage(Decimal::new(100_00, 2)), "100");
+        assert_eq!(format_percentage(Decimal::new(10_000, 2)), "100");
         assert_eq!(format_percentage(Decimal::new(33_335, 3)), "33.34");
     }
 
@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn micros_truncate_and_cap() {
         assert_eq!(micros(Decimal::new(50, 0)), 50_000_000);
-        assert_eq!(micros(Decimal::new(1_234_567_9, 7)), 1_234_567);
+        assert_eq!(micros(Decimal::new(12_345_679, 7)), 1_234_567);
         assert_eq!(micros(Decimal::new(-1, 0)), 0);
         assert_eq!(micros(Decimal::MAX), SF_INTEGER_MAX);
     }

@@ -289,7 +289,7 @@ mod tests {
                 tokens: Some(1_000),
                 cost: Some(Decimal::new(5, 0)),
             },
-            UsageTotals::new(1_000, Decimal::new(1_25, 2)),
+            UsageTotals::new(1_000, Decimal::new(125, 2)),
             UsageTotals::ZERO,
             &Thresholds::default(),
         )

@@ -1,6 +1,8 @@
 //! Concurrent requests cannot spend past a limit: the layer reserves each route's estimate
 //! atomically and the route's meter settles it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::convert::Infallible;

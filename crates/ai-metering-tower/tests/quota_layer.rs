@@ -1,5 +1,7 @@
 //! The layer through a real axum `Router`: decisions, status codes, bodies and headers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::convert::Infallible;

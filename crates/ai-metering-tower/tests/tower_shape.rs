@@ -1,6 +1,8 @@
 //! The layer as a tower citizen: `Router::layer`, `route_layer`, `ServiceBuilder`, and the
 //! extractor's rejection without it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::convert::Infallible;

@@ -1,6 +1,6 @@
 //! Shared test fixtures: a store that can be switched off, a metering on a manual clock,
 //! and apps built around the layer.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
