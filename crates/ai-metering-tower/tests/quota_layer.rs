@@ -481,3 +481,22 @@ async fn a_billable_without_a_subscription_is_unlimited() {
     assert_eq!(header(&response, "x-usage-percentage"), "0");
     assert!(!response.headers().contains_key("ratelimit-policy"));
 }
+
+#[tokio::test]
+async fn a_custom_rejection_keeps_retry_after_and_the_quota_headers() {
+    use axum::response::IntoResponse;
+    let (metering, store, _clock) = metering();
+    subscribe(&store, &user(1), "basic", 0).await;
+    let layer = QuotaLayer::new(metering).on_rejection(|rejection| {
+        (
+            rejection.status(),
+            format!("custom: {}", rejection.status().as_u16()),
+        )
+            .into_response()
+    });
+    let response = app(layer).oneshot(req("/peek", Some(1))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&response, "retry-after"), SECS_TO_RESET.to_string());
+    assert_eq!(header(&response, "x-remaining-tokens"), "0");
+    assert_eq!(text(response).await, "custom: 429");
+}
