@@ -76,6 +76,16 @@ pub enum Error {
         right: String,
     },
 
+    /// No configured exchange rate converts `from` into `to` (directly, inverted, or through
+    /// the pivot). Never treated as a 1:1 rate.
+    #[error("no exchange rate is configured from {from} to {to}")]
+    NoExchangeRate {
+        /// The source currency code.
+        from: String,
+        /// The target currency code.
+        to: String,
+    },
+
     /// Decimal or integer arithmetic overflowed.
     #[error("arithmetic overflow while computing {0}")]
     Overflow(&'static str),

@@ -7,6 +7,8 @@
 //! - [`plan`]: plans, subscriptions and limit overrides;
 //! - [`limit`]: the pure limit evaluation behind every quota decision;
 //! - [`validate`]: feature names and metadata;
+//! - [`exchange`]: currency conversion from a configured [`RateTable`];
+//! - [`grants`]: credit grants and their burn-down order;
 //! - [`store`]: the storage traits (atomic reservations, idempotent inserts, credit holds)
 //!   and [`store::MemoryStore`];
 //! - [`Metering`] and [`Meter`]: meter one AI call end to end, with [`events`] and a
@@ -49,6 +51,8 @@ mod usage;
 
 pub mod clock;
 pub mod events;
+pub mod exchange;
+pub mod grants;
 mod meter;
 mod metering;
 
@@ -62,6 +66,7 @@ pub mod validate;
 
 pub use billable::{Billable, Tenant};
 pub use error::{Error, Result};
+pub use exchange::RateTable;
 pub use limit::{LimitCheck, LimitKind, Limits, UsageTotals};
 pub use meter::{Meter, MeterError, Metered, RecordOutcome, Reservation};
 pub use metering::{Entitlement, Metering, MeteringBuilder, MeteringConfig, QuotaStatus};

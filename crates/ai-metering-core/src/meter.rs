@@ -50,8 +50,8 @@ use crate::plan::{BillingMode, OveragePolicy};
 use crate::pricing::CostBreakdown;
 use crate::provider::{Provider, extract_usage};
 use crate::store::{
-    CreditOutcome, HoldId, NewOverage, Recorded, ReservationId, ReserveOutcome, ReserveRequest,
-    Store, UsageEntry, UsageRecord,
+    CreditOutcome, HoldId, NewOverage, Overdraft, Recorded, ReservationId, ReserveOutcome,
+    ReserveRequest, Store, UsageEntry, UsageRecord,
 };
 use crate::usage::TokenUsage;
 use crate::validate::{FeatureName, Metadata};
@@ -124,7 +124,9 @@ pub struct Meter<S> {
     meta: Option<serde_json::Value>,
     idempotency_key: Option<String>,
     estimate_usage: Option<TokenUsage>,
+    estimate_cost: Option<Decimal>,
     manual_usage: Option<TokenUsage>,
+    adopted: Option<Reservation<S>>,
 }
 
 impl<S> fmt::Debug for Meter<S> {
@@ -134,6 +136,7 @@ impl<S> fmt::Debug for Meter<S> {
             .field("provider", &self.provider)
             .field("feature", &self.feature)
             .field("idempotency_key", &self.idempotency_key)
+            .field("adopted", &self.adopted)
             .finish_non_exhaustive()
     }
 }
@@ -151,7 +154,9 @@ impl<S: Store> Meter<S> {
             meta: None,
             idempotency_key: None,
             estimate_usage: None,
+            estimate_cost: None,
             manual_usage: None,
+            adopted: None,
         }
     }
 
@@ -220,6 +225,35 @@ impl<S: Store> Meter<S> {
         self
     }
 
+    /// The estimated cost to reserve (and, in credits mode, to hold), instead of pricing
+    /// the [`estimate`](Self::estimate) from the catalog; in the catalog's currency. Useful
+    /// when the model is not known yet (see [`begin_deferred`](Self::begin_deferred)).
+    ///
+    /// ```
+    /// use ai_metering_core::{Metering, store::MemoryStore};
+    /// use rust_decimal::Decimal;
+    /// let meter = Metering::new(MemoryStore::new()).meter().estimate_cost(Decimal::new(5, 2));
+    /// # let _ = meter;
+    /// ```
+    pub fn estimate_cost(mut self, cost: Decimal) -> Self {
+        self.estimate_cost = Some(cost);
+        self
+    }
+
+    /// Settles `reservation` instead of reserving again: for a call whose estimate was
+    /// already reserved upstream (by the tower `QuotaLayer`, or by
+    /// [`begin_deferred`](Self::begin_deferred)). This builder's provider and model, and its
+    /// user, tenant, feature, metadata and idempotency key when set, complete the
+    /// reservation; its [`estimate`](Self::estimate) is not reserved again. A different
+    /// billable is refused. If the call fails before reaching the provider, the
+    /// reservation is released.
+    ///
+    /// See [`begin_deferred`](Self::begin_deferred) for an example.
+    pub fn adopt(mut self, reservation: Reservation<S>) -> Self {
+        self.adopted = Some(reservation);
+        self
+    }
+
     /// The usage to record, replacing whatever the response reports.
     pub fn manual_usage(mut self, usage: TokenUsage) -> Self {
         self.manual_usage = Some(usage);
@@ -237,7 +271,15 @@ impl<S: Store> Meter<S> {
         E: fmt::Display,
         F: Future<Output = Result<T, E>>,
     {
-        let provider_name = self.provider.as_ref().map(|(p, _)| p.clone());
+        let provider_name = self
+            .provider
+            .as_ref()
+            .or_else(|| {
+                self.adopted
+                    .as_ref()
+                    .and_then(|r| r.template.provider.as_ref())
+            })
+            .map(|(p, _)| p.clone());
         let needs_extraction = self.manual_usage.is_none();
         let provider = match (needs_extraction, provider_name.as_deref()) {
             (true, Some(name)) => Some(Provider::from_name(name).ok_or_else(|| {
@@ -315,6 +357,9 @@ impl<S: Store> Meter<S> {
     /// for calls whose usage is known only later (streams). Record the usage with
     /// [`Reservation::record`] or give it back with [`Reservation::release`].
     ///
+    /// With an [adopted](Self::adopt) reservation nothing new is reserved: the adopted one
+    /// is completed with this builder's provider, model and details and returned.
+    ///
     /// # Errors
     /// [`Error::LimitExceeded`], [`Error::InsufficientCredits`], invalid input, store
     /// failures; a repeated idempotency key is [`Error::InvalidInput`] here (use
@@ -330,37 +375,200 @@ impl<S: Store> Meter<S> {
         }
     }
 
-    async fn reserve(self) -> Result<Reservation<S>, ReserveError> {
-        let metering = self.metering;
-        let billable = self
-            .billable
-            .ok_or_else(|| Error::InvalidInput("no billable: call .billable(...) first".into()))?;
-        let (provider, model) = self.provider.ok_or_else(|| {
-            Error::InvalidInput("no provider: call .provider(name, model) first".into())
-        })?;
-        if provider.trim().is_empty() || model.trim().is_empty() {
-            return Err(Error::InvalidInput("provider and model must not be empty".into()).into());
+    /// Like [`begin`](Self::begin), but the provider and model may still be unknown: for
+    /// middleware that reserves a route's estimate before the handler picks a model (the
+    /// tower `QuotaLayer`). The estimate's cost is the [`estimate_cost`](Self::estimate_cost)
+    /// if given, else the catalog price when a provider and model are set, else zero.
+    ///
+    /// The reservation is completed later by a [`Meter`] that [adopts](Self::adopt) it, or
+    /// by [`Reservation::with_provider`] before [`Reservation::record`].
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Metering, TokenUsage, store::MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let metering = Metering::new(MemoryStore::new());
+    /// let reservation = metering
+    ///     .meter()
+    ///     .billable(Billable::new("user", 42))
+    ///     .estimate(TokenUsage::new(500, 500).unwrap())
+    ///     .begin_deferred()
+    ///     .await
+    ///     .unwrap();
+    /// // ... later, once the handler knows the model:
+    /// let metered = metering
+    ///     .meter()
+    ///     .adopt(reservation)
+    ///     .provider("openai", "gpt-4o-mini")
+    ///     .manual_usage(TokenUsage::new(100, 200).unwrap())
+    ///     .call(async { Ok::<_, std::io::Error>("hello") })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(metered.usage.total_tokens(), 300);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// As [`begin`](Self::begin).
+    pub async fn begin_deferred(self) -> Result<Reservation<S>> {
+        if self.adopted.is_some() {
+            return self.begin().await;
         }
+        match self.reserve_new(false).await {
+            Ok(r) => Ok(r),
+            Err(ReserveError::Metering(e)) => Err(e),
+            Err(ReserveError::Duplicate(record)) => Err(Error::InvalidInput(format!(
+                "idempotency key already used by usage #{}",
+                record.id
+            ))),
+        }
+    }
+
+    async fn reserve(mut self) -> Result<Reservation<S>, ReserveError> {
+        match self.adopted.take() {
+            Some(mut adopted) => match self.complete(&mut adopted).await {
+                Ok(()) => Ok(adopted),
+                Err(e) => {
+                    // The reservation was handed to this meter; give it back rather than
+                    // let it count until it expires.
+                    if let Err(release) = adopted.release().await {
+                        tracing::warn!(target: "ai_metering", error = %release, "could not release an adopted reservation; it will expire");
+                    }
+                    Err(e)
+                }
+            },
+            None => self.reserve_new(true).await,
+        }
+    }
+
+    /// Validates this builder's input (shared by new and adopted reservations).
+    fn validate(self, require_provider: bool) -> Result<Validated<S>> {
+        let provider = match self.provider {
+            Some((provider, model)) => {
+                if provider.trim().is_empty() || model.trim().is_empty() {
+                    return Err(Error::InvalidInput(
+                        "provider and model must not be empty".into(),
+                    ));
+                }
+                Some((provider, model))
+            }
+            None if require_provider => {
+                return Err(Error::InvalidInput(
+                    "no provider: call .provider(name, model) first".into(),
+                ));
+            }
+            None => None,
+        };
         let feature = self
             .feature
             .map(|f| FeatureName::new(&f).map(|f| f.as_str().to_owned()))
             .transpose()?;
         let metadata = match self.meta {
-            Some(value) => Metadata::new(value)?.as_map().clone(),
-            None => serde_json::Map::new(),
+            Some(value) => Some(Metadata::new(value)?.as_map().clone()),
+            None => None,
         };
         if let Some(key) = &self.idempotency_key
             && (key.is_empty() || key.len() > 255)
         {
-            return Err(
-                Error::InvalidInput("idempotency key must be 1 to 255 bytes".into()).into(),
-            );
+            return Err(Error::InvalidInput(
+                "idempotency key must be 1 to 255 bytes".into(),
+            ));
         }
+        if let Some(cost) = self.estimate_cost
+            && cost.is_sign_negative()
+        {
+            return Err(Error::InvalidInput(format!(
+                "the estimated cost must not be negative, got {cost}"
+            )));
+        }
+        Ok(Validated {
+            metering: self.metering,
+            billable: self.billable,
+            user_id: self.user_id,
+            tenant: self.tenant,
+            provider,
+            feature,
+            billing_mode: self.billing_mode,
+            metadata,
+            idempotency_key: self.idempotency_key,
+            estimate_usage: self.estimate_usage.or(self.manual_usage),
+            estimate_cost: self.estimate_cost,
+        })
+    }
+
+    /// Completes an adopted reservation with this builder's details. On error the caller
+    /// releases it.
+    async fn complete(self, adopted: &mut Reservation<S>) -> Result<(), ReserveError> {
+        let v = self.validate(false)?;
+        let provider = match v.provider.or_else(|| adopted.template.provider.take()) {
+            Some(p) => p,
+            None => {
+                return Err(Error::InvalidInput(
+                    "no provider: call .provider(name, model) first".into(),
+                )
+                .into());
+            }
+        };
+        if let Some(billable) = &v.billable
+            && billable != adopted.billable()
+        {
+            return Err(Error::InvalidInput(format!(
+                "this meter is for {billable}, but the adopted reservation belongs to {}",
+                adopted.billable()
+            ))
+            .into());
+        }
+        let billing_mode = adopted.entitlement.billing_mode;
+        if let Some(mode) = v.billing_mode
+            && mode != billing_mode
+        {
+            return Err(Error::InvalidInput(format!(
+                "{} is billed in {billing_mode} mode, not {mode}",
+                adopted.billable()
+            ))
+            .into());
+        }
+        // Unknown models fail here, before the provider is called.
+        v.metering.catalog().cost(
+            &provider.0,
+            &provider.1,
+            &v.estimate_usage.unwrap_or_default(),
+        )?;
+        let t = &mut adopted.template;
+        if let Some(key) = &v.idempotency_key
+            && let Some(record) = v
+                .metering
+                .store()
+                .usage_by_idempotency_key(&t.billable, key)
+                .await?
+        {
+            return Err(ReserveError::Duplicate(Box::new(record)));
+        }
+        t.provider = Some(provider);
+        t.user_id = v.user_id.or(t.user_id.take());
+        t.tenant = v.tenant.or(t.tenant.take());
+        t.feature = v.feature.or(t.feature.take());
+        if let Some(meta) = v.metadata {
+            t.metadata.extend(meta);
+        }
+        t.idempotency_key = v.idempotency_key.or(t.idempotency_key.take());
+        if adopted.estimate_usage.is_none() {
+            adopted.estimate_usage = v.estimate_usage;
+        }
+        Ok(())
+    }
+
+    async fn reserve_new(self, require_provider: bool) -> Result<Reservation<S>, ReserveError> {
+        let v = self.validate(require_provider)?;
+        let metering = v.metering;
+        let billable = v
+            .billable
+            .ok_or_else(|| Error::InvalidInput("no billable: call .billable(...) first".into()))?;
 
         let store = metering.store();
         let now = metering.now();
         let entitlement = metering.entitlement(&billable, now).await?;
-        if let Some(mode) = self.billing_mode
+        if let Some(mode) = v.billing_mode
             && mode != entitlement.billing_mode
         {
             return Err(Error::InvalidInput(format!(
@@ -371,17 +579,31 @@ impl<S: Store> Meter<S> {
         }
 
         // Unknown models fail here, before anything is reserved or called.
-        let estimate_usage = self.estimate_usage.or(self.manual_usage);
-        let estimate_cost =
-            metering
-                .catalog()
-                .cost(&provider, &model, &estimate_usage.unwrap_or_default())?;
+        let estimate_usage = v.estimate_usage;
+        let priced = match &v.provider {
+            Some((provider, model)) => Some(metering.catalog().cost(
+                provider,
+                model,
+                &estimate_usage.unwrap_or_default(),
+            )?),
+            None => None,
+        };
+        let estimate_cost = match (v.estimate_cost, &priced) {
+            (Some(cost), priced) => Money::new(
+                cost,
+                priced
+                    .as_ref()
+                    .map_or_else(|| metering.catalog().currency(), |p| p.currency),
+            ),
+            (None, Some(p)) => Money::new(p.total, p.currency),
+            (None, None) => Money::zero(metering.catalog().currency()),
+        };
         let estimate = UsageTotals::new(
             estimate_usage.map_or(0, |u| u.total_tokens()),
-            estimate_cost.total,
+            estimate_cost.amount,
         );
 
-        if let Some(key) = &self.idempotency_key
+        if let Some(key) = &v.idempotency_key
             && let Some(record) = store.usage_by_idempotency_key(&billable, key).await?
         {
             return Err(ReserveError::Duplicate(Box::new(record)));
@@ -404,16 +626,25 @@ impl<S: Store> Meter<S> {
             now,
             expires_at: now + metering.config().reservation_ttl,
         };
-        let reservation_id = match store.reserve(&request).await? {
-            ReserveOutcome::Reserved { id, .. } => id,
+        let thresholds = &metering.config().thresholds;
+        let (reservation_id, check) = match store.reserve(&request).await? {
+            ReserveOutcome::Reserved { id, usage } => {
+                let check = if entitlement.limits.is_unlimited() {
+                    LimitCheck::unlimited()
+                } else {
+                    evaluate(
+                        &entitlement.limits,
+                        usage.committed(),
+                        UsageTotals::ZERO,
+                        thresholds,
+                    )
+                    .with_reset_at(period.end)
+                };
+                (id, check)
+            }
             ReserveOutcome::Rejected { usage, .. } => {
-                let check = evaluate(
-                    &entitlement.limits,
-                    usage.committed(),
-                    estimate,
-                    &metering.config().thresholds,
-                )
-                .with_reset_at(period.end);
+                let check = evaluate(&entitlement.limits, usage.committed(), estimate, thresholds)
+                    .with_reset_at(period.end);
                 if let Some(limit) = check.exceeded {
                     metering.emit(MeterEvent::LimitReached {
                         billable: billable.clone(),
@@ -430,28 +661,11 @@ impl<S: Store> Meter<S> {
         };
 
         let hold = if entitlement.billing_mode == BillingMode::Credits {
-            let amount = Money::new(estimate_cost.total, estimate_cost.currency);
-            match store
-                .hold_credits(
-                    &billable,
-                    amount,
-                    metering.config().overdraft,
-                    request.expires_at,
-                )
-                .await
-            {
-                Ok(CreditOutcome::Done(hold)) => Some(hold),
-                Ok(CreditOutcome::Insufficient { available }) => {
-                    let _ = store.release(reservation_id).await;
-                    return Err(Error::InsufficientCredits {
-                        required: amount,
-                        available,
-                    }
-                    .into());
-                }
+            match credit_hold(&metering, &billable, estimate_cost, request.expires_at).await {
+                Ok(hold) => hold,
                 Err(e) => {
                     let _ = store.release(reservation_id).await;
-                    return Err(Error::from(e).into());
+                    return Err(e.into());
                 }
             }
         } else {
@@ -464,16 +678,16 @@ impl<S: Store> Meter<S> {
             period,
             id: reservation_id,
             hold,
+            check,
             estimate_usage,
             template: EntryTemplate {
                 billable,
-                user_id: self.user_id,
-                tenant: self.tenant,
-                provider,
-                model,
-                feature,
-                metadata,
-                idempotency_key: self.idempotency_key,
+                user_id: v.user_id,
+                tenant: v.tenant,
+                provider: v.provider,
+                feature: v.feature,
+                metadata: v.metadata.unwrap_or_default(),
+                idempotency_key: v.idempotency_key,
             },
         })
     }
@@ -496,12 +710,66 @@ impl From<crate::store::StoreError> for ReserveError {
     }
 }
 
+/// Everything [`Meter::validate`] accepted.
+struct Validated<S> {
+    metering: Metering<S>,
+    billable: Option<Billable>,
+    user_id: Option<String>,
+    tenant: Option<Tenant>,
+    provider: Option<(String, String)>,
+    feature: Option<String>,
+    billing_mode: Option<BillingMode>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    idempotency_key: Option<String>,
+    estimate_usage: Option<TokenUsage>,
+    estimate_cost: Option<Decimal>,
+}
+
+/// Holds the estimated cost of a credits-mode call. A zero estimate holds nothing (stores
+/// accept only positive holds) but still requires the wallet to have room for a positive
+/// amount, so that an empty wallet is refused before the provider is called.
+async fn credit_hold<S: Store>(
+    metering: &Metering<S>,
+    billable: &Billable,
+    amount: Money,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<HoldId>> {
+    let store = metering.store();
+    let overdraft = metering.config().overdraft;
+    if amount.amount > Decimal::ZERO {
+        return match store
+            .hold_credits(billable, amount, overdraft, expires_at)
+            .await?
+        {
+            CreditOutcome::Done(hold) => Ok(Some(hold)),
+            CreditOutcome::Insufficient { available } => Err(Error::InsufficientCredits {
+                required: amount,
+                available,
+            }),
+        };
+    }
+    let available = store.wallet(billable, amount.currency).await?.available();
+    let has_room = match overdraft {
+        Overdraft::Disallowed => available > Decimal::ZERO,
+        Overdraft::Floor(floor) => available > floor,
+        Overdraft::Unlimited => true,
+    };
+    if has_room {
+        Ok(None)
+    } else {
+        Err(Error::InsufficientCredits {
+            required: amount,
+            available,
+        })
+    }
+}
+
 struct EntryTemplate {
     billable: Billable,
     user_id: Option<String>,
     tenant: Option<Tenant>,
-    provider: String,
-    model: String,
+    /// Provider and model; `None` only in a deferred reservation not yet completed.
+    provider: Option<(String, String)>,
     feature: Option<String>,
     metadata: serde_json::Map<String, serde_json::Value>,
     idempotency_key: Option<String>,
@@ -517,6 +785,7 @@ pub struct Reservation<S> {
     period: crate::period::Period,
     id: ReservationId,
     hold: Option<HoldId>,
+    check: LimitCheck,
     estimate_usage: Option<TokenUsage>,
     template: EntryTemplate,
 }
@@ -526,6 +795,7 @@ impl<S> fmt::Debug for Reservation<S> {
         f.debug_struct("Reservation")
             .field("id", &self.id)
             .field("billable", &self.template.billable)
+            .field("provider", &self.template.provider)
             .field("period", &self.period)
             .finish_non_exhaustive()
     }
@@ -551,6 +821,27 @@ impl<S: Store> Reservation<S> {
         &self.template.billable
     }
 
+    /// The limit check right after reserving, counting this reservation (so `allowed` is
+    /// false when it took the last of a limit: the *next* call would be refused).
+    pub fn check(&self) -> &LimitCheck {
+        &self.check
+    }
+
+    /// The provider and model the usage will be recorded under, if known yet.
+    pub fn provider(&self) -> Option<(&str, &str)> {
+        self.template
+            .provider
+            .as_ref()
+            .map(|(p, m)| (p.as_str(), m.as_str()))
+    }
+
+    /// Sets the provider and model to record the usage under: completes a reservation made
+    /// by [`Meter::begin_deferred`] (or changes the model of any reservation).
+    pub fn with_provider(mut self, provider: impl Into<String>, model: impl Into<String>) -> Self {
+        self.template.provider = Some((provider.into(), model.into()));
+        self
+    }
+
     /// Records `usage` in place of the reservation (atomically), settles the credit hold,
     /// records overage and emits the events.
     ///
@@ -560,14 +851,19 @@ impl<S: Store> Reservation<S> {
         let metering = &self.metering;
         let store = metering.store();
         let t = &self.template;
-        let cost = metering.catalog().cost(&t.provider, &t.model, &usage)?;
+        let Some((provider, model)) = &t.provider else {
+            return Err(Error::InvalidInput(
+                "the reservation has no provider and model yet: use Reservation::with_provider, or adopt it with Meter::adopt".into(),
+            ));
+        };
+        let cost = metering.catalog().cost(provider, model, &usage)?;
         let now = metering.now();
         let entry = UsageEntry {
             billable: t.billable.clone(),
             user_id: t.user_id.clone(),
             tenant: t.tenant.clone(),
-            provider: t.provider.clone(),
-            model: t.model.clone(),
+            provider: provider.clone(),
+            model: model.clone(),
             feature: t.feature.clone(),
             usage,
             cost: cost.clone(),
@@ -590,6 +886,24 @@ impl<S: Store> Reservation<S> {
                 });
             } else {
                 store.release_hold(hold).await?;
+            }
+        } else if created
+            && self.entitlement.billing_mode == BillingMode::Credits
+            && cost.total > Decimal::ZERO
+        {
+            // A zero estimate held nothing: debit the actual cost now. The money was spent,
+            // so the debit is not refused (the wallet may go below zero).
+            let amount = Money::new(cost.total, cost.currency);
+            let outcome = store
+                .deduct_credits(&t.billable, amount, "usage", Overdraft::Unlimited, now)
+                .await?;
+            if let CreditOutcome::Done(tx) = outcome {
+                metering.emit(MeterEvent::CreditsDeducted {
+                    billable: t.billable.clone(),
+                    amount,
+                    reason: tx.reason,
+                    balance_after: tx.balance_after,
+                });
             }
         }
 
@@ -724,8 +1038,16 @@ impl<S: Store> Reservation<S> {
     pub(crate) async fn fail(self, error: &str) {
         self.metering.emit(MeterEvent::ProviderCallFailed {
             billable: self.template.billable.clone(),
-            provider: self.template.provider.clone(),
-            model: self.template.model.clone(),
+            provider: self
+                .template
+                .provider
+                .as_ref()
+                .map_or_else(String::new, |(p, _)| p.clone()),
+            model: self
+                .template
+                .provider
+                .as_ref()
+                .map_or_else(String::new, |(_, m)| m.clone()),
             error: error.to_owned(),
         });
         if let Err(e) = self.release().await {

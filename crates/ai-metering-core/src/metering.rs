@@ -104,6 +104,13 @@ impl<S> Clone for Metering<S> {
     }
 }
 
+impl<S: Store> From<S> for Metering<S> {
+    /// [`Metering::new`]: so that APIs taking `impl Into<Metering<S>>` accept a bare store.
+    fn from(store: S) -> Self {
+        Self::new(store)
+    }
+}
+
 impl<S> fmt::Debug for Metering<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metering")

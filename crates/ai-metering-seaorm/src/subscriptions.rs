@@ -76,6 +76,7 @@ impl SubscriptionStore for SeaOrmStore {
         subscription::Entity::find()
             .filter(subscription::Column::BillableType.eq(billable.kind.as_str()))
             .filter(subscription::Column::BillableId.eq(billable.id.as_str()))
+            .order_by_asc(subscription::Column::StartedAt)
             .order_by_asc(subscription::Column::Id)
             .all(self.connection())
             .await
@@ -83,6 +84,31 @@ impl SubscriptionStore for SeaOrmStore {
             .into_iter()
             .map(to_subscription)
             .collect()
+    }
+
+    async fn find_subscription_by_meta(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
+        // `meta` is JSON text on both backends. A LIKE on the value's JSON spelling narrows
+        // the rows portably (it can only over-match: `%` and `_` are wildcards), and the
+        // exact key/value check happens on the decoded map.
+        let needle = serde_json::Value::String(value.to_owned()).to_string();
+        let rows = subscription::Entity::find()
+            .filter(subscription::Column::Meta.contains(needle.as_str()))
+            .order_by_desc(subscription::Column::StartedAt)
+            .order_by_desc(subscription::Column::Id)
+            .all(self.connection())
+            .await
+            .map_err(db_err)?;
+        for row in rows {
+            let (id, s) = to_subscription(row)?;
+            if s.meta.get(key).and_then(|v| v.as_str()) == Some(value) {
+                return Ok(Some((id, s)));
+            }
+        }
+        Ok(None)
     }
 
     async fn insert_limit_override(&self, o: &LimitOverride) -> StoreResult<()> {

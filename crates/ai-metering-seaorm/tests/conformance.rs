@@ -1,38 +1,32 @@
-//! The shared store conformance suite of `ai-metering-testkit`, run against this store.
-//!
-//! The suite is being written alongside this crate; once `ai-metering-testkit` exports
-//! `store_conformance_tests!`, add it to `[dev-dependencies]` and enable the line below (and
-//! the PostgreSQL variant, which skips itself without `AI_METERING_TEST_POSTGRES_URL`). Until
-//! then `store_basics.rs` covers every trait on both backends.
+//! The shared store conformance suite of `ai-metering-testkit`, run against this store on
+//! SQLite (always) and PostgreSQL (when `AI_METERING_TEST_POSTGRES_URL` is set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-// ai_metering_testkit::store_conformance_tests!(async { common::fresh_sqlite().await });
+mod sqlite {
+    use super::common;
 
-#[tokio::test]
-async fn fresh_stores_for_the_suite_are_migrated_and_empty() {
-    use ai_metering_core::store::{PlanStore, UsageFilter, UsageStore};
-    let store = common::fresh_sqlite().await;
-    assert!(store.is_migrated().await.unwrap());
-    assert!(store.plans().await.unwrap().is_empty());
-    assert_eq!(
-        store
-            .sum_usage(&UsageFilter::default())
+    ai_metering_testkit::store_conformance_tests!(async { common::fresh_sqlite().await });
+}
+
+mod postgres {
+    use ai_metering_seaorm::SeaOrmStore;
+
+    use super::common;
+
+    /// One database for the whole suite, recreated once per test run; every case uses
+    /// billables of its own, so the cases can share it.
+    async fn store() -> Option<SeaOrmStore> {
+        static URL: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
+        let url = URL
+            .get_or_init(|| common::fresh_postgres_url("conformance"))
             .await
-            .unwrap()
-            .calls,
-        0
-    );
-    if let Some(store) = common::fresh_postgres("conformance_fresh").await {
-        assert!(store.is_migrated().await.unwrap());
-        assert_eq!(
-            store
-                .sum_usage(&UsageFilter::default())
-                .await
-                .unwrap()
-                .calls,
-            0
-        );
+            .clone()?;
+        let store = SeaOrmStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Some(store)
     }
+
+    ai_metering_testkit::store_conformance_tests!(optional: store());
 }

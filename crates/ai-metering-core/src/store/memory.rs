@@ -379,6 +379,20 @@ impl SubscriptionStore for MemoryStore {
             .map(|(id, s)| (SubscriptionId(*id), s.clone())))
     }
 
+    async fn find_subscription_by_meta(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
+        Ok(self
+            .lock()
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.meta.get(key).and_then(|v| v.as_str()) == Some(value))
+            .max_by_key(|(id, s)| (s.started_at, **id))
+            .map(|(id, s)| (SubscriptionId(*id), s.clone())))
+    }
+
     async fn subscriptions(
         &self,
         billable: &Billable,

@@ -86,6 +86,15 @@ pub trait SubscriptionStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<Option<(SubscriptionId, Subscription)>>> + Send;
 
+    /// The subscription whose `meta` holds the JSON string `value` under `key` (such as
+    /// `stripe_subscription_id` = `sub_123`), for payment-provider webhooks. With several
+    /// matches, the one that started last (ties: the highest id); active or not.
+    fn find_subscription_by_meta(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = StoreResult<Option<(SubscriptionId, Subscription)>>> + Send;
+
     /// Every subscription of `billable`, oldest first.
     fn subscriptions(
         &self,

@@ -190,3 +190,46 @@ pub async fn limit_override_window_is_half_open_and_latest_wins<S: Store>(store:
         None
     );
 }
+
+/// A subscription is found by a string in its `meta` (as payment webhooks look them up),
+/// active or not; with several matches the one that started last wins (ties: the highest
+/// id). Other keys, and non-string values, do not match.
+pub async fn subscription_found_by_meta<S: Store>(store: Arc<S>) {
+    let who = fresh_billable();
+    let stripe_id = fresh_name("sub");
+    let with_meta = |start: i64, key: &str, value: serde_json::Value| {
+        let mut s = Subscription::new(who.clone(), "basic", hour(start)).ending_at(hour(start + 1));
+        s.meta.insert(key.to_owned(), value);
+        s
+    };
+    let none = store
+        .find_subscription_by_meta("stripe_subscription_id", &stripe_id)
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+
+    let old = with_meta(1, "stripe_subscription_id", serde_json::json!(stripe_id));
+    let other_key = with_meta(9, "stripe_customer_id", serde_json::json!(stripe_id));
+    let not_a_string = with_meta(9, "stripe_subscription_id", serde_json::json!([stripe_id]));
+    let old_id = store.insert_subscription(&old).await.unwrap();
+    store.insert_subscription(&other_key).await.unwrap();
+    store.insert_subscription(&not_a_string).await.unwrap();
+    let find = |key: &'static str| {
+        let store = store.clone();
+        let value = stripe_id.clone();
+        async move { store.find_subscription_by_meta(key, &value).await.unwrap() }
+    };
+    assert_eq!(
+        find("stripe_subscription_id").await,
+        Some((old_id, old.clone())),
+        "found although it ended"
+    );
+
+    let newer = with_meta(5, "stripe_subscription_id", serde_json::json!(stripe_id));
+    let tie = with_meta(5, "stripe_subscription_id", serde_json::json!(stripe_id));
+    store.insert_subscription(&newer).await.unwrap();
+    let tie_id = store.insert_subscription(&tie).await.unwrap();
+    assert_eq!(find("stripe_subscription_id").await, Some((tie_id, tie)));
+    assert!(find("stripe_customer_id").await.is_some());
+    assert_eq!(find("no_such_key").await, None);
+}

@@ -1,0 +1,543 @@
+//! Stripe webhooks: an axum route that keeps subscriptions in step with Stripe.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ai_metering_billing::webhook::{WebhookConfig, webhook_router};
+//! # fn app<S: ai_metering_core::store::SubscriptionStore + 'static>(store: Arc<S>) -> axum::Router {
+//! let webhooks = webhook_router(store, WebhookConfig::new("whsec_..."));
+//! axum::Router::new().merge(webhooks) // POST /stripe/webhook
+//! # }
+//! ```
+//!
+//! Every request is checked first: a missing, malformed, non-matching or stale
+//! `Stripe-Signature` (see [`verify_signature`]) answers **400** and changes nothing. A
+//! verified event is processed once per event id ([`WebhookEventStore`]); a redelivery
+//! answers 200 without effect. A store failure answers 500 and forgets the claim, so that
+//! Stripe's retry is processed. Events are applied one at a time per router, and an event
+//! older than the last one applied to a subscription (Stripe does not guarantee order) is
+//! ignored.
+//!
+//! Subscriptions are found by their `meta`: `stripe_subscription_id`
+//! ([`SUBSCRIPTION_ID_META_KEY`]), or, for invoices that name no subscription field at all,
+//! `stripe_customer_id`.
+//!
+//! # What each event does
+//!
+//! - `customer.subscription.updated`: `renews_at` becomes the current period's end (read
+//!   from the subscription, or from its items as API versions from 2025-03-31 place it);
+//!   `trial_ends_at` follows `trial_end`; `started_at` is never touched. Then, by status:
+//!   - `active` / `trialing`: a payment failure is over (grace cleared); `ends_at` is
+//!     Stripe's schedule: `cancel_at`, else the current period's end when
+//!     `cancel_at_period_end`, else none (reactivated). `canceled_at`, the moment the cancel
+//!     was *requested*, is never the end.
+//!   - `canceled` / `incomplete_expired`: `ends_at` = `ended_at`, else `canceled_at`, else now.
+//!   - any other (`past_due`, `unpaid`, `incomplete`, `paused`): a scheduled end applies, but
+//!     never postpones the end set by a payment failure.
+//! - `customer.subscription.deleted`: `ends_at` = `ended_at`, else `canceled_at`, else now
+//!   (never "none", which would re-open it); grace cleared; emits
+//!   [`MeterEvent::SubscriptionExpired`](ai_metering_core::events::MeterEvent) through the
+//!   handle ([`Metering`](ai_metering_core::Metering) delivers it to its sinks).
+//! - `invoice.payment_failed`: on the first failure of an active subscription, `ends_at`
+//!   becomes now (saving the previous end in `meta`) and `grace_ends_at` now + `grace_days`,
+//!   so the grace is what keeps it active, and only that long. Repeated failures change
+//!   nothing: the grace stays first failure + `grace_days`. With `grace_days = 0` it ends now.
+//! - `invoice.paid` (and `invoice.payment_succeeded`): ends a payment failure: grace
+//!   cleared, the saved end put back. (A subscription that returns to `active` does the same
+//!   through `customer.subscription.updated`.)
+//!
+//! Other event types answer 200 and are ignored.
+
+mod apply;
+mod event;
+mod event_log;
+mod signature;
+
+use std::fmt;
+use std::sync::Arc;
+
+use ai_metering_core::clock::{Clock, SystemClock};
+use ai_metering_core::events::MeterEvent;
+use ai_metering_core::store::{StoreError, SubscriptionId, SubscriptionStore};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::handle::StoreHandle;
+use crate::stripe::CUSTOMER_ID_META_KEY;
+use event::{StripeEvent, StripeInvoice, StripeSubscription};
+
+pub use apply::{ENDS_BEFORE_FAILURE_META_KEY, LAST_EVENT_META_KEY, PAYMENT_FAILED_AT_META_KEY};
+pub use event_log::{MemoryEventLog, WebhookEventStore};
+pub use signature::{SignatureError, verify_signature};
+
+/// The subscription `meta` key holding the Stripe subscription id.
+pub const SUBSCRIPTION_ID_META_KEY: &str = "stripe_subscription_id";
+
+/// Settings of the webhook route.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// The endpoint's signing secret (`whsec_...`).
+    pub endpoint_secret: String,
+    /// How far the signature's timestamp may be from now, either way (default 300 s).
+    pub tolerance: Duration,
+    /// Days of grace after a failed payment (default 7; 0 ends the subscription at once).
+    pub grace_days: u32,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// The route's path (default `/stripe/webhook`).
+    pub path: String,
+}
+
+impl WebhookConfig {
+    /// Defaults with this endpoint secret.
+    ///
+    /// ```
+    /// use ai_metering_billing::webhook::WebhookConfig;
+    /// let config = WebhookConfig::new("whsec_123");
+    /// assert_eq!(config.tolerance.num_seconds(), 300);
+    /// assert_eq!(config.grace_days, 7);
+    /// ```
+    pub fn new(endpoint_secret: impl Into<String>) -> Self {
+        Self {
+            endpoint_secret: endpoint_secret.into(),
+            tolerance: Duration::seconds(300),
+            grace_days: 7,
+            clock: Arc::new(SystemClock),
+            path: "/stripe/webhook".to_owned(),
+        }
+    }
+
+    /// Sets the timestamp tolerance.
+    ///
+    /// ```
+    /// # use ai_metering_billing::webhook::WebhookConfig;
+    /// let c = WebhookConfig::new("whsec_1").with_tolerance(chrono::Duration::seconds(60));
+    /// assert_eq!(c.tolerance.num_seconds(), 60);
+    /// ```
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Sets the grace after a failed payment.
+    ///
+    /// ```
+    /// # use ai_metering_billing::webhook::WebhookConfig;
+    /// assert_eq!(WebhookConfig::new("whsec_1").with_grace_days(3).grace_days, 3);
+    /// ```
+    pub fn with_grace_days(mut self, days: u32) -> Self {
+        self.grace_days = days;
+        self
+    }
+
+    /// Uses this clock.
+    ///
+    /// ```
+    /// # use ai_metering_billing::webhook::WebhookConfig;
+    /// use ai_metering_core::clock::{Clock, ManualClock};
+    /// let clock = ManualClock::new(chrono::DateTime::UNIX_EPOCH);
+    /// let c = WebhookConfig::new("whsec_1").with_clock(clock);
+    /// assert_eq!(c.clock.now(), chrono::DateTime::UNIX_EPOCH);
+    /// ```
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets the route's path.
+    ///
+    /// ```
+    /// # use ai_metering_billing::webhook::WebhookConfig;
+    /// assert_eq!(WebhookConfig::new("whsec_1").with_path("/hooks/stripe").path, "/hooks/stripe");
+    /// ```
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("endpoint_secret", &"***")
+            .field("tolerance", &self.tolerance)
+            .field("grace_days", &self.grace_days)
+            .field("clock", &self.clock)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// What a verified event came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebhookOutcome {
+    /// Applied to this subscription.
+    Applied {
+        /// The event's id.
+        event_id: String,
+        /// The subscription.
+        subscription: SubscriptionId,
+    },
+    /// Already processed: nothing changed.
+    Duplicate {
+        /// The event's id.
+        event_id: String,
+    },
+    /// Nothing to do (an unhandled type, no matching subscription, an out-of-order event).
+    Ignored {
+        /// The event's id.
+        event_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl WebhookOutcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Applied { .. } => "applied",
+            Self::Duplicate { .. } => "duplicate",
+            Self::Ignored { .. } => "ignored",
+        }
+    }
+}
+
+/// Why a webhook request was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// The signature did not verify: 400.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The (signed) payload is not a Stripe event of the expected shape: 400.
+    #[error("invalid Stripe event: {0}")]
+    Payload(String),
+    /// The store failed: 500, and Stripe retries later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl WebhookError {
+    /// The HTTP status it answers.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Signature(_) | Self::Payload(_) => StatusCode::BAD_REQUEST,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        // Store details stay in the logs, not in the response.
+        let message = match &self {
+            Self::Store(e) => {
+                tracing::error!(target: "ai_metering", error = %e, "Stripe webhook failed; Stripe will retry");
+                "internal error".to_owned()
+            }
+            other => {
+                tracing::warn!(target: "ai_metering", error = %other, "Stripe webhook refused");
+                other.to_string()
+            }
+        };
+        json_response(status, serde_json::json!({ "error": message }))
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    SubscriptionUpdated,
+    SubscriptionDeleted,
+    PaymentFailed,
+    InvoicePaid,
+}
+
+impl Handled {
+    fn of(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "customer.subscription.updated" => Self::SubscriptionUpdated,
+            "customer.subscription.deleted" => Self::SubscriptionDeleted,
+            "invoice.payment_failed" => Self::PaymentFailed,
+            "invoice.paid" | "invoice.payment_succeeded" => Self::InvoicePaid,
+            _ => return None,
+        })
+    }
+}
+
+struct Inner<H, L> {
+    target: H,
+    log: L,
+    config: WebhookConfig,
+    /// Serialises event processing: each applies a read-modify-write to a subscription.
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// The Stripe webhook handler; [`router`](Self::router) mounts it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ai_metering_billing::webhook::{MemoryEventLog, StripeWebhook, WebhookConfig};
+/// # fn f<S: ai_metering_core::store::SubscriptionStore + 'static>(store: Arc<S>) {
+/// let hook = StripeWebhook::new(store, WebhookConfig::new("whsec_1"))
+///     .with_event_log(Arc::new(MemoryEventLog::new()));
+/// let _router: axum::Router = hook.router();
+/// # }
+/// ```
+pub struct StripeWebhook<H, L = MemoryEventLog> {
+    inner: Arc<Inner<H, L>>,
+}
+
+impl<H, L> Clone for StripeWebhook<H, L> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<H, L> fmt::Debug for StripeWebhook<H, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeWebhook")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The webhook route over `target` (an `Arc` of the store, or a
+/// [`Metering`](ai_metering_core::Metering)), remembering event ids in memory.
+pub fn webhook_router<H>(target: H, config: WebhookConfig) -> Router
+where
+    H: StoreHandle,
+    H::Store: SubscriptionStore,
+{
+    StripeWebhook::new(target, config).router()
+}
+
+impl<H> StripeWebhook<H, MemoryEventLog>
+where
+    H: StoreHandle,
+    H::Store: SubscriptionStore,
+{
+    /// A handler over `target`, remembering event ids in memory (use
+    /// [`with_event_log`](Self::with_event_log) to share them between instances).
+    pub fn new(target: H, config: WebhookConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                target,
+                log: MemoryEventLog::new(),
+                config,
+                lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+}
+
+impl<H, L> StripeWebhook<H, L>
+where
+    H: StoreHandle,
+    H::Store: SubscriptionStore,
+    L: WebhookEventStore + 'static,
+{
+    /// Remembers event ids in `log` instead.
+    pub fn with_event_log<L2: WebhookEventStore + 'static>(self, log: L2) -> StripeWebhook<H, L2> {
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => (inner.target, inner.config),
+            Err(shared) => (shared.target.clone(), shared.config.clone()),
+        };
+        StripeWebhook {
+            inner: Arc::new(Inner {
+                target: inner.0,
+                log,
+                config: inner.1,
+                lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The axum router: one `POST` route at the configured path.
+    pub fn router(self) -> Router {
+        let path = self.inner.config.path.clone();
+        Router::new()
+            .route(&path, post(receive::<H, L>))
+            .with_state(self)
+    }
+
+    /// Verifies and processes one delivery: `signature` is the `Stripe-Signature` header,
+    /// `body` the raw request body.
+    ///
+    /// # Errors
+    /// [`WebhookError`]; nothing changed then.
+    pub async fn handle(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<WebhookOutcome, WebhookError> {
+        let config = &self.inner.config;
+        let now = config.clock.now();
+        let header = signature.ok_or(SignatureError::Missing)?;
+        verify_signature(header, body, &config.endpoint_secret, config.tolerance, now)?;
+        let event: StripeEvent =
+            serde_json::from_slice(body).map_err(|e| WebhookError::Payload(e.to_string()))?;
+        let Some(kind) = Handled::of(&event.kind) else {
+            return Ok(WebhookOutcome::Ignored {
+                event_id: event.id,
+                reason: format!("event type {} is not handled", event.kind),
+            });
+        };
+
+        let _serial = self.inner.lock.lock().await;
+        let log = &self.inner.log;
+        if !log.claim_event(&event.id, now).await? {
+            return Ok(WebhookOutcome::Duplicate { event_id: event.id });
+        }
+        let result = self.apply(kind, &event, now).await;
+        let keep_claim = match &result {
+            Ok(Applied::Done(_) | Applied::Stale) => true,
+            Ok(Applied::NotFound(_)) | Err(_) => false,
+        };
+        if !keep_claim && let Err(e) = log.forget_event(&event.id).await {
+            tracing::warn!(target: "ai_metering", error = %e, event = %event.id, "could not forget a webhook event claim");
+        }
+        let event_id = event.id.clone();
+        let outcome = match result? {
+            Applied::Done(subscription) => WebhookOutcome::Applied {
+                event_id,
+                subscription,
+            },
+            Applied::Stale => WebhookOutcome::Ignored {
+                event_id,
+                reason: "older than the last event applied to the subscription".into(),
+            },
+            Applied::NotFound(reason) => WebhookOutcome::Ignored { event_id, reason },
+        };
+        tracing::info!(target: "ai_metering", event = %event.id, kind = %event.kind, outcome = outcome.label(), "Stripe webhook");
+        Ok(outcome)
+    }
+
+    async fn apply(
+        &self,
+        kind: Handled,
+        event: &StripeEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, WebhookError> {
+        let store = self.inner.target.store();
+        let object = &event.data.object;
+        let found = match kind {
+            Handled::SubscriptionUpdated | Handled::SubscriptionDeleted => {
+                let stripe: StripeSubscription = serde_json::from_value(object.clone())
+                    .map_err(|e| WebhookError::Payload(format!("data.object: {e}")))?;
+                let found = store
+                    .find_subscription_by_meta(SUBSCRIPTION_ID_META_KEY, &stripe.id)
+                    .await?;
+                let Some(found) = found else {
+                    return Ok(Applied::NotFound(format!(
+                        "no subscription has {SUBSCRIPTION_ID_META_KEY} {}",
+                        stripe.id
+                    )));
+                };
+                (found, Some(stripe))
+            }
+            Handled::PaymentFailed | Handled::InvoicePaid => {
+                let invoice = StripeInvoice::from_object(object);
+                let found = match (&invoice.subscription, &invoice.customer) {
+                    (Some(id), _) => {
+                        store
+                            .find_subscription_by_meta(SUBSCRIPTION_ID_META_KEY, id)
+                            .await?
+                    }
+                    (None, Some(customer)) if !invoice.has_subscription_field => {
+                        store
+                            .find_subscription_by_meta(CUSTOMER_ID_META_KEY, customer)
+                            .await?
+                    }
+                    _ => {
+                        return Ok(Applied::NotFound(
+                            "the invoice belongs to no subscription".into(),
+                        ));
+                    }
+                };
+                let Some(found) = found else {
+                    return Ok(Applied::NotFound(
+                        "no subscription matches the invoice".into(),
+                    ));
+                };
+                (found, None)
+            }
+        };
+        let ((id, mut subscription), stripe) = found;
+        if apply::is_stale(&subscription, event.created) {
+            return Ok(Applied::Stale);
+        }
+        let before = subscription.clone();
+        let mut expired = None;
+        match (kind, &stripe) {
+            (Handled::SubscriptionUpdated, Some(s)) => {
+                apply::subscription_updated(&mut subscription, s, now);
+            }
+            (Handled::SubscriptionDeleted, Some(s)) => {
+                expired = Some(apply::subscription_deleted(&mut subscription, s, now));
+            }
+            (Handled::PaymentFailed, _) => {
+                apply::payment_failed(&mut subscription, now, self.inner.config.grace_days);
+            }
+            (Handled::InvoicePaid, _) => {
+                apply::payment_recovered(&mut subscription);
+            }
+            _ => {}
+        }
+        apply::mark_event(&mut subscription, event.created);
+        if subscription != before {
+            store.update_subscription(id, &subscription).await?;
+        }
+        if let Some(ended_at) = expired {
+            self.inner.target.emit(MeterEvent::SubscriptionExpired {
+                billable: subscription.billable.clone(),
+                ended_at,
+            });
+        }
+        Ok(Applied::Done(id))
+    }
+}
+
+enum Applied {
+    Done(SubscriptionId),
+    Stale,
+    NotFound(String),
+}
+
+async fn receive<H, L>(
+    State(hook): State<StripeWebhook<H, L>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response
+where
+    H: StoreHandle,
+    H::Store: SubscriptionStore,
+    L: WebhookEventStore + 'static,
+{
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    match hook.handle(signature, &body).await {
+        Ok(outcome) => json_response(
+            StatusCode::OK,
+            serde_json::json!({ "received": true, "outcome": outcome.label() }),
+        ),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,556 @@
+//! Credit grants: blocks of credits with a priority, a start and an expiry, burned down in a
+//! fixed order. Pure functions on values; a store persists the grants.
+//!
+//! # Burn-down order
+//!
+//! A deduction takes from the grants usable at that instant (effective, not expired, with
+//! something left), in this order:
+//!
+//! 1. **priority**: the lower number first (0 before 1);
+//! 2. then the **soonest expiry** (a grant that never expires comes last);
+//! 3. then the **oldest** (earliest `effective_at`), and finally the lowest id, so the order
+//!    is total and deterministic.
+//!
+//! A grant that expired stops counting: its remainder is never taken, nor counted as
+//! available. A grant that is not effective yet does not count either.
+//!
+//! # Rollover at period reset
+//!
+//! A grant with a [`Rollover`] is reset at each period reset ([`reset_period`]): its
+//! remaining balance becomes `min(max, max(remaining, min))`. So `min` tops the grant up
+//! (a recurring allowance: `min = max = amount`), and `max` caps what carries over (`max = 0`
+//! loses what was not used). A grant without rollover is untouched by resets: it lasts until
+//! it is used up or expires (purchased or promotional credits).
+//!
+//! ```
+//! use ai_metering_core::grants::{CreditGrant, GrantId, apply_deduction};
+//! use chrono::{Duration, TimeZone, Utc};
+//! use rust_decimal::Decimal;
+//!
+//! let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+//! let mut grants = vec![
+//!     CreditGrant::new(GrantId(1), Decimal::from(10), t0).unwrap(),
+//!     CreditGrant::new(GrantId(2), Decimal::from(5), t0)
+//!         .unwrap()
+//!         .expiring_at(t0 + Duration::days(30)),
+//! ];
+//! let d = apply_deduction(&mut grants, Decimal::from(7), t0 + Duration::days(1)).unwrap();
+//! // The grant that expires first is burned first.
+//! assert_eq!(d.takes[0].grant, GrantId(2));
+//! assert_eq!(d.takes[0].amount, Decimal::from(5));
+//! assert_eq!(d.takes[1].amount, Decimal::from(2));
+//! assert_eq!(d.uncovered, Decimal::ZERO);
+//! ```
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The id of a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GrantId(pub i64);
+
+/// What carries over at a period reset; see the [module docs](self#rollover-at-period-reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollover {
+    /// The balance after a reset is at least this (a top-up).
+    pub min: Decimal,
+    /// The balance after a reset is at most this (a cap on what carries over).
+    pub max: Decimal,
+}
+
+impl Rollover {
+    /// The balance after a reset of a grant that has `remaining` left.
+    ///
+    /// ```
+    /// # use ai_metering_core::grants::Rollover;
+    /// # use rust_decimal::Decimal;
+    /// let r = Rollover { min: Decimal::from(2), max: Decimal::from(5) };
+    /// assert_eq!(r.apply(Decimal::from(1)), Decimal::from(2));
+    /// assert_eq!(r.apply(Decimal::from(3)), Decimal::from(3));
+    /// assert_eq!(r.apply(Decimal::from(9)), Decimal::from(5));
+    /// ```
+    pub fn apply(&self, remaining: Decimal) -> Decimal {
+        remaining.max(self.min).min(self.max)
+    }
+}
+
+/// A block of credits; see the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditGrant {
+    /// The grant's id.
+    pub id: GrantId,
+    /// The amount granted.
+    pub amount: Decimal,
+    /// What is left of it (`0 <= remaining <= amount`).
+    pub remaining: Decimal,
+    /// Burn-down priority: lower numbers are burned first.
+    pub priority: u32,
+    /// From when it can be used.
+    pub effective_at: DateTime<Utc>,
+    /// When it stops counting; `None` for never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// What happens to it at period resets; `None` leaves it untouched.
+    pub rollover: Option<Rollover>,
+}
+
+impl CreditGrant {
+    /// A grant of `amount` (all of it remaining), priority 0, usable from `effective_at`,
+    /// never expiring, without rollover.
+    ///
+    /// ```
+    /// # use ai_metering_core::grants::{CreditGrant, GrantId};
+    /// # use rust_decimal::Decimal;
+    /// let g = CreditGrant::new(GrantId(1), Decimal::TEN, chrono::Utc::now()).unwrap();
+    /// assert_eq!(g.remaining, Decimal::TEN);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a negative amount.
+    pub fn new(id: GrantId, amount: Decimal, effective_at: DateTime<Utc>) -> Result<Self> {
+        let grant = Self {
+            id,
+            amount,
+            remaining: amount,
+            priority: 0,
+            effective_at,
+            expires_at: None,
+            rollover: None,
+        };
+        grant.validate()?;
+        Ok(grant)
+    }
+
+    /// Sets the priority (lower burns first).
+    ///
+    /// ```
+    /// # use ai_metering_core::grants::{CreditGrant, GrantId};
+    /// # use rust_decimal::Decimal;
+    /// let g = CreditGrant::new(GrantId(1), Decimal::TEN, chrono::Utc::now()).unwrap().with_priority(3);
+    /// assert_eq!(g.priority, 3);
+    /// ```
+    pub fn with_priority(mut self, priority: u32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the expiry.
+    ///
+    /// ```
+    /// # use ai_metering_core::grants::{CreditGrant, GrantId};
+    /// # use rust_decimal::Decimal;
+    /// let t = chrono::Utc::now();
+    /// let g = CreditGrant::new(GrantId(1), Decimal::TEN, t).unwrap().expiring_at(t);
+    /// assert!(!g.is_usable_at(t));
+    /// ```
+    pub fn expiring_at(mut self, at: DateTime<Utc>) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Sets the rollover rule.
+    ///
+    /// ```
+    /// # use ai_metering_core::grants::{CreditGrant, GrantId, Rollover};
+    /// # use rust_decimal::Decimal;
+    /// let g = CreditGrant::new(GrantId(1), Decimal::TEN, chrono::Utc::now())
+    ///     .unwrap()
+    ///     .with_rollover(Rollover { min: Decimal::ZERO, max: Decimal::TEN });
+    /// assert!(g.validate().is_ok());
+    /// ```
+    pub fn with_rollover(mut self, rollover: Rollover) -> Self {
+        self.rollover = Some(rollover);
+        self
+    }
+
+    /// Checks the grant's own consistency.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`]: a negative amount, a remainder outside `0..=amount`, an expiry
+    /// not after the start, or a rollover outside `0 <= min <= max <= amount`.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::InvalidInput(format!("grant {}: {why}", self.id.0)));
+        if self.amount < Decimal::ZERO {
+            return bad(format!("amount {} is negative", self.amount));
+        }
+        if self.remaining < Decimal::ZERO || self.remaining > self.amount {
+            return bad(format!(
+                "remaining {} is outside 0..={}",
+                self.remaining, self.amount
+            ));
+        }
+        if self.expires_at.is_some_and(|e| e <= self.effective_at) {
+            return bad("it expires before it starts".into());
+        }
+        if let Some(r) = self.rollover
+            && !(Decimal::ZERO <= r.min && r.min <= r.max && r.max <= self.amount)
+        {
+            return bad(format!(
+                "rollover min {} and max {} must satisfy 0 <= min <= max <= amount",
+                r.min, r.max
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the grant counts at `at`: effective and not expired (whatever is left).
+    pub fn is_usable_at(&self, at: DateTime<Utc>) -> bool {
+        self.effective_at <= at && self.expires_at.is_none_or(|e| at < e)
+    }
+
+    /// What the grant can give at `at`: its remainder while usable, else zero.
+    pub fn available_at(&self, at: DateTime<Utc>) -> Decimal {
+        if self.is_usable_at(at) {
+            self.remaining
+        } else {
+            Decimal::ZERO
+        }
+    }
+
+    /// The burn-down order of two grants (see the [module docs](self#burn-down-order)).
+    pub fn burn_cmp(&self, other: &Self) -> Ordering {
+        let expiry = |g: &Self| (g.expires_at.is_none(), g.expires_at);
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| expiry(self).cmp(&expiry(other)))
+            .then_with(|| self.effective_at.cmp(&other.effective_at))
+            .then_with(|| self.id.cmp(&other.id))
+    }
+}
+
+/// The total available at `at` across `grants`.
+///
+/// # Errors
+/// [`Error::Overflow`] when the sum does not fit a `Decimal`.
+pub fn available(grants: &[CreditGrant], at: DateTime<Utc>) -> Result<Decimal> {
+    grants.iter().try_fold(Decimal::ZERO, |sum, g| {
+        sum.checked_add(g.available_at(at))
+            .ok_or(Error::Overflow("the credits available"))
+    })
+}
+
+/// The indexes of the grants usable at `at` with something left, in burn-down order.
+pub fn burn_order(grants: &[CreditGrant], at: DateTime<Utc>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..grants.len())
+        .filter(|&i| {
+            grants
+                .get(i)
+                .is_some_and(|g| g.available_at(at) > Decimal::ZERO)
+        })
+        .collect();
+    order.sort_by(|&a, &b| match (grants.get(a), grants.get(b)) {
+        (Some(a), Some(b)) => a.burn_cmp(b),
+        _ => Ordering::Equal,
+    });
+    order
+}
+
+/// What one grant gave to a deduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantTake {
+    /// The grant.
+    pub grant: GrantId,
+    /// How much it gave (positive).
+    pub amount: Decimal,
+}
+
+/// The result of [`apply_deduction`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deduction {
+    /// What each grant gave, in burn-down order; grants that gave nothing are not listed.
+    pub takes: Vec<GrantTake>,
+    /// The part of the deduction no grant could cover (to charge elsewhere: a wallet balance,
+    /// an overdraft, or a refusal).
+    pub uncovered: Decimal,
+}
+
+impl Deduction {
+    /// The total the grants gave.
+    pub fn covered(&self) -> Decimal {
+        // Each take is at most the requested amount, and they sum to at most it: no overflow.
+        self.takes
+            .iter()
+            .fold(Decimal::ZERO, |sum, t| sum.saturating_add(t.amount))
+    }
+}
+
+/// Deducts `amount` from `grants` at `at`, in burn-down order, and returns what each grant
+/// gave. Takes as much as the usable grants hold; what they cannot cover is reported as
+/// [`Deduction::uncovered`] (check [`available`] first for all-or-nothing semantics).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a negative amount or an invalid grant (nothing changes then).
+pub fn apply_deduction(
+    grants: &mut [CreditGrant],
+    amount: Decimal,
+    at: DateTime<Utc>,
+) -> Result<Deduction> {
+    if amount < Decimal::ZERO {
+        return Err(Error::InvalidInput(format!(
+            "a deduction must not be negative, not {amount}"
+        )));
+    }
+    for g in grants.iter() {
+        g.validate()?;
+    }
+    let mut left = amount;
+    let mut takes = Vec::new();
+    for i in burn_order(grants, at) {
+        if left <= Decimal::ZERO {
+            break;
+        }
+        let Some(grant) = grants.get_mut(i) else {
+            continue;
+        };
+        let take = grant.remaining.min(left);
+        // take <= remaining and take <= left: both subtractions stay >= 0.
+        grant.remaining -= take;
+        left -= take;
+        takes.push(GrantTake {
+            grant: grant.id,
+            amount: take,
+        });
+    }
+    Ok(Deduction {
+        takes,
+        uncovered: left,
+    })
+}
+
+/// How a reset changed one grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloverChange {
+    /// The grant.
+    pub grant: GrantId,
+    /// Its remainder before the reset.
+    pub before: Decimal,
+    /// Its remainder after.
+    pub after: Decimal,
+}
+
+/// Applies each rollover rule at a period reset at `at`: every grant that has one and is
+/// usable at `at` gets `remaining = min(max, max(remaining, min))`. Returns the grants whose
+/// remainder changed. Expired and future grants are left alone.
+pub fn reset_period(grants: &mut [CreditGrant], at: DateTime<Utc>) -> Vec<RolloverChange> {
+    let mut changes = Vec::new();
+    for g in grants.iter_mut() {
+        let Some(rule) = g.rollover else { continue };
+        if !g.is_usable_at(at) {
+            continue;
+        }
+        // Keep the invariant remaining <= amount even for a rule validate() would refuse.
+        let after = rule.apply(g.remaining).min(g.amount).max(Decimal::ZERO);
+        if after != g.remaining {
+            changes.push(RolloverChange {
+                grant: g.id,
+                before: g.remaining,
+                after,
+            });
+            g.remaining = after;
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+    use proptest::prelude::*;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap()
+    }
+
+    fn grant(id: i64, amount: i64) -> CreditGrant {
+        CreditGrant::new(GrantId(id), Decimal::from(amount), t0()).unwrap()
+    }
+
+    fn ids(d: &Deduction) -> Vec<i64> {
+        d.takes.iter().map(|t| t.grant.0).collect()
+    }
+
+    #[test]
+    fn priority_beats_expiry_which_beats_age() {
+        let now = t0() + Duration::days(1);
+        let mut grants = vec![
+            grant(1, 10)
+                .expiring_at(t0() + Duration::days(2))
+                .with_priority(5),
+            grant(2, 10).with_priority(1), // never expires, but higher priority
+            grant(3, 10)
+                .expiring_at(t0() + Duration::days(9))
+                .with_priority(1),
+            grant(4, 10)
+                .expiring_at(t0() + Duration::days(9))
+                .with_priority(1),
+        ];
+        // Grant 4 is older than 3.
+        grants[3].effective_at = t0() - Duration::days(3);
+        let d = apply_deduction(&mut grants, Decimal::from(35), now).unwrap();
+        assert_eq!(ids(&d), vec![4, 3, 2, 1]);
+        assert_eq!(d.takes[3].amount, Decimal::from(5));
+        assert_eq!(grants[0].remaining, Decimal::from(5));
+    }
+
+    #[test]
+    fn expired_and_future_grants_do_not_count() {
+        let now = t0() + Duration::days(10);
+        let mut grants = vec![
+            grant(1, 10).expiring_at(now), // expires exactly now: gone
+            grant(2, 10),
+            CreditGrant::new(GrantId(3), Decimal::TEN, now + Duration::seconds(1)).unwrap(),
+        ];
+        assert_eq!(available(&grants, now).unwrap(), Decimal::TEN);
+        let d = apply_deduction(&mut grants, Decimal::from(25), now).unwrap();
+        assert_eq!(ids(&d), vec![2]);
+        assert_eq!(d.uncovered, Decimal::from(15));
+        assert_eq!(grants[0].remaining, Decimal::TEN);
+        assert_eq!(grants[2].remaining, Decimal::TEN);
+    }
+
+    #[test]
+    fn fractional_amounts_are_exact() {
+        let mut grants = vec![grant(1, 1)];
+        let d = apply_deduction(&mut grants, "0.000000123".parse().unwrap(), t0()).unwrap();
+        assert_eq!(d.covered(), "0.000000123".parse().unwrap());
+        assert_eq!(grants[0].remaining, "0.999999877".parse().unwrap());
+    }
+
+    #[test]
+    fn invalid_input_changes_nothing() {
+        let mut grants = vec![grant(1, 10)];
+        assert!(apply_deduction(&mut grants, Decimal::NEGATIVE_ONE, t0()).is_err());
+        grants.push(CreditGrant {
+            remaining: Decimal::from(11),
+            ..grant(2, 10)
+        });
+        assert!(apply_deduction(&mut grants, Decimal::ONE, t0()).is_err());
+        assert_eq!(grants[0].remaining, Decimal::TEN);
+        assert!(CreditGrant::new(GrantId(1), Decimal::NEGATIVE_ONE, t0()).is_err());
+        assert!(grant(1, 10).expiring_at(t0()).validate().is_err());
+        let bad = Rollover {
+            min: Decimal::from(5),
+            max: Decimal::from(2),
+        };
+        assert!(grant(1, 10).with_rollover(bad).validate().is_err());
+    }
+
+    #[test]
+    fn rollover_tops_up_and_caps_at_reset() {
+        let now = t0() + Duration::days(31);
+        let mut grants = vec![
+            // A monthly allowance: refilled to its amount.
+            grant(1, 100).with_rollover(Rollover {
+                min: Decimal::from(100),
+                max: Decimal::from(100),
+            }),
+            // Carry over at most 20.
+            grant(2, 100).with_rollover(Rollover {
+                min: Decimal::ZERO,
+                max: Decimal::from(20),
+            }),
+            // No rollover: untouched.
+            grant(3, 100),
+            // Expired: untouched.
+            grant(4, 100)
+                .expiring_at(t0() + Duration::days(1))
+                .with_rollover(Rollover {
+                    min: Decimal::ZERO,
+                    max: Decimal::ZERO,
+                }),
+        ];
+        for g in &mut grants {
+            g.remaining = Decimal::from(60);
+        }
+        let changes = reset_period(&mut grants, now);
+        assert_eq!(changes.len(), 2);
+        let left: Vec<_> = grants.iter().map(|g| g.remaining).collect();
+        assert_eq!(
+            left,
+            [100, 20, 60, 60].map(Decimal::from).to_vec(),
+            "{changes:?}"
+        );
+    }
+
+    fn arb_grants() -> impl Strategy<Value = Vec<CreditGrant>> {
+        let one = (
+            0u32..3,
+            0i64..10_000,
+            0i64..=10_000,
+            -5i64..5,
+            proptest::option::of(-3i64..8),
+        )
+            .prop_map(|(priority, cents, left_pct, start, expiry)| {
+                let amount = Decimal::new(cents, 2);
+                let remaining = amount * Decimal::new(left_pct, 4);
+                let effective_at = t0() + Duration::days(start);
+                CreditGrant {
+                    id: GrantId(0),
+                    amount,
+                    remaining,
+                    priority,
+                    effective_at,
+                    expires_at: expiry.map(|e| effective_at + Duration::days(e.max(1))),
+                    rollover: None,
+                }
+            });
+        proptest::collection::vec(one, 0..8).prop_map(|mut gs| {
+            for (i, g) in gs.iter_mut().enumerate() {
+                g.id = GrantId(i as i64);
+            }
+            gs
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn deductions_balance_and_respect_validity(
+            mut grants in arb_grants(),
+            cents in 0i64..30_000,
+            day in -6i64..12,
+        ) {
+            let at = t0() + Duration::days(day);
+            let amount = Decimal::new(cents, 2);
+            let before = grants.clone();
+            let avail = available(&grants, at).unwrap();
+            let d = apply_deduction(&mut grants, amount, at).unwrap();
+
+            // The total deducted is the sum taken from grants, plus what none covered.
+            prop_assert_eq!(d.covered() + d.uncovered, amount);
+            prop_assert_eq!(d.covered(), amount.min(avail));
+            prop_assert!(d.uncovered >= Decimal::ZERO);
+            for (old, new) in before.iter().zip(&grants) {
+                let taken: Decimal = d.takes.iter().filter(|t| t.grant == old.id).map(|t| t.amount).sum();
+                prop_assert_eq!(old.remaining - new.remaining, taken);
+                prop_assert!(new.remaining >= Decimal::ZERO);
+                // Never takes from expired or future grants.
+                if !old.is_usable_at(at) {
+                    prop_assert_eq!(taken, Decimal::ZERO);
+                }
+            }
+            // Burn-down order: a grant gives only when every earlier usable grant is empty.
+            for pair in d.takes.windows(2) {
+                let (a, b) = (&pair[0], &pair[1]);
+                let ga = &grants[a.grant.0 as usize];
+                let gb = &grants[b.grant.0 as usize];
+                prop_assert_eq!(ga.remaining, Decimal::ZERO);
+                prop_assert_eq!(ga.burn_cmp(gb), Ordering::Less);
+            }
+            for g in &grants {
+                if g.available_at(at) > Decimal::ZERO {
+                    // A grant with something left: nothing later in the order gave anything.
+                    for t in &d.takes {
+                        let other = &grants[t.grant.0 as usize];
+                        prop_assert!(other.burn_cmp(g) != Ordering::Greater || other.id == g.id);
+                    }
+                }
+            }
+        }
+    }
+}

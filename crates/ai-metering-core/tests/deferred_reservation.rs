@@ -1,0 +1,202 @@
+//! Reservations made before the provider is known (`Meter::begin_deferred`), settled by
+//! the meter that adopts them (`Meter::adopt`): what the tower `QuotaLayer` relies on to
+//! reserve a route's estimate once and let the handler's meter settle it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+
+use ai_metering_core::clock::ManualClock;
+use ai_metering_core::plan::{BillingMode, Plan, Subscription};
+use ai_metering_core::store::{
+    CounterStore, CreditStore, MemoryStore, PlanStore, SubscriptionStore, UsageFilter, UsageStore,
+};
+use ai_metering_core::{Billable, Error, MeterError, Metering, Money, TokenUsage};
+use chrono::{DateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+
+fn jan(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, day, 12, 0, 0).unwrap()
+}
+
+fn user() -> Billable {
+    Billable::new("user", 1)
+}
+
+async fn setup(limit: u64, mode: BillingMode) -> (Metering<MemoryStore>, MemoryStore) {
+    let store = MemoryStore::new();
+    store
+        .upsert_plan(&Plan::new("basic", "Basic").with_token_limit(limit))
+        .await
+        .unwrap();
+    store
+        .insert_subscription(&Subscription::new(user(), "basic", jan(1)).with_billing_mode(mode))
+        .await
+        .unwrap();
+    let metering = Metering::builder(store.clone())
+        .clock(ManualClock::new(jan(15)))
+        .build();
+    (metering, store)
+}
+
+async fn committed(metering: &Metering<MemoryStore>) -> (u64, u64) {
+    let period = metering.config().period.period_at(jan(15)).unwrap();
+    let usage = metering
+        .store()
+        .period_usage(&user(), &period, jan(15))
+        .await
+        .unwrap();
+    (usage.recorded.tokens, usage.reserved.tokens)
+}
+
+fn deferred(metering: &Metering<MemoryStore>, tokens: u64) -> ai_metering_core::Meter<MemoryStore> {
+    metering
+        .meter()
+        .billable(user())
+        .feature("chat")
+        .estimate(TokenUsage::new(tokens, 0).unwrap())
+}
+
+#[tokio::test]
+async fn a_deferred_reservation_counts_and_its_check_includes_it() {
+    let (metering, _store) = setup(1_000, BillingMode::Plan).await;
+    let reservation = deferred(&metering, 400).begin_deferred().await.unwrap();
+    assert_eq!(reservation.provider(), None);
+    assert_eq!(reservation.check().remaining_tokens, Some(600));
+    assert_eq!(committed(&metering).await, (0, 400));
+    // A second one that does not fit is refused.
+    let refused = deferred(&metering, 700).begin_deferred().await.unwrap_err();
+    assert!(matches!(refused, Error::LimitExceeded { .. }), "{refused}");
+    reservation.release().await.unwrap();
+    assert_eq!(committed(&metering).await, (0, 0));
+}
+
+#[tokio::test]
+async fn the_adopting_meter_settles_the_reservation_instead_of_reserving_again() {
+    let (metering, store) = setup(1_000, BillingMode::Plan).await;
+    let reservation = deferred(&metering, 900).begin_deferred().await.unwrap();
+    // Reserving 900 more would not fit; adopting settles the existing 900 instead.
+    let metered = metering
+        .meter()
+        .adopt(reservation)
+        .provider("openai", "gpt-4o-mini")
+        .estimate(TokenUsage::new(900, 0).unwrap())
+        .manual_usage(TokenUsage::new(100, 200).unwrap())
+        .call(async { Ok::<_, Infallible>(serde_json::json!({})) })
+        .await
+        .unwrap();
+    assert_eq!(metered.check.remaining_tokens, Some(700));
+    assert_eq!(committed(&metering).await, (300, 0));
+    let rows = store
+        .query_usage(
+            &UsageFilter::for_billable(user()),
+            ai_metering_core::store::Page::first(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    // The reservation's feature is kept, the meter's provider and model are used.
+    assert_eq!(rows[0].entry.feature.as_deref(), Some("chat"));
+    assert_eq!(rows[0].entry.model, "gpt-4o-mini");
+}
+
+#[tokio::test]
+async fn an_adopting_meter_that_fails_before_the_call_releases_the_reservation() {
+    let (metering, _store) = setup(1_000, BillingMode::Plan).await;
+    let reservation = deferred(&metering, 500).begin_deferred().await.unwrap();
+    let err = metering
+        .meter()
+        .adopt(reservation)
+        .billable(Billable::new("user", 2))
+        .provider("openai", "gpt-4o-mini")
+        .call(async { Ok::<_, Infallible>(serde_json::json!({})) })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MeterError::Metering(Error::InvalidInput(m)) if m.contains("belongs to user:1")),
+        "{err}"
+    );
+    assert_eq!(committed(&metering).await, (0, 0));
+
+    // No provider at all: refused, released.
+    let reservation = deferred(&metering, 500).begin_deferred().await.unwrap();
+    let err = metering
+        .meter()
+        .adopt(reservation)
+        .manual_usage(TokenUsage::new(1, 1).unwrap())
+        .call(async { Ok::<_, Infallible>(serde_json::json!({})) })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no provider"), "{err}");
+    assert_eq!(committed(&metering).await, (0, 0));
+}
+
+#[tokio::test]
+async fn recording_a_deferred_reservation_needs_a_provider() {
+    let (metering, _store) = setup(1_000, BillingMode::Plan).await;
+    let reservation = deferred(&metering, 500).begin_deferred().await.unwrap();
+    let usage = TokenUsage::new(10, 10).unwrap();
+    let err = deferred(&metering, 1)
+        .begin_deferred()
+        .await
+        .unwrap()
+        .record(usage, false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no provider and model yet"),
+        "{err}"
+    );
+    let outcome = reservation
+        .with_provider("openai", "gpt-4o-mini")
+        .record(usage, false)
+        .await
+        .unwrap();
+    assert_eq!(outcome.record.entry.usage.total_tokens(), 20);
+}
+
+#[tokio::test]
+async fn credits_mode_without_a_cost_estimate_refuses_an_empty_wallet_and_debits_after() {
+    let (metering, store) = setup(1_000_000, BillingMode::Credits).await;
+    let currency = metering.catalog().currency();
+    let err = deferred(&metering, 500).begin_deferred().await.unwrap_err();
+    assert!(
+        matches!(err, Error::InsufficientCredits { available, .. } if available == Decimal::ZERO),
+        "{err}"
+    );
+    assert_eq!(
+        committed(&metering).await,
+        (0, 0),
+        "the refused reservation is released"
+    );
+
+    store
+        .add_credits(
+            &user(),
+            Money::new(Decimal::ONE, currency),
+            "top-up",
+            jan(15),
+        )
+        .await
+        .unwrap();
+    let reservation = deferred(&metering, 500).begin_deferred().await.unwrap();
+    let metered = metering
+        .meter()
+        .adopt(reservation)
+        .provider("openai", "gpt-4o-mini")
+        .manual_usage(TokenUsage::new(1_000, 1_000).unwrap())
+        .call(async { Ok::<_, Infallible>(serde_json::json!({})) })
+        .await
+        .unwrap();
+    let wallet = store.wallet(&user(), currency).await.unwrap();
+    assert_eq!(wallet.balance, Decimal::ONE - metered.cost.total);
+    assert!(metered.cost.total > Decimal::ZERO);
+
+    // An explicit cost estimate is held against the wallet.
+    let err = deferred(&metering, 500)
+        .estimate_cost(Decimal::from(5))
+        .begin_deferred()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InsufficientCredits { .. }), "{err}");
+}

@@ -1,0 +1,356 @@
+//! The quota headers: the original package's `X-Remaining-*` headers and the IETF
+//! `RateLimit-Policy` / `RateLimit` fields.
+//!
+//! # The original's headers
+//!
+//! - `X-Remaining-Tokens`: an integer, or `unlimited` without a token limit;
+//! - `X-Remaining-Cost`: a decimal with trailing zeros trimmed (`50`, `49.5`), or
+//!   `unlimited` without a cost limit;
+//! - `X-Usage-Percentage`: rounded to 2 decimals, trailing zeros trimmed (`0`, `85`,
+//!   `33.33`).
+//!
+//! # The IETF fields (draft-ietf-httpapi-ratelimit-headers-11)
+//!
+//! Both are Structured Field Lists with one item per limit in force, named `"tokens"` and
+//! `"cost"` (the names used in a 429 body's `violated-policies`):
+//!
+//! ```text
+//! RateLimit-Policy: "tokens";q=10000;w=2678400;ai-metering-unit="tokens", "cost";q=50000000;w=2678400;ai-metering-unit="micro-USD"
+//! RateLimit: "tokens";r=1500;t=86400, "cost";r=42000000;t=86400
+//! ```
+//!
+//! `q` is the limit, `r` what remains, `w` the length of the period and `t` the seconds
+//! until it resets, both in whole seconds (`t` rounded up, like `Retry-After`). Cost is
+//! given in integer micro-units of the currency (a limit of 50 USD is `q=50000000`), named
+//! by the vendor parameter `ai-metering-unit`, since the draft's registered quota units
+//! (requests, bytes) fit neither tokens nor money. Integers are capped at the largest
+//! Structured Field Integer (15 digits). A billable without limits gets no IETF fields.
+//! No partition key (`pk`) is sent: it would disclose the billable's id.
+
+use ai_metering_core::limit::LimitCheck;
+use ai_metering_core::{Currency, period::Period};
+use chrono::{DateTime, Utc};
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// `X-Remaining-Tokens`.
+pub const X_REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-remaining-tokens");
+/// `X-Remaining-Cost`.
+pub const X_REMAINING_COST: HeaderName = HeaderName::from_static("x-remaining-cost");
+/// `X-Usage-Percentage`.
+pub const X_USAGE_PERCENTAGE: HeaderName = HeaderName::from_static("x-usage-percentage");
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The largest Integer a Structured Field can carry (RFC 9651: at most 15 digits).
+const SF_INTEGER_MAX: u64 = 999_999_999_999_999;
+
+/// Which quota headers the layer adds to responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HeaderStyle {
+    /// The original package's `X-Remaining-Tokens`, `X-Remaining-Cost` and
+    /// `X-Usage-Percentage`.
+    Original,
+    /// The IETF `RateLimit-Policy` and `RateLimit` fields.
+    Ietf,
+    /// Both sets (the default).
+    #[default]
+    Both,
+    /// No quota headers (`Retry-After` is still sent with a 429).
+    None,
+}
+
+impl HeaderStyle {
+    fn original(self) -> bool {
+        matches!(self, Self::Original | Self::Both)
+    }
+
+    fn ietf(self) -> bool {
+        matches!(self, Self::Ietf | Self::Both)
+    }
+}
+
+/// What the headers describe: a limit check, its period and the catalog currency.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuotaSnapshot<'a> {
+    pub check: &'a LimitCheck,
+    pub period: Option<&'a Period>,
+    pub currency: Currency,
+    pub now: DateTime<Utc>,
+}
+
+impl QuotaSnapshot<'_> {
+    /// Adds the headers of `style` to `headers`, replacing any already there.
+    pub(crate) fn write(&self, style: HeaderStyle, headers: &mut HeaderMap) {
+        if style.original() {
+            let check = self.check;
+            let tokens = check
+                .remaining_tokens
+                .map_or_else(|| "unlimited".to_owned(), |t| t.to_string());
+            let cost = check
+                .remaining_cost
+                .map_or_else(|| "unlimited".to_owned(), format_decimal);
+            insert(headers, X_REMAINING_TOKENS, tokens);
+            insert(headers, X_REMAINING_COST, cost);
+            insert(
+                headers,
+                X_USAGE_PERCENTAGE,
+                format_percentage(check.usage_percentage),
+            );
+        }
+        if style.ietf()
+            && let Some((policy, current)) = self.ietf_fields()
+        {
+            insert(headers, RATELIMIT_POLICY, policy);
+            insert(headers, RATELIMIT, current);
+        }
+    }
+
+    /// `Retry-After`: whole seconds until the period resets, rounded up.
+    pub(crate) fn write_retry_after(&self, headers: &mut HeaderMap) {
+        if let Some(reset_at) = self.check.reset_at {
+            insert(
+                headers,
+                RETRY_AFTER,
+                seconds_until(self.now, reset_at).to_string(),
+            );
+        }
+    }
+
+    /// The `RateLimit-Policy` and `RateLimit` values; `None` without any limit.
+    pub(crate) fn ietf_fields(&self) -> Option<(String, String)> {
+        let check = self.check;
+        let window = self
+            .period
+            .map(|p| (p.end - p.start).num_seconds().max(0).unsigned_abs());
+        let reset = check.reset_at.map(|at| seconds_until(self.now, at));
+        let mut policies = Vec::with_capacity(2);
+        let mut current = Vec::with_capacity(2);
+        let mut add = |name: &str, quota: u64, remaining: u64, unit: &str| {
+            let mut policy = format!("\"{name}\";q={}", quota.min(SF_INTEGER_MAX));
+            if let Some(w) = window {
+                policy.push_str(&format!(";w={}", w.min(SF_INTEGER_MAX)));
+            }
+            policy.push_str(&format!(";ai-metering-unit=\"{unit}\""));
+            policies.push(policy);
+            let mut now = format!("\"{name}\";r={}", remaining.min(SF_INTEGER_MAX));
+            if let Some(t) = reset {
+                now.push_str(&format!(";t={}", t.min(SF_INTEGER_MAX)));
+            }
+            current.push(now);
+        };
+        if let Some(limit) = check.limits.tokens {
+            add(
+                "tokens",
+                limit,
+                check.remaining_tokens.unwrap_or(0),
+                "tokens",
+            );
+        }
+        if let Some(limit) = check.limits.cost {
+            let unit = format!("micro-{}", self.currency.as_str());
+            add(
+                "cost",
+                micros(limit),
+                micros(check.remaining_cost.unwrap_or(Decimal::ZERO)),
+                &unit,
+            );
+        }
+        if policies.is_empty() {
+            None
+        } else {
+            Some((policies.join(", "), current.join(", ")))
+        }
+    }
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    // Every value written here is ASCII digits, letters, quotes, `;`, `=`, `,`, `-`, `.`
+    // and spaces, all valid in a header value; a failure would be a bug, so it is skipped
+    // rather than turned into a panic.
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// A decimal with trailing zeros trimmed: `50`, `49.5`, `0.000125`.
+///
+/// ```
+/// # use ai_metering_tower::headers::format_decimal;
+/// use rust_decimal::Decimal;
+/// assert_eq!(format_decimal(Decimal::new(49_500, 3)), "49.5");
+/// assert_eq!(format_decimal(Decimal::new(5_000, 2)), "50");
+/// ```
+pub fn format_decimal(value: Decimal) -> String {
+    value.normalize().to_string()
+}
+
+/// A percentage rounded half away from zero to 2 decimals, trailing zeros trimmed, as the
+/// original printed it: `0`, `85`, `33.33`, `100`.
+///
+/// ```
+/// # use ai_metering_tower::headers::format_percentage;
+/// use rust_decimal::Decimal;
+/// assert_eq!(format_percentage(Decimal::new(333_333, 4)), "33.33");
+/// assert_eq!(format_percentage(Decimal::new(8_500, 2)), "85");
+/// ```
+pub fn format_percentage(value: Decimal) -> String {
+    format_decimal(value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
+}
+
+/// Whole seconds from `now` until `at`, rounded up; 0 once `at` has passed.
+pub(crate) fn seconds_until(now: DateTime<Utc>, at: DateTime<Utc>) -> u64 {
+    let delta = at - now;
+    let secs = delta.num_seconds();
+    let extra = delta - chrono::Duration::seconds(secs);
+    let rounded_up = if extra > chrono::Duration::zero() {
+        secs.saturating_add(1)
+    } else {
+        secs
+    };
+    u64::try_from(rounded_up).unwrap_or(0)
+}
+
+/// Integer micro-units of an amount, rounded down (never advertising more than there is),
+/// capped at the largest Structured Field Integer; negative amounts count as 0.
+fn micros(amount: Decimal) -> u64 {
+    if amount <= Decimal::ZERO {
+        return 0;
+    }
+    amount
+        .checked_mul(Decimal::from(1_000_000))
+        .map(|m| m.trunc())
+        .and_then(|m| u64::try_from(m).ok())
+        .map_or(SF_INTEGER_MAX, |m| m.min(SF_INTEGER_MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai_metering_core::limit::{Limits, Thresholds, UsageTotals, evaluate};
+    use chrono::TimeZone;
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn decimals_and_percentages_print_like_the_original() {
+        assert_eq!(format_decimal(Decimal::ZERO), "0");
+        assert_eq!(format_decimal(Decimal::new(4_950, 2)), "49.5");
+        assert_eq!(format_percentage(Decimal::ZERO), "0");
+        assert_eq!(format_percentage(Decimal::new(10_000, 2)), "100");
+        assert_eq!(format_percentage(Decimal::new(33_335, 3)), "33.34");
+    }
+
+    #[test]
+    fn seconds_round_up_and_stop_at_zero() {
+        let now = at(1, 0);
+        assert_eq!(seconds_until(now, at(1, 1)), 3600);
+        assert_eq!(
+            seconds_until(now, now + chrono::Duration::milliseconds(1500)),
+            2
+        );
+        assert_eq!(seconds_until(at(1, 1), now), 0);
+    }
+
+    #[test]
+    fn micros_truncate_and_cap() {
+        assert_eq!(micros(Decimal::new(50, 0)), 50_000_000);
+        assert_eq!(micros(Decimal::new(12_345_679, 7)), 1_234_567);
+        assert_eq!(micros(Decimal::new(-1, 0)), 0);
+        assert_eq!(micros(Decimal::MAX), SF_INTEGER_MAX);
+    }
+
+    #[test]
+    fn writes_both_header_styles_for_both_limits() {
+        let limits = Limits {
+            tokens: Some(10_000),
+            cost: Some(Decimal::from(50)),
+        };
+        let check = evaluate(
+            &limits,
+            UsageTotals::new(8_500, Decimal::new(125, 1)),
+            UsageTotals::ZERO,
+            &Thresholds::default(),
+        )
+        .with_reset_at(at(31, 0));
+        let period = Period {
+            start: at(1, 0),
+            end: at(31, 0),
+        };
+        let snapshot = QuotaSnapshot {
+            check: &check,
+            period: Some(&period),
+            currency: Currency::USD,
+            now: at(30, 0),
+        };
+        let mut headers = HeaderMap::new();
+        snapshot.write(HeaderStyle::Both, &mut headers);
+        assert_eq!(headers[&X_REMAINING_TOKENS], "1500");
+        assert_eq!(headers[&X_REMAINING_COST], "37.5");
+        assert_eq!(headers[&X_USAGE_PERCENTAGE], "85");
+        assert_eq!(
+            headers[&RATELIMIT_POLICY],
+            "\"tokens\";q=10000;w=2592000;ai-metering-unit=\"tokens\", \
+             \"cost\";q=50000000;w=2592000;ai-metering-unit=\"micro-USD\""
+        );
+        assert_eq!(
+            headers[&RATELIMIT],
+            "\"tokens\";r=1500;t=86400, \"cost\";r=37500000;t=86400"
+        );
+        snapshot.write_retry_after(&mut headers);
+        assert_eq!(headers[&RETRY_AFTER], "86400");
+    }
+
+    #[test]
+    fn unlimited_billables_get_unlimited_and_no_ietf_fields() {
+        let check = LimitCheck::unlimited();
+        let snapshot = QuotaSnapshot {
+            check: &check,
+            period: None,
+            currency: Currency::USD,
+            now: at(1, 0),
+        };
+        let mut headers = HeaderMap::new();
+        snapshot.write(HeaderStyle::Both, &mut headers);
+        assert_eq!(headers[&X_REMAINING_TOKENS], "unlimited");
+        assert_eq!(headers[&X_REMAINING_COST], "unlimited");
+        assert_eq!(headers[&X_USAGE_PERCENTAGE], "0");
+        assert!(!headers.contains_key(&RATELIMIT_POLICY));
+        assert!(!headers.contains_key(&RATELIMIT));
+    }
+
+    #[test]
+    fn styles_select_the_header_sets() {
+        let check = evaluate(
+            &Limits {
+                tokens: Some(100),
+                cost: None,
+            },
+            UsageTotals::ZERO,
+            UsageTotals::ZERO,
+            &Thresholds::default(),
+        );
+        let snapshot = QuotaSnapshot {
+            check: &check,
+            period: None,
+            currency: Currency::USD,
+            now: at(1, 0),
+        };
+        let mut original = HeaderMap::new();
+        snapshot.write(HeaderStyle::Original, &mut original);
+        assert!(original.contains_key(&X_REMAINING_TOKENS) && !original.contains_key(&RATELIMIT));
+        let mut ietf = HeaderMap::new();
+        snapshot.write(HeaderStyle::Ietf, &mut ietf);
+        assert!(!ietf.contains_key(&X_REMAINING_TOKENS));
+        // Without a period or reset instant, `w` and `t` are left out.
+        assert_eq!(ietf[&RATELIMIT], "\"tokens\";r=100");
+        let mut none = HeaderMap::new();
+        snapshot.write(HeaderStyle::None, &mut none);
+        assert!(none.is_empty());
+    }
+}

@@ -1,0 +1,354 @@
+//! [`QuotaRejection`]: why the layer answered instead of the route, and its RFC 9457
+//! `application/problem+json` response.
+//!
+//! | rejection | status | problem `type` |
+//! |---|---|---|
+//! | [`MissingBillable`](QuotaRejection::MissingBillable) | 401 | `about:blank` |
+//! | [`QuotaExceeded`](QuotaRejection::QuotaExceeded) | 429 | [`QUOTA_EXCEEDED_TYPE`] |
+//! | [`InsufficientCredits`](QuotaRejection::InsufficientCredits) | 402 | [`INSUFFICIENT_CREDITS_TYPE`] |
+//! | [`Unavailable`](QuotaRejection::Unavailable) | 503 | `about:blank` |
+//! | [`Internal`](QuotaRejection::Internal) | 500 | `about:blank` |
+//!
+//! The 429 body also carries the original package's fields (`error`, `message`,
+//! `remaining_tokens`, `remaining_cost`, `usage_percentage`) so that its clients keep
+//! working. Unlike the original, which always sent `0`, `0.0` and `100.0`, the values are
+//! the real ones: `remaining_tokens` may be above 0 when the route's estimate is what does
+//! not fit, and a dimension without a limit is `null`. Amounts are exact JSON numbers
+//! (never rounded through a float).
+
+use std::fmt;
+
+use ai_metering_core::limit::{LimitCheck, LimitKind};
+use ai_metering_core::{Error, Money};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+
+use crate::headers::format_decimal;
+
+/// The problem type of a 429: the one registered by draft-ietf-httpapi-ratelimit-headers
+/// ("quota-exceeded"), whose `violated-policies` member names the policies of the
+/// `RateLimit` field (`"tokens"`, `"cost"`).
+pub const QUOTA_EXCEEDED_TYPE: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
+
+/// The problem type of a 402 for a credits-mode billable whose wallet cannot cover the
+/// request. An identifier (RFC 9457 does not require it to resolve).
+pub const INSUFFICIENT_CREDITS_TYPE: &str = "https://ai-metering.dev/problems/insufficient-credits";
+
+/// The media type of every body the layer writes.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Why the [`QuotaLayer`](crate::QuotaLayer) answered a request itself instead of passing
+/// it to the route. Converted into a response by its [`IntoResponse`] impl, or by the
+/// layer's [`on_rejection`](crate::QuotaLayer::on_rejection) handler.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum QuotaRejection {
+    /// No billable could be found for the request (401).
+    MissingBillable,
+    /// A limit is reached, or the route's estimate does not fit what is left (429).
+    QuotaExceeded {
+        /// The evaluation that refused the request.
+        check: Box<LimitCheck>,
+        /// Seconds until the period resets (the `Retry-After` value), when known.
+        retry_after: Option<u64>,
+    },
+    /// A credits-mode billable's wallet cannot cover the route's estimate (402).
+    InsufficientCredits {
+        /// The estimated cost.
+        required: Money,
+        /// What the wallet had available.
+        available: Decimal,
+    },
+    /// The store failed and the layer fails closed (503).
+    Unavailable(Error),
+    /// The quota check failed for another reason: a subscription naming a missing plan,
+    /// an invalid feature name... (500).
+    Internal(Error),
+}
+
+impl QuotaRejection {
+    /// The HTTP status of the default response.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingBillable => StatusCode::UNAUTHORIZED,
+            Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem's `detail`: a sentence for the client (store and internal errors are not
+    /// disclosed; they are logged).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::MissingBillable => "No billable could be determined for this request.".into(),
+            Self::QuotaExceeded { check, .. } => {
+                let which = match check.exceeded {
+                    Some(LimitKind::Tokens) => "token",
+                    Some(LimitKind::Cost) => "cost",
+                    None => "usage",
+                };
+                let reached = if check.remaining_tokens == Some(0)
+                    || check.remaining_cost == Some(Decimal::ZERO)
+                {
+                    "is reached"
+                } else {
+                    "would be exceeded by this request"
+                };
+                match check.reset_at {
+                    Some(at) => format!(
+                        "The {which} limit for this period {reached}; it resets at {}.",
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                    None => format!("The {which} limit for this period {reached}."),
+                }
+            }
+            Self::InsufficientCredits {
+                required,
+                available,
+            } => format!(
+                "The credit balance cannot cover this request (estimated {} {}, available {} {}).",
+                format_decimal(required.amount),
+                required.currency,
+                format_decimal(*available),
+                required.currency
+            ),
+            Self::Unavailable(_) => {
+                "Usage limits cannot be checked right now; try again later.".into()
+            }
+            Self::Internal(_) => "Usage limits could not be checked.".into(),
+        }
+    }
+
+    /// The response body: the problem document as JSON.
+    pub fn body_text(&self) -> String {
+        let status = self.status();
+        let detail = self.detail();
+        let json = match self {
+            Self::QuotaExceeded { check, retry_after } => {
+                let policies: Vec<&'static str> =
+                    check.exceeded.iter().map(|k| k.as_str()).collect();
+                serde_json::to_string(&QuotaExceededBody {
+                    type_: QUOTA_EXCEEDED_TYPE,
+                    title: "AI usage quota exceeded",
+                    status: status.as_u16(),
+                    detail,
+                    violated_policies: policies,
+                    limit: check.exceeded.map(|k| k.as_str()),
+                    reset_at: check
+                        .reset_at
+                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    retry_after: *retry_after,
+                    error: "AI usage limit exceeded",
+                    message: "You have reached your AI usage limit for this period.",
+                    remaining_tokens: check.remaining_tokens,
+                    remaining_cost: check.remaining_cost.map(Number),
+                    usage_percentage: Number(check.usage_percentage),
+                })
+            }
+            Self::InsufficientCredits {
+                required,
+                available,
+            } => serde_json::to_string(&InsufficientCreditsBody {
+                type_: INSUFFICIENT_CREDITS_TYPE,
+                title: "Insufficient AI credits",
+                status: status.as_u16(),
+                detail,
+                required: Number(required.amount),
+                available: Number(*available),
+                currency: required.currency.as_str(),
+                error: "Insufficient AI credits",
+                message: "Your credit balance is too low for this request.",
+            }),
+            _ => serde_json::to_string(&BasicProblem {
+                type_: "about:blank",
+                title: status.canonical_reason().unwrap_or("Error"),
+                status: status.as_u16(),
+                detail,
+            }),
+        };
+        // Serialising these plain structs cannot fail; keep a valid body regardless.
+        json.unwrap_or_else(|_| {
+            format!(
+                "{{\"type\":\"about:blank\",\"status\":{}}}",
+                status.as_u16()
+            )
+        })
+    }
+}
+
+impl fmt::Display for QuotaRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(e) => write!(f, "usage store unavailable: {e}"),
+            Self::Internal(e) => write!(f, "quota check failed: {e}"),
+            other => f.write_str(&other.detail()),
+        }
+    }
+}
+
+impl std::error::Error for QuotaRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unavailable(e) | Self::Internal(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for QuotaRejection {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body_text()));
+        *response.status_mut() = self.status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Self::QuotaExceeded {
+            retry_after: Some(secs),
+            ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
+        response
+    }
+}
+
+/// A decimal written as an exact JSON number.
+struct Number(Decimal);
+
+impl Serialize for Number {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(format_decimal(self.0))
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+#[derive(Serialize)]
+struct BasicProblem<'a> {
+    #[serde(rename = "type")]
+    type_: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct QuotaExceededBody<'a> {
+    #[serde(rename = "type")]
+    type_: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(rename = "violated-policies")]
+    violated_policies: Vec<&'static str>,
+    limit: Option<&'static str>,
+    reset_at: Option<String>,
+    retry_after: Option<u64>,
+    error: &'a str,
+    message: &'a str,
+    remaining_tokens: Option<u64>,
+    remaining_cost: Option<Number>,
+    usage_percentage: Number,
+}
+
+#[derive(Serialize)]
+struct InsufficientCreditsBody<'a> {
+    #[serde(rename = "type")]
+    type_: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    required: Number,
+    available: Number,
+    currency: &'a str,
+    error: &'a str,
+    message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai_metering_core::Currency;
+    use ai_metering_core::limit::{Limits, Thresholds, UsageTotals, evaluate};
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn quota_exceeded_is_a_429_problem_with_the_originals_fields() {
+        let check = evaluate(
+            &Limits {
+                tokens: Some(1_000),
+                cost: Some(Decimal::new(5, 0)),
+            },
+            UsageTotals::new(1_000, Decimal::new(125, 2)),
+            UsageTotals::ZERO,
+            &Thresholds::default(),
+        )
+        .with_reset_at(Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap());
+        let rejection = QuotaRejection::QuotaExceeded {
+            check: Box::new(check),
+            retry_after: Some(3600),
+        };
+        assert_eq!(rejection.status(), StatusCode::TOO_MANY_REQUESTS);
+        let body: serde_json::Value = serde_json::from_str(&rejection.body_text()).unwrap();
+        assert_eq!(body["type"], QUOTA_EXCEEDED_TYPE);
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["violated-policies"], serde_json::json!(["tokens"]));
+        assert_eq!(body["limit"], "tokens");
+        assert_eq!(body["reset_at"], "2024-02-01T00:00:00Z");
+        assert_eq!(body["error"], "AI usage limit exceeded");
+        assert_eq!(
+            body["message"],
+            "You have reached your AI usage limit for this period."
+        );
+        assert_eq!(body["remaining_tokens"], 0);
+        assert_eq!(body["usage_percentage"], 100);
+        // Exact decimal, written as a JSON number.
+        assert!(rejection.body_text().contains("\"remaining_cost\":3.75"));
+        assert!(body["detail"].as_str().unwrap().contains("token limit"));
+
+        let response = rejection.into_response();
+        assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "3600");
+    }
+
+    #[test]
+    fn insufficient_credits_is_a_402_problem() {
+        let rejection = QuotaRejection::InsufficientCredits {
+            required: Money::new(Decimal::new(50, 2), Currency::USD),
+            available: Decimal::ZERO,
+        };
+        assert_eq!(rejection.status(), StatusCode::PAYMENT_REQUIRED);
+        let text = rejection.body_text();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["type"], INSUFFICIENT_CREDITS_TYPE);
+        assert_eq!(body["currency"], "USD");
+        assert!(text.contains("\"required\":0.5"));
+        assert!(text.contains("\"available\":0"));
+    }
+
+    #[test]
+    fn store_failures_are_not_disclosed_to_clients() {
+        let error = Error::Store(ai_metering_core::store::StoreError::new(
+            ai_metering_core::store::StoreErrorKind::Unavailable,
+            "connection refused to 10.0.0.5",
+        ));
+        let rejection = QuotaRejection::Unavailable(error);
+        assert_eq!(rejection.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!rejection.body_text().contains("10.0.0.5"));
+        // ...but the server-side message and source keep it.
+        assert!(rejection.to_string().contains("10.0.0.5"));
+        assert!(std::error::Error::source(&rejection).is_some());
+        let body: serde_json::Value = serde_json::from_str(&rejection.body_text()).unwrap();
+        assert_eq!(body["title"], "Service Unavailable");
+    }
+}

@@ -1,0 +1,275 @@
+//! [`RemainingQuota`]: what the layer hands to the route, as an axum extractor.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ai_metering_core::limit::LimitCheck;
+use ai_metering_core::store::Store;
+use ai_metering_core::{Billable, Meter, Metering, QuotaStatus, Reservation, Tenant};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use http::request::Parts;
+use rust_decimal::Decimal;
+
+/// The request's quota, put in the request extensions by the
+/// [`QuotaLayer`](crate::QuotaLayer) when it lets a request through, and extracted by
+/// handlers:
+///
+/// ```
+/// use ai_metering_core::store::MemoryStore;
+/// use ai_metering_tower::RemainingQuota;
+///
+/// async fn chat(quota: RemainingQuota<MemoryStore>) -> String {
+///     match quota.remaining_tokens() {
+///         Some(tokens) => format!("{tokens} tokens left until {:?}", quota.reset_at()),
+///         None => "no token limit".to_owned(),
+///     }
+/// }
+/// # let _ = axum::Router::<()>::new().route("/chat", axum::routing::post(chat));
+/// ```
+///
+/// [`meter`](Self::meter) gives a [`Meter`] bound to this request's billable, tenant and
+/// feature which settles the estimate the layer reserved (no double counting):
+/// `quota.meter().provider("openai", "gpt-4o-mini").call(...)`.
+///
+/// Without the layer (or with a different store type), extracting it fails with a
+/// [`RemainingQuotaRejection`] (500). Routes that let anonymous requests through
+/// ([`allow_anonymous`](crate::QuotaLayer::allow_anonymous)) extract
+/// `Option<RemainingQuota<S>>`.
+pub struct RemainingQuota<S> {
+    ctx: Arc<QuotaContext<S>>,
+}
+
+impl<S> Clone for RemainingQuota<S> {
+    fn clone(&self) -> Self {
+        Self {
+            ctx: Arc::clone(&self.ctx),
+        }
+    }
+}
+
+impl<S> fmt::Debug for RemainingQuota<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemainingQuota")
+            .field("billable", &self.ctx.billable)
+            .field("tenant", &self.ctx.tenant)
+            .field("feature", &self.ctx.feature)
+            .field("check", &self.ctx.status.as_ref().map(|s| &s.check))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state of one request, shared by the layer and the handler's [`RemainingQuota`].
+pub(crate) struct QuotaContext<S> {
+    pub(crate) metering: Metering<S>,
+    pub(crate) billable: Billable,
+    pub(crate) tenant: Option<Tenant>,
+    pub(crate) feature: Option<Arc<str>>,
+    /// `None` when the check failed and the layer fails open.
+    pub(crate) status: Option<Arc<QuotaStatus>>,
+    /// Whether the layer reserved the route's estimate.
+    pub(crate) reserved: bool,
+    /// The route's reservation until a [`Meter`] adopts it.
+    pub(crate) reservation: Mutex<Option<Reservation<S>>>,
+    /// Whether usage may have been recorded for this request (a meter was handed out).
+    pub(crate) metered: AtomicBool,
+}
+
+impl<S> QuotaContext<S> {
+    pub(crate) fn take_reservation(&self) -> Option<Reservation<S>> {
+        self.reservation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    pub(crate) fn was_metered(&self) -> bool {
+        self.metered.load(Ordering::Acquire)
+    }
+}
+
+impl<S> RemainingQuota<S> {
+    pub(crate) fn new(ctx: Arc<QuotaContext<S>>) -> Self {
+        Self { ctx }
+    }
+
+    /// Who pays for this request.
+    pub fn billable(&self) -> &Billable {
+        &self.ctx.billable
+    }
+
+    /// The request's tenant, if one was resolved.
+    pub fn tenant(&self) -> Option<&Tenant> {
+        self.ctx.tenant.as_ref()
+    }
+
+    /// The route's feature name, if the layer sets one.
+    pub fn feature(&self) -> Option<&str> {
+        self.ctx.feature.as_deref()
+    }
+
+    /// The billable's entitlement and limit check when the request was let in (counting
+    /// the route's reservation, if any). `None` when the check failed and the layer is set
+    /// to [fail open](crate::QuotaLayer::fail_open).
+    pub fn status(&self) -> Option<&QuotaStatus> {
+        self.ctx.status.as_deref()
+    }
+
+    /// The limit check; see [`status`](Self::status).
+    pub fn check(&self) -> Option<&LimitCheck> {
+        self.status().map(|s| &s.check)
+    }
+
+    /// Tokens left in the period; `None` without a token limit (or without a check).
+    pub fn remaining_tokens(&self) -> Option<u64> {
+        self.check().and_then(|c| c.remaining_tokens)
+    }
+
+    /// Cost left in the period, in the catalog's currency; `None` without a cost limit (or
+    /// without a check).
+    pub fn remaining_cost(&self) -> Option<Decimal> {
+        self.check().and_then(|c| c.remaining_cost)
+    }
+
+    /// The usage percentage of the most used limit (2 decimals); 0 without limits.
+    pub fn usage_percentage(&self) -> Decimal {
+        self.check().map_or(Decimal::ZERO, |c| c.usage_percentage)
+    }
+
+    /// When the period resets; `None` without limits.
+    pub fn reset_at(&self) -> Option<DateTime<Utc>> {
+        self.check().and_then(|c| c.reset_at)
+    }
+}
+
+impl<S: Store> RemainingQuota<S> {
+    /// A [`Meter`] for a call made on behalf of this request: billable, tenant and feature
+    /// are set, and the first meter taken settles the estimate the layer reserved for the
+    /// route instead of reserving again (later ones reserve their own). Add the provider
+    /// and model, then `.call(...)`.
+    ///
+    /// A meter holding the route's reservation should be used: if it is dropped without a
+    /// call, the reservation counts until it expires (the metering's reservation TTL).
+    ///
+    /// ```no_run
+    /// # use ai_metering_core::store::MemoryStore;
+    /// # use ai_metering_tower::RemainingQuota;
+    /// # async fn fake_llm() -> Result<serde_json::Value, std::io::Error> { Ok(serde_json::json!({})) }
+    /// async fn chat(quota: RemainingQuota<MemoryStore>) -> Result<String, String> {
+    ///     let metered = quota
+    ///         .meter()
+    ///         .provider("openai", "gpt-4o-mini")
+    ///         .call(fake_llm())
+    ///         .await
+    ///         .map_err(|e| e.to_string())?;
+    ///     Ok(metered.response.to_string())
+    /// }
+    /// ```
+    pub fn meter(&self) -> Meter<S> {
+        let ctx = &self.ctx;
+        ctx.metered.store(true, Ordering::Release);
+        let mut meter = ctx.metering.meter().billable(ctx.billable.clone());
+        if let Some(tenant) = &ctx.tenant {
+            meter = meter.tenant(tenant.clone());
+        }
+        if let Some(feature) = &ctx.feature {
+            meter = meter.feature(feature.as_ref());
+        }
+        if let Some(reservation) = ctx.take_reservation() {
+            meter = meter.adopt(reservation);
+        }
+        meter
+    }
+
+    /// The metering service, for anything beyond one call.
+    pub fn metering(&self) -> &Metering<S> {
+        &self.ctx.metering
+    }
+}
+
+impl<S, State> FromRequestParts<State> for RemainingQuota<S>
+where
+    S: Send + Sync + 'static,
+    State: Send + Sync,
+{
+    type Rejection = RemainingQuotaRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &State,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(RemainingQuotaRejection::MissingQuotaLayer {
+                store: std::any::type_name::<S>(),
+            })
+    }
+}
+
+impl<S, State> OptionalFromRequestParts<State> for RemainingQuota<S>
+where
+    S: Send + Sync + 'static,
+    State: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &State,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned())
+    }
+}
+
+/// Why [`RemainingQuota`] could not be extracted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemainingQuotaRejection {
+    /// The request carries no `RemainingQuota` of this store type: the route is not behind
+    /// a `QuotaLayer` (or one over another store type), or the layer let an anonymous
+    /// request through.
+    MissingQuotaLayer {
+        /// The store type the handler asked for.
+        store: &'static str,
+    },
+}
+
+impl RemainingQuotaRejection {
+    /// 500: a server configuration error, not the client's.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The response body.
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for RemainingQuotaRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingQuotaLayer { store } => write!(
+                f,
+                "Missing request extension: RemainingQuota<{store}> was not found; \
+                 is QuotaLayer installed on this route (with the same store type)? \
+                 Anonymous requests let through by the layer carry none: extract \
+                 Option<RemainingQuota<_>> there."
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RemainingQuotaRejection {}
+
+impl IntoResponse for RemainingQuotaRejection {
+    fn into_response(self) -> Response {
+        tracing::error!(target: "ai_metering", rejection = %self, "RemainingQuota extractor rejected the request");
+        (self.status(), self.body_text()).into_response()
+    }
+}
