@@ -34,6 +34,8 @@ fn start_demo(ws: &Workspace) -> Demo {
         .args(["demo", "--addr", "127.0.0.1:0", "--db", "demo.db"])
         .current_dir(ws.dir.path())
         .env_clear()
+        // Only warnings from the server's log (it shares the test's stderr).
+        .env("AI_METERING_LOG_LEVEL", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -16,10 +16,10 @@ pub fn run(ctx: &Ctx) -> CliResult {
         let Some((value, origin)) = ctx.config.settings.get(key.name) else {
             continue;
         };
-        let value = if key.name == "database.url" {
-            redact_url(value)
-        } else {
-            value.clone()
+        let value = match key.name {
+            "database.url" => redact_url(value),
+            "billing.stripe.secret" if !value.is_empty() => "*** (set)".to_owned(),
+            _ => value.clone(),
         };
         let env = key.env.join(", ");
         let note = key

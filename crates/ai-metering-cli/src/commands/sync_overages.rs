@@ -1,53 +1,175 @@
 //! `ai-metering sync-overages`: report pending overages to the billing driver.
 //!
-//! Unlike the original, which exited 0 whatever happened, the command exits non-zero when
-//! an overage could not be synced, and when overages are pending but no billing driver is
-//! configured (they are then left pending, never silently marked as synced).
+//! Each overage is marked synced only after the driver reported it (and only once), oldest
+//! first; a failure leaves it pending for the next run, and a credentials error stops the
+//! run. Unlike the original, which exited 0 whatever happened, the command exits non-zero
+//! when an overage failed, and when overages are pending but no billing driver is
+//! configured (they stay pending, never silently marked as synced).
 
-use ai_metering_core::store::OverageStore;
+use ai_metering_billing::stripe::{MetaCustomerLookup, StripeBillingDriver, StripeMode};
+use ai_metering_billing::{BillingDriver, NullBillingDriver, SyncOutcome, report_overage_now};
+use ai_metering_core::Metering;
+use ai_metering_core::store::{OverageRecord, OverageStore};
 use serde::Serialize;
 
-use super::Ctx;
+use super::{CliStore, Ctx};
 use crate::cli::{Format, SyncOveragesArgs};
 use crate::error::{CliError, CliResult};
 use crate::output::{money, num, text, thousands};
+use crate::prompt::progress;
 
+/// What happened to one overage.
 #[derive(Debug, Serialize)]
-struct Summary<'a> {
-    driver: &'a str,
+struct Row {
+    id: i64,
+    billable: String,
+    tokens: u64,
+    amount: String,
+    currency: String,
+    status: &'static str,
+    detail: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    driver: String,
     pending: usize,
     synced: u64,
+    already_synced: u64,
+    not_reported: u64,
     failed: u64,
-    overages: &'a [ai_metering_core::store::OverageRecord],
+    stopped_early: bool,
+    overages: Vec<Row>,
 }
 
 /// Runs the command.
 pub async fn run(ctx: &Ctx, args: &SyncOveragesArgs) -> CliResult {
     let metering = ctx.metering().await?;
     let pending = metering.store().pending_overages(args.limit).await?;
-    let out = &ctx.out;
-    let driver = ctx.config.billing_driver.as_str();
-    let summary = Summary {
-        driver,
-        pending: pending.len(),
-        synced: 0,
-        failed: 0,
-        overages: &pending,
-    };
     if pending.is_empty() {
-        out.line("No pending overages to sync.");
-        if out.format() == Format::Json {
-            out.json(&summary)?;
+        ctx.out.line("No pending overages to sync.");
+        if ctx.out.format() == Format::Json {
+            ctx.out.json(&Summary {
+                driver: ctx.config.billing_driver.clone(),
+                ..Summary::default()
+            })?;
         }
         return Ok(());
     }
+    match ctx.config.billing_driver.as_str() {
+        "stripe" => {
+            let s = &ctx.config.stripe;
+            let mode = match s.mode.as_str() {
+                "meter_events" => StripeMode::meter_events(&s.meter_event_name),
+                _ => StripeMode::InvoiceItems,
+            };
+            let driver = StripeBillingDriver::builder(
+                &s.secret,
+                mode,
+                MetaCustomerLookup::new(metering.clone()),
+            )
+            .base_url(&s.api_base)
+            .build()
+            .map_err(|e| CliError::usage(format!("invalid Stripe settings: {e}")))?;
+            sync(ctx, &metering, &driver, &pending).await
+        }
+        _ => sync(ctx, &metering, &NullBillingDriver, &pending).await,
+    }
+}
+
+async fn sync<D: BillingDriver>(
+    ctx: &Ctx,
+    metering: &Metering<CliStore>,
+    driver: &D,
+    pending: &[OverageRecord],
+) -> CliResult {
+    let mut summary = Summary {
+        driver: ctx.config.billing_driver.clone(),
+        pending: pending.len(),
+        ..Summary::default()
+    };
+    let bar = progress(u64::try_from(pending.len()).unwrap_or(u64::MAX), "Syncing");
+    for o in pending {
+        let (status, detail) = if summary.stopped_early {
+            (
+                "skipped",
+                "not attempted after a credentials error".to_owned(),
+            )
+        } else {
+            match report_overage_now(metering.store(), driver, o, metering.now()).await {
+                Ok(SyncOutcome::Synced(id)) => {
+                    summary.synced += 1;
+                    ("synced", id.to_string())
+                }
+                Ok(SyncOutcome::AlreadySynced) => {
+                    summary.already_synced += 1;
+                    ("already synced", String::new())
+                }
+                Ok(SyncOutcome::NotReported { reason }) => {
+                    summary.not_reported += 1;
+                    ("pending", reason)
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    summary.stopped_early = e.is_systemic();
+                    ("failed", e.to_string())
+                }
+            }
+        };
+        let ov = &o.overage;
+        summary.overages.push(Row {
+            id: o.id,
+            billable: ov.billable.to_string(),
+            tokens: ov.tokens,
+            amount: ov.amount.amount.to_string(),
+            currency: ov.amount.currency.to_string(),
+            status,
+            detail,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    print(ctx, pending, &summary)?;
+
+    if summary.failed > 0 || summary.stopped_early {
+        return Err(CliError::failure(format!(
+            "{} of {} overages failed to sync{}; they stay pending for the next run",
+            summary.failed,
+            summary.pending,
+            if summary.stopped_early {
+                " (stopped after a credentials error)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if summary.not_reported > 0 {
+        let hint = if summary.driver == "none" {
+            "no billing driver is configured (set billing.driver or AI_METERING_BILLING_DRIVER)"
+        } else {
+            "the billing driver reported nothing"
+        };
+        return Err(CliError::failure(format!(
+            "{} pending overages, but {hint}; nothing was synced",
+            summary.not_reported
+        )));
+    }
+    Ok(())
+}
+
+fn print(ctx: &Ctx, pending: &[OverageRecord], summary: &Summary) -> CliResult {
+    let out = &ctx.out;
+    if out.format() == Format::Json {
+        return out.json(summary);
+    }
     let rows: Vec<Vec<String>> = pending
         .iter()
-        .map(|o| {
+        .zip(&summary.overages)
+        .map(|(o, row)| {
             let ov = &o.overage;
             vec![
                 o.id.to_string(),
-                ov.billable.to_string(),
+                row.billable.clone(),
                 format!(
                     "{} to {}",
                     ov.period.start.format("%Y-%m-%d"),
@@ -55,32 +177,28 @@ pub async fn run(ctx: &Ctx, args: &SyncOveragesArgs) -> CliResult {
                 ),
                 thousands(ov.tokens),
                 money(ov.amount.amount, ov.amount.currency),
-                ov.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                row.status.to_owned(),
+                row.detail.clone(),
             ]
         })
         .collect();
-    match out.format() {
-        Format::Json => out.json(&summary)?,
-        _ => {
-            out.heading(&format!("{} pending overages", pending.len()));
-            out.table(
-                &[
-                    num("ID"),
-                    text("Billable"),
-                    text("Period"),
-                    num("Tokens"),
-                    num("Amount"),
-                    text("Recorded"),
-                ],
-                &rows,
-            )?;
-        }
+    out.table(
+        &[
+            num("ID"),
+            text("Billable"),
+            text("Period"),
+            num("Tokens"),
+            num("Amount"),
+            text("Status"),
+            text("Detail"),
+        ],
+        &rows,
+    )?;
+    if summary.synced > 0 {
+        out.success(&format!(
+            "Successfully synced {} overages to {}.",
+            summary.synced, summary.driver
+        ));
     }
-    // `none` is the only driver so far: say so, and fail, so that a scheduled run
-    // does not hide that nothing is being billed.
-    Err(CliError::failure(format!(
-        "{} pending overages, but no billing driver is configured (billing.driver = {driver:?}, \
-         AI_METERING_BILLING_DRIVER); nothing was synced",
-        pending.len()
-    )))
+    Ok(())
 }

@@ -26,6 +26,10 @@ pub enum Accepts {
     DatabaseUrl,
     /// A non-empty name.
     Name,
+    /// Any text, empty included.
+    Text,
+    /// An `http://` or `https://` URL.
+    HttpUrl,
 }
 
 impl Accepts {
@@ -40,6 +44,8 @@ impl Accepts {
             Self::TimeZone => "an IANA time zone name such as UTC or Europe/Paris".into(),
             Self::DatabaseUrl => "a sqlite://... or postgres://... URL".into(),
             Self::Name => "a non-empty name".into(),
+            Self::Text => "any text".into(),
+            Self::HttpUrl => "an http:// or https:// URL".into(),
         }
     }
 }
@@ -103,7 +109,9 @@ pub const OVERAGE_BEHAVIORS: &[&str] = &["block", "charge", "allow"];
 /// Overage sync strategies.
 pub const SYNC_STRATEGIES: &[&str] = &["batch", "immediate"];
 /// Billing drivers the CLI knows. `none` means overages wait until one is configured.
-pub const BILLING_DRIVERS: &[&str] = &["none"];
+pub const BILLING_DRIVERS: &[&str] = &["none", "stripe"];
+/// How the Stripe driver reports overage.
+pub const STRIPE_MODES: &[&str] = &["invoice_items", "meter_events"];
 /// Log levels.
 pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 
@@ -144,6 +152,30 @@ pub const KEYS: &[Key] = &[
         &["AI_METERING_BILLING_DRIVER"],
         "none",
         Accepts::OneOf(BILLING_DRIVERS),
+    ),
+    key(
+        "billing.stripe.secret",
+        &["AI_METERING_STRIPE_SECRET", "STRIPE_SECRET"],
+        "",
+        Accepts::Text,
+    ),
+    key(
+        "billing.stripe.mode",
+        &["AI_METERING_STRIPE_MODE"],
+        "invoice_items",
+        Accepts::OneOf(STRIPE_MODES),
+    ),
+    key(
+        "billing.stripe.meter_event_name",
+        &["AI_METERING_STRIPE_METER_EVENT"],
+        "ai_overage_tokens",
+        Accepts::Name,
+    ),
+    key(
+        "billing.stripe.api_base",
+        &["AI_METERING_STRIPE_API_BASE"],
+        "https://api.stripe.com",
+        Accepts::HttpUrl,
     ),
     key(
         "billing.overage_behavior",

@@ -123,6 +123,30 @@ pub struct Sources<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
+/// Settings of the Stripe billing driver.
+#[derive(Clone)]
+pub struct StripeSettings {
+    /// The secret key (`sk_...` or a restricted `rk_...`); empty when unset.
+    pub secret: String,
+    /// `invoice_items` (the original's way) or `meter_events`.
+    pub mode: String,
+    /// The Billing Meter's event name, in `meter_events` mode.
+    pub meter_event_name: String,
+    /// Stripe's API base URL (changed for tests and proxies).
+    pub api_base: String,
+}
+
+impl fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("secret", &if self.secret.is_empty() { "" } else { "***" })
+            .field("mode", &self.mode)
+            .field("meter_event_name", &self.meter_event_name)
+            .field("api_base", &self.api_base)
+            .finish()
+    }
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -136,8 +160,10 @@ pub struct Config {
     pub timezone: Tz,
     /// The period rules built from the three settings above.
     pub period: PeriodSpec,
-    /// Billing driver name (`none`).
+    /// Billing driver name (`none` or `stripe`).
     pub billing_driver: String,
+    /// Stripe settings, for the `stripe` driver.
+    pub stripe: StripeSettings,
     /// Default overage policy.
     pub overage_behavior: OveragePolicy,
     /// May credit wallets go below zero.
@@ -182,7 +208,14 @@ impl Config {
             let (text, origin) = resolve(key, sources, file.as_ref());
             settings.insert(key.name, (text, origin));
         }
-        Self::from_settings(settings)
+        let mut config = Self::from_settings(settings)?;
+        // The settings are for display: never keep the secret there.
+        if let Some((secret, _)) = config.settings.get_mut("billing.stripe.secret")
+            && !secret.is_empty()
+        {
+            *secret = "***".into();
+        }
+        Ok(config)
     }
 
     fn from_settings(
@@ -241,13 +274,30 @@ impl Config {
                 file: PathBuf::new(),
                 reason: e.to_string(),
             })?;
+        let billing_driver = word("billing.driver")?;
+        let stripe = StripeSettings {
+            secret: text("billing.stripe.secret")?,
+            mode: word("billing.stripe.mode")?,
+            meter_event_name: text("billing.stripe.meter_event_name")?,
+            api_base: text("billing.stripe.api_base")?,
+        };
+        if billing_driver == "stripe" && stripe.secret.is_empty() {
+            let (_, value, origin) = get("billing.stripe.secret")?;
+            return Err(ConfigError::InvalidValue {
+                key: "billing.stripe.secret",
+                value: value.to_owned(),
+                origin: origin.clone(),
+                accepted: "a Stripe secret key (sk_... or rk_...), required when billing.driver = stripe; set AI_METERING_STRIPE_SECRET or STRIPE_SECRET".into(),
+            });
+        }
         Ok(Self {
             database_url: text("database.url")?,
             default_provider: text("default_provider")?,
             period_alignment: word("period.alignment")?,
             timezone,
             period,
-            billing_driver: word("billing.driver")?,
+            billing_driver,
+            stripe,
             overage_behavior,
             credit_overdraft: boolean("billing.credit_overdraft_allowed")?,
             currency: values::parse_currency(cur_key, cur_text, cur_origin)?,
@@ -534,6 +584,36 @@ mod tests {
                 .to_string();
             assert!(err.contains(var) && err.contains(accepted), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn the_stripe_driver_needs_a_secret() {
+        let err = load_with(&[("AI_METERING_BILLING_DRIVER", "stripe")], None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("billing.stripe.secret") && err.contains("STRIPE_SECRET"),
+            "{err}"
+        );
+        let c = load_with(
+            &[
+                ("AI_METERING_BILLING_DRIVER", "stripe"),
+                ("STRIPE_SECRET", "sk_test_1"),
+            ],
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.stripe.secret, "sk_test_1");
+        assert_eq!(c.stripe.mode, "invoice_items");
+        assert!(
+            !format!("{c:?}").contains("sk_test_1"),
+            "the secret must not be printed"
+        );
+        let err = load_with(&[("AI_METERING_STRIPE_API_BASE", "ftp://x")], None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http://"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub fn check(key: &'static Key, text: &str, origin: &Origin) -> Result<(), Confi
                 Err(key.accepts.error(key.name, text, origin))
             }
         }
+        Accepts::Text => Ok(()),
+        Accepts::HttpUrl => {
+            let t = text.trim();
+            if (t.starts_with("http://") || t.starts_with("https://")) && t.len() > 8 {
+                Ok(())
+            } else {
+                Err(key.accepts.error(key.name, text, origin))
+            }
+        }
         Accepts::Name => {
             if text.trim().is_empty() {
                 Err(key.accepts.error(key.name, text, origin))
