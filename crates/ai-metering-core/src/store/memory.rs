@@ -139,6 +139,7 @@ struct Wallet {
 struct Hold {
     billable: Billable,
     amount: Money,
+    expires_at: DateTime<Utc>,
 }
 
 fn add_totals(a: UsageTotals, b: UsageTotals) -> UsageTotals {
@@ -670,9 +671,7 @@ impl CreditStore for MemoryStore {
         billable: &Billable,
         amount: Money,
         overdraft: Overdraft,
-        // Holds are dropped by `settle_hold` or `release_hold`; the trait offers no clock to
-        // expire them against, so the expiry is not stored.
-        _expires_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
     ) -> StoreResult<CreditOutcome<HoldId>> {
         require_positive(&amount, "credits held")?;
         let mut s = self.lock();
@@ -690,6 +689,7 @@ impl CreditStore for MemoryStore {
             Hold {
                 billable: billable.clone(),
                 amount,
+                expires_at,
             },
         );
         Ok(CreditOutcome::Done(HoldId(id)))
@@ -742,6 +742,24 @@ impl CreditStore for MemoryStore {
         // Cannot overflow: `held` includes this hold's amount.
         wallet.held = wallet.held.saturating_sub(held.amount.amount);
         Ok(true)
+    }
+
+    async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let expired: Vec<i64> = s
+            .holds
+            .iter()
+            .filter(|(_, h)| h.expires_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            if let Some(held) = s.holds.remove(id) {
+                let wallet = s.wallet(&held.billable, held.amount.currency);
+                // Cannot overflow: `held` includes this hold's amount.
+                wallet.held = wallet.held.saturating_sub(held.amount.amount);
+            }
+        }
+        Ok(expired.len() as u64)
     }
 
     async fn credit_transactions(

@@ -256,6 +256,13 @@ pub trait CreditStore: Send + Sync {
     /// Drops a hold; false when it no longer existed.
     fn release_hold(&self, hold: HoldId) -> impl Future<Output = StoreResult<bool>> + Send;
 
+    /// Drops every hold whose `expires_at` is at or before `now` (a call that never came
+    /// back), giving its amount back to the available balance; returns how many.
+    fn expire_credit_holds(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// The ledger of one wallet, newest first.
     fn credit_transactions(
         &self,
