@@ -668,3 +668,13 @@ async fn holds_of_calls_that_never_came_back_expire() {
         Decimal::ZERO
     );
 }
+
+#[tokio::test]
+async fn memory_store_claims_webhook_events_once() {
+    use ai_metering_core::store::WebhookEventStore;
+    let store = MemoryStore::new();
+    assert!(store.claim_event("evt_1", jan(1)).await.unwrap());
+    assert!(!store.claim_event("evt_1", jan(2)).await.unwrap());
+    store.forget_event("evt_1").await.unwrap();
+    assert!(store.claim_event("evt_1", jan(3)).await.unwrap());
+}

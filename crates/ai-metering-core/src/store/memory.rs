@@ -12,7 +12,7 @@ use super::{
     HoldId, NewOverage, OverageRecord, OverageStore, Overdraft, Page, PeriodUsage, PlanStore,
     Recorded, ReservationId, ReserveOutcome, ReserveRequest, StoreError, StoreErrorKind,
     StoreResult, SubscriptionId, SubscriptionStore, UsageEntry, UsageFilter, UsageRecord,
-    UsageStore, UsageSums, WalletBalance,
+    UsageStore, UsageSums, WalletBalance, WebhookEventStore,
 };
 use crate::billable::Billable;
 use crate::limit::{Thresholds, UsageTotals, evaluate};
@@ -115,6 +115,7 @@ struct State {
     ledger: Vec<CreditTransaction>,
     overages: BTreeMap<i64, OverageRecord>,
     overage_by_usage: HashMap<i64, i64>,
+    webhook_events: HashSet<String>,
     last_id: i64,
 }
 
@@ -828,6 +829,17 @@ impl OverageStore for MemoryStore {
         record.synced_at = Some(at);
         record.external_id = Some(external_id.to_owned());
         Ok(true)
+    }
+}
+
+impl WebhookEventStore for MemoryStore {
+    async fn claim_event(&self, event_id: &str, _at: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.lock().webhook_events.insert(event_id.to_owned()))
+    }
+
+    async fn forget_event(&self, event_id: &str) -> StoreResult<()> {
+        self.lock().webhook_events.remove(event_id);
+        Ok(())
     }
 }
 

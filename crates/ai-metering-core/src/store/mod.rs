@@ -296,6 +296,37 @@ pub trait OverageStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
+/// Payment-provider webhook events already processed, so that a redelivered event changes
+/// nothing twice. Providers such as Stripe deliver each event at least once and retry for
+/// days; with several app instances the claim must live in the shared database.
+///
+/// Not part of [`Store`]: only apps that receive webhooks need it.
+pub trait WebhookEventStore: Send + Sync {
+    /// Claims `event_id` for processing at `at`: true only for the first caller, atomically.
+    fn claim_event(
+        &self,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Drops a claim after processing failed, so that the provider's retry is processed.
+    fn forget_event(&self, event_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+impl<T: WebhookEventStore> WebhookEventStore for std::sync::Arc<T> {
+    fn claim_event(
+        &self,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        (**self).claim_event(event_id, at)
+    }
+
+    fn forget_event(&self, event_id: &str) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).forget_event(event_id)
+    }
+}
+
 /// Every storage trait: what the `Meter` and the `QuotaLayer` need. Implemented for any type
 /// that implements them all.
 pub trait Store:
