@@ -46,6 +46,7 @@
 //! | `ai_credit_holds` | credits held by calls in flight |
 //! | `ai_overages` | usage beyond a limit, waiting to be billed; one per usage row |
 //! | `ai_usage_daily_aggregates` | sums per UTC day, billable, tenant, provider, model, feature |
+//! | `ai_webhook_events` | payment-provider webhook events already processed (unique id) |
 //!
 //! ```no_run
 //! # async fn run(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), sea_orm_migration::DbErr> {
@@ -63,6 +64,7 @@ mod m20250601_000002_usages;
 mod m20250601_000003_counters_and_reservations;
 mod m20250601_000004_credits;
 mod m20250601_000005_overages_and_aggregates;
+mod m20250601_000006_webhook_events;
 
 pub use sea_orm_migration::prelude::*;
 
@@ -78,6 +80,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250601_000003_counters_and_reservations::Migration),
             Box::new(m20250601_000004_credits::Migration),
             Box::new(m20250601_000005_overages_and_aggregates::Migration),
+            Box::new(m20250601_000006_webhook_events::Migration),
         ]
     }
 }
@@ -96,4 +99,5 @@ pub const TABLES: &[&str] = &[
     "ai_credit_holds",
     "ai_overages",
     "ai_usage_daily_aggregates",
+    "ai_webhook_events",
 ];

@@ -728,25 +728,48 @@ struct Validated<S> {
 /// Holds the estimated cost of a credits-mode call. A zero estimate holds nothing (stores
 /// accept only positive holds) but still requires the wallet to have room for a positive
 /// amount, so that an empty wallet is refused before the provider is called.
+///
+/// Before refusing, holds left behind by calls that never came back (expired) are dropped
+/// and the hold is tried once more: stale holds are only swept when they are in the way.
 async fn credit_hold<S: Store>(
     metering: &Metering<S>,
     billable: &Billable,
     amount: Money,
     expires_at: DateTime<Utc>,
 ) -> Result<Option<HoldId>> {
+    match try_credit_hold(metering, billable, amount, expires_at).await? {
+        Ok(hold) => Ok(hold),
+        Err(refusal) => {
+            if metering.store().expire_credit_holds(metering.now()).await? == 0 {
+                return Err(refusal);
+            }
+            try_credit_hold(metering, billable, amount, expires_at).await?
+        }
+    }
+}
+
+/// One attempt: `Ok(Err(InsufficientCredits))` when the wallet cannot cover `amount`.
+async fn try_credit_hold<S: Store>(
+    metering: &Metering<S>,
+    billable: &Billable,
+    amount: Money,
+    expires_at: DateTime<Utc>,
+) -> Result<Result<Option<HoldId>, Error>> {
     let store = metering.store();
     let overdraft = metering.config().overdraft;
     if amount.amount > Decimal::ZERO {
-        return match store
-            .hold_credits(billable, amount, overdraft, expires_at)
-            .await?
-        {
-            CreditOutcome::Done(hold) => Ok(Some(hold)),
-            CreditOutcome::Insufficient { available } => Err(Error::InsufficientCredits {
-                required: amount,
-                available,
-            }),
-        };
+        return Ok(
+            match store
+                .hold_credits(billable, amount, overdraft, expires_at)
+                .await?
+            {
+                CreditOutcome::Done(hold) => Ok(Some(hold)),
+                CreditOutcome::Insufficient { available } => Err(Error::InsufficientCredits {
+                    required: amount,
+                    available,
+                }),
+            },
+        );
     }
     let available = store.wallet(billable, amount.currency).await?.available();
     let has_room = match overdraft {
@@ -754,14 +777,14 @@ async fn credit_hold<S: Store>(
         Overdraft::Floor(floor) => available > floor,
         Overdraft::Unlimited => true,
     };
-    if has_room {
+    Ok(if has_room {
         Ok(None)
     } else {
         Err(Error::InsufficientCredits {
             required: amount,
             available,
         })
-    }
+    })
 }
 
 struct EntryTemplate {

@@ -637,3 +637,44 @@ async fn concurrent_credit_calls_never_overdraw_the_wallet() {
     assert_eq!(sum, balance.balance, "the ledger sums to the balance");
     assert_eq!(ledger.len(), 61);
 }
+
+#[tokio::test]
+async fn holds_of_calls_that_never_came_back_expire() {
+    let plan = Plan::new("credits", "Credits");
+    let f = fixture(Some(plan), BillingMode::Credits, &user()).await;
+    let one_call = Money::new(dec("0.00045"), Currency::USD);
+    f.store
+        .add_credits(&user(), one_call, "top-up", jan(15))
+        .await
+        .unwrap();
+    let meter = || {
+        f.metering
+            .meter()
+            .billable(user())
+            .provider("openai", "gpt-4o-mini")
+            .estimate(TokenUsage::new(1000, 500).unwrap())
+    };
+    // A call that holds the whole wallet and is never settled (a crashed request).
+    let abandoned = meter().begin().await.unwrap();
+    drop(abandoned);
+    let err = meter().begin().await.unwrap_err();
+    assert!(matches!(err, Error::InsufficientCredits { .. }), "{err:?}");
+    // Past the reservation TTL the stale hold is swept when it is in the way.
+    f.clock.advance(Duration::minutes(11));
+    let reservation = meter().begin().await.unwrap();
+    reservation.release().await.unwrap();
+    assert_eq!(
+        f.store.wallet(&user(), Currency::USD).await.unwrap().held,
+        Decimal::ZERO
+    );
+}
+
+#[tokio::test]
+async fn memory_store_claims_webhook_events_once() {
+    use ai_metering_core::store::WebhookEventStore;
+    let store = MemoryStore::new();
+    assert!(store.claim_event("evt_1", jan(1)).await.unwrap());
+    assert!(!store.claim_event("evt_1", jan(2)).await.unwrap());
+    store.forget_event("evt_1").await.unwrap();
+    assert!(store.claim_event("evt_1", jan(3)).await.unwrap());
+}

@@ -187,6 +187,22 @@ impl CreditStore for SeaOrmStore {
         Ok(true)
     }
 
+    async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let expired = credit_hold::Entity::find()
+            .filter(credit_hold::Column::ExpiresAt.lte(instant(now)))
+            .all(self.connection())
+            .await
+            .map_err(db_err)?;
+        let mut dropped = 0;
+        for hold in expired {
+            // Each release is its own atomic step; a hold settled meanwhile is skipped.
+            if self.release_hold(HoldId(hold.id)).await? {
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
     async fn credit_transactions(
         &self,
         billable: &Billable,
@@ -206,28 +222,6 @@ impl CreditStore for SeaOrmStore {
             .into_iter()
             .map(to_transaction)
             .collect()
-    }
-}
-
-impl SeaOrmStore {
-    /// Drops every credit hold that expired by `now`, giving its amount back to the available
-    /// balance; returns how many.
-    ///
-    /// # Errors
-    /// A [`StoreError`] when the database fails.
-    pub async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let expired = credit_hold::Entity::find()
-            .filter(credit_hold::Column::ExpiresAt.lte(instant(now)))
-            .all(self.connection())
-            .await
-            .map_err(db_err)?;
-        let mut dropped = 0;
-        for hold in expired {
-            if self.release_hold(HoldId(hold.id)).await? {
-                dropped += 1;
-            }
-        }
-        Ok(dropped)
     }
 }
 

@@ -34,6 +34,7 @@ mod subscriptions;
 mod sums;
 mod usage;
 mod usage_rows;
+mod webhook_events;
 
 pub use ai_metering_migration::Migrator;
 pub use retention::RowCounts;

@@ -132,6 +132,7 @@ macro_rules! store_conformance_tests {
             insufficient_credits_change_nothing,
             overdraft_floor_and_unlimited,
             holds_reduce_the_available_balance,
+            expired_holds_give_their_amount_back,
             ledger_sums_to_the_balance,
             wallets_are_per_currency_and_amounts_positive,
             concurrent_deductions_never_overspend,

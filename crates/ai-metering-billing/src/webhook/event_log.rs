@@ -1,43 +1,12 @@
-//! [`WebhookEventStore`]: which Stripe events were already processed.
+//! [`MemoryEventLog`]: an in-process [`WebhookEventStore`] (the trait lives in
+//! `ai_metering_core::store`; `SeaOrmStore` implements it with a table, for several
+//! instances).
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-use ai_metering_core::store::StoreResult;
+use ai_metering_core::store::{StoreResult, WebhookEventStore};
 use chrono::{DateTime, Duration, Utc};
-
-/// Remembers processed webhook event ids, so a redelivered event changes nothing twice.
-///
-/// Stripe delivers an event at least once, and retries for days when it gets no 2xx. A
-/// deployment with several instances needs this in the shared database (a table with the
-/// event id as primary key: `claim_event` is an `INSERT ... ON CONFLICT DO NOTHING` that
-/// reports whether a row was inserted). [`MemoryEventLog`] serves one instance and tests.
-pub trait WebhookEventStore: Send + Sync {
-    /// Claims `event_id` for processing at `at`: true only for the first caller, atomically.
-    fn claim_event(
-        &self,
-        event_id: &str,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-
-    /// Drops a claim, after processing failed, so that Stripe's retry is processed.
-    fn forget_event(&self, event_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
-}
-
-impl<T: WebhookEventStore> WebhookEventStore for Arc<T> {
-    fn claim_event(
-        &self,
-        event_id: &str,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
-        (**self).claim_event(event_id, at)
-    }
-
-    fn forget_event(&self, event_id: &str) -> impl Future<Output = StoreResult<()>> + Send {
-        (**self).forget_event(event_id)
-    }
-}
 
 /// An in-process [`WebhookEventStore`]. Ids older than the retention (default 30 days,
 /// well past Stripe's retry window of 3 days) are forgotten as new ones arrive.

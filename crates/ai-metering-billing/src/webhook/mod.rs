@@ -70,8 +70,9 @@ use crate::handle::StoreHandle;
 use crate::stripe::CUSTOMER_ID_META_KEY;
 use event::{StripeEvent, StripeInvoice, StripeSubscription};
 
+pub use ai_metering_core::store::WebhookEventStore;
 pub use apply::{ENDS_BEFORE_FAILURE_META_KEY, LAST_EVENT_META_KEY, PAYMENT_FAILED_AT_META_KEY};
-pub use event_log::{MemoryEventLog, WebhookEventStore};
+pub use event_log::MemoryEventLog;
 pub use signature::{SignatureError, verify_signature};
 
 /// The subscription `meta` key holding the Stripe subscription id.

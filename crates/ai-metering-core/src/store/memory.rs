@@ -12,7 +12,7 @@ use super::{
     HoldId, NewOverage, OverageRecord, OverageStore, Overdraft, Page, PeriodUsage, PlanStore,
     Recorded, ReservationId, ReserveOutcome, ReserveRequest, StoreError, StoreErrorKind,
     StoreResult, SubscriptionId, SubscriptionStore, UsageEntry, UsageFilter, UsageRecord,
-    UsageStore, UsageSums, WalletBalance,
+    UsageStore, UsageSums, WalletBalance, WebhookEventStore,
 };
 use crate::billable::Billable;
 use crate::limit::{Thresholds, UsageTotals, evaluate};
@@ -115,6 +115,7 @@ struct State {
     ledger: Vec<CreditTransaction>,
     overages: BTreeMap<i64, OverageRecord>,
     overage_by_usage: HashMap<i64, i64>,
+    webhook_events: HashSet<String>,
     last_id: i64,
 }
 
@@ -139,6 +140,7 @@ struct Wallet {
 struct Hold {
     billable: Billable,
     amount: Money,
+    expires_at: DateTime<Utc>,
 }
 
 fn add_totals(a: UsageTotals, b: UsageTotals) -> UsageTotals {
@@ -670,9 +672,7 @@ impl CreditStore for MemoryStore {
         billable: &Billable,
         amount: Money,
         overdraft: Overdraft,
-        // Holds are dropped by `settle_hold` or `release_hold`; the trait offers no clock to
-        // expire them against, so the expiry is not stored.
-        _expires_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
     ) -> StoreResult<CreditOutcome<HoldId>> {
         require_positive(&amount, "credits held")?;
         let mut s = self.lock();
@@ -690,6 +690,7 @@ impl CreditStore for MemoryStore {
             Hold {
                 billable: billable.clone(),
                 amount,
+                expires_at,
             },
         );
         Ok(CreditOutcome::Done(HoldId(id)))
@@ -742,6 +743,24 @@ impl CreditStore for MemoryStore {
         // Cannot overflow: `held` includes this hold's amount.
         wallet.held = wallet.held.saturating_sub(held.amount.amount);
         Ok(true)
+    }
+
+    async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let expired: Vec<i64> = s
+            .holds
+            .iter()
+            .filter(|(_, h)| h.expires_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            if let Some(held) = s.holds.remove(id) {
+                let wallet = s.wallet(&held.billable, held.amount.currency);
+                // Cannot overflow: `held` includes this hold's amount.
+                wallet.held = wallet.held.saturating_sub(held.amount.amount);
+            }
+        }
+        Ok(expired.len() as u64)
     }
 
     async fn credit_transactions(
@@ -810,6 +829,17 @@ impl OverageStore for MemoryStore {
         record.synced_at = Some(at);
         record.external_id = Some(external_id.to_owned());
         Ok(true)
+    }
+}
+
+impl WebhookEventStore for MemoryStore {
+    async fn claim_event(&self, event_id: &str, _at: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.lock().webhook_events.insert(event_id.to_owned()))
+    }
+
+    async fn forget_event(&self, event_id: &str) -> StoreResult<()> {
+        self.lock().webhook_events.remove(event_id);
+        Ok(())
     }
 }
 

@@ -256,6 +256,13 @@ pub trait CreditStore: Send + Sync {
     /// Drops a hold; false when it no longer existed.
     fn release_hold(&self, hold: HoldId) -> impl Future<Output = StoreResult<bool>> + Send;
 
+    /// Drops every hold whose `expires_at` is at or before `now` (a call that never came
+    /// back), giving its amount back to the available balance; returns how many.
+    fn expire_credit_holds(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// The ledger of one wallet, newest first.
     fn credit_transactions(
         &self,
@@ -287,6 +294,37 @@ pub trait OverageStore: Send + Sync {
         external_id: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Payment-provider webhook events already processed, so that a redelivered event changes
+/// nothing twice. Providers such as Stripe deliver each event at least once and retry for
+/// days; with several app instances the claim must live in the shared database.
+///
+/// Not part of [`Store`]: only apps that receive webhooks need it.
+pub trait WebhookEventStore: Send + Sync {
+    /// Claims `event_id` for processing at `at`: true only for the first caller, atomically.
+    fn claim_event(
+        &self,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Drops a claim after processing failed, so that the provider's retry is processed.
+    fn forget_event(&self, event_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+impl<T: WebhookEventStore> WebhookEventStore for std::sync::Arc<T> {
+    fn claim_event(
+        &self,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        (**self).claim_event(event_id, at)
+    }
+
+    fn forget_event(&self, event_id: &str) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).forget_event(event_id)
+    }
 }
 
 /// Every storage trait: what the `Meter` and the `QuotaLayer` need. Implemented for any type

@@ -15,3 +15,4 @@ pub mod reservation;
 pub mod subscription;
 pub mod threshold_claim;
 pub mod usage;
+pub mod webhook_event;

@@ -467,3 +467,40 @@ pub async fn concurrent_holds_never_overspend<S: Store>(store: Arc<S>) {
     }
     assert_eq!(balance(&*store, &who).await, (dec("30"), Decimal::ZERO));
 }
+
+/// `expire_credit_holds` drops only holds expired by `now`, and gives their amount back.
+///
+/// The sweep is global, so the holds here expire in 1988, before any other case's, to
+/// leave the other cases' holds alone on a shared database.
+pub async fn expired_holds_give_their_amount_back<S: Store>(store: Arc<S>) {
+    let who = fresh_billable();
+    let d = Overdraft::Disallowed;
+    let early = crate::builders::instant(1988, 3, 1, 0, 0, 0);
+    store
+        .add_credits(&who, usd("10"), "top-up", early)
+        .await
+        .unwrap();
+    let stale = done(
+        store
+            .hold_credits(&who, usd("6"), d, early + Duration::minutes(10))
+            .await
+            .unwrap(),
+    );
+    let live = done(
+        store
+            .hold_credits(&who, usd("3"), d, early + Duration::days(3650))
+            .await
+            .unwrap(),
+    );
+    let now = early + Duration::minutes(10);
+    assert!(store.expire_credit_holds(now).await.unwrap() >= 1);
+    assert_eq!(balance(&*store, &who).await, (dec("10"), dec("3")));
+    assert!(
+        !store.release_hold(stale).await.unwrap(),
+        "the stale hold is gone"
+    );
+    assert!(
+        store.release_hold(live).await.unwrap(),
+        "the live hold stays"
+    );
+}

@@ -248,6 +248,10 @@ impl CreditStore for Shared {
         self.guard()?;
         self.inner.release_hold(h).await
     }
+    async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.guard()?;
+        self.inner.expire_credit_holds(now).await
+    }
     async fn credit_transactions(
         &self,
         b: &Billable,
