@@ -9,15 +9,13 @@
 //!   plan's tokens are used up, and adds the quota headers;
 //! - the chat handler calls a fake OpenAI-compatible provider through
 //!   `RemainingQuota::meter`, which reads the usage from the response and records it;
-//! - everything lives in a `MemoryStore` (restarting the app resets the usage).
+//! - usage is stored in an embedded SQLite file, `axum-quickstart.db` (set `DATABASE_URL` to
+//!   use another SQLite file or a PostgreSQL database), so it survives restarts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ai_metering_core::plan::{Plan, Subscription};
-use ai_metering_core::store::{MemoryStore, PlanStore, SubscriptionStore};
-use ai_metering_core::{Billable, Metering};
-use ai_metering_tower::{QuotaLayer, RemainingQuota};
+use ai_metering::prelude::*;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -64,7 +62,7 @@ async fn fake_openai(prompt: String) -> Result<Value, std::io::Error> {
 }
 
 /// `POST /chat {"message": "..."}`: one metered provider call.
-async fn chat(quota: RemainingQuota<MemoryStore>, Json(body): Json<Value>) -> Response {
+async fn chat(quota: RemainingQuota<SeaOrmStore>, Json(body): Json<Value>) -> Response {
     let message = body["message"].as_str().unwrap_or("hello").to_owned();
     let result = quota
         .meter()
@@ -84,7 +82,7 @@ async fn chat(quota: RemainingQuota<MemoryStore>, Json(body): Json<Value>) -> Re
 }
 
 /// `GET /quota`: what is left, without calling anything.
-async fn quota(quota: RemainingQuota<MemoryStore>) -> Json<Value> {
+async fn quota(quota: RemainingQuota<SeaOrmStore>) -> Json<Value> {
     Json(json!({
         "billable": quota.billable().to_string(),
         "remaining_tokens": quota.remaining_tokens(),
@@ -96,7 +94,10 @@ async fn quota(quota: RemainingQuota<MemoryStore>) -> Json<Value> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = MemoryStore::new();
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "sqlite://axum-quickstart.db?mode=rwc".to_owned());
+    let store = SeaOrmStore::connect(&url).await?;
+    store.migrate().await?;
     store
         .upsert_plan(&Plan::new("free", "Free").with_token_limit(2_000))
         .await?;
@@ -106,12 +107,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let now = chrono::Utc::now();
     let alice = Billable::new("user", 1);
     let acme = Billable::new("team", "acme");
-    store
-        .insert_subscription(&Subscription::new(alice.clone(), "free", now))
-        .await?;
-    store
-        .insert_subscription(&Subscription::new(acme.clone(), "pro", now))
-        .await?;
+    for (who, plan) in [(&alice, "free"), (&acme, "pro")] {
+        // Subscribe once: on later runs the stored subscription is still in force.
+        if store.current_subscription(who, now).await?.is_none() {
+            store
+                .insert_subscription(&Subscription::new(who.clone(), plan, now))
+                .await?;
+        }
+    }
     let keys: Keys = Arc::new(HashMap::from([("demo-free", alice), ("demo-pro", acme)]));
 
     // One layer, cloned per route (clones share the limit-check cache): `/chat` reserves

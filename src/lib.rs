@@ -1,16 +1,48 @@
 //! **ai-metering**: AI usage metering, quotas, credits and billing for tower/axum services.
 //!
 //! This facade re-exports the workspace's crates:
-//! - [`core`]: the domain (usage, money and pricing, periods, plans, limits);
-//! - [`tower`]: the `QuotaLayer` middleware;
-//! - [`seaorm`]: the SQLite/PostgreSQL store.
+//! - [`core`]: the domain (usage, money and pricing, periods, plans, limits, storage traits,
+//!   `MemoryStore`, `Metering` and the `Meter`);
+//! - [`tower`]: the `QuotaLayer` middleware and the `RemainingQuota` extractor;
+//! - [`seaorm`]: the SQLite/PostgreSQL store;
+//! - `dashboard` (feature `dashboard`, on by default): the dashboard router;
+//! - `billing` (feature `billing`): billing drivers (Stripe) and webhooks.
+//!
+//! ```no_run
+//! use ai_metering::prelude::*;
+//! use axum::{Router, routing::post};
+//!
+//! # async fn chat() {}
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SeaOrmStore::connect("sqlite://ai-metering.db?mode=rwc").await?;
+//! store.migrate().await?;
+//! let metering = Metering::new(store);
+//! let app: Router = Router::new()
+//!     .route("/ai/chat", post(chat))
+//!     .layer(QuotaLayer::new(metering));
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "billing")]
+pub use ai_metering_billing as billing;
 pub use ai_metering_core as core;
+#[cfg(feature = "dashboard")]
+pub use ai_metering_dashboard as dashboard;
 pub use ai_metering_seaorm as seaorm;
 pub use ai_metering_tower as tower;
 
 /// The types most apps need, for a glob import.
 pub mod prelude {
-    pub use ai_metering_core::{Billable, Currency, Money, Tenant, TokenCounts, TokenUsage};
+    pub use ai_metering_core::plan::{BillingMode, OveragePolicy, Plan, Subscription};
+    pub use ai_metering_core::store::{
+        CounterStore, CreditStore, MemoryStore, OverageStore, PlanStore, Store, SubscriptionStore,
+        UsageStore,
+    };
+    pub use ai_metering_core::{
+        Billable, Currency, Meter, MeterError, Metered, Metering, Money, PeriodSpec, PriceCatalog,
+        Tenant, TokenCounts, TokenUsage,
+    };
+    pub use ai_metering_seaorm::SeaOrmStore;
+    pub use ai_metering_tower::{QuotaLayer, RemainingQuota};
 }
