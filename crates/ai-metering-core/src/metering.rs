@@ -168,6 +168,41 @@ impl<S: Store> Metering<S> {
         self.inner.events.emit(event);
     }
 
+    /// Adds prepaid credits to `billable`'s wallet in `amount`'s currency and emits
+    /// `CreditsAdded`; returns the ledger entry.
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Currency, Metering, Money, store::MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let metering = Metering::new(MemoryStore::new());
+    /// let ten = Money::new(10.into(), Currency::USD);
+    /// let tx = metering.add_credits(&Billable::new("team", "acme"), ten, "top-up").await.unwrap();
+    /// assert_eq!(tx.balance_after, 10.into());
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails or the amount is not positive.
+    pub async fn add_credits(
+        &self,
+        billable: &Billable,
+        amount: crate::money::Money,
+        reason: &str,
+    ) -> Result<crate::store::CreditTransaction> {
+        let tx = self
+            .inner
+            .store
+            .add_credits(billable, amount, reason, self.now())
+            .await?;
+        self.emit(MeterEvent::CreditsAdded {
+            billable: billable.clone(),
+            amount,
+            reason: tx.reason.clone(),
+            balance_after: tx.balance_after,
+        });
+        Ok(tx)
+    }
+
     /// What `billable` is entitled to at `at`.
     ///
     /// # Errors

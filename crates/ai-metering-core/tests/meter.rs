@@ -678,3 +678,20 @@ async fn memory_store_claims_webhook_events_once() {
     store.forget_event("evt_1").await.unwrap();
     assert!(store.claim_event("evt_1", jan(3)).await.unwrap());
 }
+
+#[tokio::test]
+async fn adding_credits_emits_credits_added() {
+    let mut f = fixture(None, BillingMode::Plan, &user()).await;
+    let five = Money::new(Decimal::from(5), Currency::USD);
+    let tx = f
+        .metering
+        .add_credits(&user(), five, "top-up")
+        .await
+        .unwrap();
+    assert_eq!(tx.balance_after, Decimal::from(5));
+    let events = drain(&mut f.events);
+    assert!(matches!(
+        events.as_slice(),
+        [MeterEvent::CreditsAdded { amount, balance_after, .. }] if *amount == five && *balance_after == Decimal::from(5)
+    ));
+}

@@ -1,6 +1,5 @@
 //! `ai-metering wallet add|balance`: credit wallets.
 
-use ai_metering_core::events::MeterEvent;
 use ai_metering_core::store::{CreditStore, Direction, Page};
 use ai_metering_core::{Currency, Money};
 use serde_json::json;
@@ -32,15 +31,8 @@ async fn add(ctx: &Ctx, args: &WalletAddArgs) -> CliResult {
     ensure_known(&metering, &ctx.config, &args.billable).await?;
     let amount = Money::new(args.amount, currency);
     let tx = metering
-        .store()
-        .add_credits(&args.billable, amount, &args.reason, metering.now())
+        .add_credits(&args.billable, amount, &args.reason)
         .await?;
-    metering.emit(MeterEvent::CreditsAdded {
-        billable: args.billable.clone(),
-        amount,
-        reason: tx.reason.clone(),
-        balance_after: tx.balance_after,
-    });
     if ctx.out.format() == Format::Json {
         return ctx.out.json(&tx);
     }
