@@ -15,7 +15,7 @@ ensure_wrk() {
 
 build_target() {
     log "building load_target (release)"
-    (cd "$ROOT" && cargo build --release -q -p ai-metering-bench)
+    if [ -z "${SKIP_BUILD:-}" ]; then (cd "$ROOT" && cargo build --release -q -p ai-metering-bench); fi
 }
 
 # start_pg: starts the private PostgreSQL (port $AI_METERING_PG_PORT, default 54339 here so

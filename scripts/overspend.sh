@@ -14,7 +14,10 @@ N="${N:-3}"
 M="${M:-16}"
 DURATION="${DURATION:-6s}"
 # Scenarios: "limit estimate input,output"
-SCENARIOS="${SCENARIOS:-100000 100 60,40|50050 100 60,40|60000 150 60,40|20000 100 900,100}"
+# The last one reserves less than a request spends: the store records what was spent, so it
+# overspends by design, at most (spent - estimate) per request in flight; it is reported
+# apart from the guarantee, which holds for estimates >= the actual usage.
+SCENARIOS="${SCENARIOS:-30000 100 60,40|30050 100 60,40|30000 150 60,40|30000 1000 900,100|30000 100 900,100}"
 
 WORK="$(mktemp -d)"
 LOAD_LOG="$WORK/servers.log"
@@ -64,6 +67,7 @@ echo "$N processes x $M connections (wrk), one PostgreSQL, $DURATION per scenari
 awk 'BEGIN {
         printf "| # | limit L | estimate | tokens/request | requests sent | refused (non-2xx) | recorded rows | max L/t | recorded tokens | overspend |\n"
         printf "|---|---------|----------|----------------|---------------|-------------------|---------------|---------|-----------------|-----------|\n" }
-     { over = ($12 > 0) ? $12 : 0; worst = (over > worst) ? over : worst
-       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $4, $5, $6, $7, $8, $9, $10, $11, over }
-     END { printf "\nlargest overspend: %d tokens\n", worst; if (worst > 0) exit 1 }' "$ROWS"
+     { over = ($12 > 0) ? $12 : 0
+       if ($5 >= $6) { worst = (over > worst) ? over : worst; note = "" } else { note = " (estimate < usage)" }
+       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%s |\n", $1, $4, $5, $6, $7, $8, $9, $10, $11, over, note }
+     END { printf "\nlargest overspend with estimate >= usage: %d tokens\n", worst; if (worst > 0) exit 1 }' "$ROWS"
