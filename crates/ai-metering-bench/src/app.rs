@@ -1,0 +1,81 @@
+//! The app: the routes, the billable middleware, and the store setup.
+
+use std::convert::Infallible;
+
+use ai_metering_core::plan::{Plan, Subscription};
+use ai_metering_core::store::{Store, StoreResult};
+use ai_metering_core::{Billable, Metering, TokenUsage};
+use ai_metering_tower::{QuotaLayer, RemainingQuota};
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::{get, post};
+use chrono::DateTime;
+
+use crate::Options;
+
+const PLAN: &str = "load";
+
+/// Creates the plan with `options.limit` and subscribes `options.billable` to it (once).
+///
+/// # Errors
+/// The store's.
+pub async fn prepare<S: Store>(store: &S, options: &Options) -> StoreResult<()> {
+    store
+        .upsert_plan(&Plan::new(PLAN, "Load").with_token_limit(options.limit))
+        .await?;
+    let billable = Billable::new("user", options.billable.as_str());
+    if store
+        .current_subscription(&billable, chrono::Utc::now())
+        .await?
+        .is_none()
+    {
+        store
+            .insert_subscription(&Subscription::new(billable, PLAN, DateTime::UNIX_EPOCH))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The app over `store`, or the bare app when `store` is `None`. Every request is charged
+/// to `options.billable` (as a host's auth middleware would decide).
+pub fn app<S: Store>(store: Option<S>, options: &Options) -> Router {
+    let (input, output) = options.usage;
+    let usage = TokenUsage::new(input, output).unwrap_or_default();
+    let routes = Router::new().route("/hello", get(|| async { "hello" }));
+    let routes = match store {
+        None => routes.route("/chat", post(|| async { "hi" })),
+        Some(store) => {
+            let quota = QuotaLayer::new(Metering::new(store))
+                .cache_ttl(chrono::Duration::milliseconds(options.cache_ms));
+            routes.route_layer(quota.clone()).route(
+                "/chat",
+                post(move |q: RemainingQuota<S>| chat(q, usage))
+                    .route_layer(quota.feature("chat").estimate(options.estimate)),
+            )
+        }
+    };
+    let billable = Billable::new("user", options.billable.as_str());
+    routes.layer(axum::middleware::map_request(
+        move |mut request: Request| {
+            let billable = billable.clone();
+            async move {
+                request.extensions_mut().insert(billable);
+                request
+            }
+        },
+    ))
+}
+
+async fn chat<S: Store>(
+    quota: RemainingQuota<S>,
+    usage: TokenUsage,
+) -> Result<&'static str, String> {
+    quota
+        .meter()
+        .provider("openai", "gpt-4o-mini")
+        .manual_usage(usage)
+        .call(async { Ok::<_, Infallible>("hi") })
+        .await
+        .map(|metered| metered.response)
+        .map_err(|e| e.to_string())
+}
