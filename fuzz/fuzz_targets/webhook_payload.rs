@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     if let Ok(header) = std::str::from_utf8(header) {
-        let _ = verify_signature(header, body, SECRET, std::time::Duration::from_secs(300), now());
+        let _ = verify_signature(header, body, SECRET, chrono::Duration::seconds(300), now());
     }
 
     runtime().block_on(async {
