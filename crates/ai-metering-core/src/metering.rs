@@ -274,6 +274,18 @@ impl<S: Store> Metering<S> {
         self.status_of(entitlement, requested, now).await
     }
 
+    /// Re-evaluates `status` against the usage recorded and reserved now, keeping its
+    /// entitlement (subscription, plan, limits, period): one store read instead of the four
+    /// of [`check`](Self::check). For reporting what is left right after a call the
+    /// entitlement was resolved for, such as the quota headers of a response.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails.
+    pub async fn refresh(&self, status: &QuotaStatus) -> Result<QuotaStatus> {
+        self.status_of(status.entitlement.clone(), UsageTotals::ZERO, self.now())
+            .await
+    }
+
     pub(crate) async fn status_of(
         &self,
         entitlement: Entitlement,

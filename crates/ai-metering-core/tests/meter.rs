@@ -695,3 +695,22 @@ async fn adding_credits_emits_credits_added() {
         [MeterEvent::CreditsAdded { amount, balance_after, .. }] if *amount == five && *balance_after == Decimal::from(5)
     ));
 }
+
+#[tokio::test]
+async fn refresh_rereads_the_usage_under_the_same_entitlement() {
+    let plan = Plan::new("basic", "Basic").with_token_limit(1000);
+    let f = fixture(Some(plan), BillingMode::Plan, &user()).await;
+    let before = f.metering.check(&user(), Default::default()).await.unwrap();
+    f.metering
+        .meter()
+        .billable(user())
+        .provider("openai", "gpt-4o-mini")
+        .manual_usage(TokenUsage::new(300, 0).unwrap())
+        .call(async { Ok::<_, std::io::Error>(()) })
+        .await
+        .unwrap();
+    let after = f.metering.refresh(&before).await.unwrap();
+    assert_eq!(before.check.remaining_tokens, Some(1000));
+    assert_eq!(after.check.remaining_tokens, Some(700));
+    assert_eq!(after.entitlement.period, before.entitlement.period);
+}

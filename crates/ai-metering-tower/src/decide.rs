@@ -283,7 +283,12 @@ impl<S: Store> After<S> {
         let cache = &self.settings.cache;
         cache.invalidate(&ctx.billable);
         let now = ctx.metering.now();
-        let status = match ctx.metering.check(&ctx.billable, UsageTotals::ZERO).await {
+        // The entitlement was resolved for this request; only the usage changed.
+        let refreshed = match &ctx.status {
+            Some(before) => ctx.metering.refresh(before).await,
+            None => ctx.metering.check(&ctx.billable, UsageTotals::ZERO).await,
+        };
+        let status = match refreshed {
             Ok(status) => {
                 let status = Arc::new(status);
                 cache.put(&ctx.billable, Arc::clone(&status), now);
