@@ -1,5 +1,6 @@
 //! The limit-check cache: recent [`QuotaStatus`] values per billable, so that the common
-//! request (a billable well within its limits) costs no store round trip.
+//! request (a billable well within its limits) costs no store round trip. Each status is
+//! kept with its quota headers already formatted, so a cached request only copies them.
 //!
 //! An entry is served until its TTL passes or its period ends, whichever comes first. The
 //! layer drops a billable's entry as soon as usage is recorded through this layer (a
@@ -12,15 +13,34 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ai_metering_core::{Billable, QuotaStatus};
+use ai_metering_core::{Billable, Currency, QuotaStatus};
 use chrono::{DateTime, Duration, Utc};
+
+use crate::headers::QuotaHeaders;
 
 /// Entries beyond which expired ones are swept on insert.
 const SWEEP_AT: usize = 10_000;
 
+/// A billable's status with its quota headers, formatted once for every response that
+/// shows it.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) status: QuotaStatus,
+    pub(crate) headers: QuotaHeaders,
+}
+
+impl Checked {
+    /// Formats the headers of `status`, with cost in `currency`.
+    pub(crate) fn new(status: QuotaStatus, currency: Currency) -> Arc<Self> {
+        let period = status.entitlement.period;
+        let headers = QuotaHeaders::new(&status.check, period.as_ref(), currency);
+        Arc::new(Self { status, headers })
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
-    status: Arc<QuotaStatus>,
+    checked: Arc<Checked>,
     expires_at: DateTime<Utc>,
 }
 
@@ -54,21 +74,22 @@ impl CheckCache {
     }
 
     /// The cached status of `billable`, if still fresh at `now`.
-    pub(crate) fn get(&self, billable: &Billable, now: DateTime<Utc>) -> Option<Arc<QuotaStatus>> {
+    pub(crate) fn get(&self, billable: &Billable, now: DateTime<Utc>) -> Option<Arc<Checked>> {
         if !self.enabled() {
             return None;
         }
         let entries = self.lock();
         let entry = entries.get(billable)?;
-        (now < entry.expires_at).then(|| Arc::clone(&entry.status))
+        (now < entry.expires_at).then(|| Arc::clone(&entry.checked))
     }
 
-    /// Stores `status` for `billable`, read at `now`.
-    pub(crate) fn put(&self, billable: &Billable, status: Arc<QuotaStatus>, now: DateTime<Utc>) {
+    /// Stores `checked` for `billable`, read at `now`.
+    pub(crate) fn put(&self, billable: &Billable, checked: Arc<Checked>, now: DateTime<Utc>) {
         if !self.enabled() {
             return;
         }
         let mut expires_at = now.checked_add_signed(self.ttl).unwrap_or(now);
+        let status = &checked.status;
         if let Some(reset_at) = status.check.reset_at {
             expires_at = expires_at.min(reset_at);
         }
@@ -79,7 +100,13 @@ impl CheckCache {
         if entries.len() >= SWEEP_AT {
             entries.retain(|_, e| now < e.expires_at);
         }
-        entries.insert(billable.clone(), Entry { status, expires_at });
+        entries.insert(
+            billable.clone(),
+            Entry {
+                checked,
+                expires_at,
+            },
+        );
     }
 
     /// Forgets `billable`'s entry (after a local write).
@@ -93,18 +120,18 @@ impl CheckCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ai_metering_core::Entitlement;
     use ai_metering_core::limit::{LimitCheck, Limits};
     use ai_metering_core::period::Period;
     use ai_metering_core::plan::{BillingMode, OveragePolicy};
-    use ai_metering_core::{Entitlement, QuotaStatus};
     use chrono::TimeZone;
 
     fn at(h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2024, 1, 31, h, 0, 0).unwrap()
     }
 
-    fn status(period_end: DateTime<Utc>) -> Arc<QuotaStatus> {
-        Arc::new(QuotaStatus {
+    fn status(period_end: DateTime<Utc>) -> Arc<Checked> {
+        let status = QuotaStatus {
             entitlement: Entitlement {
                 billable: Billable::new("user", 1),
                 subscription: None,
@@ -118,7 +145,8 @@ mod tests {
                 billing_mode: BillingMode::Plan,
             },
             check: LimitCheck::unlimited(),
-        })
+        };
+        Checked::new(status, Currency::USD)
     }
 
     #[test]

@@ -12,12 +12,13 @@ use ai_metering_core::limit::UsageTotals;
 use ai_metering_core::period::Period;
 use ai_metering_core::plan::BillingMode;
 use ai_metering_core::store::Store;
-use ai_metering_core::{Billable, Error, QuotaStatus, Reservation, Tenant, TokenUsage};
+use ai_metering_core::{Billable, Currency, Error, QuotaStatus, Reservation, Tenant, TokenUsage};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
-use crate::headers::{QuotaSnapshot, seconds_until};
+use crate::cache::Checked;
+use crate::headers::{HeaderStyle, QuotaHeaders, seconds_until};
 use crate::layer::Settings;
 use crate::problem::QuotaRejection;
 use crate::remaining::QuotaContext;
@@ -38,7 +39,7 @@ impl<S> Decision<S> {
     /// The label recorded in the tracing span.
     pub(crate) fn label(&self) -> &'static str {
         match self {
-            Self::Proceed(ctx) if ctx.status.is_none() => "allowed_unchecked",
+            Self::Proceed(ctx) if ctx.checked.is_none() => "allowed_unchecked",
             Self::Proceed(_) => "allowed",
             Self::Reject { rejection, .. } => match rejection {
                 QuotaRejection::MissingBillable => "no_billable",
@@ -51,12 +52,19 @@ impl<S> Decision<S> {
     }
 }
 
+/// A request's billable and tenant, handed back when a decision needs the store.
+pub(crate) type Parties = (Billable, Option<Tenant>);
+
 impl<S: Store> Settings<S> {
+    fn currency(&self) -> Currency {
+        self.metering.catalog().currency()
+    }
+
     fn context(
         &self,
         billable: Billable,
         tenant: Option<Tenant>,
-        status: Option<Arc<QuotaStatus>>,
+        checked: Option<Arc<Checked>>,
         reservation: Option<Reservation<S>>,
     ) -> Arc<QuotaContext<S>> {
         Arc::new(QuotaContext {
@@ -65,24 +73,25 @@ impl<S: Store> Settings<S> {
             tenant,
             feature: self.feature.clone(),
             reserved: reservation.is_some(),
-            status,
-            reservation: Mutex::new(reservation),
+            checked,
+            reservation: Mutex::new(reservation.map(Box::new)),
             metered: AtomicBool::new(false),
         })
     }
 
-    /// The decision for a status known without a reservation; `None` when a reservation
-    /// is still needed (a credits-mode billable, whose wallet is checked by reserving).
+    /// The decision for a status known without a reservation, or the parties back when a
+    /// reservation is still needed (a credits-mode billable, whose wallet is checked by
+    /// reserving).
     fn decide_on_status(
         &self,
-        billable: &Billable,
-        tenant: &Option<Tenant>,
-        status: Arc<QuotaStatus>,
+        (billable, tenant): Parties,
+        checked: Arc<Checked>,
         now: DateTime<Utc>,
-    ) -> Option<Decision<S>> {
+    ) -> Result<Decision<S>, Parties> {
+        let status = &checked.status;
         if status.is_blocked() {
             let retry_after = status.check.reset_at.map(|at| seconds_until(now, at));
-            return Some(Decision::Reject {
+            return Ok(Decision::Reject {
                 period: status.entitlement.period,
                 rejection: QuotaRejection::QuotaExceeded {
                     check: Box::new(status.check.clone()),
@@ -91,55 +100,54 @@ impl<S: Store> Settings<S> {
             });
         }
         if status.entitlement.billing_mode == BillingMode::Credits {
-            return None;
+            return Err((billable, tenant));
         }
-        Some(Decision::Proceed(self.context(
-            billable.clone(),
-            tenant.clone(),
-            Some(status),
+        Ok(Decision::Proceed(self.context(
+            billable,
+            tenant,
+            Some(checked),
             None,
         )))
     }
 
-    /// The decision from the cache alone, when it can be made without the store.
+    /// The decision from the cache alone, or the parties back when it needs the store
+    /// ([`decide`](Self::decide)).
     pub(crate) fn decide_cached(
         &self,
-        billable: &Billable,
-        tenant: &Option<Tenant>,
+        parties: Parties,
         now: DateTime<Utc>,
-    ) -> Option<Decision<S>> {
+    ) -> Result<Decision<S>, Parties> {
         if self.reserves() {
             // Reservations are atomic in the store; never decided from the cache.
-            return None;
+            return Err(parties);
         }
-        let status = self.cache.get(billable, now)?;
-        self.decide_on_status(billable, tenant, status, now)
+        match self.cache.get(&parties.0, now) {
+            Some(checked) => self.decide_on_status(parties, checked, now),
+            None => Err(parties),
+        }
     }
 
     /// The decision, asking the store as needed.
-    pub(crate) async fn decide(
-        self: Arc<Self>,
-        billable: Billable,
-        tenant: Option<Tenant>,
-    ) -> Decision<S> {
+    pub(crate) async fn decide(self: Arc<Self>, (billable, tenant): Parties) -> Decision<S> {
         let now = self.metering.now();
-        if !self.reserves() {
-            let status = match self.cache.get(&billable, now) {
-                Some(status) => status,
-                None => match self.metering.check(&billable, UsageTotals::ZERO).await {
-                    Ok(status) => {
-                        let status = Arc::new(status);
-                        self.cache.put(&billable, Arc::clone(&status), now);
-                        status
-                    }
-                    Err(error) => return self.failed(error, billable, tenant),
-                },
-            };
-            if let Some(decision) = self.decide_on_status(&billable, &tenant, status, now) {
-                return decision;
-            }
+        if self.reserves() {
+            return self.reserve(billable, tenant, now).await;
         }
-        self.reserve(billable, tenant, now).await
+        let checked = match self.cache.get(&billable, now) {
+            Some(checked) => checked,
+            None => match self.metering.check(&billable, UsageTotals::ZERO).await {
+                Ok(status) => {
+                    let checked = Checked::new(status, self.currency());
+                    self.cache.put(&billable, Arc::clone(&checked), now);
+                    checked
+                }
+                Err(error) => return self.failed(error, billable, tenant),
+            },
+        };
+        match self.decide_on_status((billable, tenant), checked, now) {
+            Ok(decision) => decision,
+            Err((billable, tenant)) => self.reserve(billable, tenant, now).await,
+        }
     }
 
     async fn reserve(
@@ -166,11 +174,12 @@ impl<S: Store> Settings<S> {
         }
         match meter.begin_deferred().await {
             Ok(reservation) => {
-                let status = Arc::new(QuotaStatus {
+                let status = QuotaStatus {
                     entitlement: reservation.entitlement().clone(),
                     check: reservation.check().clone(),
-                });
-                Decision::Proceed(self.context(billable, tenant, Some(status), Some(reservation)))
+                };
+                let checked = Checked::new(status, self.currency());
+                Decision::Proceed(self.context(billable, tenant, Some(checked), Some(reservation)))
             }
             Err(Error::LimitExceeded { check }) => {
                 let retry_after = check.reset_at.map(|at| seconds_until(now, at));
@@ -196,8 +205,8 @@ impl<S: Store> Settings<S> {
     /// The current period when a refusal does not say it: the cached entitlement's, or the
     /// configured calendar period (exact unless periods are anchored to subscriptions).
     fn period_hint(&self, billable: &Billable, now: DateTime<Utc>) -> Option<Period> {
-        if let Some(status) = self.cache.get(billable, now) {
-            return status.entitlement.period;
+        if let Some(checked) = self.cache.get(billable, now) {
+            return checked.status.entitlement.period;
         }
         let config = self.metering.config();
         if config.anchor_to_subscription {
@@ -238,14 +247,10 @@ impl<S: Store> Settings<S> {
             None => rejection.into_response(),
         };
         if let Some(check) = check {
-            let snapshot = QuotaSnapshot {
-                check: &check,
-                period: period.as_ref(),
-                currency: self.metering.catalog().currency(),
-                now: self.metering.now(),
-            };
-            snapshot.write(self.headers, response.headers_mut());
-            snapshot.write_retry_after(response.headers_mut());
+            let headers = QuotaHeaders::new(&check, period.as_ref(), self.currency());
+            let now = self.metering.now();
+            headers.write(self.headers, now, response.headers_mut());
+            headers.write_retry_after(now, response.headers_mut());
         }
         response
     }
@@ -261,13 +266,13 @@ impl<S: Store> After<S> {
     /// True when the store must be asked again: the route may have recorded usage, or the
     /// layer's reservation must be settled or released.
     pub(crate) fn needs_store(&self) -> bool {
-        self.ctx.status.is_some() && (self.ctx.reserved || self.ctx.was_metered())
+        self.ctx.checked.is_some() && (self.ctx.reserved || self.ctx.was_metered())
     }
 
     /// Adds the headers of the status known before the route ran.
     pub(crate) fn finish_now(self, mut response: Response<Body>) -> Response<Body> {
-        if let Some(status) = &self.ctx.status {
-            self.write_headers(status, &mut response);
+        if let Some(checked) = &self.ctx.checked {
+            self.write_headers(checked, &mut response);
         }
         response
     }
@@ -284,35 +289,34 @@ impl<S: Store> After<S> {
         cache.invalidate(&ctx.billable);
         let now = ctx.metering.now();
         // The entitlement was resolved for this request; only the usage changed.
-        let refreshed = match &ctx.status {
-            Some(before) => ctx.metering.refresh(before).await,
+        let refreshed = match &ctx.checked {
+            Some(before) => ctx.metering.refresh(&before.status).await,
             None => ctx.metering.check(&ctx.billable, UsageTotals::ZERO).await,
         };
-        let status = match refreshed {
+        let checked = match refreshed {
             Ok(status) => {
-                let status = Arc::new(status);
-                cache.put(&ctx.billable, Arc::clone(&status), now);
-                Some(status)
+                let checked = Checked::new(status, self.settings.currency());
+                cache.put(&ctx.billable, Arc::clone(&checked), now);
+                Some(checked)
             }
             Err(error) => {
                 tracing::warn!(target: "ai_metering", billable = %ctx.billable, %error, "could not re-read the usage; the quota headers show the state before the request");
-                ctx.status.clone()
+                ctx.checked.clone()
             }
         };
-        if let Some(status) = &status {
-            self.write_headers(status, &mut response);
+        if let Some(checked) = &checked {
+            self.write_headers(checked, &mut response);
         }
         response
     }
 
-    fn write_headers(&self, status: &QuotaStatus, response: &mut Response<Body>) {
-        let metering = &self.ctx.metering;
-        QuotaSnapshot {
-            check: &status.check,
-            period: status.entitlement.period.as_ref(),
-            currency: metering.catalog().currency(),
-            now: metering.now(),
+    fn write_headers(&self, checked: &Checked, response: &mut Response<Body>) {
+        if self.settings.headers == HeaderStyle::None {
+            return;
         }
-        .write(self.settings.headers, response.headers_mut());
+        let now = self.ctx.metering.now();
+        checked
+            .headers
+            .write(self.settings.headers, now, response.headers_mut());
     }
 }

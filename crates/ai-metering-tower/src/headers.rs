@@ -27,6 +27,8 @@
 //! Structured Field Integer (15 digits). A billable without limits gets no IETF fields.
 //! No partition key (`pk`) is sent: it would disclose the billable's id.
 
+use std::sync::{Mutex, PoisonError};
+
 use ai_metering_core::limit::LimitCheck;
 use ai_metering_core::{Currency, period::Period};
 use chrono::{DateTime, Utc};
@@ -73,74 +75,96 @@ impl HeaderStyle {
     }
 }
 
-/// What the headers describe: a limit check, its period and the catalog currency.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct QuotaSnapshot<'a> {
-    pub check: &'a LimitCheck,
-    pub period: Option<&'a Period>,
-    pub currency: Currency,
-    pub now: DateTime<Utc>,
+/// The quota headers of one limit check, formatted once and copied into every response
+/// that shows the check (the layer keeps them beside each cached status).
+///
+/// Everything but `RateLimit`'s `t` (whole seconds until the reset) is fixed by the check
+/// and its period. `t` changes once a second, so the last `RateLimit` value is kept with
+/// the `t` it carries and rebuilt only when the second changes.
+#[derive(Debug)]
+pub(crate) struct QuotaHeaders {
+    /// `X-Remaining-Tokens`, `X-Remaining-Cost` and `X-Usage-Percentage`.
+    original: Vec<(HeaderName, HeaderValue)>,
+    /// `RateLimit-Policy` and `RateLimit`; `None` without any limit.
+    ietf: Option<IetfFields>,
+    /// When the period resets, for `t` and `Retry-After`.
+    reset_at: Option<DateTime<Utc>>,
 }
 
-impl QuotaSnapshot<'_> {
-    /// Adds the headers of `style` to `headers`, replacing any already there.
-    pub(crate) fn write(&self, style: HeaderStyle, headers: &mut HeaderMap) {
+#[derive(Debug)]
+struct IetfFields {
+    policy: HeaderValue,
+    /// One `RateLimit` item per limit, without its `t` parameter: `"tokens";r=1500`.
+    items: Vec<String>,
+    /// The last `RateLimit` value built, with the `t` it carries.
+    last: Mutex<Option<(Option<u64>, HeaderValue)>>,
+}
+
+impl QuotaHeaders {
+    /// Formats the headers of `check`, in effect for `period`, with cost in `currency`.
+    pub(crate) fn new(check: &LimitCheck, period: Option<&Period>, currency: Currency) -> Self {
+        let unlimited = || HeaderValue::from_static("unlimited");
+        let tokens = check
+            .remaining_tokens
+            .map_or_else(unlimited, HeaderValue::from);
+        // Decimals print as ASCII digits, `-` and `.`: always a valid value.
+        let cost = match check.remaining_cost {
+            Some(cost) => HeaderValue::try_from(format_decimal(cost)).ok(),
+            None => Some(unlimited()),
+        };
+        let percentage = HeaderValue::try_from(format_percentage(check.usage_percentage)).ok();
+        let mut original = vec![(X_REMAINING_TOKENS, tokens)];
+        original.extend(cost.map(|v| (X_REMAINING_COST, v)));
+        original.extend(percentage.map(|v| (X_USAGE_PERCENTAGE, v)));
+        Self {
+            original,
+            ietf: IetfFields::new(check, period, currency),
+            reset_at: check.reset_at,
+        }
+    }
+
+    /// Adds the headers of `style` to `headers` as of `now`, replacing any already there.
+    pub(crate) fn write(&self, style: HeaderStyle, now: DateTime<Utc>, headers: &mut HeaderMap) {
         if style.original() {
-            let check = self.check;
-            let tokens = check
-                .remaining_tokens
-                .map_or_else(|| "unlimited".to_owned(), |t| t.to_string());
-            let cost = check
-                .remaining_cost
-                .map_or_else(|| "unlimited".to_owned(), format_decimal);
-            insert(headers, X_REMAINING_TOKENS, tokens);
-            insert(headers, X_REMAINING_COST, cost);
-            insert(
-                headers,
-                X_USAGE_PERCENTAGE,
-                format_percentage(check.usage_percentage),
-            );
+            for (name, value) in &self.original {
+                headers.insert(name.clone(), value.clone());
+            }
         }
         if style.ietf()
-            && let Some((policy, current)) = self.ietf_fields()
+            && let Some(ietf) = &self.ietf
         {
-            insert(headers, RATELIMIT_POLICY, policy);
-            insert(headers, RATELIMIT, current);
+            headers.insert(RATELIMIT_POLICY, ietf.policy.clone());
+            let reset = self.reset_at.map(|at| seconds_until(now, at));
+            if let Some(current) = ietf.current(reset) {
+                headers.insert(RATELIMIT, current);
+            }
         }
     }
 
-    /// `Retry-After`: whole seconds until the period resets, rounded up.
-    pub(crate) fn write_retry_after(&self, headers: &mut HeaderMap) {
-        if let Some(reset_at) = self.check.reset_at {
-            insert(
-                headers,
-                RETRY_AFTER,
-                seconds_until(self.now, reset_at).to_string(),
-            );
+    /// Adds `Retry-After`: whole seconds from `now` until the period resets, rounded up.
+    pub(crate) fn write_retry_after(&self, now: DateTime<Utc>, headers: &mut HeaderMap) {
+        if let Some(reset_at) = self.reset_at {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds_until(now, reset_at)));
         }
     }
+}
 
-    /// The `RateLimit-Policy` and `RateLimit` values; `None` without any limit.
-    pub(crate) fn ietf_fields(&self) -> Option<(String, String)> {
-        let check = self.check;
-        let window = self
-            .period
-            .map(|p| (p.end - p.start).num_seconds().max(0).unsigned_abs());
-        let reset = check.reset_at.map(|at| seconds_until(self.now, at));
+impl IetfFields {
+    /// The fields of `check`; `None` without any limit.
+    fn new(check: &LimitCheck, period: Option<&Period>, currency: Currency) -> Option<Self> {
+        let window = period.map(|p| (p.end - p.start).num_seconds().max(0).unsigned_abs());
         let mut policies = Vec::with_capacity(2);
-        let mut current = Vec::with_capacity(2);
+        let mut items = Vec::with_capacity(2);
         let mut add = |name: &str, quota: u64, remaining: u64, unit: &str| {
-            let mut policy = format!("\"{name}\";q={}", quota.min(SF_INTEGER_MAX));
-            if let Some(w) = window {
-                policy.push_str(&format!(";w={}", w.min(SF_INTEGER_MAX)));
-            }
-            policy.push_str(&format!(";ai-metering-unit=\"{unit}\""));
-            policies.push(policy);
-            let mut now = format!("\"{name}\";r={}", remaining.min(SF_INTEGER_MAX));
-            if let Some(t) = reset {
-                now.push_str(&format!(";t={}", t.min(SF_INTEGER_MAX)));
-            }
-            current.push(now);
+            let quota = quota.min(SF_INTEGER_MAX);
+            policies.push(match window {
+                Some(w) => format!(
+                    "\"{name}\";q={quota};w={};ai-metering-unit=\"{unit}\"",
+                    w.min(SF_INTEGER_MAX)
+                ),
+                None => format!("\"{name}\";q={quota};ai-metering-unit=\"{unit}\""),
+            });
+            items.push(format!("\"{name}\";r={}", remaining.min(SF_INTEGER_MAX)));
         };
         if let Some(limit) = check.limits.tokens {
             add(
@@ -151,7 +175,7 @@ impl QuotaSnapshot<'_> {
             );
         }
         if let Some(limit) = check.limits.cost {
-            let unit = format!("micro-{}", self.currency.as_str());
+            let unit = format!("micro-{}", currency.as_str());
             add(
                 "cost",
                 micros(limit),
@@ -160,19 +184,41 @@ impl QuotaSnapshot<'_> {
             );
         }
         if policies.is_empty() {
-            None
-        } else {
-            Some((policies.join(", "), current.join(", ")))
+            return None;
         }
+        // Names, integers and currency codes (ASCII letters): always a valid value.
+        let policy = HeaderValue::try_from(policies.join(", ")).ok()?;
+        Some(Self {
+            policy,
+            items,
+            last: Mutex::new(None),
+        })
     }
-}
 
-fn insert(headers: &mut HeaderMap, name: HeaderName, value: String) {
-    // Every value written here is ASCII digits, letters, quotes, `;`, `=`, `,`, `-`, `.`
-    // and spaces, all valid in a header value; a failure would be a bug, so it is skipped
-    // rather than turned into a panic.
-    if let Ok(value) = HeaderValue::try_from(value) {
-        headers.insert(name, value);
+    /// The `RateLimit` value with `t` = `reset` seconds (left out when `None`).
+    fn current(&self, reset: Option<u64>) -> Option<HeaderValue> {
+        let reset = reset.map(|t| t.min(SF_INTEGER_MAX));
+        // The guarded value is only ever replaced whole: a poisoned lock holds a valid one.
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((t, value)) = &*last
+            && *t == reset
+        {
+            return Some(value.clone());
+        }
+        let mut current = String::with_capacity(self.items.iter().map(|i| i.len() + 24).sum());
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                current.push_str(", ");
+            }
+            current.push_str(item);
+            if let Some(t) = reset {
+                current.push_str(";t=");
+                current.push_str(&t.to_string());
+            }
+        }
+        let value = HeaderValue::try_from(current).ok()?;
+        *last = Some((reset, value.clone()));
+        Some(value)
     }
 }
 
@@ -282,14 +328,9 @@ mod tests {
             start: at(1, 0),
             end: at(31, 0),
         };
-        let snapshot = QuotaSnapshot {
-            check: &check,
-            period: Some(&period),
-            currency: Currency::USD,
-            now: at(30, 0),
-        };
+        let prepared = QuotaHeaders::new(&check, Some(&period), Currency::USD);
         let mut headers = HeaderMap::new();
-        snapshot.write(HeaderStyle::Both, &mut headers);
+        prepared.write(HeaderStyle::Both, at(30, 0), &mut headers);
         assert_eq!(headers[&X_REMAINING_TOKENS], "1500");
         assert_eq!(headers[&X_REMAINING_COST], "37.5");
         assert_eq!(headers[&X_USAGE_PERCENTAGE], "85");
@@ -302,21 +343,39 @@ mod tests {
             headers[&RATELIMIT],
             "\"tokens\";r=1500;t=86400, \"cost\";r=37500000;t=86400"
         );
-        snapshot.write_retry_after(&mut headers);
+        prepared.write_retry_after(at(30, 0), &mut headers);
         assert_eq!(headers[&RETRY_AFTER], "86400");
+
+        // Written again later, only the clock-dependent `t` and `Retry-After` move.
+        let later = at(30, 0) + chrono::Duration::milliseconds(1_500);
+        let mut again = HeaderMap::new();
+        prepared.write(HeaderStyle::Both, later, &mut again);
+        prepared.write_retry_after(later, &mut again);
+        assert_eq!(
+            again[&RATELIMIT],
+            "\"tokens\";r=1500;t=86399, \"cost\";r=37500000;t=86399"
+        );
+        assert_eq!(again[&RETRY_AFTER], "86399");
+        for name in [
+            X_REMAINING_TOKENS,
+            X_REMAINING_COST,
+            X_USAGE_PERCENTAGE,
+            RATELIMIT_POLICY,
+        ] {
+            assert_eq!(again[&name], headers[&name]);
+        }
+        // And back in the first second, the first value again.
+        let mut first = HeaderMap::new();
+        prepared.write(HeaderStyle::Ietf, at(30, 0), &mut first);
+        assert_eq!(first[&RATELIMIT], headers[&RATELIMIT]);
     }
 
     #[test]
     fn unlimited_billables_get_unlimited_and_no_ietf_fields() {
         let check = LimitCheck::unlimited();
-        let snapshot = QuotaSnapshot {
-            check: &check,
-            period: None,
-            currency: Currency::USD,
-            now: at(1, 0),
-        };
+        let prepared = QuotaHeaders::new(&check, None, Currency::USD);
         let mut headers = HeaderMap::new();
-        snapshot.write(HeaderStyle::Both, &mut headers);
+        prepared.write(HeaderStyle::Both, at(1, 0), &mut headers);
         assert_eq!(headers[&X_REMAINING_TOKENS], "unlimited");
         assert_eq!(headers[&X_REMAINING_COST], "unlimited");
         assert_eq!(headers[&X_USAGE_PERCENTAGE], "0");
@@ -335,22 +394,20 @@ mod tests {
             UsageTotals::ZERO,
             &Thresholds::default(),
         );
-        let snapshot = QuotaSnapshot {
-            check: &check,
-            period: None,
-            currency: Currency::USD,
-            now: at(1, 0),
-        };
+        let prepared = QuotaHeaders::new(&check, None, Currency::USD);
         let mut original = HeaderMap::new();
-        snapshot.write(HeaderStyle::Original, &mut original);
+        prepared.write(HeaderStyle::Original, at(1, 0), &mut original);
         assert!(original.contains_key(&X_REMAINING_TOKENS) && !original.contains_key(&RATELIMIT));
         let mut ietf = HeaderMap::new();
-        snapshot.write(HeaderStyle::Ietf, &mut ietf);
+        prepared.write(HeaderStyle::Ietf, at(1, 0), &mut ietf);
         assert!(!ietf.contains_key(&X_REMAINING_TOKENS));
         // Without a period or reset instant, `w` and `t` are left out.
         assert_eq!(ietf[&RATELIMIT], "\"tokens\";r=100");
         let mut none = HeaderMap::new();
-        snapshot.write(HeaderStyle::None, &mut none);
+        prepared.write(HeaderStyle::None, at(1, 0), &mut none);
         assert!(none.is_empty());
+        let mut retry = HeaderMap::new();
+        prepared.write_retry_after(at(1, 0), &mut retry);
+        assert!(retry.is_empty(), "no reset instant, no Retry-After");
     }
 }

@@ -14,6 +14,8 @@ use http::StatusCode;
 use http::request::Parts;
 use rust_decimal::Decimal;
 
+use crate::cache::Checked;
+
 /// The request's quota, put in the request extensions by the
 /// [`QuotaLayer`](crate::QuotaLayer) when it lets a request through, and extracted by
 /// handlers:
@@ -57,7 +59,7 @@ impl<S> fmt::Debug for RemainingQuota<S> {
             .field("billable", &self.ctx.billable)
             .field("tenant", &self.ctx.tenant)
             .field("feature", &self.ctx.feature)
-            .field("check", &self.ctx.status.as_ref().map(|s| &s.check))
+            .field("check", &self.check())
             .finish_non_exhaustive()
     }
 }
@@ -68,22 +70,24 @@ pub(crate) struct QuotaContext<S> {
     pub(crate) billable: Billable,
     pub(crate) tenant: Option<Tenant>,
     pub(crate) feature: Option<Arc<str>>,
-    /// `None` when the check failed and the layer fails open.
-    pub(crate) status: Option<Arc<QuotaStatus>>,
+    /// The status and its headers; `None` when the check failed and the layer fails open.
+    pub(crate) checked: Option<Arc<Checked>>,
     /// Whether the layer reserved the route's estimate.
     pub(crate) reserved: bool,
-    /// The route's reservation until a [`Meter`] adopts it.
-    pub(crate) reservation: Mutex<Option<Reservation<S>>>,
+    /// The route's reservation until a [`Meter`] adopts it (boxed: it is large, and most
+    /// requests have none).
+    pub(crate) reservation: Mutex<Option<Box<Reservation<S>>>>,
     /// Whether usage may have been recorded for this request (a meter was handed out).
     pub(crate) metered: AtomicBool,
 }
 
 impl<S> QuotaContext<S> {
     pub(crate) fn take_reservation(&self) -> Option<Reservation<S>> {
-        self.reservation
+        let mut reservation = self
+            .reservation
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+            .unwrap_or_else(PoisonError::into_inner);
+        reservation.take().map(|boxed| *boxed)
     }
 
     pub(crate) fn was_metered(&self) -> bool {
@@ -115,7 +119,7 @@ impl<S> RemainingQuota<S> {
     /// the route's reservation, if any). `None` when the check failed and the layer is set
     /// to [fail open](crate::QuotaLayer::fail_open).
     pub fn status(&self) -> Option<&QuotaStatus> {
-        self.ctx.status.as_deref()
+        self.ctx.checked.as_ref().map(|c| &c.status)
     }
 
     /// The limit check; see [`status`](Self::status).

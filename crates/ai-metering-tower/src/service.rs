@@ -118,12 +118,12 @@ where
         span.record("billable", tracing::field::display(&billable));
 
         let now = settings.metering.now();
-        match settings.decide_cached(&billable, &tenant, now) {
-            Some(decision) => {
+        match settings.decide_cached((billable, tenant), now) {
+            Ok(decision) => {
                 ResponseFuture::decided(decision, Arc::clone(settings), inner, request, span)
             }
-            None => {
-                let check = Box::pin(Arc::clone(settings).decide(billable, tenant));
+            Err(parties) => {
+                let check = Box::pin(Arc::clone(settings).decide(parties));
                 ResponseFuture::checking(check, Arc::clone(settings), inner, request, span)
             }
         }

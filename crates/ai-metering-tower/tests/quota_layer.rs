@@ -400,9 +400,19 @@ async fn checks_are_cached_until_a_local_write_or_the_ttl() {
     let first = router.clone().oneshot(req("/peek", Some(1))).await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     let after_first = store.checks();
+    clock.advance(chrono::Duration::milliseconds(2_500));
     let second = router.clone().oneshot(req("/peek", Some(1))).await.unwrap();
     assert_eq!(header(&second, "x-remaining-tokens"), "10000");
     assert_eq!(store.checks(), after_first, "served from the cache");
+    // The cached headers are copied, but `t` is counted from the response's own instant.
+    assert_eq!(
+        header(&first, "ratelimit"),
+        format!("\"tokens\";r=10000;t={SECS_TO_RESET}")
+    );
+    assert_eq!(
+        header(&second, "ratelimit"),
+        format!("\"tokens\";r=10000;t={}", SECS_TO_RESET - 2) // 2.5 s later, rounded up
+    );
 
     // Usage recorded elsewhere is not seen until the TTL passes...
     metering
