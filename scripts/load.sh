@@ -3,12 +3,17 @@
 # configurations, each loaded by wrk for a bounded time; prints requests/s, p50, p99, the
 # non-2xx count and the ratio to the bare app, all from this one run.
 #
-#   scripts/load.sh                     # 10 s per configuration, 2 wrk threads, 32 connections
+#   scripts/load.sh                          # 10 s per configuration, 2 wrk threads, 32 connections
 #   DURATION=5s CONNECTIONS=64 scripts/load.sh
+#   ROUNDS=5 CONFIGS="bare memory" scripts/load.sh
+#
+# ROUNDS (default 1) runs the whole list that many times, interleaved, and reports each
+# configuration's median: on a shared or virtual machine single runs vary by 10-20%.
 #
 # Configurations (GET /hello is a limit check only; POST /chat also records usage):
 #   bare              no layer
 #   memory            QuotaLayer + MemoryStore, limit checks cached (1 h TTL)
+#   memory-noheaders  the same without quota headers: the decision's cost alone
 #   sqlite            QuotaLayer + SQLite file, default-like 5 s cache
 #   sqlite-nocache    QuotaLayer + SQLite file, every request reads the store
 #   postgres          QuotaLayer + PostgreSQL, 5 s cache
@@ -20,6 +25,7 @@ source "$(dirname "$0")/lib-load.sh"
 DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
+ROUNDS="${ROUNDS:-1}"
 CONFIGS="${CONFIGS:-bare memory sqlite sqlite-nocache postgres postgres-nocache memory-chat sqlite-chat postgres-chat}"
 
 WORK="$(mktemp -d)"
@@ -35,6 +41,7 @@ printf 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "app
 port=39100
 RESULTS="$WORK/results"
 : > "$RESULTS"
+for round in $(seq 1 "$ROUNDS"); do
 for config in $CONFIGS; do
     port=$((port + 1))
     billable="load-$$-$config"
@@ -45,6 +52,7 @@ for config in $CONFIGS; do
     case "$config" in
         bare) args=(--store bare) ;;
         memory|memory-chat) args=(--store memory --estimate 200) ;;
+        memory-noheaders) args=(--store memory --headers none) ;;
         sqlite) args=(--store sqlite --url "sqlite://$WORK/$config.db" --setup --cache-ms 5000) ;;
         sqlite-nocache) args=(--store sqlite --url "sqlite://$WORK/$config.db" --setup --cache-ms 0) ;;
         sqlite-chat) args=(--store sqlite --url "sqlite://$WORK/$config.db" --setup --cache-ms 5000 --estimate 200) ;;
@@ -54,7 +62,7 @@ for config in $CONFIGS; do
         *) log "unknown configuration $config"; exit 2 ;;
     esac
     serve "$port" "${args[@]}" --billable "$billable"
-    log "$config: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:$port$path"
+    log "round $round/$ROUNDS, $config: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:$port$path"
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${script[@]}" "http://127.0.0.1:$port$path")"
     stop_server "$SERVER_PID"
     echo "$out" > "$WORK/$config.wrk"
@@ -67,18 +75,30 @@ for config in $CONFIGS; do
     [ -n "$errors" ] && log "$config: $errors"
     echo "$config $rps $p50 $p99 ${non2xx:-0} $total" >> "$RESULTS"
 done
+done
+
+# median COLUMN CONFIG: the median of one column over a configuration's rounds.
+median() {
+    awk -v c="$2" -v k="$1" '$1 == c { print $k }' "$RESULTS" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+spread() {
+    awk -v c="$1" '$1 == c { print $2 }' "$RESULTS" | sort -g |
+        awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo, hi }'
+}
 
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on 127.0.0.1, $(nproc) CPUs (load generator and server share them)"
-awk 'BEGIN {
-        printf "| %-17s | %10s | %9s | %9s | %8s | %11s |\n", "configuration", "requests/s", "p50 ms", "p99 ms", "non-2xx", "ratio/bare"
-        printf "|%s|%s|%s|%s|%s|%s|\n", "-------------------", "------------", "-----------", "-----------", "----------", "-------------" }
-     $1 == "bare" { bare = $2 }
-     { rows[NR] = $0 }
-     END {
-        for (i = 1; i <= NR; i++) {
-            split(rows[i], f, " ")
-            ratio = (bare > 0) ? sprintf("%.2fx", f[2] / bare) : "n/a"
-            printf "| %-17s | %10.0f | %9.3f | %9.3f | %8d | %11s |\n", f[1], f[2], f[3], f[4], f[5], ratio
-        }
-     }' "$RESULTS"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on 127.0.0.1, $(nproc) CPUs (load generator and server share them), median of $ROUNDS round(s)"
+bare="$(median 2 bare 2>/dev/null || true)"
+printf '| %-17s | %10s | %13s | %9s | %9s | %8s | %11s |\n' configuration requests/s "range (rps)" "p50 ms" "p99 ms" non-2xx ratio/bare
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' -------------------  ------------ --------------- ----------- ----------- ---------- -------------
+seen=" "
+for config in $CONFIGS; do
+    case "$seen" in *" $config "*) continue ;; esac
+    seen="$seen$config "
+    rps="$(median 2 "$config")"
+    ratio="$(awk -v r="$rps" -v b="${bare:-0}" 'BEGIN { if (b > 0) printf "%.2fx", r / b; else print "n/a" }')"
+    non2xx="$(awk -v c="$config" '$1 == c { n += $5 } END { print n + 0 }' "$RESULTS")"
+    printf '| %-17s | %10.0f | %13s | %9.3f | %9.3f | %8d | %11s |\n' \
+        "$config" "$rps" "$(spread "$config")" "$(median 3 "$config")" "$(median 4 "$config")" "$non2xx" "$ratio"
+done

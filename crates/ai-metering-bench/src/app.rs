@@ -46,7 +46,8 @@ pub fn app<S: Store>(store: Option<S>, options: &Options) -> Router {
         None => routes.route("/chat", post(|| async { "hi" })),
         Some(store) => {
             let quota = QuotaLayer::new(Metering::new(store))
-                .cache_ttl(chrono::Duration::milliseconds(options.cache_ms));
+                .cache_ttl(chrono::Duration::milliseconds(options.cache_ms))
+                .headers(options.headers);
             routes.route_layer(quota.clone()).route(
                 "/chat",
                 post(move |q: RemainingQuota<S>| chat(q, usage))

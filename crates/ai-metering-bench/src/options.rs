@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use ai_metering_tower::HeaderStyle;
+
 /// Which store sits behind the layer, or none at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -34,6 +36,9 @@ pub struct Options {
     pub usage: (u64, u64),
     /// Limit-check cache TTL in milliseconds (`--cache-ms`, default 3 600 000; 0 = off).
     pub cache_ms: i64,
+    /// The quota headers the layer adds (`--headers both|original|ietf|none`, default
+    /// both, the layer's default).
+    pub headers: HeaderStyle,
     /// Create the tables, plan and subscription before serving (`--setup`); without it for
     /// the memory store only, whose data lives in the process.
     pub setup: bool,
@@ -75,6 +80,7 @@ impl Options {
             estimate: 0,
             usage: (60, 40),
             cache_ms: 3_600_000,
+            headers: HeaderStyle::Both,
             setup: false,
             setup_only: false,
         };
@@ -117,6 +123,15 @@ impl Options {
                         }
                         "--cache-ms" => {
                             o.cache_ms = value.parse().map_err(|_| bad("milliseconds"))?
+                        }
+                        "--headers" => {
+                            o.headers = match value.as_str() {
+                                "both" => HeaderStyle::Both,
+                                "original" => HeaderStyle::Original,
+                                "ietf" => HeaderStyle::Ietf,
+                                "none" => HeaderStyle::None,
+                                _ => return Err(bad("one of both, original, ietf, none")),
+                            }
                         }
                         _ => return Err(UsageError(format!("unknown argument {key}"))),
                     }
