@@ -107,6 +107,14 @@ pub enum Error {
         available: rust_decimal::Decimal,
     },
 
+    /// The billable has no active subscription and the metering requires one
+    /// ([`MeteringConfig::require_subscription`](crate::MeteringConfig::require_subscription)).
+    #[error("{billable} has no active subscription, and one is required")]
+    NoSubscription {
+        /// The billable without a subscription.
+        billable: crate::Billable,
+    },
+
     /// A subscription names a plan the store does not have.
     #[error("plan `{0}` does not exist")]
     UnknownPlan(String),

@@ -32,8 +32,9 @@ pub struct MeteringConfig {
     pub overdraft: Overdraft,
     /// How long a reservation counts if it is neither settled nor released (default 10 min).
     pub reservation_ttl: Duration,
-    /// Refuse billables without an active subscription (default false: they are metered
-    /// without limits, as in the original).
+    /// Refuse billables without an active subscription with [`Error::NoSubscription`]
+    /// (default false: they are metered without limits, as in the original). The
+    /// `QuotaLayer` answers such requests with 403.
     pub require_subscription: bool,
 }
 
@@ -207,7 +208,7 @@ impl<S: Store> Metering<S> {
     ///
     /// # Errors
     /// [`Error::Store`] when the store fails; [`Error::UnknownPlan`] when the subscription
-    /// names a missing plan; [`Error::InvalidInput`] when a subscription is required and
+    /// names a missing plan; [`Error::NoSubscription`] when a subscription is required and
     /// there is none.
     pub async fn entitlement(&self, billable: &Billable, at: DateTime<Utc>) -> Result<Entitlement> {
         let store = &self.inner.store;
@@ -215,9 +216,9 @@ impl<S: Store> Metering<S> {
         let subscription = store.current_subscription(billable, at).await?;
         let Some((id, sub)) = subscription else {
             if config.require_subscription {
-                return Err(Error::InvalidInput(format!(
-                    "{billable} has no active subscription"
-                )));
+                return Err(Error::NoSubscription {
+                    billable: billable.clone(),
+                });
             }
             return Ok(Entitlement {
                 billable: billable.clone(),

@@ -714,3 +714,59 @@ async fn refresh_rereads_the_usage_under_the_same_entitlement() {
     assert_eq!(after.check.remaining_tokens, Some(700));
     assert_eq!(after.entitlement.period, before.entitlement.period);
 }
+
+#[tokio::test]
+async fn a_required_subscription_refuses_billables_without_one_before_the_call() {
+    let store = MemoryStore::new();
+    let metering = Metering::builder(store.clone())
+        .catalog(catalog())
+        .config(ai_metering_core::MeteringConfig {
+            require_subscription: true,
+            ..Default::default()
+        })
+        .clock(ManualClock::new(jan(15)))
+        .build();
+
+    let called = Arc::new(AtomicUsize::new(0));
+    let c = called.clone();
+    let err = metering
+        .meter()
+        .billable(user())
+        .provider("openai", "gpt-4o-mini")
+        .call(async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(openai_body(1, 0, 1))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        called.load(Ordering::SeqCst),
+        0,
+        "the provider must not be called"
+    );
+    match err {
+        MeterError::Metering(Error::NoSubscription { billable }) => assert_eq!(billable, user()),
+        other => panic!("expected NoSubscription, got {other:?}"),
+    }
+    let status = metering.check(&user(), Default::default()).await;
+    assert!(matches!(status, Err(Error::NoSubscription { .. })));
+    let recorded = store
+        .query_usage(&UsageFilter::default(), Default::default())
+        .await
+        .unwrap();
+    assert!(
+        recorded.is_empty(),
+        "nothing is recorded for a refused call"
+    );
+
+    // With a subscription, the same billable is metered.
+    store
+        .upsert_plan(&Plan::new("basic", "Basic").with_token_limit(1000))
+        .await
+        .unwrap();
+    store
+        .insert_subscription(&Subscription::new(user(), "basic", jan(1)))
+        .await
+        .unwrap();
+    assert!(metering.check(&user(), Default::default()).await.is_ok());
+}

@@ -45,6 +45,7 @@ impl<S> Decision<S> {
                 QuotaRejection::MissingBillable => "no_billable",
                 QuotaRejection::QuotaExceeded { .. } => "quota_exceeded",
                 QuotaRejection::InsufficientCredits { .. } => "insufficient_credits",
+                QuotaRejection::SubscriptionRequired => "no_subscription",
                 QuotaRejection::Unavailable(_) => "store_unavailable",
                 _ => "check_failed",
             },
@@ -216,7 +217,16 @@ impl<S: Store> Settings<S> {
         }
     }
 
+    /// The decision when no status could be had: 403 for a billable without the required
+    /// subscription; otherwise the request is let through (fail open) or refused.
     fn failed(&self, error: Error, billable: Billable, tenant: Option<Tenant>) -> Decision<S> {
+        if let Error::NoSubscription { .. } = error {
+            // A refusal, not a failed check: failing open must not let it through.
+            return Decision::Reject {
+                rejection: QuotaRejection::SubscriptionRequired,
+                period: None,
+            };
+        }
         if self.fail_open {
             tracing::warn!(target: "ai_metering", %billable, %error, "quota check failed; letting the request through (fail open)");
             return Decision::Proceed(self.context(billable, tenant, None, None));

@@ -74,6 +74,8 @@ pub(crate) struct Config<S, B, T> {
 /// - credits-mode billable whose wallet cannot cover the route's estimate: **402**;
 /// - no billable: **401** (or lets the request through, see
 ///   [`allow_anonymous`](Self::allow_anonymous));
+/// - a billable without an active subscription, when the metering
+///   [requires one](ai_metering_core::MeteringConfig::require_subscription): **403**;
 /// - store failure: **503** (or lets the request through, see [`fail_open`](Self::fail_open));
 /// - otherwise: puts a [`RemainingQuota`](crate::RemainingQuota) in the request
 ///   extensions, calls the route, and adds the quota headers (see [`crate::headers`]) to

@@ -6,6 +6,7 @@
 //! | [`MissingBillable`](QuotaRejection::MissingBillable) | 401 | `about:blank` |
 //! | [`QuotaExceeded`](QuotaRejection::QuotaExceeded) | 429 | [`QUOTA_EXCEEDED_TYPE`] |
 //! | [`InsufficientCredits`](QuotaRejection::InsufficientCredits) | 402 | [`INSUFFICIENT_CREDITS_TYPE`] |
+//! | [`SubscriptionRequired`](QuotaRejection::SubscriptionRequired) | 403 | `about:blank` |
 //! | [`Unavailable`](QuotaRejection::Unavailable) | 503 | `about:blank` |
 //! | [`Internal`](QuotaRejection::Internal) | 500 | `about:blank` |
 //!
@@ -64,6 +65,11 @@ pub enum QuotaRejection {
         /// What the wallet had available.
         available: Decimal,
     },
+    /// The billable has no active subscription and the metering requires one (403;
+    /// [`MeteringConfig::require_subscription`](ai_metering_core::MeteringConfig::require_subscription)).
+    /// A refusal, not a failure: it is not let through by
+    /// [`fail_open`](crate::QuotaLayer::fail_open).
+    SubscriptionRequired,
     /// The store failed and the layer fails closed (503).
     Unavailable(Error),
     /// The quota check failed for another reason: a subscription naming a missing plan,
@@ -78,6 +84,7 @@ impl QuotaRejection {
             Self::MissingBillable => StatusCode::UNAUTHORIZED,
             Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
+            Self::SubscriptionRequired => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,6 +126,9 @@ impl QuotaRejection {
                 format_decimal(*available),
                 required.currency
             ),
+            Self::SubscriptionRequired => {
+                "An active subscription is required for this request.".into()
+            }
             Self::Unavailable(_) => {
                 "Usage limits cannot be checked right now; try again later.".into()
             }

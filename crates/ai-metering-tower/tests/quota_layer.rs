@@ -510,3 +510,45 @@ async fn a_custom_rejection_keeps_retry_after_and_the_quota_headers() {
     assert_eq!(header(&response, "x-remaining-tokens"), "0");
     assert_eq!(text(response).await, "custom: 429");
 }
+
+#[tokio::test]
+async fn a_required_subscription_is_a_403_even_when_failing_open() {
+    let store = Shared::default();
+    let metering = ai_metering_core::Metering::builder(store.clone())
+        .config(ai_metering_core::MeteringConfig {
+            require_subscription: true,
+            ..Default::default()
+        })
+        .clock(ai_metering_core::clock::ManualClock::new(t0()))
+        .build();
+    subscribe(&store, &user(1), "basic", 10_000).await;
+
+    for layer in [
+        QuotaLayer::new(metering.clone()),
+        QuotaLayer::new(metering.clone()).fail_open(),
+        QuotaLayer::new(metering.clone()).estimate(100),
+    ] {
+        let router = app(layer);
+        let refused = router
+            .clone()
+            .oneshot(req("/chat/10", Some(2)))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(header(&refused, "content-type"), "application/problem+json");
+        let body: serde_json::Value = serde_json::from_str(&text(refused).await).unwrap();
+        assert_eq!(body["status"], 403);
+        assert_eq!(
+            body["detail"],
+            "An active subscription is required for this request."
+        );
+
+        let allowed = router.oneshot(req("/chat/10", Some(1))).await.unwrap();
+        assert_eq!(allowed.status(), StatusCode::OK);
+    }
+    let recorded = store
+        .query_usage(&UsageFilter::for_billable(user(2)), Page::default())
+        .await
+        .unwrap();
+    assert!(recorded.is_empty(), "the refused requests recorded nothing");
+}

@@ -209,8 +209,11 @@ impl PeriodSpec {
     /// - `alignment`: `calendar` or `rolling`. Both give [`Alignment::Calendar`]: in the
     ///   original, `rolling` alignment produced the calendar periods too, only with a
     ///   one-second-short end and Sunday-based weeks, two bugs not kept here. A configuration
-    ///   carries no anchor; periods that follow a subscription come from
-    ///   [`anchored_at`](Self::anchored_at) with the subscription's start;
+    ///   carries no anchor, so what its README promises for `rolling` (periods that start
+    ///   from a date and roll forward) is a metering setting, not a spec:
+    ///   [`MeteringConfig::anchor_to_subscription`](crate::MeteringConfig::anchor_to_subscription)
+    ///   anchors each billable's periods at its subscription's start (with
+    ///   [`anchored_at`](Self::anchored_at)). The `ai-metering` CLI sets it for `rolling`;
     /// - `timezone`: an IANA name such as `UTC` or `Europe/Berlin` (exact spelling).
     ///
     /// Unlike the original, which fell back to monthly periods for an unknown type, invalid
