@@ -22,8 +22,9 @@ use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 /// The variable naming the PostgreSQL server the tests may use.
 pub const POSTGRES_VAR: &str = "AI_METERING_TEST_POSTGRES_URL";
 
-/// A fresh, migrated store on a new SQLite file. The file's directory is left in the system
-/// temporary directory (one small file per test).
+/// A fresh, migrated store on a new SQLite file. The file is left in Cargo's temporary
+/// directory for integration tests (`target/tmp`, removed by `cargo clean`), not in the
+/// system's: a store may outlive any guard a test could hold.
 pub async fn fresh_sqlite() -> SeaOrmStore {
     let store = SeaOrmStore::connect(&sqlite_url(&unique_sqlite_path()))
         .await
@@ -37,7 +38,7 @@ pub fn unique_sqlite_path() -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = tempfile::Builder::new()
         .prefix("ai-metering-seaorm-")
-        .tempdir()
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap()
         .keep();
     dir.join(format!("store-{}.db", NEXT.fetch_add(1, Ordering::Relaxed)))
