@@ -60,12 +60,11 @@ async fn a_metered_app_on_sqlite_stops_at_the_limit_and_reports_its_usage() {
         .billable(FromHeader::new("x-team").kind("team"))
         .feature("chat")
         .estimate(100);
-    let app = Router::new()
-        .route("/chat", post(chat).route_layer(layer))
-        .nest(
-            "/ai-metering",
-            dashboard::router(metering.clone(), DashboardConfig::allow_all()),
-        );
+    let app = dashboard::mount(
+        Router::new().route("/chat", post(chat).route_layer(layer)),
+        metering.clone(),
+        DashboardConfig::allow_all(),
+    );
 
     let request = || {
         Request::post("/chat")

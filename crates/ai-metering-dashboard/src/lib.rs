@@ -1,6 +1,6 @@
 //! The **ai-metering dashboard**: an axum [`Router`](axum::Router) with server-rendered HTML
 //! pages and a JSON API over a [`Metering`](ai_metering_core::Metering) service and its
-//! store. The host nests it under a prefix (default `/ai-metering`):
+//! store. The host mounts it under a prefix (default `/ai-metering`):
 //!
 //! ```
 //! use ai_metering_core::{Metering, store::Store};
@@ -11,7 +11,7 @@
 //!     let config = DashboardConfig::new().with_gate(|parts: &http::request::Parts| {
 //!         if parts.extensions.get::<IsOperator>().is_some() { Access::AllowAll } else { Access::Deny }
 //!     });
-//!     app.nest(config.prefix(), ai_metering_dashboard::router(metering, config.clone()))
+//!     ai_metering_dashboard::mount(app, metering, config)
 //! }
 //! # #[derive(Clone)] struct IsOperator;
 //! ```
@@ -110,4 +110,4 @@ mod state;
 
 pub use access::{Access, Gate};
 pub use config::DashboardConfig;
-pub use routes::router;
+pub use routes::{mount, router};

@@ -7,7 +7,7 @@ use ai_metering_core::store::Store;
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use http::StatusCode;
 use http::request::Parts;
@@ -17,7 +17,7 @@ use crate::config::DashboardConfig;
 use crate::state::App;
 use crate::{api, pages};
 
-/// The dashboard's router, to nest under `config.prefix()`:
+/// Adds the dashboard to `app` under `config.prefix()`, the usual way to install it:
 ///
 /// ```
 /// use ai_metering_core::Metering;
@@ -28,9 +28,30 @@ use crate::{api, pages};
 ///     let config = DashboardConfig::new().with_gate(|_: &http::request::Parts| {
 ///         ai_metering_dashboard::Access::AllowAll
 ///     });
-///     axum::Router::new().nest(config.prefix(), ai_metering_dashboard::router(metering, config.clone()))
+///     ai_metering_dashboard::mount(axum::Router::new(), metering, config)
 /// }
 /// ```
+///
+/// The dashboard is nested at the prefix, and `{prefix}/` redirects (308) to `{prefix}`,
+/// which axum's nesting alone leaves unanswered. With an empty prefix the dashboard is
+/// merged at the root instead (axum cannot nest there); it then answers every path `app`
+/// does not, so `app` must not have a fallback of its own.
+pub fn mount<S: Store>(app: Router, metering: Metering<S>, config: DashboardConfig) -> Router {
+    let prefix = config.prefix().to_owned();
+    let dashboard = router(metering, config);
+    if prefix.is_empty() {
+        return app.merge(dashboard);
+    }
+    let overview = prefix.clone();
+    app.route(
+        &format!("{prefix}/"),
+        get(move || async move { Redirect::permanent(&overview) }),
+    )
+    .nest(&prefix, dashboard)
+}
+
+/// The dashboard's router, for hosts that place it themselves (usually [`mount`] does):
+/// nest it under `config.prefix()`.
 ///
 /// Every request first goes through the configured [`Gate`](crate::Gate): without one, or
 /// when it answers [`Access::Deny`], the answer is 403 Forbidden.

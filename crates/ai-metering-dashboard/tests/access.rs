@@ -8,7 +8,7 @@ use common::*;
 use http::StatusCode;
 
 /// Every route, with a query where one matters.
-/// (`""` is the overview: nested routers answer `{prefix}`, not `{prefix}/`.)
+/// (`""` is the overview; `{prefix}/` redirects there, see `pages.rs`.)
 const ROUTES: &[&str] = &[
     "",
     "/breakdown",

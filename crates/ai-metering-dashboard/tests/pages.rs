@@ -182,3 +182,26 @@ async fn hostile_features_and_metadata_are_escaped_everywhere() {
     let html = page("/usage?q=%22%3E%3Cscript%3E").await;
     assert!(html.contains(r#"value="&quot;&gt;&lt;script&gt;""#));
 }
+
+#[tokio::test]
+async fn the_prefix_with_a_trailing_slash_redirects_to_the_overview() {
+    let app = app(DashboardConfig::allow_all().with_prefix("/admin/ai")).await;
+    let r = get(&app, "/admin/ai/").await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.headers["location"], "/admin/ai");
+    assert_eq!(get(&app, "/admin/ai").await.status, StatusCode::OK);
+    assert_eq!(get(&app, "/admin/ai/usage").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_empty_prefix_mounts_the_dashboard_at_the_root() {
+    let app = app(DashboardConfig::allow_all().with_prefix("")).await;
+    let r = get(&app, "/").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("<html"), "{}", r.body);
+    assert_eq!(get(&app, "/usage").await.status, StatusCode::OK);
+    assert_eq!(
+        get(&app, "/no-such-page").await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -50,16 +50,14 @@ pub fn app(metering: Metering<CliStore>, cache_ttl: Option<chrono::Duration>) ->
         .route("/chat/completions", post(chat).route_layer(quota))
         .route("/models", get(models))
         .fallback(not_found);
-    Router::new()
+    let app = Router::new()
         .route("/", get(index))
         .nest("/v1", v1)
         .with_state(AppState {
             next_id: Arc::new(AtomicU64::new(1)),
-        })
-        .nest(
-            "/ai-metering",
-            ai_metering_dashboard::router(metering, DashboardConfig::allow_all()),
-        )
+        });
+    // The default prefix, /ai-metering.
+    ai_metering_dashboard::mount(app, metering, DashboardConfig::allow_all())
 }
 
 async fn index() -> impl IntoResponse {

@@ -215,13 +215,9 @@ pub async fn metering() -> Metering<MemoryStore> {
         .build()
 }
 
-/// The dashboard nested under its prefix, as a host mounts it.
+/// The dashboard mounted under its prefix, as a host does it.
 pub async fn app(config: DashboardConfig) -> Router {
-    let prefix = config.prefix().to_owned();
-    Router::new().nest(
-        &prefix,
-        ai_metering_dashboard::router(metering().await, config),
-    )
+    ai_metering_dashboard::mount(Router::new(), metering().await, config)
 }
 
 /// A gate that grants the tenant named in `x-tenant`, everything with `x-operator`, and
