@@ -436,6 +436,21 @@ async fn unhandled_types_are_acknowledged_and_bad_json_is_refused() {
 struct Flaky {
     inner: MemoryStore,
     failing: AtomicBool,
+    /// When set, the next `replace_subscription` is preceded by another instance's write
+    /// to the same subscription (its `meta` gains `"changed_elsewhere": true`).
+    race: AtomicBool,
+}
+
+impl Flaky {
+    fn fail(&self) -> StoreResult<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "database down",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl SubscriptionStore for Flaky {
@@ -443,13 +458,22 @@ impl SubscriptionStore for Flaky {
         self.inner.insert_subscription(s).await
     }
     async fn update_subscription(&self, id: SubscriptionId, s: &Subscription) -> StoreResult<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "database down",
-            ));
-        }
+        self.fail()?;
         self.inner.update_subscription(id, s).await
+    }
+    async fn replace_subscription(
+        &self,
+        id: SubscriptionId,
+        expected: &Subscription,
+        new: &Subscription,
+    ) -> StoreResult<bool> {
+        self.fail()?;
+        if self.race.swap(false, Ordering::SeqCst) {
+            let mut theirs = expected.clone();
+            theirs.meta.insert("changed_elsewhere".into(), json!(true));
+            self.inner.update_subscription(id, &theirs).await?;
+        }
+        self.inner.replace_subscription(id, expected, new).await
     }
     async fn current_subscription(
         &self,
@@ -488,6 +512,7 @@ async fn a_store_failure_answers_500_and_stripes_retry_is_applied() {
     let store = Arc::new(Flaky {
         inner: MemoryStore::new(),
         failing: AtomicBool::new(true),
+        race: AtomicBool::new(false),
     });
     let acme = Billable::new("team", "acme");
     let mut sub = Subscription::new(acme.clone(), "pro", t0() - Duration::days(3));
@@ -516,6 +541,39 @@ async fn a_store_failure_answers_500_and_stripes_retry_is_applied() {
         store.subscriptions(&acme).await.unwrap()[0].1.ends_at,
         Some(t0())
     );
+}
+
+#[tokio::test]
+async fn a_write_from_another_instance_in_between_is_kept_not_overwritten() {
+    let store = Arc::new(Flaky {
+        inner: MemoryStore::new(),
+        failing: AtomicBool::new(false),
+        race: AtomicBool::new(true),
+    });
+    let acme = Billable::new("team", "acme");
+    let mut sub = Subscription::new(acme.clone(), "pro", t0() - Duration::days(3));
+    sub.meta
+        .insert("stripe_subscription_id".into(), json!("sub_1"));
+    store.insert_subscription(&sub).await.unwrap();
+    let config = WebhookConfig::new(SECRET).with_clock(ManualClock::new(t0()));
+    let url = serve(webhook_router(store.clone(), config)).await;
+    let body = event(
+        "evt_race",
+        "invoice.payment_failed",
+        t0(),
+        failed_invoice("in_1"),
+    );
+    let (status, reply) = post(&url, Some(sign(t0().timestamp(), &body, SECRET)), &body).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("applied")));
+
+    assert!(!store.race.load(Ordering::SeqCst), "the race was staged");
+    let (_, stored) = store.subscriptions(&acme).await.unwrap().remove(0);
+    assert_eq!(
+        stored.meta.get("changed_elsewhere"),
+        Some(&json!(true)),
+        "the other instance's write was undone"
+    );
+    assert_eq!(stored.grace_ends_at, Some(t0() + Duration::days(7)));
 }
 
 #[tokio::test]

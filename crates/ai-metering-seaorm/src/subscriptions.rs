@@ -5,7 +5,9 @@ use ai_metering_core::plan::{BillingMode, LimitOverride, LimitValue, Subscriptio
 use ai_metering_core::store::{StoreError, StoreResult, SubscriptionId, SubscriptionStore};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::codec::{
     instant, invalid, json_from_text, json_text, money_from_text, money_text, to_i64, to_u64,
@@ -44,6 +46,38 @@ impl SubscriptionStore for SeaOrmStore {
             return Err(StoreError::not_found(format!("subscription {}", id.0)));
         }
         txn.commit().await.map_err(db_err)
+    }
+
+    async fn replace_subscription(
+        &self,
+        id: SubscriptionId,
+        expected: &Subscription,
+        new: &Subscription,
+    ) -> StoreResult<bool> {
+        new.validate().map_err(|e| invalid(e.to_string()))?;
+        let row = subscription_row(new)?;
+        // SQLite: the write transaction (BEGIN IMMEDIATE) excludes every other writer.
+        // PostgreSQL: the row is locked from the read to the commit.
+        let txn = self.begin_write().await?;
+        let mut query = subscription::Entity::find_by_id(id.0);
+        if self.backend() == DbBackend::Postgres {
+            query = query.lock_exclusive();
+        }
+        let Some(stored) = query.one(&txn).await.map_err(db_err)? else {
+            return Err(StoreError::not_found(format!("subscription {}", id.0)));
+        };
+        let (_, current) = to_subscription(stored)?;
+        if current != *expected {
+            return Ok(false); // dropping the transaction rolls it back
+        }
+        subscription::Entity::update_many()
+            .set(row)
+            .filter(subscription::Column::Id.eq(id.0))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn current_subscription(

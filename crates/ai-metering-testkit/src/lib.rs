@@ -98,6 +98,7 @@ macro_rules! store_conformance_tests {
             subscription_current_follows_start_end_and_grace,
             subscription_latest_start_wins,
             subscription_update_replaces_and_unknown_is_not_found,
+            subscription_replace_is_a_compare_and_swap,
             subscription_found_by_meta,
             limit_override_window_is_half_open_and_latest_wins,
             // Usage rows.

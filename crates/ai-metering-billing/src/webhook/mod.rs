@@ -57,7 +57,7 @@ use std::sync::Arc;
 
 use ai_metering_core::clock::{Clock, SystemClock};
 use ai_metering_core::events::MeterEvent;
-use ai_metering_core::store::{StoreError, SubscriptionId, SubscriptionStore};
+use ai_metering_core::store::{StoreError, StoreErrorKind, SubscriptionId, SubscriptionStore};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -69,6 +69,11 @@ use chrono::{DateTime, Duration, Utc};
 use crate::handle::StoreHandle;
 use crate::stripe::CUSTOMER_ID_META_KEY;
 use event::{StripeEvent, StripeInvoice, StripeSubscription};
+
+/// How many times an event is reapplied when its subscription keeps changing under it
+/// (another instance writing it at the same time) before the webhook answers 500 and
+/// leaves the retry to Stripe.
+const MAX_APPLY_ATTEMPTS: usize = 8;
 
 pub use ai_metering_core::store::WebhookEventStore;
 pub use apply::{ENDS_BEFORE_FAILURE_META_KEY, LAST_EVENT_META_KEY, PAYMENT_FAILED_AT_META_KEY};
@@ -430,12 +435,38 @@ where
         Ok(outcome)
     }
 
+    /// Applies the event to its subscription. Another app instance may change the
+    /// subscription between the read and the write (a different event for it, handled at
+    /// the same time), so the write is a compare-and-swap, and a lost race reads again and
+    /// reapplies instead of undoing the other change.
     async fn apply(
         &self,
         kind: Handled,
         event: &StripeEvent,
         now: DateTime<Utc>,
     ) -> Result<Applied, WebhookError> {
+        for _ in 0..MAX_APPLY_ATTEMPTS {
+            if let Some(applied) = self.apply_once(kind, event, now).await? {
+                return Ok(applied);
+            }
+        }
+        Err(WebhookError::Store(StoreError::new(
+            StoreErrorKind::Conflict,
+            format!(
+                "the subscription of event {} changed under each of {MAX_APPLY_ATTEMPTS} attempts",
+                event.id
+            ),
+        )))
+    }
+
+    /// One read-apply-write of [`apply`](Self::apply); `None` when the subscription changed
+    /// since it was read.
+    async fn apply_once(
+        &self,
+        kind: Handled,
+        event: &StripeEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Applied>, WebhookError> {
         let store = self.inner.target.store();
         let object = &event.data.object;
         let found = match kind {
@@ -446,10 +477,10 @@ where
                     .find_subscription_by_meta(SUBSCRIPTION_ID_META_KEY, &stripe.id)
                     .await?;
                 let Some(found) = found else {
-                    return Ok(Applied::NotFound(format!(
+                    return Ok(Some(Applied::NotFound(format!(
                         "no subscription has {SUBSCRIPTION_ID_META_KEY} {}",
                         stripe.id
-                    )));
+                    ))));
                 };
                 (found, Some(stripe))
             }
@@ -467,22 +498,22 @@ where
                             .await?
                     }
                     _ => {
-                        return Ok(Applied::NotFound(
+                        return Ok(Some(Applied::NotFound(
                             "the invoice belongs to no subscription".into(),
-                        ));
+                        )));
                     }
                 };
                 let Some(found) = found else {
-                    return Ok(Applied::NotFound(
+                    return Ok(Some(Applied::NotFound(
                         "no subscription matches the invoice".into(),
-                    ));
+                    )));
                 };
                 (found, None)
             }
         };
         let ((id, mut subscription), stripe) = found;
         if apply::is_stale(&subscription, event.created) {
-            return Ok(Applied::Stale);
+            return Ok(Some(Applied::Stale));
         }
         let before = subscription.clone();
         let mut expired = None;
@@ -502,8 +533,12 @@ where
             _ => {}
         }
         apply::mark_event(&mut subscription, event.created);
-        if subscription != before {
-            store.update_subscription(id, &subscription).await?;
+        if subscription != before
+            && !store
+                .replace_subscription(id, &before, &subscription)
+                .await?
+        {
+            return Ok(None);
         }
         if let Some(ended_at) = expired {
             self.inner.target.emit(MeterEvent::SubscriptionExpired {
@@ -511,7 +546,7 @@ where
                 ended_at,
             });
         }
-        Ok(Applied::Done(id))
+        Ok(Some(Applied::Done(id)))
     }
 }
 

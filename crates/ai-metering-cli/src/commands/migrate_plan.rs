@@ -73,9 +73,20 @@ pub async fn run(ctx: &Ctx, args: &MigratePlanArgs) -> CliResult {
         ctx.out.line("Plan migration cancelled.");
         return Ok(());
     }
+    let before = subscription.clone();
     subscription.previous_plan = current.clone();
     subscription.plan = Some(target.slug.clone());
-    store.update_subscription(id, &subscription).await?;
+    // Only over what was shown: a webhook (say, a cancellation) may have changed the
+    // subscription while the question was open.
+    if !store
+        .replace_subscription(id, &before, &subscription)
+        .await?
+    {
+        return Err(CliError::failure(format!(
+            "The subscription of {billable} changed while the migration was being confirmed; \
+             nothing was written. Run the command again."
+        )));
+    }
     metering.emit(MeterEvent::PlanChanged {
         billable: billable.clone(),
         from: current.clone(),

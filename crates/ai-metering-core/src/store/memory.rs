@@ -367,6 +367,22 @@ impl SubscriptionStore for MemoryStore {
         }
     }
 
+    async fn replace_subscription(
+        &self,
+        id: SubscriptionId,
+        expected: &Subscription,
+        new: &Subscription,
+    ) -> StoreResult<bool> {
+        match self.lock().subscriptions.get_mut(&id.0) {
+            Some(stored) if stored == expected => {
+                *stored = new.clone();
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(StoreError::not_found(format!("subscription {}", id.0))),
+        }
+    }
+
     async fn current_subscription(
         &self,
         billable: &Billable,

@@ -77,6 +77,21 @@ pub trait SubscriptionStore: Send + Sync {
         subscription: &Subscription,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Replaces a stored subscription with `new` only if it still equals `expected`, in
+    /// one atomic step (a compare-and-swap). `Ok(false)` when it changed since `expected`
+    /// was read: read it again, reapply the change, retry. `expected` must be a value read
+    /// from this store. [`StoreErrorKind::NotFound`] when there is no such subscription.
+    ///
+    /// Read-modify-write callers that may race (webhook handlers on several instances)
+    /// use this instead of [`update_subscription`](Self::update_subscription), which
+    /// would let the last writer silently undo the other's change.
+    fn replace_subscription(
+        &self,
+        id: SubscriptionId,
+        expected: &Subscription,
+        new: &Subscription,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// The subscription in force for `billable` at `at`: among those
     /// [active](Subscription::is_active) at `at`, the one that started last (ties: the
     /// highest id).

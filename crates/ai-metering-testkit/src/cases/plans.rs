@@ -6,6 +6,8 @@ use ai_metering_core::plan::{LimitOverride, LimitValue, Plan, Subscription};
 use ai_metering_core::store::Store;
 use ai_metering_core::store::{StoreErrorKind, SubscriptionId};
 use chrono::Duration;
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
 
 use crate::builders::{dec, fresh_billable, fresh_name, hour};
 
@@ -148,6 +150,64 @@ pub async fn subscription_update_replaces_and_unknown_is_not_found<S: Store>(sto
             .unwrap()
             .is_empty()
     );
+}
+
+/// `replace_subscription` writes only over the value the caller read: a stale `expected`
+/// changes nothing, and 32 tasks incrementing a counter 4 times each by read-modify-replace
+/// lose no increment.
+pub async fn subscription_replace_is_a_compare_and_swap<S: Store>(store: Arc<S>) {
+    const TASKS: u64 = 32;
+    const ROUNDS: u64 = 4;
+    let who = fresh_billable();
+    let sub = Subscription::new(who.clone(), "basic", hour(0));
+    let id = store.insert_subscription(&sub).await.unwrap();
+    let mut first = sub.clone();
+    first.meta.insert("count".into(), serde_json::json!(0));
+    assert!(store.replace_subscription(id, &sub, &first).await.unwrap());
+    // `sub` is stale now: replacing over it is refused and changes nothing.
+    let mut lost = sub.clone();
+    lost.plan = Some("pro".into());
+    assert!(!store.replace_subscription(id, &sub, &lost).await.unwrap());
+    assert_eq!(store.subscriptions(&who).await.unwrap(), vec![(id, first)]);
+
+    let barrier = Arc::new(Barrier::new(TASKS as usize));
+    let mut tasks = JoinSet::new();
+    for _ in 0..TASKS {
+        let (store, barrier, who) = (store.clone(), barrier.clone(), who.clone());
+        tasks.spawn(async move {
+            barrier.wait().await;
+            for _ in 0..ROUNDS {
+                loop {
+                    let (_, current) = store.subscriptions(&who).await.unwrap().remove(0);
+                    let count = current.meta["count"].as_u64().unwrap();
+                    let mut next = current.clone();
+                    next.meta
+                        .insert("count".into(), serde_json::json!(count + 1));
+                    if store
+                        .replace_subscription(id, &current, &next)
+                        .await
+                        .unwrap()
+                    {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+    }
+    tasks.join_all().await;
+    let (_, last) = store.subscriptions(&who).await.unwrap().remove(0);
+    assert_eq!(
+        last.meta["count"],
+        serde_json::json!(TASKS * ROUNDS),
+        "an increment was lost"
+    );
+
+    let err = store
+        .replace_subscription(SubscriptionId(i64::MAX), &sub, &sub)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
 }
 
 /// An override applies on `[starts_at, ends_at)`; with several, the one stored last wins.

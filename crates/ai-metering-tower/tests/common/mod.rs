@@ -93,6 +93,15 @@ impl SubscriptionStore for Shared {
         self.guard()?;
         self.inner.update_subscription(id, s).await
     }
+    async fn replace_subscription(
+        &self,
+        id: SubscriptionId,
+        expected: &Subscription,
+        new: &Subscription,
+    ) -> StoreResult<bool> {
+        self.guard()?;
+        self.inner.replace_subscription(id, expected, new).await
+    }
     async fn current_subscription(
         &self,
         billable: &Billable,
