@@ -507,12 +507,13 @@ impl SubscriptionStore for Flaky {
     }
 }
 
-#[tokio::test]
-async fn a_store_failure_answers_500_and_stripes_retry_is_applied() {
+/// A [`Flaky`] store holding team:acme's subscription linked to `sub_1`, the webhook served
+/// over it, and the webhook's URL.
+async fn flaky(failing: bool, race: bool) -> (Arc<Flaky>, Billable, String) {
     let store = Arc::new(Flaky {
         inner: MemoryStore::new(),
-        failing: AtomicBool::new(true),
-        race: AtomicBool::new(false),
+        failing: AtomicBool::new(failing),
+        race: AtomicBool::new(race),
     });
     let acme = Billable::new("team", "acme");
     let mut sub = Subscription::new(acme.clone(), "pro", t0() - Duration::days(3));
@@ -521,6 +522,12 @@ async fn a_store_failure_answers_500_and_stripes_retry_is_applied() {
     store.insert_subscription(&sub).await.unwrap();
     let config = WebhookConfig::new(SECRET).with_clock(ManualClock::new(t0()));
     let url = serve(webhook_router(store.clone(), config)).await;
+    (store, acme, url)
+}
+
+#[tokio::test]
+async fn a_store_failure_answers_500_and_stripes_retry_is_applied() {
+    let (store, acme, url) = flaky(true, false).await;
     let body = event(
         "evt_1",
         "customer.subscription.deleted",
@@ -545,18 +552,7 @@ async fn a_store_failure_answers_500_and_stripes_retry_is_applied() {
 
 #[tokio::test]
 async fn a_write_from_another_instance_in_between_is_kept_not_overwritten() {
-    let store = Arc::new(Flaky {
-        inner: MemoryStore::new(),
-        failing: AtomicBool::new(false),
-        race: AtomicBool::new(true),
-    });
-    let acme = Billable::new("team", "acme");
-    let mut sub = Subscription::new(acme.clone(), "pro", t0() - Duration::days(3));
-    sub.meta
-        .insert("stripe_subscription_id".into(), json!("sub_1"));
-    store.insert_subscription(&sub).await.unwrap();
-    let config = WebhookConfig::new(SECRET).with_clock(ManualClock::new(t0()));
-    let url = serve(webhook_router(store.clone(), config)).await;
+    let (store, acme, url) = flaky(false, true).await;
     let body = event(
         "evt_race",
         "invoice.payment_failed",
