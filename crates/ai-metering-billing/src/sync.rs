@@ -36,6 +36,9 @@ pub struct SyncFailure {
     pub error: BillingError,
 }
 
+/// How many pending overages [`sync_overages`] reads at a time.
+const SYNC_PAGE: u64 = 100;
+
 /// The result of [`sync_overages`].
 #[derive(Debug, Default)]
 pub struct SyncReport {
@@ -94,14 +97,18 @@ where
     }
 }
 
-/// Reports up to `limit` pending overages, oldest first, each marked synced at `now` once
-/// its driver reported it.
+/// Reports pending overages, oldest first, each marked synced at `now` once its driver
+/// reported it, until `limit` are synced or every pending overage has been tried once.
 ///
+/// Overages that fail, or that the driver does not report, stay pending for the next run
+/// and do not count towards `limit`. The run reads on past them, so rows that keep
+/// failing (a billable without a billing customer, say) never hold back newer ones.
 /// Failures do not stop the run (each is counted and listed) except a systemic one (bad
-/// credentials), after which the remaining rows are counted as skipped.
+/// credentials), after which the rows already read but not tried are counted as skipped.
 ///
 /// # Errors
-/// [`StoreError`] when the pending overages cannot be read (nothing was reported).
+/// [`StoreError`] when the pending overages cannot be read (what was reported before
+/// stays reported and marked).
 pub async fn sync_overages<S, D>(
     store: &S,
     driver: &D,
@@ -112,28 +119,42 @@ where
     S: OverageStore,
     D: BillingDriver,
 {
-    let pending = store.pending_overages(limit).await?;
     let mut report = SyncReport::default();
-    let mut rows = pending.iter();
-    for overage in rows.by_ref() {
-        match report_overage_now(store, driver, overage, now).await {
-            Ok(SyncOutcome::Synced(_)) => report.synced += 1,
-            Ok(SyncOutcome::AlreadySynced | SyncOutcome::NotReported { .. }) => report.skipped += 1,
-            Err(error) => {
-                tracing::warn!(target: "ai_metering", overage = overage.id, %error, retryable = error.is_retryable(), "failed to report an overage; it stays pending");
-                report.failed += 1;
-                let systemic = error.is_systemic();
-                report.errors.push(SyncFailure {
-                    overage_id: overage.id,
-                    error,
-                });
-                if systemic {
-                    report.stopped_early = true;
-                    break;
+    let page_size = limit.clamp(1, SYNC_PAGE);
+    let mut last: Option<OverageRecord> = None;
+    while report.synced < limit {
+        let page = store.pending_overages(last.as_ref(), page_size).await?;
+        let mut rows = page.iter();
+        for overage in rows.by_ref() {
+            match report_overage_now(store, driver, overage, now).await {
+                Ok(SyncOutcome::Synced(_)) => report.synced += 1,
+                Ok(SyncOutcome::AlreadySynced | SyncOutcome::NotReported { .. }) => {
+                    report.skipped += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(target: "ai_metering", overage = overage.id, %error, retryable = error.is_retryable(), "failed to report an overage; it stays pending");
+                    report.failed += 1;
+                    let systemic = error.is_systemic();
+                    report.errors.push(SyncFailure {
+                        overage_id: overage.id,
+                        error,
+                    });
+                    if systemic {
+                        report.stopped_early = true;
+                        report.skipped += rows.count() as u64;
+                        return Ok(report);
+                    }
                 }
             }
+            if report.synced == limit {
+                return Ok(report);
+            }
+        }
+        match page.last() {
+            // A short page is the last one.
+            Some(row) if page.len() as u64 == page_size => last = Some(row.clone()),
+            _ => break,
         }
     }
-    report.skipped += rows.count() as u64;
     Ok(report)
 }

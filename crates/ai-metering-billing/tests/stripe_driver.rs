@@ -76,7 +76,7 @@ async fn meter_events_are_form_encoded_with_the_key_and_a_stable_identifier() {
         r.body
     );
 
-    assert!(store.pending_overages(10).await.unwrap().is_empty());
+    assert!(store.pending_overages(None, 10).await.unwrap().is_empty());
     // The row is synced under the meter event's identifier, once: a second run sends nothing.
     let again = sync_overages(&store, &driver, 100, t0()).await.unwrap();
     assert_eq!(again.synced + again.failed + again.skipped, 0);
@@ -181,7 +181,7 @@ async fn a_retry_after_a_500_does_not_bill_twice() {
             ..
         }
     ));
-    let pending = store.pending_overages(10).await.unwrap();
+    let pending = store.pending_overages(None, 10).await.unwrap();
     assert_eq!(pending.len(), 1, "a failure leaves the row pending");
     assert_eq!(pending[0].synced_at, None);
 
@@ -200,7 +200,7 @@ async fn a_retry_after_a_500_does_not_bill_twice() {
         "the retry reuses the key"
     );
     assert_eq!(seen[0].form, seen[1].form, "and the same parameters");
-    assert!(store.pending_overages(10).await.unwrap().is_empty());
+    assert!(store.pending_overages(None, 10).await.unwrap().is_empty());
     let third = sync_overages(&store, &driver, 100, t0()).await.unwrap();
     assert_eq!(third.synced + third.failed + third.skipped, 0);
     assert_eq!(stripe.seen().len(), 2);
@@ -312,7 +312,7 @@ async fn failures_leave_rows_pending_and_the_rest_goes_through() {
     }
     assert!(!report.errors[1].error.is_retryable());
     let pending: Vec<i64> = store
-        .pending_overages(10)
+        .pending_overages(None, 10)
         .await
         .unwrap()
         .iter()
@@ -339,7 +339,7 @@ async fn a_bad_key_stops_the_batch_after_one_request() {
     assert_eq!((report.synced, report.failed, report.skipped), (0, 1, 4));
     assert!(report.errors[0].error.is_systemic());
     assert_eq!(stripe.seen().len(), 1);
-    assert_eq!(store.pending_overages(10).await.unwrap().len(), 5);
+    assert_eq!(store.pending_overages(None, 10).await.unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -352,7 +352,7 @@ async fn the_null_driver_never_marks_anything_synced() {
         .await
         .unwrap();
     assert_eq!((report.synced, report.skipped), (0, 1));
-    assert_eq!(store.pending_overages(10).await.unwrap().len(), 1);
+    assert_eq!(store.pending_overages(None, 10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -429,7 +429,7 @@ async fn an_unreachable_stripe_is_a_retryable_failure() {
         BillingError::Transient { status: None, .. }
     ));
     assert!(report.errors[0].error.is_retryable());
-    assert_eq!(store.pending_overages(10).await.unwrap().len(), 1);
+    assert_eq!(store.pending_overages(None, 10).await.unwrap().len(), 1);
 }
 
 #[test]
@@ -455,4 +455,45 @@ fn misconfiguration_is_refused_when_building() {
             "{key:?} {base:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn overages_that_keep_failing_do_not_hold_back_newer_ones() {
+    let (stripe, base) = start().await;
+    let store = MemoryStore::new();
+    // The five oldest overages belong to billables without a Stripe customer: they fail on
+    // every run, and there are more of them than the run's limit.
+    for id in 1..=5 {
+        overage(
+            &store,
+            &Billable::new("nobody", id),
+            id,
+            100,
+            money("1", "usd"),
+        )
+        .await;
+    }
+    for id in 6..=8 {
+        overage(&store, &team(&format!("t{id}")), id, 100, money("1", "usd")).await;
+    }
+    let driver = driver(&base, StripeMode::InvoiceItems);
+
+    let first = sync_overages(&store, &driver, 2, t0()).await.unwrap();
+    assert_eq!((first.synced, first.failed), (2, 5), "{first:?}");
+    assert!(
+        first
+            .errors
+            .iter()
+            .all(|f| matches!(f.error, BillingError::NoCustomer { .. }))
+    );
+    let second = sync_overages(&store, &driver, 2, t0()).await.unwrap();
+    assert_eq!((second.synced, second.failed), (1, 5), "{second:?}");
+    assert_eq!(
+        stripe.billed().len(),
+        3,
+        "every overage with a customer billed once"
+    );
+    let pending = store.pending_overages(None, 100).await.unwrap();
+    assert!(pending.iter().all(|o| o.overage.billable.kind == "nobody"));
+    assert_eq!(pending.len(), 5);
 }

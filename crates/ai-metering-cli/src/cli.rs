@@ -100,7 +100,8 @@ pub struct CleanupArgs {
 /// `sync-overages` options.
 #[derive(Debug, Args)]
 pub struct SyncOveragesArgs {
-    /// At most this many overages, oldest first.
+    /// Sync at most this many overages, oldest first. Overages that fail stay pending,
+    /// do not count, and do not hold back newer ones.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: u64,
 }

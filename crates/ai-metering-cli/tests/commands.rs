@@ -212,7 +212,7 @@ async fn sync_overages_fails_loudly_without_a_billing_driver() {
     assert!(r.stdout.contains("user:1"), "{}", r.stdout);
     // Still pending: nothing was marked as synced.
     let store = ws.store().await;
-    assert_eq!(store.pending_overages(10).await.unwrap().len(), 1);
+    assert_eq!(store.pending_overages(None, 10).await.unwrap().len(), 1);
     ws.fails(&["sync-overages", "--limit", "0"], 2, "0");
 }
 

@@ -53,8 +53,14 @@ async fn fake_stripe(status: StatusCode) -> (String, Seen) {
     (format!("http://{addr}"), seen)
 }
 
-/// The fixture plus a Stripe customer for user:1 (not user:2) and one overage for each.
+/// The fixture plus a Stripe customer for user:1 (not user:2) and one overage for each,
+/// created at the same instant (user:1's first).
 async fn with_overages() -> Workspace {
+    with_overages_created([at(2024, 1, 20, 0), at(2024, 1, 20, 0)]).await
+}
+
+/// [`with_overages`], with user:1's and user:2's overages created at these instants.
+async fn with_overages_created(created: [chrono::DateTime<chrono::Utc>; 2]) -> Workspace {
     let ws = fixture().await;
     let store = ws.store().await;
     let u1 = Billable::new("user", 1);
@@ -66,10 +72,13 @@ async fn with_overages() -> Workspace {
         .query_usage(&UsageFilter::default(), Page::first(2))
         .await
         .unwrap();
-    for (billable, row, cents) in [
+    for ((billable, row, cents), created_at) in [
         (u1, &usage[0], 129),
         (Billable::new("user", 2), &usage[1], 50),
-    ] {
+    ]
+    .into_iter()
+    .zip(created)
+    {
         store
             .insert_overage(&NewOverage {
                 billable,
@@ -77,7 +86,7 @@ async fn with_overages() -> Workspace {
                 period: Period::new(at(2024, 1, 1, 0), at(2024, 2, 1, 0)).unwrap(),
                 tokens: 1_000,
                 amount: Money::new(Decimal::new(cents, 2), Currency::USD),
-                created_at: at(2024, 1, 20, 0),
+                created_at,
             })
             .await
             .unwrap();
@@ -122,13 +131,34 @@ async fn overages_are_invoiced_once_and_failures_stay_pending() {
         assert!(bodies[0].contains("currency=usd"), "{}", bodies[0]);
     }
     let store = ws.store().await;
-    let pending = store.pending_overages(10).await.unwrap();
+    let pending = store.pending_overages(None, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].overage.billable, Billable::new("user", 2));
 
     // A second run does not invoice user:1 again.
     let r = ws.run_env(&["sync-overages"], &env);
     assert_eq!(r.code, 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_overage_that_fails_does_not_hold_back_the_limit() {
+    // user:2 (no Stripe customer) has the oldest overage; --limit 1 still syncs user:1's.
+    let ws = with_overages_created([at(2024, 1, 20, 0), at(2024, 1, 19, 0)]).await;
+    let (base, seen) = fake_stripe(StatusCode::OK).await;
+    let env = stripe_env(&base);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = ws.run_env(&["sync-overages", "--limit", "1", "--format", "json"], &env);
+    assert_eq!(r.code, 1, "user:2 still fails: {}", r.stderr);
+    let j = r.json();
+    assert_eq!(
+        (j["synced"].as_u64(), j["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(j["overages"][0]["billable"], "user:2");
+    assert_eq!(j["overages"][0]["status"], "failed");
+    assert_eq!(j["overages"][1]["billable"], "user:1");
+    assert_eq!(j["overages"][1]["status"], "synced");
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
@@ -152,7 +182,12 @@ async fn bad_credentials_stop_the_run() {
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_eq!(j["overages"][1]["status"], "skipped");
     assert_eq!(
-        ws.store().await.pending_overages(10).await.unwrap().len(),
+        ws.store()
+            .await
+            .pending_overages(None, 10)
+            .await
+            .unwrap()
+            .len(),
         2
     );
 }

@@ -508,7 +508,7 @@ async fn charge_policy_bills_only_the_excess_at_the_plan_price() {
     let crossing = call(500).await.unwrap();
     // Past the limit, all of it is overage.
     call(200).await.unwrap();
-    let pending = f.store.pending_overages(10).await.unwrap();
+    let pending = f.store.pending_overages(None, 10).await.unwrap();
     assert_eq!(pending.len(), 2);
     assert_eq!(pending[0].overage.usage_id, crossing.record_id());
     assert_eq!(pending[0].overage.tokens, 300);

@@ -6,7 +6,7 @@ use ai_metering_core::{Billable, Money};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 
@@ -51,9 +51,25 @@ impl OverageStore for SeaOrmStore {
         to_record(stored)
     }
 
-    async fn pending_overages(&self, limit: u64) -> StoreResult<Vec<OverageRecord>> {
-        overage::Entity::find()
-            .filter(overage::Column::SyncedAt.is_null())
+    async fn pending_overages(
+        &self,
+        after: Option<&OverageRecord>,
+        limit: u64,
+    ) -> StoreResult<Vec<OverageRecord>> {
+        let mut query = overage::Entity::find().filter(overage::Column::SyncedAt.is_null());
+        if let Some(last) = after {
+            let created = instant(last.overage.created_at);
+            query = query.filter(
+                Condition::any()
+                    .add(overage::Column::CreatedAt.gt(created))
+                    .add(
+                        Condition::all()
+                            .add(overage::Column::CreatedAt.eq(created))
+                            .add(overage::Column::Id.gt(last.id)),
+                    ),
+            );
+        }
+        query
             .order_by_asc(overage::Column::CreatedAt)
             .order_by_asc(overage::Column::Id)
             .limit(limit)

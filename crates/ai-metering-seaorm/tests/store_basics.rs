@@ -438,7 +438,7 @@ async fn overages_are_stored_once_and_synced_once() {
             })
             .await
             .unwrap();
-        let pending = store.pending_overages(10).await.unwrap();
+        let pending = store.pending_overages(None, 10).await.unwrap();
         assert_eq!(
             pending.iter().map(|p| p.id).collect::<Vec<_>>(),
             [first.id, later.id]
@@ -455,7 +455,7 @@ async fn overages_are_stored_once_and_synced_once() {
                 .await
                 .unwrap()
         );
-        let pending = store.pending_overages(10).await.unwrap();
+        let pending = store.pending_overages(None, 10).await.unwrap();
         assert_eq!(pending.iter().map(|p| p.id).collect::<Vec<_>>(), [later.id]);
         let err = store
             .mark_overage_synced(9_999, "x", at(9, 4))

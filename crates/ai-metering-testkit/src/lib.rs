@@ -141,6 +141,7 @@ macro_rules! store_conformance_tests {
             // Overages.
             overage_once_per_usage_row,
             pending_overages_oldest_first_and_synced_once,
+            pending_overages_page_after_a_cursor,
         }
     };
 }

@@ -1,8 +1,9 @@
 //! `ai-metering sync-overages`: report pending overages to the billing driver.
 //!
 //! Each overage is marked synced only after the driver reported it (and only once), oldest
-//! first; a failure leaves it pending for the next run, and a credentials error stops the
-//! run. Unlike the original, which exited 0 whatever happened, the command exits non-zero
+//! first, until `--limit` are synced; a failure leaves it pending for the next run without
+//! holding back newer overages (the run reads on past it), and a credentials error stops
+//! the run. Unlike the original, which exited 0 whatever happened, the command exits non-zero
 //! when an overage failed, and when overages are pending but no billing driver is
 //! configured (they stay pending, never silently marked as synced).
 
@@ -45,7 +46,10 @@ struct Summary {
 /// Runs the command.
 pub async fn run(ctx: &Ctx, args: &SyncOveragesArgs) -> CliResult {
     let metering = ctx.metering().await?;
-    let pending = metering.store().pending_overages(args.limit).await?;
+    let pending = metering
+        .store()
+        .pending_overages(None, page_size(args.limit))
+        .await?;
     if pending.is_empty() {
         ctx.out.line("No pending overages to sync.");
         if ctx.out.format() == Format::Json {
@@ -71,65 +75,71 @@ pub async fn run(ctx: &Ctx, args: &SyncOveragesArgs) -> CliResult {
             .base_url(&s.api_base)
             .build()
             .map_err(|e| CliError::usage(format!("invalid Stripe settings: {e}")))?;
-            sync(ctx, &metering, &driver, &pending).await
+            sync(ctx, &metering, &driver, args.limit, pending).await
         }
-        _ => sync(ctx, &metering, &NullBillingDriver, &pending).await,
+        _ => sync(ctx, &metering, &NullBillingDriver, args.limit, pending).await,
     }
 }
 
+/// Pending overages are read this many at a time (at most).
+const PAGE: u64 = 100;
+
+fn page_size(limit: u64) -> u64 {
+    limit.clamp(1, PAGE)
+}
+
+/// Syncs `first` and the pages after it until `limit` overages are synced, every pending
+/// one was tried, or a credentials error stops the run.
 async fn sync<D: BillingDriver>(
     ctx: &Ctx,
     metering: &Metering<CliStore>,
     driver: &D,
-    pending: &[OverageRecord],
+    limit: u64,
+    first: Vec<OverageRecord>,
 ) -> CliResult {
     let mut summary = Summary {
         driver: ctx.config.billing_driver.clone(),
-        pending: pending.len(),
         ..Summary::default()
     };
-    let bar = progress(u64::try_from(pending.len()).unwrap_or(u64::MAX), "Syncing");
-    for o in pending {
-        let (status, detail) = if summary.stopped_early {
-            (
-                "skipped",
-                "not attempted after a credentials error".to_owned(),
-            )
-        } else {
-            match report_overage_now(metering.store(), driver, o, metering.now()).await {
-                Ok(SyncOutcome::Synced(id)) => {
-                    summary.synced += 1;
-                    ("synced", id.to_string())
+    let bar = progress(first.len() as u64, "Syncing");
+    let mut tried: Vec<OverageRecord> = Vec::new();
+    let mut page = first;
+    'pages: loop {
+        let full = page.len() as u64 == page_size(limit);
+        let mut rows = page.into_iter();
+        while let Some(o) = rows.next() {
+            let attempted = attempt(metering, driver, &o, &mut summary).await;
+            summary.overages.push(attempted);
+            tried.push(o);
+            bar.inc(1);
+            if summary.stopped_early {
+                // The rest of the page read is listed, not attempted.
+                for o in rows.by_ref() {
+                    let detail = "not attempted after a credentials error".to_owned();
+                    summary.overages.push(row(&o, "skipped", detail));
+                    tried.push(o);
                 }
-                Ok(SyncOutcome::AlreadySynced) => {
-                    summary.already_synced += 1;
-                    ("already synced", String::new())
-                }
-                Ok(SyncOutcome::NotReported { reason }) => {
-                    summary.not_reported += 1;
-                    ("pending", reason)
-                }
-                Err(e) => {
-                    summary.failed += 1;
-                    summary.stopped_early = e.is_systemic();
-                    ("failed", e.to_string())
-                }
+                break 'pages;
             }
-        };
-        let ov = &o.overage;
-        summary.overages.push(Row {
-            id: o.id,
-            billable: ov.billable.to_string(),
-            tokens: ov.tokens,
-            amount: ov.amount.amount.to_string(),
-            currency: ov.amount.currency.to_string(),
-            status,
-            detail,
-        });
-        bar.inc(1);
+            if summary.synced == limit {
+                break 'pages;
+            }
+        }
+        if !full {
+            break;
+        }
+        page = metering
+            .store()
+            .pending_overages(tried.last(), page_size(limit))
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        bar.inc_length(page.len() as u64);
     }
     bar.finish_and_clear();
-    print(ctx, pending, &summary)?;
+    summary.pending = tried.len();
+    print(ctx, &tried, &summary)?;
 
     if summary.failed > 0 || summary.stopped_early {
         return Err(CliError::failure(format!(
@@ -155,6 +165,49 @@ async fn sync<D: BillingDriver>(
         )));
     }
     Ok(())
+}
+
+/// Reports one overage and counts the outcome in `summary`.
+async fn attempt<D: BillingDriver>(
+    metering: &Metering<CliStore>,
+    driver: &D,
+    o: &OverageRecord,
+    summary: &mut Summary,
+) -> Row {
+    let (status, detail) =
+        match report_overage_now(metering.store(), driver, o, metering.now()).await {
+            Ok(SyncOutcome::Synced(id)) => {
+                summary.synced += 1;
+                ("synced", id.to_string())
+            }
+            Ok(SyncOutcome::AlreadySynced) => {
+                summary.already_synced += 1;
+                ("already synced", String::new())
+            }
+            Ok(SyncOutcome::NotReported { reason }) => {
+                summary.not_reported += 1;
+                ("pending", reason)
+            }
+            Err(e) => {
+                summary.failed += 1;
+                summary.stopped_early = e.is_systemic();
+                ("failed", e.to_string())
+            }
+        };
+    row(o, status, detail)
+}
+
+fn row(o: &OverageRecord, status: &'static str, detail: String) -> Row {
+    let ov = &o.overage;
+    Row {
+        id: o.id,
+        billable: ov.billable.to_string(),
+        tokens: ov.tokens,
+        amount: ov.amount.amount.to_string(),
+        currency: ov.amount.currency.to_string(),
+        status,
+        detail,
+    }
 }
 
 fn print(ctx: &Ctx, pending: &[OverageRecord], summary: &Summary) -> CliResult {

@@ -146,7 +146,7 @@ async fn check_integrity(ctx: &Ctx, store: &super::CliStore, f: &mut Findings) -
         plans.len(),
         subs.len()
     ));
-    let pending = store.pending_overages(1).await?;
+    let pending = store.pending_overages(None, 1).await?;
     if !pending.is_empty() && ctx.config.billing_driver == "none" {
         f.warnings.push(
             "overages are pending but no billing driver is configured (billing.driver)".into(),

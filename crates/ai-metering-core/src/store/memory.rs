@@ -817,12 +817,18 @@ impl OverageStore for MemoryStore {
         Ok(record)
     }
 
-    async fn pending_overages(&self, limit: u64) -> StoreResult<Vec<OverageRecord>> {
+    async fn pending_overages(
+        &self,
+        after: Option<&OverageRecord>,
+        limit: u64,
+    ) -> StoreResult<Vec<OverageRecord>> {
         let s = self.lock();
+        let cursor = after.map(|o| (o.overage.created_at, o.id));
         let mut pending: Vec<&OverageRecord> = s
             .overages
             .values()
             .filter(|o| o.synced_at.is_none())
+            .filter(|o| cursor.is_none_or(|c| (o.overage.created_at, o.id) > c))
             .collect();
         pending.sort_by_key(|o| (o.overage.created_at, o.id));
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);

@@ -296,9 +296,12 @@ pub trait OverageStore: Send + Sync {
         overage: &NewOverage,
     ) -> impl Future<Output = StoreResult<OverageRecord>> + Send;
 
-    /// Unsynced overages, oldest first.
+    /// Up to `limit` unsynced overages, oldest first (by creation, then id), starting
+    /// after `after` when given: pass the last row of one page to read the next. Paging past
+    /// rows that keep failing to sync is what keeps them from holding back newer ones.
     fn pending_overages(
         &self,
+        after: Option<&OverageRecord>,
         limit: u64,
     ) -> impl Future<Output = StoreResult<Vec<OverageRecord>>> + Send;
 

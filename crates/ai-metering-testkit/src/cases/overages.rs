@@ -10,7 +10,7 @@ use crate::builders::{dec, entry, fresh_billable, fresh_name, instant, overage};
 /// Our pending overages, in the store's order (other cases and runs may have their own).
 async fn pending_of<S: Store>(store: &S, who: &Billable) -> Vec<OverageRecord> {
     store
-        .pending_overages(10_000)
+        .pending_overages(None, 10_000)
         .await
         .unwrap()
         .into_iter()
@@ -67,7 +67,7 @@ pub async fn pending_overages_oldest_first_and_synced_once<S: Store>(store: Arc<
     let oldest_first = vec![stored[1].clone(), stored[2].clone(), stored[0].clone()];
     assert_eq!(pending_of(&*store, &who).await, oldest_first);
     assert_eq!(
-        store.pending_overages(1).await.unwrap().len(),
+        store.pending_overages(None, 1).await.unwrap().len(),
         1,
         "the limit applies"
     );
@@ -103,4 +103,50 @@ pub async fn pending_overages_oldest_first_and_synced_once<S: Store>(store: Arc<
         );
     }
     assert!(pending_of(&*store, &who).await.is_empty());
+}
+
+/// Pending overages page by (creation, id) after a cursor row, ties included, so a caller
+/// can read on past rows that keep failing.
+pub async fn pending_overages_page_after_a_cursor<S: Store>(store: Arc<S>) {
+    // Instants long before any other case's, like the other pending-overage case.
+    let at = |d: u32| instant(1990, 3, d, 0, 0, 0);
+    let who = fresh_billable();
+    let mut stored = Vec::new();
+    // Two rows share an instant: the id orders them.
+    for created in [at(1), at(2), at(2), at(3)] {
+        let row = store
+            .insert_usage(&entry(&who, 10, dec("0.1"), at(1)))
+            .await
+            .unwrap();
+        let o = overage(&who, row.record.id, 10, "0.01", created);
+        stored.push(store.insert_overage(&o).await.unwrap());
+    }
+    let mine = |page: Vec<OverageRecord>| -> Vec<i64> {
+        page.into_iter()
+            .filter(|o| o.overage.billable == who)
+            .map(|o| o.id)
+            .collect()
+    };
+    let ids: Vec<i64> = stored.iter().map(|o| o.id).collect();
+    for (i, cursor) in stored.iter().enumerate() {
+        let after = store.pending_overages(Some(cursor), 10_000).await.unwrap();
+        assert_eq!(mine(after), ids[i + 1..].to_vec(), "after row {i}");
+    }
+    // Paging one row at a time from the first visits them all, in order, once.
+    let mut seen = vec![stored[0].id];
+    let mut last = stored[0].clone();
+    loop {
+        let page = store.pending_overages(Some(&last), 1).await.unwrap();
+        let Some(next) = page.into_iter().next() else {
+            break;
+        };
+        if next.overage.created_at > at(3) {
+            break; // past ours: other cases' rows
+        }
+        if next.overage.billable == who {
+            seen.push(next.id);
+        }
+        last = next;
+    }
+    assert_eq!(seen, ids);
 }

@@ -277,9 +277,13 @@ impl OverageStore for Shared {
         self.guard()?;
         self.inner.insert_overage(o).await
     }
-    async fn pending_overages(&self, limit: u64) -> StoreResult<Vec<OverageRecord>> {
+    async fn pending_overages(
+        &self,
+        after: Option<&OverageRecord>,
+        limit: u64,
+    ) -> StoreResult<Vec<OverageRecord>> {
         self.guard()?;
-        self.inner.pending_overages(limit).await
+        self.inner.pending_overages(after, limit).await
     }
     async fn mark_overage_synced(
         &self,
