@@ -47,7 +47,7 @@ pub fn app<S: Store>(store: Option<S>, options: &Options) -> Router {
         Some(store) => {
             let quota = QuotaLayer::new(Metering::new(store))
                 .cache_ttl(chrono::Duration::milliseconds(options.cache_ms))
-                .headers(options.headers);
+                .headers(options.headers.into());
             routes.route_layer(quota.clone()).route(
                 "/chat",
                 post(move |q: RemainingQuota<S>| chat(q, usage))

@@ -11,4 +11,4 @@ mod app;
 mod options;
 
 pub use app::{app, prepare};
-pub use options::{Options, StoreKind};
+pub use options::{Headers, Options, StoreKind};

@@ -7,6 +7,7 @@ use ai_metering_bench::{Options, StoreKind, app, prepare};
 use ai_metering_core::store::MemoryStore;
 use ai_metering_seaorm::SeaOrmStore;
 use axum::Router;
+use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,7 +21,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let options = Options::parse(std::env::args().skip(1))?;
+    let options = Options::parse();
     let router: Router = match options.store {
         StoreKind::Bare => app::<MemoryStore>(None, &options),
         StoreKind::Memory => {
@@ -31,7 +32,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         StoreKind::Sqlite | StoreKind::Postgres => {
             let url = options.url.as_deref().unwrap_or_default();
             let store = SeaOrmStore::connect(url).await?;
-            if options.setup {
+            if options.sets_up() {
                 store.migrate().await?;
                 prepare(&store, &options).await?;
             }
