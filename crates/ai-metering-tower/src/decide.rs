@@ -32,10 +32,21 @@ pub(crate) enum Decision<S> {
         rejection: QuotaRejection,
         /// The period, for the `w` of `RateLimit-Policy`, when known.
         period: Option<Period>,
+        /// The cached status that refused the request, whose headers are already formatted.
+        cached: Option<Arc<Checked>>,
     },
 }
 
 impl<S> Decision<S> {
+    /// A refusal without quota headers (anything but a 429).
+    fn refuse(rejection: QuotaRejection) -> Self {
+        Self::Reject {
+            rejection,
+            period: None,
+            cached: None,
+        }
+    }
+
     /// The label recorded in the tracing span.
     pub(crate) fn label(&self) -> &'static str {
         match self {
@@ -94,6 +105,7 @@ impl<S: Store> Settings<S> {
             let retry_after = status.check.reset_at.map(|at| seconds_until(now, at));
             return Ok(Decision::Reject {
                 period: status.entitlement.period,
+                cached: Some(Arc::clone(&checked)),
                 rejection: QuotaRejection::QuotaExceeded {
                     check: Box::new(status.check.clone()),
                     retry_after,
@@ -186,19 +198,17 @@ impl<S: Store> Settings<S> {
                 let retry_after = check.reset_at.map(|at| seconds_until(now, at));
                 Decision::Reject {
                     period: self.period_hint(&billable, now),
+                    cached: None,
                     rejection: QuotaRejection::QuotaExceeded { check, retry_after },
                 }
             }
             Err(Error::InsufficientCredits {
                 required,
                 available,
-            }) => Decision::Reject {
-                period: None,
-                rejection: QuotaRejection::InsufficientCredits {
-                    required,
-                    available,
-                },
-            },
+            }) => Decision::refuse(QuotaRejection::InsufficientCredits {
+                required,
+                available,
+            }),
             Err(error) => self.failed(error, billable, tenant),
         }
     }
@@ -222,10 +232,7 @@ impl<S: Store> Settings<S> {
     fn failed(&self, error: Error, billable: Billable, tenant: Option<Tenant>) -> Decision<S> {
         if let Error::NoSubscription { .. } = error {
             // A refusal, not a failed check: failing open must not let it through.
-            return Decision::Reject {
-                rejection: QuotaRejection::SubscriptionRequired,
-                period: None,
-            };
+            return Decision::refuse(QuotaRejection::SubscriptionRequired);
         }
         if self.fail_open {
             tracing::warn!(target: "ai_metering", %billable, %error, "quota check failed; letting the request through (fail open)");
@@ -236,28 +243,32 @@ impl<S: Store> Settings<S> {
             Error::Store(_) => QuotaRejection::Unavailable(error),
             other => QuotaRejection::Internal(other),
         };
-        Decision::Reject {
-            rejection,
-            period: None,
-        }
+        Decision::refuse(rejection)
     }
 
-    /// The response for a refused request, with `Retry-After` and the quota headers on 429.
+    /// The response for a refused request, with `Retry-After` and the quota headers on 429:
+    /// those of `cached` when a cached status refused it, else formatted from the check
+    /// and `period`.
     pub(crate) fn reject(
         &self,
         rejection: QuotaRejection,
         period: Option<Period>,
+        cached: Option<Arc<Checked>>,
     ) -> Response<Body> {
-        let check = match &rejection {
-            QuotaRejection::QuotaExceeded { check, .. } => Some(check.clone()),
+        let fresh;
+        let headers = match (&rejection, &cached) {
+            (QuotaRejection::QuotaExceeded { .. }, Some(checked)) => Some(&checked.headers),
+            (QuotaRejection::QuotaExceeded { check, .. }, None) => {
+                fresh = QuotaHeaders::new(check, period.as_ref(), self.currency());
+                Some(&fresh)
+            }
             _ => None,
         };
         let mut response = match &self.on_rejection {
             Some(handler) => handler(rejection),
             None => rejection.into_response(),
         };
-        if let Some(check) = check {
-            let headers = QuotaHeaders::new(&check, period.as_ref(), self.currency());
+        if let Some(headers) = headers {
             let now = self.metering.now();
             headers.write(self.headers, now, response.headers_mut());
             headers.write_retry_after(now, response.headers_mut());

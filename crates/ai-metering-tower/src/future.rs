@@ -110,9 +110,11 @@ where
                     .insert(RemainingQuota::new(Arc::clone(&ctx)));
                 Self::call(inner, request, Some(After { settings, ctx }), span)
             }
-            Decision::Reject { rejection, period } => {
-                Self::ready(settings.reject(rejection, period), span)
-            }
+            Decision::Reject {
+                rejection,
+                period,
+                cached,
+            } => Self::ready(settings.reject(rejection, period, cached), span),
         }
     }
 
@@ -174,8 +176,12 @@ where
                             // Taken only here, right before leaving this state.
                             _ => State::Ready { response: None },
                         },
-                        Decision::Reject { rejection, period } => State::Ready {
-                            response: Some(settings.reject(rejection, period)),
+                        Decision::Reject {
+                            rejection,
+                            period,
+                            cached,
+                        } => State::Ready {
+                            response: Some(settings.reject(rejection, period, cached)),
                         },
                     }
                 }

@@ -112,7 +112,7 @@ where
                 return ResponseFuture::call(inner, request, None, span);
             }
             span.record("decision", "no_billable");
-            let response = settings.reject(QuotaRejection::MissingBillable, None);
+            let response = settings.reject(QuotaRejection::MissingBillable, None, None);
             return ResponseFuture::ready(response, span);
         };
         span.record("billable", tracing::field::display(&billable));

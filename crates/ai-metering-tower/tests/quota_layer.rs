@@ -442,9 +442,9 @@ async fn checks_are_cached_until_a_local_write_or_the_ttl() {
 
 #[tokio::test]
 async fn a_cached_exhausted_billable_is_refused_without_the_store() {
-    let (metering, store, _clock) = metering();
+    let (metering, store, clock) = metering();
     subscribe(&store, &user(1), "basic", 1_000).await;
-    let router = app(QuotaLayer::new(metering));
+    let router = app(QuotaLayer::new(metering).cache_ttl(chrono::Duration::hours(1)));
     assert_eq!(
         router
             .clone()
@@ -456,9 +456,35 @@ async fn a_cached_exhausted_billable_is_refused_without_the_store() {
     );
     store.set_down(true);
     // The status read after the write says "exhausted"; the store is not needed to refuse.
-    let response = router.oneshot(req("/chat/1", Some(1))).await.unwrap();
+    let response = router
+        .clone()
+        .oneshot(req("/chat/1", Some(1)))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&response, "retry-after"), SECS_TO_RESET.to_string());
+    assert_eq!(header(&response, "x-remaining-tokens"), "0");
+    assert_eq!(header(&response, "x-usage-percentage"), "100");
+    assert_eq!(
+        header(&response, "ratelimit-policy"),
+        format!("\"tokens\";q=1000;w={JANUARY};ai-metering-unit=\"tokens\"")
+    );
+    assert_eq!(
+        header(&response, "ratelimit"),
+        format!("\"tokens\";r=0;t={SECS_TO_RESET}")
+    );
+    // Refused again from the cache a minute later: the clock-dependent values follow.
+    clock.advance(chrono::Duration::seconds(60));
+    let later = router.oneshot(req("/chat/1", Some(1))).await.unwrap();
+    assert_eq!(later.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&later, "retry-after"),
+        (SECS_TO_RESET - 60).to_string()
+    );
+    assert_eq!(
+        header(&later, "ratelimit"),
+        format!("\"tokens\";r=0;t={}", SECS_TO_RESET - 60)
+    );
 }
 
 #[tokio::test]
