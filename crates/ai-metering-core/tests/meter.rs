@@ -94,6 +94,31 @@ fn openai_body(prompt: u64, cached: u64, completion: u64) -> serde_json::Value {
     })
 }
 
+/// Calls the provider through a meter for `user()`, expecting a refusal before the call:
+/// returns the error, having checked that the provider never ran.
+async fn refused_before_the_call(
+    metering: &Metering<MemoryStore>,
+) -> MeterError<serde_json::Value, std::io::Error> {
+    let called = Arc::new(AtomicUsize::new(0));
+    let c = called.clone();
+    let err = metering
+        .meter()
+        .billable(user())
+        .provider("openai", "gpt-4o-mini")
+        .call(async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(openai_body(1, 0, 1))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        called.load(Ordering::SeqCst),
+        0,
+        "the provider must not be called"
+    );
+    err
+}
+
 fn drain(rx: &mut tokio::sync::broadcast::Receiver<MeterEvent>) -> Vec<MeterEvent> {
     let mut out = Vec::new();
     while let Ok(e) = rx.try_recv() {
@@ -162,24 +187,7 @@ async fn exhausted_limit_refuses_before_the_provider_runs() {
         .await
         .unwrap();
 
-    let called = Arc::new(AtomicUsize::new(0));
-    let c = called.clone();
-    let err = f
-        .metering
-        .meter()
-        .billable(user())
-        .provider("openai", "gpt-4o-mini")
-        .call(async move {
-            c.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>(openai_body(1, 0, 1))
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        called.load(Ordering::SeqCst),
-        0,
-        "the provider must not be called"
-    );
+    let err = refused_before_the_call(&f.metering).await;
     match err {
         MeterError::Metering(Error::LimitExceeded { check }) => {
             assert_eq!(check.exceeded, Some(LimitKind::Tokens));
@@ -727,23 +735,7 @@ async fn a_required_subscription_refuses_billables_without_one_before_the_call()
         .clock(ManualClock::new(jan(15)))
         .build();
 
-    let called = Arc::new(AtomicUsize::new(0));
-    let c = called.clone();
-    let err = metering
-        .meter()
-        .billable(user())
-        .provider("openai", "gpt-4o-mini")
-        .call(async move {
-            c.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>(openai_body(1, 0, 1))
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        called.load(Ordering::SeqCst),
-        0,
-        "the provider must not be called"
-    );
+    let err = refused_before_the_call(&metering).await;
     match err {
         MeterError::Metering(Error::NoSubscription { billable }) => assert_eq!(billable, user()),
         other => panic!("expected NoSubscription, got {other:?}"),
