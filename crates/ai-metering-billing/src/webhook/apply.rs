@@ -68,13 +68,7 @@ pub(crate) fn subscription_updated(
         stripe.cancel_at_period_end == Some(true) && stripe.current_period_end().is_none();
     match stripe.status.as_deref() {
         Some("canceled" | "incomplete_expired") => {
-            end_payment_failure(sub);
-            let end = stripe
-                .ended_at
-                .or(stripe.canceled_at)
-                .and_then(timestamp)
-                .unwrap_or(now);
-            sub.ends_at = Some(end_no_earlier_than_start(sub, end));
+            end_canceled(sub, stripe, now);
         }
         Some("active" | "trialing") => {
             // Paid up: a payment-failure grace is over; the end is Stripe's schedule.
@@ -107,6 +101,18 @@ pub(crate) fn subscription_deleted(
     stripe: &StripeSubscription,
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
+    let end = end_canceled(sub, stripe, now);
+    sub.renews_at = None;
+    end
+}
+
+/// Ends `sub` as Stripe canceled it: at `ended_at`, else `canceled_at`, else `now`, never
+/// before its start; a payment-failure episode ends with it. Returns the end applied.
+fn end_canceled(
+    sub: &mut Subscription,
+    stripe: &StripeSubscription,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
     end_payment_failure(sub);
     let end = stripe
         .ended_at
@@ -115,7 +121,6 @@ pub(crate) fn subscription_deleted(
         .unwrap_or(now);
     let end = end_no_earlier_than_start(sub, end);
     sub.ends_at = Some(end);
-    sub.renews_at = None;
     end
 }
 
