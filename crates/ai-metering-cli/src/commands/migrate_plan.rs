@@ -6,7 +6,8 @@
 //! in the current period counts against the new plan's limits.
 
 use ai_metering_core::events::MeterEvent;
-use ai_metering_core::store::{PlanStore, SubscriptionStore};
+use ai_metering_core::plan::Subscription;
+use ai_metering_core::store::{PlanStore, SubscriptionId, SubscriptionStore};
 use serde_json::json;
 
 use super::Ctx;
@@ -30,7 +31,7 @@ pub async fn run(ctx: &Ctx, args: &MigratePlanArgs) -> CliResult {
         return Err(CliError::failure(format!("Plan '{from}' not found.")));
     }
     let now = metering.now();
-    let (id, mut subscription) = store
+    let (id, subscription) = store
         .current_subscription(billable, now)
         .await?
         .ok_or_else(|| {
@@ -73,20 +74,7 @@ pub async fn run(ctx: &Ctx, args: &MigratePlanArgs) -> CliResult {
         ctx.out.line("Plan migration cancelled.");
         return Ok(());
     }
-    let before = subscription.clone();
-    subscription.previous_plan = current.clone();
-    subscription.plan = Some(target.slug.clone());
-    // Only over what was shown: a webhook (say, a cancellation) may have changed the
-    // subscription while the question was open.
-    if !store
-        .replace_subscription(id, &before, &subscription)
-        .await?
-    {
-        return Err(CliError::failure(format!(
-            "The subscription of {billable} changed while the migration was being confirmed; \
-             nothing was written. Run the command again."
-        )));
-    }
+    move_to_plan(store, id, &subscription, &target.slug).await?;
     metering.emit(MeterEvent::PlanChanged {
         billable: billable.clone(),
         from: current.clone(),
@@ -106,4 +94,65 @@ pub async fn run(ctx: &Ctx, args: &MigratePlanArgs) -> CliResult {
         target.slug
     ));
     Ok(())
+}
+
+/// Moves subscription `id` to plan `to`, only if it is still `shown`: a webhook (say, a
+/// cancellation) may have changed it while the question was open, and overwriting the
+/// whole row would undo that change.
+async fn move_to_plan<S: SubscriptionStore>(
+    store: &S,
+    id: SubscriptionId,
+    shown: &Subscription,
+    to: &str,
+) -> CliResult<()> {
+    let mut moved = shown.clone();
+    moved.previous_plan = shown.plan.clone();
+    moved.plan = Some(to.to_owned());
+    if store.replace_subscription(id, shown, &moved).await? {
+        return Ok(());
+    }
+    Err(CliError::failure(format!(
+        "The subscription of {} changed while the migration was being confirmed; \
+         nothing was written. Run the command again.",
+        shown.billable
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai_metering_core::Billable;
+    use ai_metering_core::store::MemoryStore;
+    use chrono::{TimeZone, Utc};
+
+    #[tokio::test]
+    async fn a_subscription_changed_meanwhile_is_not_overwritten() {
+        let store = MemoryStore::new();
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let shown = Subscription::new(Billable::new("user", 1), "basic", start);
+        let id = store.insert_subscription(&shown).await.unwrap();
+        // A webhook ends the subscription while the operator reads the question.
+        let cancelled = shown.clone().ending_at(start + chrono::Duration::days(3));
+        store.update_subscription(id, &cancelled).await.unwrap();
+
+        let err = move_to_plan(&store, id, &shown, "pro").await.unwrap_err();
+        assert!(err.to_string().contains("changed while"), "{err}");
+        let stored = store.subscriptions(&shown.billable).await.unwrap();
+        assert_eq!(
+            stored,
+            vec![(id, cancelled.clone())],
+            "the cancellation stands"
+        );
+
+        // Shown the current state, the move goes through and records the previous plan.
+        move_to_plan(&store, id, &cancelled, "pro").await.unwrap();
+        let (_, moved) = store
+            .subscriptions(&shown.billable)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(moved.plan.as_deref(), Some("pro"));
+        assert_eq!(moved.previous_plan.as_deref(), Some("basic"));
+        assert_eq!(moved.ends_at, cancelled.ends_at);
+    }
 }
