@@ -1,7 +1,7 @@
 //! The Stripe webhook route over HTTP, against MemoryStore.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ai_metering_billing::webhook::{MemoryEventLog, StripeWebhook, WebhookConfig, webhook_router};
@@ -436,9 +436,12 @@ async fn unhandled_types_are_acknowledged_and_bad_json_is_refused() {
 struct Flaky {
     inner: MemoryStore,
     failing: AtomicBool,
-    /// When set, the next `replace_subscription` is preceded by another instance's write
-    /// to the same subscription (its `meta` gains `"changed_elsewhere": true`).
-    race: AtomicBool,
+    /// How many of the next `replace_subscription` calls are each preceded by another
+    /// instance's write to the same subscription (its `meta["changed_elsewhere"]` counts
+    /// these writes).
+    races: AtomicUsize,
+    /// The writes staged so far.
+    staged: AtomicUsize,
 }
 
 impl Flaky {
@@ -468,9 +471,14 @@ impl SubscriptionStore for Flaky {
         new: &Subscription,
     ) -> StoreResult<bool> {
         self.fail()?;
-        if self.race.swap(false, Ordering::SeqCst) {
+        let race = self
+            .races
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if race {
+            let n = self.staged.fetch_add(1, Ordering::SeqCst) + 1;
             let mut theirs = expected.clone();
-            theirs.meta.insert("changed_elsewhere".into(), json!(true));
+            theirs.meta.insert("changed_elsewhere".into(), json!(n));
             self.inner.update_subscription(id, &theirs).await?;
         }
         self.inner.replace_subscription(id, expected, new).await
@@ -509,11 +517,12 @@ impl SubscriptionStore for Flaky {
 
 /// A [`Flaky`] store holding team:acme's subscription linked to `sub_1`, the webhook served
 /// over it, and the webhook's URL.
-async fn flaky(failing: bool, race: bool) -> (Arc<Flaky>, Billable, String) {
+async fn flaky(failing: bool, races: usize) -> (Arc<Flaky>, Billable, String) {
     let store = Arc::new(Flaky {
         inner: MemoryStore::new(),
         failing: AtomicBool::new(failing),
-        race: AtomicBool::new(race),
+        races: AtomicUsize::new(races),
+        staged: AtomicUsize::new(0),
     });
     let acme = Billable::new("team", "acme");
     let mut sub = Subscription::new(acme.clone(), "pro", t0() - Duration::days(3));
@@ -527,7 +536,7 @@ async fn flaky(failing: bool, race: bool) -> (Arc<Flaky>, Billable, String) {
 
 #[tokio::test]
 async fn a_store_failure_answers_500_and_stripes_retry_is_applied() {
-    let (store, acme, url) = flaky(true, false).await;
+    let (store, acme, url) = flaky(true, 0).await;
     let body = event(
         "evt_1",
         "customer.subscription.deleted",
@@ -552,7 +561,7 @@ async fn a_store_failure_answers_500_and_stripes_retry_is_applied() {
 
 #[tokio::test]
 async fn a_write_from_another_instance_in_between_is_kept_not_overwritten() {
-    let (store, acme, url) = flaky(false, true).await;
+    let (store, acme, url) = flaky(false, 1).await;
     let body = event(
         "evt_race",
         "invoice.payment_failed",
@@ -562,14 +571,51 @@ async fn a_write_from_another_instance_in_between_is_kept_not_overwritten() {
     let (status, reply) = post(&url, Some(sign(t0().timestamp(), &body, SECRET)), &body).await;
     assert_eq!((status, reply["outcome"].as_str()), (200, Some("applied")));
 
-    assert!(!store.race.load(Ordering::SeqCst), "the race was staged");
+    assert_eq!(
+        store.staged.load(Ordering::SeqCst),
+        1,
+        "the race was staged"
+    );
     let (_, stored) = store.subscriptions(&acme).await.unwrap().remove(0);
     assert_eq!(
         stored.meta.get("changed_elsewhere"),
-        Some(&json!(true)),
+        Some(&json!(1)),
         "the other instance's write was undone"
     );
     assert_eq!(stored.grace_ends_at, Some(t0() + Duration::days(7)));
+}
+
+#[tokio::test]
+async fn a_subscription_that_keeps_changing_answers_500_for_stripe_to_retry() {
+    let (store, acme, url) = flaky(false, usize::MAX).await;
+    let body = event(
+        "evt_busy",
+        "invoice.payment_failed",
+        t0(),
+        failed_invoice("in_1"),
+    );
+    let signature = sign(t0().timestamp(), &body, SECRET);
+    let (status, reply) = post(&url, Some(signature.clone()), &body).await;
+    assert_eq!(status, 500);
+    assert_eq!(reply["error"], "internal error");
+    assert_eq!(
+        store.staged.load(Ordering::SeqCst),
+        8,
+        "a bounded number of attempts"
+    );
+    let (_, stored) = store.subscriptions(&acme).await.unwrap().remove(0);
+    assert_eq!(
+        stored.grace_ends_at, None,
+        "nothing of the event was written"
+    );
+
+    // Stripe's retry, once the subscription is quiet, applies the event.
+    store.races.store(0, Ordering::SeqCst);
+    let (status, reply) = post(&url, Some(signature), &body).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("applied")));
+    let (_, stored) = store.subscriptions(&acme).await.unwrap().remove(0);
+    assert_eq!(stored.grace_ends_at, Some(t0() + Duration::days(7)));
+    assert_eq!(stored.meta.get("changed_elsewhere"), Some(&json!(8)));
 }
 
 #[tokio::test]
