@@ -47,7 +47,7 @@ pub struct SyncReport {
     /// Overages that failed (still pending); details in `errors`.
     pub failed: u64,
     /// Overages left pending without an error: the driver reported nothing, another sync
-    /// marked them first, or the run stopped early before reaching them.
+    /// marked them first, or the run stopped early after reading them.
     pub skipped: u64,
     /// Each failure, in the order met.
     pub errors: Vec<SyncFailure>,
