@@ -11,9 +11,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ai_metering_core::period::Period;
-use ai_metering_core::pricing::CostBreakdown;
 use ai_metering_core::store::UsageEntry;
-use ai_metering_core::{Billable, Currency, TokenCounts, TokenUsage};
+use ai_metering_core::{Billable, TokenCounts, TokenUsage};
 use ai_metering_seaorm::SeaOrmStore;
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -120,21 +119,6 @@ pub fn march() -> Period {
     }
 }
 
-/// A cost of `total` (all of it input cost) in USD.
-pub fn cost(total: Decimal) -> CostBreakdown {
-    CostBreakdown {
-        input: total,
-        cached_input: Decimal::ZERO,
-        cache_write: Decimal::ZERO,
-        output: Decimal::ZERO,
-        reasoning: Decimal::ZERO,
-        total,
-        currency: Currency::USD,
-        priced: true,
-        catalog_version: "test-1".into(),
-    }
-}
-
 /// An OpenAI call of `input` + `output` tokens costing `total`, at `when`.
 pub fn entry(
     billable: &Billable,
@@ -156,7 +140,7 @@ pub fn entry(
             ..TokenCounts::default()
         })
         .unwrap(),
-        cost: cost(total),
+        cost: ai_metering_testkit::builders::cost(total),
         metadata: serde_json::Map::new(),
         idempotency_key: None,
         occurred_at: when,
