@@ -65,6 +65,7 @@ mod m20250601_000003_counters_and_reservations;
 mod m20250601_000004_credits;
 mod m20250601_000005_overages_and_aggregates;
 mod m20250601_000006_webhook_events;
+mod m20261205_000007_reservation_claims;
 
 pub use sea_orm_migration::prelude::*;
 
@@ -81,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250601_000004_credits::Migration),
             Box::new(m20250601_000005_overages_and_aggregates::Migration),
             Box::new(m20250601_000006_webhook_events::Migration),
+            Box::new(m20261205_000007_reservation_claims::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::pricing::PriceCatalog;
 use ai_metering_core::store::{
-    CounterStore, MemoryStore, ReserveOutcome, ReserveRequest, UsageEntry,
+    CounterStore, MemoryStore, ReserveOutcome, ReserveRequest, Settlement, UsageEntry,
 };
 use ai_metering_core::{Billable, Period, TokenUsage};
 use chrono::{Duration, TimeZone, Utc};
@@ -30,18 +30,18 @@ fn bench(c: &mut Criterion) {
     let cost = PriceCatalog::builtin()
         .cost("openai", "gpt-4o-mini", &usage)
         .expect("a priced model");
-    let request = ReserveRequest {
-        billable: billable.clone(),
+    let request = ReserveRequest::new(
+        billable.clone(),
         period,
         // Never refused within a run: the bench measures the accepting path.
-        limits: Limits {
+        Limits {
             tokens: Some(u64::MAX / 4),
             cost: None,
         },
-        amount: UsageTotals::new(2_000, Decimal::ZERO),
+        UsageTotals::new(2_000, Decimal::ZERO),
         now,
-        expires_at: now + Duration::minutes(5),
-    };
+        now + Duration::minutes(5),
+    );
     let entry = UsageEntry {
         billable,
         user_id: None,
@@ -65,7 +65,14 @@ fn bench(c: &mut Criterion) {
                 else {
                     panic!("refused: the limit is effectively unlimited");
                 };
-                store.settle(id, &entry).await.expect("settle")
+                let settlement = Settlement {
+                    reservation: id,
+                    entry: entry.clone(),
+                    period,
+                    overage: None,
+                    debit_credits: false,
+                };
+                store.settle(&settlement).await.expect("settle")
             })
         })
     });

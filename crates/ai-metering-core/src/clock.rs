@@ -10,6 +10,13 @@ use chrono::{DateTime, Duration, Utc};
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// True when this clock moves with real time (the default). `Metering` runs its
+    /// background sweeper only on such a clock: a test that moves time by hand sweeps with
+    /// `Metering::sweep` when it wants to.
+    fn follows_real_time(&self) -> bool {
+        true
+    }
 }
 
 /// The system's wall clock.
@@ -56,5 +63,9 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn follows_real_time(&self) -> bool {
+        false
     }
 }

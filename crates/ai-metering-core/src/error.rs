@@ -115,6 +115,28 @@ pub enum Error {
         billable: crate::Billable,
     },
 
+    /// A call with this idempotency key is in flight: this one was refused before reaching
+    /// the provider, so the provider runs once per key. Retry once the first call is done;
+    /// a recorded key then returns its stored row. The tower layer's problem mapping
+    /// answers it with 409 Conflict.
+    #[error("a call with idempotency key {key:?} is already in flight")]
+    IdempotencyKeyInFlight {
+        /// The key.
+        key: String,
+    },
+
+    /// The call could not be estimated (no estimate, no request with an output cap, no
+    /// earlier call of this feature and model), and another unestimated call of this
+    /// billable is in flight: at most one is, so that concurrent calls cannot overshoot a
+    /// limit or a wallet by more than one call. Give an estimate, or retry shortly (429).
+    #[error(
+        "another call of {billable} without a usage estimate is in flight; give an estimate (or max_tokens), or retry when it ends"
+    )]
+    CallInFlight {
+        /// The billable.
+        billable: crate::Billable,
+    },
+
     /// A subscription names a plan the store does not have.
     #[error("plan `{0}` does not exist")]
     UnknownPlan(String),

@@ -5,7 +5,9 @@
 //! - [`Money`] and [`pricing::PriceCatalog`]: exact prices and costs with `rust_decimal`;
 //! - [`period`]: daily, weekly, monthly, yearly and rolling periods in any time zone;
 //! - [`plan`]: plans, subscriptions and limit overrides;
-//! - [`limit`]: the pure limit evaluation behind every quota decision;
+//! - [`limit`]: the pure limit evaluation behind every quota decision, and [`overage`]: the
+//!   pure computation of what a call costs beyond a limit;
+//! - [`estimate`]: a call's usage estimated from its request before it is made;
 //! - [`validate`]: feature names and metadata;
 //! - [`exchange`]: currency conversion from a configured [`RateTable`];
 //! - [`grants`]: credit grants and their burn-down order;
@@ -50,6 +52,7 @@ mod money;
 mod usage;
 
 pub mod clock;
+pub mod estimate;
 pub mod events;
 pub mod exchange;
 pub mod grants;
@@ -57,6 +60,7 @@ mod meter;
 mod metering;
 
 pub mod limit;
+pub mod overage;
 pub mod period;
 pub mod plan;
 pub mod pricing;
@@ -68,8 +72,10 @@ pub use billable::{Billable, Tenant};
 pub use error::{Error, Result};
 pub use exchange::RateTable;
 pub use limit::{LimitCheck, LimitKind, Limits, UsageTotals};
-pub use meter::{Meter, MeterError, Metered, RecordOutcome, Reservation};
-pub use metering::{Entitlement, Metering, MeteringBuilder, MeteringConfig, QuotaStatus};
+pub use meter::{Meter, MeterError, Metered, RecordOutcome, Reservation, StreamMeter};
+pub use metering::{
+    Entitlement, Metering, MeteringBuilder, MeteringConfig, QuotaStatus, SweepReport,
+};
 pub use money::{Currency, Money};
 pub use period::{Period, PeriodSpec};
 pub use pricing::{CostBreakdown, PriceCatalog};

@@ -32,6 +32,12 @@ pub struct MeteringConfig {
     pub overdraft: Overdraft,
     /// How long a reservation counts if it is neither settled nor released (default 10 min).
     pub reservation_ttl: Duration,
+    /// How often the background sweeper drops expired reservations and credit holds
+    /// (default every minute; `None`: never, sweep with [`Metering::sweep`]). The sweeper is
+    /// a tokio task started by the first reservation, on a clock that
+    /// [follows real time](crate::clock::Clock::follows_real_time) only, and it stops when
+    /// the last clone of the `Metering` is dropped.
+    pub sweep_interval: Option<std::time::Duration>,
     /// Refuse billables without an active subscription with [`Error::NoSubscription`]
     /// (default false: they are metered without limits, as in the original). The
     /// `QuotaLayer` answers such requests with 403.
@@ -47,8 +53,25 @@ impl Default for MeteringConfig {
             overage_policy: OveragePolicy::Block,
             overdraft: Overdraft::Disallowed,
             reservation_ttl: Duration::minutes(10),
+            sweep_interval: Some(std::time::Duration::from_secs(60)),
             require_subscription: false,
         }
+    }
+}
+
+/// What [`Metering::sweep`] dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Expired reservations dropped (with their credit holds).
+    pub reservations: u64,
+    /// Expired credit holds dropped on their own.
+    pub holds: u64,
+}
+
+impl SweepReport {
+    /// Reservations and holds together.
+    pub fn total(&self) -> u64 {
+        self.reservations.saturating_add(self.holds)
     }
 }
 
@@ -84,6 +107,7 @@ pub(crate) struct Inner<S> {
     pub(crate) config: MeteringConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: Events,
+    pub(crate) sweeper: std::sync::Once,
 }
 
 /// The shared metering service: cheap to clone (an `Arc` inside), generic over the store.
@@ -162,6 +186,66 @@ impl<S: Store> Metering<S> {
     /// A fresh [`Meter`] builder for one call.
     pub fn meter(&self) -> Meter<S> {
         Meter::new(self.clone())
+    }
+
+    /// Drops the reservations and credit holds that expired by now (calls that never came
+    /// back), giving their amounts back. The background sweeper (see
+    /// [`MeteringConfig::sweep_interval`]) calls this; so can an app or a test.
+    ///
+    /// ```
+    /// use ai_metering_core::{Metering, store::MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let report = Metering::new(MemoryStore::new()).sweep().await.unwrap();
+    /// assert_eq!(report.total(), 0);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails.
+    pub async fn sweep(&self) -> Result<SweepReport> {
+        let now = self.now();
+        let store = self.store();
+        Ok(SweepReport {
+            reservations: store.expire_reservations(now).await?,
+            holds: store.expire_credit_holds(now).await?,
+        })
+    }
+
+    /// Starts the background sweeper once, if configured and possible (see
+    /// [`MeteringConfig::sweep_interval`]).
+    pub(crate) fn ensure_sweeper(&self) {
+        let Some(every) = self.inner.config.sweep_interval else {
+            return;
+        };
+        if !self.inner.clock.follows_real_time() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.inner.sweeper.call_once(|| {
+            let weak = Arc::downgrade(&self.inner);
+            runtime.spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks.tick().await; // the first tick is immediate
+                loop {
+                    ticks.tick().await;
+                    // Ends with the last Metering: the task holds no strong reference.
+                    let Some(inner) = weak.upgrade() else { return };
+                    let metering = Metering { inner };
+                    match metering.sweep().await {
+                        Ok(report) if report.total() > 0 => {
+                            tracing::info!(target: "ai_metering", reservations = report.reservations, holds = report.holds, "swept expired reservations and credit holds");
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(target: "ai_metering", %error, "could not sweep expired reservations; trying again later");
+                        }
+                    }
+                }
+            });
+        });
     }
 
     /// Emits an event to `tracing` and every registered sink.
@@ -387,6 +471,7 @@ impl<S: Store> MeteringBuilder<S> {
                 config: self.config,
                 clock: self.clock,
                 events: self.events,
+                sweeper: std::sync::Once::new(),
             }),
         }
     }

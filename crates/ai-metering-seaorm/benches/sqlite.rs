@@ -9,7 +9,7 @@ use ai_metering_core::Billable;
 use ai_metering_core::store::{CounterStore, ReserveOutcome, UsageEntry, UsageStore};
 use ai_metering_seaorm::SeaOrmStore;
 use ai_metering_testkit::builders::{
-    dec, entry, hour, month, reserve_request, token_limit, totals,
+    dec, entry, hour, month, reserve_request, settlement, token_limit, totals,
 };
 use chrono::{DurationRound, TimeDelta, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -134,7 +134,7 @@ fn reserve_settle(c: &mut Criterion) {
                 else {
                     panic!("refused: the limit is effectively unlimited");
                 };
-                store.settle(id, &row).await.expect("settle")
+                store.settle(&settlement(id, &row)).await.expect("settle")
             })
         })
     });

@@ -7,27 +7,34 @@
 //! the live ones, evaluates the limits with [`evaluate`], and inserts the reservation only if
 //! it fits.
 
-use ai_metering_core::Billable;
 use ai_metering_core::limit::{Thresholds, UsageTotals, evaluate};
+use ai_metering_core::overage::overage;
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
-    CounterStore, PeriodUsage, Recorded, ReservationId, ReserveOutcome, ReserveRequest,
-    StoreResult, UsageEntry, UsageFilter,
+    CounterStore, CreditTransaction, Direction, HoldId, NewOverage, PeriodUsage, Recorded,
+    ReservationId, ReserveOutcome, ReserveRequest, Settled, Settlement, StoreResult, UsageEntry,
+    UsageFilter,
 };
+use ai_metering_core::{Billable, Currency, Money};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, Select, TransactionTrait,
 };
 
 use crate::codec::{instant, invalid, money_from_text, money_text, to_i64, to_u64};
+use crate::credits::{
+    balance_of, hold_in, ledger, release_hold_in, set_wallet, take_hold, wallet_for_update,
+};
 use crate::entity::{period_counter, reservation, threshold_claim};
 use crate::error::db_err;
 use crate::filter::condition;
+use crate::overages::insert_overage_in;
 use crate::store::SeaOrmStore;
 use crate::sums::grouped_sums;
-use crate::usage::insert_usage_in;
+use crate::usage::{find_by_key, insert_usage_in};
 
 impl CounterStore for SeaOrmStore {
     async fn reserve(&self, req: &ReserveRequest) -> StoreResult<ReserveOutcome> {
@@ -35,17 +42,62 @@ impl CounterStore for SeaOrmStore {
         if req.amount.cost.is_sign_negative() {
             return Err(invalid("a reservation's cost must not be negative"));
         }
-        let txn = self.begin_for([&req.billable]).await?;
-        let counter = counter_for_update(&txn, &req.billable, &req.period).await?;
-        reservation::Entity::delete_many()
-            .filter(reservation::Column::CounterId.eq(counter.id))
-            .filter(reservation::Column::ExpiresAt.lte(instant(req.now)))
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
+        let billable = &req.billable;
+        let txn = self.begin_for([billable]).await?;
+        self.step("expiring reservations")?;
+        expire_in(&txn, Some(billable), req.now).await?;
+
+        self.step("checking the idempotency key")?;
+        if let Some(key) = &req.idempotency_key {
+            if let Some(record) = find_by_key(&txn, billable, key).await? {
+                txn.commit().await.map_err(db_err)?;
+                return Ok(ReserveOutcome::AlreadyRecorded(Box::new(record)));
+            }
+            let claimed = of_billable(billable)
+                .filter(reservation::Column::IdempotencyKey.eq(key.as_str()))
+                .filter(others(req.replaces))
+                .one(&txn)
+                .await
+                .map_err(db_err)?;
+            if claimed.is_some() {
+                txn.commit().await.map_err(db_err)?;
+                return Ok(ReserveOutcome::KeyInFlight);
+            }
+        }
+        if req.exclusive {
+            let busy = of_billable(billable)
+                .filter(reservation::Column::Exclusive.eq(true))
+                .filter(others(req.replaces))
+                .one(&txn)
+                .await
+                .map_err(db_err)?;
+            if busy.is_some() {
+                txn.commit().await.map_err(db_err)?;
+                return Ok(ReserveOutcome::Busy);
+            }
+        }
+
+        self.step("reading the counter")?;
+        let counter = counter_for_update(&txn, billable, &req.period).await?;
+        let replaced = match req.replaces {
+            Some(id) => of_billable(billable)
+                .filter(reservation::Column::Id.eq(id.0))
+                .one(&txn)
+                .await
+                .map_err(db_err)?,
+            None => None,
+        };
+        let mut reserved = reserved_of(&txn, counter.id, None).await?;
+        if let Some(r) = replaced.as_ref().filter(|r| r.counter_id == counter.id) {
+            let amount = amount_of(r)?;
+            reserved = UsageTotals::new(
+                reserved.tokens.saturating_sub(amount.tokens),
+                (reserved.cost - amount.cost).max(Decimal::ZERO),
+            );
+        }
         let usage = PeriodUsage {
             recorded: recorded_of(&counter)?,
-            reserved: reserved_of(&txn, counter.id, None).await?,
+            reserved,
         };
         let check = evaluate(
             &req.limits,
@@ -59,14 +111,45 @@ impl CounterStore for SeaOrmStore {
             txn.commit().await.map_err(db_err)?;
             return Ok(ReserveOutcome::Rejected { exceeded, usage });
         }
+
+        let mut hold_id = None;
+        if let Some(hold) = &req.hold {
+            self.step("checking the wallet")?;
+            let wallet = wallet_for_update(&txn, billable, hold.amount.currency).await?;
+            let mut available = balance_of(&wallet)?.available();
+            if let Some(h) = replaced.as_ref().and_then(|r| r.hold_id) {
+                available += held_amount(&txn, h, hold.amount.currency).await?;
+            }
+            if !hold.permits(available) {
+                txn.rollback().await.map_err(db_err)?;
+                return Ok(ReserveOutcome::InsufficientCredits { available });
+            }
+            if let Some(r) = &replaced {
+                self.step("dropping the replaced reservation")?;
+                drop_reservation_in(&txn, r).await?;
+            }
+            if hold.amount.amount > Decimal::ZERO {
+                self.step("holding credits")?;
+                let wallet = wallet_for_update(&txn, billable, hold.amount.currency).await?;
+                hold_id = Some(hold_in(&txn, &wallet, hold.amount, req.expires_at).await?);
+            }
+        } else if let Some(r) = &replaced {
+            self.step("dropping the replaced reservation")?;
+            drop_reservation_in(&txn, r).await?;
+        }
+
+        self.step("inserting the reservation")?;
         let row = reservation::ActiveModel {
             counter_id: Set(counter.id),
-            billable_type: Set(req.billable.kind.clone()),
-            billable_id: Set(req.billable.id.clone()),
+            billable_type: Set(billable.kind.clone()),
+            billable_id: Set(billable.id.clone()),
             tokens: Set(tokens),
             cost: Set(money_text(req.amount.cost)),
             created_at: Set(instant(req.now)),
             expires_at: Set(instant(req.expires_at)),
+            hold_id: Set(hold_id),
+            idempotency_key: Set(req.idempotency_key.clone()),
+            exclusive: Set(req.exclusive),
             ..Default::default()
         };
         let id = reservation::Entity::insert(row)
@@ -74,6 +157,7 @@ impl CounterStore for SeaOrmStore {
             .await
             .map_err(db_err)?
             .last_insert_id;
+        self.step("committing the reservation")?;
         txn.commit().await.map_err(db_err)?;
         let reserved = usage
             .reserved
@@ -81,36 +165,162 @@ impl CounterStore for SeaOrmStore {
             .map_err(|e| invalid(e.to_string()))?;
         Ok(ReserveOutcome::Reserved {
             id: ReservationId(id),
+            hold: hold_id.map(HoldId),
             usage: PeriodUsage { reserved, ..usage },
         })
     }
 
-    async fn settle(&self, id: ReservationId, entry: &UsageEntry) -> StoreResult<Recorded> {
-        let txn = self.begin_for([&entry.billable]).await?;
-        reservation::Entity::delete_by_id(id.0)
-            .exec(&txn)
+    async fn settle(&self, settlement: &Settlement) -> StoreResult<Settled> {
+        let entry = &settlement.entry;
+        let billable = &entry.billable;
+        let period = &settlement.period;
+        let cost = Money::new(entry.cost.total, entry.cost.currency);
+        if cost.amount.is_sign_negative() {
+            return Err(invalid(format!(
+                "a usage cost cannot be negative, got {cost}"
+            )));
+        }
+        let txn = self.begin_for([billable]).await?;
+        self.step("reading the reservation")?;
+        let reserved = reservation::Entity::find_by_id(settlement.reservation.0)
+            .one(&txn)
             .await
-            .map_err(db_err)?;
+            .map_err(db_err)?
+            .filter(|r| r.billable_type == billable.kind && r.billable_id == billable.id);
+
+        if let Some(key) = &entry.idempotency_key
+            && let Some(record) = find_by_key(&txn, billable, key).await?
+        {
+            // Recorded before (a retry): only the reservation goes.
+            if let Some(r) = &reserved {
+                drop_reservation_in(&txn, r).await?;
+            }
+            let usage = usage_in(&txn, billable, period, entry.occurred_at).await?;
+            txn.commit().await.map_err(db_err)?;
+            return Ok(Settled {
+                recorded: Recorded {
+                    record,
+                    created: false,
+                },
+                usage,
+                debit: None,
+                overage: None,
+            });
+        }
+
+        self.step("dropping the reservation")?;
+        let hold = match &reserved {
+            Some(r) => {
+                reservation::Entity::delete_by_id(r.id)
+                    .exec(&txn)
+                    .await
+                    .map_err(db_err)?;
+                match r.hold_id {
+                    Some(h) => take_hold(&txn, HoldId(h)).await?,
+                    None => None,
+                }
+            }
+            None => None,
+        };
+
+        self.step("reading the period's totals")?;
+        let counter = counter_for_update(&txn, billable, period).await?;
+        let before = recorded_of(&counter)?;
+
+        self.step("inserting the usage row")?;
         let recorded = insert_usage_in(&txn, entry).await?;
+
+        let overage = match &settlement.overage {
+            Some(rule) if period.start <= entry.occurred_at && entry.occurred_at < period.end => {
+                overage(rule, before, entry.totals()).map_err(|e| invalid(e.to_string()))?
+            }
+            _ => None,
+        };
+        let overage = match overage {
+            Some(o) => {
+                self.step("inserting the overage")?;
+                Some(
+                    insert_overage_in(
+                        &txn,
+                        &NewOverage {
+                            billable: billable.clone(),
+                            usage_id: recorded.record.id,
+                            period: *period,
+                            tokens: o.tokens,
+                            amount: Money::new(o.amount, cost.currency),
+                            created_at: entry.occurred_at,
+                        },
+                    )
+                    .await?,
+                )
+            }
+            None => None,
+        };
+
+        let debit = settlement.debit_credits && cost.amount > Decimal::ZERO;
+        let debit = if debit || hold.is_some() {
+            self.step("capturing the credit hold")?;
+            capture(&txn, billable, cost, debit, hold, entry.occurred_at).await?
+        } else {
+            None
+        };
+
+        let usage = usage_in(&txn, billable, period, entry.occurred_at).await?;
+        self.step("committing the settlement")?;
         txn.commit().await.map_err(db_err)?;
-        Ok(recorded)
+        Ok(Settled {
+            recorded,
+            usage,
+            debit,
+            overage,
+        })
     }
 
     async fn release(&self, id: ReservationId) -> StoreResult<bool> {
-        let result = reservation::Entity::delete_by_id(id.0)
-            .exec(self.connection())
+        let Some(owner) = reservation::Entity::find_by_id(id.0)
+            .one(self.connection())
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(false);
+        };
+        let billable = Billable::new(owner.billable_type, owner.billable_id);
+        let txn = self.begin_for([&billable]).await?;
+        let reserved = reservation::Entity::find_by_id(id.0)
+            .one(&txn)
             .await
             .map_err(db_err)?;
-        Ok(result.rows_affected > 0)
+        let released = match &reserved {
+            Some(r) => {
+                drop_reservation_in(&txn, r).await?;
+                true
+            }
+            None => false,
+        };
+        txn.commit().await.map_err(db_err)?;
+        Ok(released)
     }
 
     async fn expire_reservations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let result = reservation::Entity::delete_many()
+        let expired = reservation::Entity::find()
             .filter(reservation::Column::ExpiresAt.lte(instant(now)))
-            .exec(self.connection())
+            .all(self.connection())
             .await
             .map_err(db_err)?;
-        Ok(result.rows_affected)
+        let mut billables: Vec<Billable> = expired
+            .into_iter()
+            .map(|r| Billable::new(r.billable_type, r.billable_id))
+            .collect();
+        billables.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+        billables.dedup();
+        let mut dropped = 0;
+        for billable in billables {
+            // One billable at a time, under its lock, with the holds given back.
+            let txn = self.begin_for([&billable]).await?;
+            dropped += expire_in(&txn, Some(&billable), now).await?;
+            txn.commit().await.map_err(db_err)?;
+        }
+        Ok(dropped)
     }
 
     async fn period_usage(
@@ -309,4 +519,129 @@ pub(crate) async fn add_to_counters<C: ConnectionTrait>(
             .map_err(db_err)?;
     }
     Ok(())
+}
+
+/// The reservations of `billable`.
+fn of_billable(billable: &Billable) -> Select<reservation::Entity> {
+    reservation::Entity::find()
+        .filter(reservation::Column::BillableType.eq(billable.kind.as_str()))
+        .filter(reservation::Column::BillableId.eq(billable.id.as_str()))
+}
+
+/// Every reservation but `replaced`.
+fn others(replaced: Option<ReservationId>) -> Condition {
+    match replaced {
+        Some(id) => Condition::all().add(reservation::Column::Id.ne(id.0)),
+        None => Condition::all(),
+    }
+}
+
+fn amount_of(r: &reservation::Model) -> StoreResult<UsageTotals> {
+    Ok(UsageTotals::new(
+        to_u64("ai_reservations.tokens", r.tokens)?,
+        money_from_text("ai_reservations.cost", &r.cost)?,
+    ))
+}
+
+/// The amount of a live hold in `currency` (zero when it is gone or in another currency).
+async fn held_amount(txn: &DatabaseTransaction, hold: i64, cur: Currency) -> StoreResult<Decimal> {
+    let row = crate::entity::credit_hold::Entity::find_by_id(hold)
+        .one(txn)
+        .await
+        .map_err(db_err)?;
+    match row {
+        Some(h) if h.currency == cur.as_str() => {
+            money_from_text("ai_credit_holds.amount", &h.amount)
+        }
+        _ => Ok(Decimal::ZERO),
+    }
+}
+
+/// Deletes a reservation and gives its credit hold back. Call with the billable's lock held.
+async fn drop_reservation_in(txn: &DatabaseTransaction, r: &reservation::Model) -> StoreResult<()> {
+    reservation::Entity::delete_by_id(r.id)
+        .exec(txn)
+        .await
+        .map_err(db_err)?;
+    if let Some(hold) = r.hold_id {
+        release_hold_in(txn, hold).await?;
+    }
+    Ok(())
+}
+
+/// Drops the reservations (of `billable`, or all) that expired by `now`, giving their holds
+/// back; returns how many. Call with the billable's lock held.
+async fn expire_in(
+    txn: &DatabaseTransaction,
+    billable: Option<&Billable>,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let query = match billable {
+        Some(b) => of_billable(b),
+        None => reservation::Entity::find(),
+    };
+    let expired = query
+        .filter(reservation::Column::ExpiresAt.lte(instant(now)))
+        .all(txn)
+        .await
+        .map_err(db_err)?;
+    for r in &expired {
+        drop_reservation_in(txn, r).await?;
+    }
+    Ok(expired.len() as u64)
+}
+
+/// The usage of `billable` in `period` inside `txn`, reservations live at `now`.
+async fn usage_in(
+    txn: &DatabaseTransaction,
+    billable: &Billable,
+    period: &Period,
+    now: DateTime<Utc>,
+) -> StoreResult<PeriodUsage> {
+    match find_counter(txn, billable, period).await? {
+        Some(counter) => Ok(PeriodUsage {
+            recorded: recorded_of(&counter)?,
+            reserved: reserved_of(txn, counter.id, Some(now)).await?,
+        }),
+        None => Ok(PeriodUsage {
+            recorded: recorded_in_window(txn, billable, period).await?,
+            reserved: UsageTotals::ZERO,
+        }),
+    }
+}
+
+/// Debits `cost` from the wallet when `debit`, and drops the taken `hold` from its held
+/// amount: the capture of a credit hold. Never refused (the money was spent).
+async fn capture(
+    txn: &DatabaseTransaction,
+    billable: &Billable,
+    cost: Money,
+    debit: bool,
+    hold: Option<(Decimal, crate::entity::credit_wallet::Model)>,
+    at: DateTime<Utc>,
+) -> StoreResult<Option<CreditTransaction>> {
+    if let Some((amount, wallet)) = &hold {
+        if debit && wallet.currency != cost.currency.as_str() {
+            return Err(invalid(format!(
+                "the credit hold is in {}, the usage cost in {}",
+                wallet.currency, cost.currency
+            )));
+        }
+        let held = money_from_text("ai_credit_wallets.held", &wallet.held)?
+            .checked_sub(*amount)
+            .unwrap_or(Decimal::ZERO)
+            .max(Decimal::ZERO);
+        set_wallet(txn, wallet.id, None, Some(held)).await?;
+    }
+    if !debit {
+        return Ok(None);
+    }
+    let wallet = wallet_for_update(txn, billable, cost.currency).await?;
+    let balance = balance_of(&wallet)?
+        .balance
+        .checked_sub(cost.amount)
+        .ok_or_else(|| invalid("the wallet balance overflows"))?;
+    set_wallet(txn, wallet.id, Some(balance), None).await?;
+    let tx = ledger(txn, &wallet, cost, Direction::Debit, "usage", balance, at).await?;
+    Ok(Some(tx))
 }

@@ -172,19 +172,9 @@ impl CreditStore for SeaOrmStore {
             return Ok(false);
         };
         let txn = self.begin_for([&billable]).await?;
-        let Some((amount, wallet)) = take_hold(&txn, hold).await? else {
-            txn.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        };
-        let state = balance_of(&wallet)?;
-        let held = state
-            .held
-            .checked_sub(amount)
-            .unwrap_or(Decimal::ZERO)
-            .max(Decimal::ZERO);
-        set_wallet(&txn, wallet.id, None, Some(held)).await?;
+        let released = release_hold_in(&txn, hold.0).await?;
         txn.commit().await.map_err(db_err)?;
-        Ok(true)
+        Ok(released)
     }
 
     async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -235,7 +225,7 @@ fn positive(amount: Decimal) -> StoreResult<()> {
     }
 }
 
-async fn find_wallet<C: ConnectionTrait>(
+pub(crate) async fn find_wallet<C: ConnectionTrait>(
     db: &C,
     billable: &Billable,
     cur: Currency,
@@ -250,7 +240,7 @@ async fn find_wallet<C: ConnectionTrait>(
 }
 
 /// The wallet, created empty when missing. Call with the billable's lock held.
-async fn wallet_for_update(
+pub(crate) async fn wallet_for_update(
     txn: &DatabaseTransaction,
     billable: &Billable,
     cur: Currency,
@@ -278,7 +268,7 @@ async fn wallet_for_update(
         .ok_or_else(|| StoreError::not_found("the wallet just created"))
 }
 
-fn balance_of(w: &credit_wallet::Model) -> StoreResult<WalletBalance> {
+pub(crate) fn balance_of(w: &credit_wallet::Model) -> StoreResult<WalletBalance> {
     Ok(WalletBalance {
         billable: Billable::new(w.billable_type.clone(), w.billable_id.clone()),
         currency: currency(&w.currency)?,
@@ -287,7 +277,7 @@ fn balance_of(w: &credit_wallet::Model) -> StoreResult<WalletBalance> {
     })
 }
 
-async fn set_wallet(
+pub(crate) async fn set_wallet(
     txn: &DatabaseTransaction,
     id: i64,
     balance: Option<Decimal>,
@@ -306,7 +296,7 @@ async fn set_wallet(
     Ok(())
 }
 
-async fn ledger(
+pub(crate) async fn ledger(
     txn: &DatabaseTransaction,
     wallet: &credit_wallet::Model,
     amount: Money,
@@ -356,7 +346,7 @@ async fn hold_owner<C: ConnectionTrait>(db: &C, hold: HoldId) -> StoreResult<Opt
 }
 
 /// Deletes a hold under the lock and returns its amount and wallet; `None` if it is gone.
-async fn take_hold(
+pub(crate) async fn take_hold(
     txn: &DatabaseTransaction,
     hold: HoldId,
 ) -> StoreResult<Option<(Decimal, credit_wallet::Model)>> {
@@ -380,6 +370,49 @@ async fn take_hold(
         money_from_text("ai_credit_holds.amount", &h.amount)?,
         wallet,
     )))
+}
+
+/// Drops a hold and gives its amount back to the wallet's available balance; false when it
+/// is gone. Call with the billable's lock held.
+pub(crate) async fn release_hold_in(txn: &DatabaseTransaction, hold: i64) -> StoreResult<bool> {
+    let Some((amount, wallet)) = take_hold(txn, HoldId(hold)).await? else {
+        return Ok(false);
+    };
+    let held = money_from_text("ai_credit_wallets.held", &wallet.held)?
+        .checked_sub(amount)
+        .unwrap_or(Decimal::ZERO)
+        .max(Decimal::ZERO);
+    set_wallet(txn, wallet.id, None, Some(held)).await?;
+    Ok(true)
+}
+
+/// Holds `amount` (positive) in `billable`'s wallet until `expires_at`; returns the hold's
+/// id. The caller checked that the wallet permits it. Call with the billable's lock held.
+pub(crate) async fn hold_in(
+    txn: &DatabaseTransaction,
+    wallet: &credit_wallet::Model,
+    amount: Money,
+    expires_at: DateTime<Utc>,
+) -> StoreResult<i64> {
+    let held = money_from_text("ai_credit_wallets.held", &wallet.held)?
+        .checked_add(amount.amount)
+        .ok_or_else(|| invalid("the held amount overflows"))?;
+    set_wallet(txn, wallet.id, None, Some(held)).await?;
+    let row = credit_hold::ActiveModel {
+        wallet_id: Set(wallet.id),
+        billable_type: Set(wallet.billable_type.clone()),
+        billable_id: Set(wallet.billable_id.clone()),
+        currency: Set(amount.currency.as_str().to_owned()),
+        amount: Set(money_text(amount.amount)),
+        created_at: Set(Utc::now()),
+        expires_at: Set(instant(expires_at)),
+        ..Default::default()
+    };
+    Ok(credit_hold::Entity::insert(row)
+        .exec(txn)
+        .await
+        .map_err(db_err)?
+        .last_insert_id)
 }
 
 fn direction_text(d: Direction) -> &'static str {

@@ -6,8 +6,8 @@ use ai_metering_core::{Billable, Money};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::codec::{currency, instant, money_from_text, money_text, to_i64, to_u64};
@@ -17,38 +17,10 @@ use crate::store::SeaOrmStore;
 
 impl OverageStore for SeaOrmStore {
     async fn insert_overage(&self, o: &NewOverage) -> StoreResult<OverageRecord> {
-        let row = overage::ActiveModel {
-            billable_type: Set(o.billable.kind.clone()),
-            billable_id: Set(o.billable.id.clone()),
-            usage_id: Set(o.usage_id),
-            period_start: Set(instant(o.period.start)),
-            period_end: Set(instant(o.period.end)),
-            tokens: Set(to_i64("overage tokens", o.tokens)?),
-            amount: Set(money_text(o.amount.amount)),
-            currency: Set(o.amount.currency.as_str().to_owned()),
-            created_at: Set(instant(o.created_at)),
-            synced_at: Set(None),
-            external_id: Set(None),
-            ..Default::default()
-        };
         let txn = self.begin_write().await?;
-        overage::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(overage::Column::UsageId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db_err)?;
-        let stored = overage::Entity::find()
-            .filter(overage::Column::UsageId.eq(o.usage_id))
-            .one(&txn)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found(format!("the overage of usage {}", o.usage_id)))?;
+        let stored = insert_overage_in(&txn, o).await?;
         txn.commit().await.map_err(db_err)?;
-        to_record(stored)
+        Ok(stored)
     }
 
     async fn pending_overages(
@@ -109,6 +81,43 @@ impl OverageStore for SeaOrmStore {
             Err(StoreError::not_found(format!("overage {id}")))
         }
     }
+}
+
+/// Stores an overage inside `txn`, or returns the one already stored for its usage row.
+pub(crate) async fn insert_overage_in<C: ConnectionTrait>(
+    txn: &C,
+    o: &NewOverage,
+) -> StoreResult<OverageRecord> {
+    let row = overage::ActiveModel {
+        billable_type: Set(o.billable.kind.clone()),
+        billable_id: Set(o.billable.id.clone()),
+        usage_id: Set(o.usage_id),
+        period_start: Set(instant(o.period.start)),
+        period_end: Set(instant(o.period.end)),
+        tokens: Set(to_i64("overage tokens", o.tokens)?),
+        amount: Set(money_text(o.amount.amount)),
+        currency: Set(o.amount.currency.as_str().to_owned()),
+        created_at: Set(instant(o.created_at)),
+        synced_at: Set(None),
+        external_id: Set(None),
+        ..Default::default()
+    };
+    overage::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(overage::Column::UsageId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await
+        .map_err(db_err)?;
+    let stored = overage::Entity::find()
+        .filter(overage::Column::UsageId.eq(o.usage_id))
+        .one(txn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found(format!("the overage of usage {}", o.usage_id)))?;
+    to_record(stored)
 }
 
 fn to_record(m: overage::Model) -> StoreResult<OverageRecord> {

@@ -1,5 +1,7 @@
 //! [`SeaOrmStore`]: connecting, migrating, and the transactions every write runs in.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ai_metering_core::Billable;
@@ -55,6 +57,8 @@ const MIGRATION_LOCK: (i32, i32) = (0x4149_4d54, 1);
 #[derive(Debug, Clone)]
 pub struct SeaOrmStore {
     db: DatabaseConnection,
+    /// Steps until an injected failure (0: none); see `fail_at_step`.
+    fault: Arc<AtomicU64>,
 }
 
 impl SeaOrmStore {
@@ -131,7 +135,45 @@ impl SeaOrmStore {
     /// Wraps a connection the application already has. For SQLite, configure WAL mode and a
     /// busy timeout yourself (or use [`connect`](Self::connect)).
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            fault: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Makes the `n`th statement-level step of the money-guarding writes (`reserve` and
+    /// `settle`) from now fail with [`StoreErrorKind::Unavailable`], inside its transaction,
+    /// as a database that goes away mid-transaction would; `0` turns it off. For tests that
+    /// prove a failure between any two statements stores nothing. Clones share it.
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_at_step(&self, n: u64) {
+        self.fault.store(n, Ordering::SeqCst);
+    }
+
+    /// Steps left before the injected failure set by `fail_at_step` (0 once it fired, or
+    /// when none is set): a test that sees a non-zero value knows the operation finished
+    /// before the failure was due.
+    #[cfg(feature = "fault-injection")]
+    pub fn steps_before_fault(&self) -> u64 {
+        self.fault.load(Ordering::SeqCst)
+    }
+
+    /// One step of a money-guarding write: fails when an injected failure is due.
+    pub(crate) fn step(&self, what: &str) -> StoreResult<()> {
+        if self.fault.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let previous = self
+            .fault
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .unwrap_or(0);
+        if previous == 1 {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("injected failure before {what}"),
+            ));
+        }
+        Ok(())
     }
 
     /// The underlying connection, for the application's own queries.

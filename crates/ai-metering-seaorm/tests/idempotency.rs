@@ -19,14 +19,14 @@ use sea_orm::{ConnectionTrait, DbBackend};
 async fn race(store: Arc<SeaOrmStore>) {
     let b = Billable::new("user", "retry");
     // A counter exists, so a duplicate would also be counted twice.
-    let req = ReserveRequest {
-        billable: b.clone(),
-        period: march(),
-        limits: Limits::UNLIMITED,
-        amount: UsageTotals::ZERO,
-        now: at(5, 0),
-        expires_at: at(5, 0) + Duration::minutes(1),
-    };
+    let req = ReserveRequest::new(
+        b.clone(),
+        march(),
+        Limits::UNLIMITED,
+        UsageTotals::ZERO,
+        at(5, 0),
+        at(5, 0) + Duration::minutes(1),
+    );
     assert!(matches!(
         store.reserve(&req).await.unwrap(),
         ReserveOutcome::Reserved { .. }

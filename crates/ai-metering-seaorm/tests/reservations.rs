@@ -12,6 +12,7 @@ use ai_metering_core::store::{
     CounterStore, ReserveOutcome, ReserveRequest, UsageFilter, UsageStore,
 };
 use ai_metering_seaorm::SeaOrmStore;
+use ai_metering_testkit::builders::settlement;
 use chrono::Duration;
 use common::{at, dec, entry, fresh_postgres, fresh_sqlite, march};
 use rust_decimal::Decimal;
@@ -21,17 +22,17 @@ const LIMIT_TOKENS: u64 = 5_000;
 const PER_CALL: u64 = 60; // 50 in + 10 out
 
 fn request(b: &Billable, tokens: u64, cost: Decimal) -> ReserveRequest {
-    ReserveRequest {
-        billable: b.clone(),
-        period: march(),
-        limits: Limits {
+    ReserveRequest::new(
+        b.clone(),
+        march(),
+        Limits {
             tokens: Some(LIMIT_TOKENS),
             cost: Some(dec("1")),
         },
-        amount: UsageTotals::new(tokens, cost),
-        now: at(10, 12),
-        expires_at: at(10, 12) + Duration::minutes(5),
-    }
+        UsageTotals::new(tokens, cost),
+        at(10, 12),
+        at(10, 12) + Duration::minutes(5),
+    )
 }
 
 /// `TASKS` tasks each reserve one call and settle it; returns how many were admitted.
@@ -43,10 +44,10 @@ async fn hammer(stores: Vec<Arc<SeaOrmStore>>, b: &Billable) -> u64 {
         handles.push(tokio::spawn(async move {
             let cost = dec("0.003");
             match store.reserve(&request(&b, PER_CALL, cost)).await.unwrap() {
-                ReserveOutcome::Reserved { id, usage } => {
+                ReserveOutcome::Reserved { id, usage, .. } => {
                     assert!(usage.committed().tokens <= LIMIT_TOKENS, "{usage:?}");
                     let e = entry(&b, 50, 10, cost, at(10, 12));
-                    store.settle(id, &e).await.unwrap();
+                    store.settle(&settlement(id, &e)).await.unwrap();
                     1_u64
                 }
                 ReserveOutcome::Rejected { exceeded, usage } => {
@@ -57,6 +58,7 @@ async fn hammer(stores: Vec<Arc<SeaOrmStore>>, b: &Billable) -> u64 {
                     );
                     0
                 }
+                other => panic!("unexpected {other:?}"),
             }
         }));
     }
@@ -129,7 +131,9 @@ async fn expired_and_released_reservations_stop_counting() {
     common::on_each_backend("reservation_lifecycle", |store| async move {
         let b = Billable::new("user", "lifecycle");
         let mut req = request(&b, 4_000, dec("0.5"));
-        let ReserveOutcome::Reserved { id: first, usage } = store.reserve(&req).await.unwrap()
+        let ReserveOutcome::Reserved {
+            id: first, usage, ..
+        } = store.reserve(&req).await.unwrap()
         else {
             panic!("first reservation must fit");
         };
@@ -172,9 +176,13 @@ async fn expired_and_released_reservations_stop_counting() {
 
         // Settling an expired reservation still records the usage: the money was spent.
         let recorded = store
-            .settle(first, &entry(&b, 100, 20, dec("0.01"), at(10, 12)))
+            .settle(&settlement(
+                first,
+                &entry(&b, 100, 20, dec("0.01"), at(10, 12)),
+            ))
             .await
-            .unwrap();
+            .unwrap()
+            .recorded;
         assert!(recorded.created);
         let usage = store.period_usage(&b, &march(), later).await.unwrap();
         assert_eq!(usage.recorded, UsageTotals::new(120, dec("0.01")));

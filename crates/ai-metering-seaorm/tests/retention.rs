@@ -82,14 +82,14 @@ async fn delete_billable_removes_everything_of_one_billable_only() {
                 .await
                 .unwrap();
             store
-                .reserve(&ReserveRequest {
-                    billable: b.clone(),
-                    period: march(),
-                    limits: Limits::UNLIMITED,
-                    amount: UsageTotals::new(1, dec("0.01")),
-                    now: at(2, 0),
-                    expires_at: at(2, 0) + Duration::minutes(1),
-                })
+                .reserve(&ReserveRequest::new(
+                    b.clone(),
+                    march(),
+                    Limits::UNLIMITED,
+                    UsageTotals::new(1, dec("0.01")),
+                    at(2, 0),
+                    at(2, 0) + Duration::minutes(1),
+                ))
                 .await
                 .unwrap();
         }
@@ -152,13 +152,15 @@ async fn anonymize_replaces_ids_drops_metadata_and_keeps_totals() {
             .insert_usage(&entry(&tombstone, 1, 0, dec("1"), at(5, 9)))
             .await
             .unwrap();
-        let req = |b: &Billable| ReserveRequest {
-            billable: b.clone(),
-            period: march(),
-            limits: Limits::UNLIMITED,
-            amount: UsageTotals::ZERO,
-            now: at(6, 0),
-            expires_at: at(6, 0) + Duration::minutes(1),
+        let req = |b: &Billable| {
+            ReserveRequest::new(
+                b.clone(),
+                march(),
+                Limits::UNLIMITED,
+                UsageTotals::ZERO,
+                at(6, 0),
+                at(6, 0) + Duration::minutes(1),
+            )
         };
         store.reserve(&req(&alice)).await.unwrap();
         store.reserve(&req(&tombstone)).await.unwrap();

@@ -9,6 +9,7 @@ use ai_metering_core::Billable;
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::store::{CounterStore, ReserveOutcome, ReserveRequest};
 use ai_metering_seaorm::SeaOrmStore;
+use ai_metering_testkit::builders::settlement;
 use chrono::Duration;
 use common::{at, dec, entry, march};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -44,19 +45,19 @@ async fn journal_mode_is_wal_and_the_wal_stays_bounded() {
     let mut largest = 0;
     for i in 0..WRITES {
         let when = at(10, 0) + Duration::seconds(i64::from(i));
-        let req = ReserveRequest {
-            billable: b.clone(),
-            period: march(),
-            limits: Limits::UNLIMITED,
-            amount: UsageTotals::new(10, dec("0.001")),
-            now: when,
-            expires_at: when + Duration::minutes(1),
-        };
+        let req = ReserveRequest::new(
+            b.clone(),
+            march(),
+            Limits::UNLIMITED,
+            UsageTotals::new(10, dec("0.001")),
+            when,
+            when + Duration::minutes(1),
+        );
         let ReserveOutcome::Reserved { id, .. } = store.reserve(&req).await.unwrap() else {
             panic!("unlimited");
         };
         store
-            .settle(id, &entry(&b, 8, 2, dec("0.001"), when))
+            .settle(&settlement(id, &entry(&b, 8, 2, dec("0.001"), when)))
             .await
             .unwrap();
         if i % 100 == 0 {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::period::Period;
 use ai_metering_core::pricing::CostBreakdown;
-use ai_metering_core::store::{NewOverage, ReserveRequest, UsageEntry};
+use ai_metering_core::store::{NewOverage, ReservationId, ReserveRequest, Settlement, UsageEntry};
 use ai_metering_core::{Billable, Currency, Money, Tenant, TokenCounts, TokenUsage};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -323,13 +323,34 @@ pub fn reserve_request(
     amount: UsageTotals,
     now: DateTime<Utc>,
 ) -> ReserveRequest {
-    ReserveRequest {
-        billable: billable.clone(),
+    ReserveRequest::new(
+        billable.clone(),
         period,
         limits,
         amount,
         now,
-        expires_at: now + Duration::hours(1),
+        now + Duration::hours(1),
+    )
+}
+
+/// The settlement of reservation `id` by `entry`, in the UTC month of its `occurred_at`: no
+/// overage, no credits.
+///
+/// ```
+/// use ai_metering_core::Billable;
+/// use ai_metering_core::store::ReservationId;
+/// use ai_metering_testkit::builders::{dec, entry, hour, month, settlement};
+/// let s = settlement(ReservationId(1), &entry(&Billable::new("user", 1), 10, dec("0.1"), hour(0)));
+/// assert_eq!(s.period, month(2024, 3));
+/// ```
+pub fn settlement(id: ReservationId, entry: &UsageEntry) -> Settlement {
+    use chrono::Datelike;
+    Settlement {
+        reservation: id,
+        entry: entry.clone(),
+        period: month(entry.occurred_at.year(), entry.occurred_at.month()),
+        overage: None,
+        debit_credits: false,
     }
 }
 

@@ -128,6 +128,17 @@ macro_rules! store_conformance_tests {
             claim_threshold_once_under_concurrency,
             concurrent_reservations_respect_a_token_limit,
             concurrent_reservations_respect_a_cost_limit,
+            // The money path: one-step reservations and settlements.
+            reserve_claims_the_idempotency_key,
+            exclusive_reservations_are_one_at_a_time,
+            replacing_a_reservation_grows_it_atomically,
+            reserve_holds_credits_in_the_same_step,
+            settle_captures_the_hold_and_records_overage,
+            settle_of_a_recorded_key_only_gives_back,
+            release_and_expiry_give_the_hold_back,
+            concurrent_overage_sums_to_the_excess,
+            concurrent_same_key_claims_once,
+            holds_of_reservations_and_plain_holds_add_up,
             // Credits.
             credits_chain_balance_after,
             insufficient_credits_change_nothing,

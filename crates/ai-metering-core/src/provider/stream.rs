@@ -40,6 +40,8 @@ pub struct UsageAccumulator {
     rules: Rules,
     sse: SseDecoder,
     failure: Option<Error>,
+    /// Bytes of generated text (and tool-call arguments) seen in the events.
+    text_bytes: u64,
 }
 
 /// Each provider's own rules for where the final usage is.
@@ -71,6 +73,7 @@ impl UsageAccumulator {
             rules,
             sse: SseDecoder::new(provider, DEFAULT_MAX_EVENT_BYTES),
             failure: None,
+            text_bytes: 0,
         }
     }
 
@@ -108,9 +111,10 @@ impl UsageAccumulator {
                 sse,
                 rules,
                 provider,
+                text_bytes,
                 ..
             } = acc;
-            sse.feed(chunk, |data| on_data(*provider, rules, data))
+            sse.feed(chunk, |data| on_data(*provider, rules, text_bytes, data))
         })
     }
 
@@ -120,7 +124,7 @@ impl UsageAccumulator {
     /// [`Error::MalformedResponse`] when the payload is not JSON or the event is not shaped as
     /// the provider documents it; [`Error::InvalidUsage`] when its usage is inconsistent.
     pub fn push_data(&mut self, data: &str) -> Result<()> {
-        self.guarded(|acc| on_data(acc.provider, &mut acc.rules, data))
+        self.guarded(|acc| on_data(acc.provider, &mut acc.rules, &mut acc.text_bytes, data))
     }
 
     /// Feeds one event that is already parsed.
@@ -128,7 +132,20 @@ impl UsageAccumulator {
     /// # Errors
     /// As [`push_data`](Self::push_data), the JSON parsing aside.
     pub fn push_event(&mut self, event: &Value) -> Result<()> {
-        self.guarded(|acc| on_event(&mut acc.rules, event))
+        self.guarded(|acc| on_event(&mut acc.rules, &mut acc.text_bytes, event))
+    }
+
+    /// Bytes of generated text seen so far (content, reasoning and tool-call argument
+    /// deltas): what a stream cut off before its usage estimates its output from.
+    ///
+    /// ```
+    /// use ai_metering_core::provider::{Provider, UsageAccumulator};
+    /// let mut acc = UsageAccumulator::new(Provider::OpenAi);
+    /// acc.push_data(r#"{"choices":[{"delta":{"content":"Hello"}}]}"#).unwrap();
+    /// assert_eq!(acc.output_text_bytes(), 5);
+    /// ```
+    pub fn output_text_bytes(&self) -> u64 {
+        self.text_bytes
     }
 
     /// The latest usage figures seen so far, final or not (`None` before the first).
@@ -188,7 +205,7 @@ impl UsageAccumulator {
     }
 }
 
-fn on_data(provider: Provider, rules: &mut Rules, data: &str) -> Result<()> {
+fn on_data(provider: Provider, rules: &mut Rules, text_bytes: &mut u64, data: &str) -> Result<()> {
     let data = data.trim();
     if data.is_empty() {
         return Ok(());
@@ -206,15 +223,67 @@ fn on_data(provider: Provider, rules: &mut Rules, data: &str) -> Result<()> {
             format!("a stream event is not valid JSON ({e}); it starts with {preview:?}"),
         )
     })?;
-    on_event(rules, &event)
+    on_event(rules, text_bytes, &event)
 }
 
-fn on_event(rules: &mut Rules, event: &Value) -> Result<()> {
+fn on_event(rules: &mut Rules, text_bytes: &mut u64, event: &Value) -> Result<()> {
     match rules {
         Rules::OpenAi(s) => s.on_event(event),
         Rules::Anthropic(s) => s.on_event(event),
         Rules::Gemini(s) => s.on_event(event),
+    }?;
+    *text_bytes = text_bytes.saturating_add(generated_text_bytes(event));
+    Ok(())
+}
+
+/// Bytes of generated text in one event, wherever each provider puts it: OpenAI Chat
+/// `choices[].delta` (content, reasoning, tool-call arguments), OpenAI Responses
+/// `response.*.delta`, Anthropic `content_block_delta`, Gemini `candidates[].content.parts`.
+fn generated_text_bytes(event: &Value) -> u64 {
+    let len = |v: Option<&Value>| v.and_then(Value::as_str).map_or(0, |s| s.len() as u64);
+    let mut n = 0_u64;
+    for choice in event
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let delta = choice.get("delta");
+        for key in ["content", "reasoning_content", "reasoning"] {
+            n = n.saturating_add(len(delta.and_then(|d| d.get(key))));
+        }
+        let calls = delta
+            .and_then(|d| d.get("tool_calls"))
+            .and_then(Value::as_array);
+        for call in calls.into_iter().flatten() {
+            n = n.saturating_add(len(call.pointer("/function/arguments")));
+        }
     }
+    match event.get("type").and_then(Value::as_str) {
+        Some(kind) if kind.starts_with("response.") && kind.ends_with(".delta") => {
+            n = n.saturating_add(len(event.get("delta")));
+        }
+        Some("content_block_delta") => {
+            for key in ["text", "partial_json", "thinking"] {
+                n = n.saturating_add(len(event.get("delta").and_then(|d| d.get(key))));
+            }
+        }
+        _ => {}
+    }
+    for candidate in event
+        .get("candidates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let parts = candidate
+            .pointer("/content/parts")
+            .and_then(Value::as_array);
+        for part in parts.into_iter().flatten() {
+            n = n.saturating_add(len(part.get("text")));
+        }
+    }
+    n
 }
 
 /// A copy of an error this module can produce ([`Error`] is not `Clone`).

@@ -10,9 +10,9 @@ use rust_decimal::Decimal;
 use super::{
     CounterStore, CreditOutcome, CreditStore, CreditTransaction, Direction, GroupBy, GroupedSums,
     HoldId, NewOverage, OverageRecord, OverageStore, Overdraft, Page, PeriodUsage, PlanStore,
-    Recorded, ReservationId, ReserveOutcome, ReserveRequest, StoreError, StoreErrorKind,
-    StoreResult, SubscriptionId, SubscriptionStore, UsageEntry, UsageFilter, UsageRecord,
-    UsageStore, UsageSums, WalletBalance, WebhookEventStore,
+    Recorded, ReservationId, ReserveOutcome, ReserveRequest, Settled, Settlement, StoreError,
+    StoreErrorKind, StoreResult, SubscriptionId, SubscriptionStore, UsageEntry, UsageFilter,
+    UsageRecord, UsageStore, UsageSums, WalletBalance, WebhookEventStore,
 };
 use crate::billable::Billable;
 use crate::limit::{Thresholds, UsageTotals, evaluate};
@@ -129,6 +129,9 @@ struct Counter {
 struct Reservation {
     amount: UsageTotals,
     expires_at: DateTime<Utc>,
+    hold: Option<i64>,
+    idempotency_key: Option<String>,
+    exclusive: bool,
 }
 
 #[derive(Default)]
@@ -226,14 +229,81 @@ impl State {
             })
     }
 
+    /// Drops a reservation and gives its credit hold back; false when it did not exist.
     fn drop_reservation(&mut self, id: ReservationId) -> bool {
         let Some((billable, period)) = self.reservation_counters.remove(&id.0) else {
             return false;
         };
-        self.counters
+        let dropped = self
+            .counters
             .get_mut(&billable)
             .and_then(|c| c.get_mut(&period))
-            .is_some_and(|c| c.reservations.remove(&id.0).is_some())
+            .and_then(|c| c.reservations.remove(&id.0));
+        match dropped {
+            Some(reservation) => {
+                if let Some(hold) = reservation.hold {
+                    self.release_hold(hold);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A reservation, by id.
+    fn reservation(&self, id: ReservationId) -> Option<&Reservation> {
+        let (billable, period) = self.reservation_counters.get(&id.0)?;
+        self.counters
+            .get(billable)?
+            .get(period)?
+            .reservations
+            .get(&id.0)
+    }
+
+    /// The live reservations of `billable` at `now`, with their ids.
+    fn live_reservations<'a>(
+        &'a self,
+        billable: &Billable,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = (i64, &'a Reservation)> + 'a {
+        self.counters
+            .get(billable)
+            .into_iter()
+            .flat_map(|c| c.values())
+            .flat_map(|c| c.reservations.iter())
+            .filter(move |(_, r)| r.expires_at > now)
+            .map(|(id, r)| (*id, r))
+    }
+
+    /// Drops a credit hold, giving its amount back to the available balance.
+    fn release_hold(&mut self, id: i64) -> bool {
+        let Some(held) = self.holds.remove(&id) else {
+            return false;
+        };
+        let wallet = self.wallet(&held.billable, held.amount.currency);
+        // Cannot overflow: `held` includes this hold's amount.
+        wallet.held = wallet.held.saturating_sub(held.amount.amount);
+        true
+    }
+
+    /// The wallet's available balance, counting the hold `except` as given back.
+    fn available(&self, billable: &Billable, currency: Currency, except: Option<i64>) -> Decimal {
+        let available = self
+            .wallets
+            .get(&(billable.clone(), currency))
+            .map_or(Decimal::ZERO, |w| w.balance.saturating_sub(w.held));
+        let returned = except
+            .and_then(|id| self.holds.get(&id))
+            .filter(|h| h.amount.currency == currency)
+            .map_or(Decimal::ZERO, |h| h.amount.amount);
+        available.saturating_add(returned)
+    }
+
+    /// The usage row stored under `billable`'s `key`.
+    fn recorded_with_key(&self, billable: &Billable, key: &str) -> Option<&UsageRecord> {
+        self.idempotency
+            .get(&(billable.clone(), key.to_owned()))
+            .and_then(|i| self.usage.get(*i))
     }
 
     fn insert_usage(&mut self, entry: &UsageEntry) -> Recorded {
@@ -270,6 +340,26 @@ impl State {
             record,
             created: true,
         }
+    }
+
+    /// Stores an overage, or returns the one already stored for its usage row.
+    fn insert_overage_row(&mut self, overage: &NewOverage) -> OverageRecord {
+        let existing = self
+            .overage_by_usage
+            .get(&overage.usage_id)
+            .and_then(|id| self.overages.get(id));
+        if let Some(record) = existing {
+            return record.clone();
+        }
+        let record = OverageRecord {
+            id: self.next_id(),
+            overage: overage.clone(),
+            synced_at: None,
+            external_id: None,
+        };
+        self.overage_by_usage.insert(overage.usage_id, record.id);
+        self.overages.insert(record.id, record.clone());
+        record
     }
 
     fn wallet(&mut self, billable: &Billable, currency: Currency) -> &mut Wallet {
@@ -527,20 +617,55 @@ impl UsageStore for MemoryStore {
 impl CounterStore for MemoryStore {
     async fn reserve(&self, request: &ReserveRequest) -> StoreResult<ReserveOutcome> {
         let mut s = self.lock();
-        let counter = s.counter(&request.billable, &request.period);
-        let expired: Vec<i64> = counter
+        let billable = &request.billable;
+        let now = request.now;
+        if let Some(key) = &request.idempotency_key {
+            if let Some(record) = s.recorded_with_key(billable, key) {
+                return Ok(ReserveOutcome::AlreadyRecorded(Box::new(record.clone())));
+            }
+            let claimed = s.live_reservations(billable, now).any(|(id, r)| {
+                Some(ReservationId(id)) != request.replaces
+                    && r.idempotency_key.as_deref() == Some(key.as_str())
+            });
+            if claimed {
+                return Ok(ReserveOutcome::KeyInFlight);
+            }
+        }
+        if request.exclusive
+            && s.live_reservations(billable, now)
+                .any(|(id, r)| Some(ReservationId(id)) != request.replaces && r.exclusive)
+        {
+            return Ok(ReserveOutcome::Busy);
+        }
+        let replaced = request
+            .replaces
+            .and_then(|id| s.reservation(id).map(|r| (id, r.amount, r.hold)))
+            .filter(|(id, _, _)| {
+                s.reservation_counters.get(&id.0).map(|(b, _)| b) == Some(billable)
+            });
+
+        // Reservations of this counter that expired by now stop counting (and their holds).
+        let expired: Vec<i64> = s
+            .counter(billable, &request.period)
             .reservations
             .iter()
-            .filter(|(_, r)| r.expires_at <= request.now)
+            .filter(|(_, r)| r.expires_at <= now)
             .map(|(id, _)| *id)
             .collect();
-        for id in &expired {
-            counter.reservations.remove(id);
+        for id in expired {
+            s.drop_reservation(ReservationId(id));
         }
-        let usage = counter.usage(request.now);
-        for id in &expired {
-            s.reservation_counters.remove(id);
+        let counter = s.counter(billable, &request.period);
+        let mut usage = counter.usage(now);
+        if let Some((id, amount, _)) = replaced
+            && counter.reservations.contains_key(&id.0)
+        {
+            usage.reserved = UsageTotals::new(
+                usage.reserved.tokens.saturating_sub(amount.tokens),
+                (usage.reserved.cost - amount.cost).max(Decimal::ZERO),
+            );
         }
+
         let check = evaluate(
             &request.limits,
             usage.committed(),
@@ -550,32 +675,149 @@ impl CounterStore for MemoryStore {
         if let Some(exceeded) = check.exceeded {
             return Ok(ReserveOutcome::Rejected { exceeded, usage });
         }
+        let replaced_hold = replaced.and_then(|(_, _, hold)| hold);
+        if let Some(hold) = &request.hold {
+            let available = s.available(billable, hold.amount.currency, replaced_hold);
+            if !hold.permits(available) {
+                return Ok(ReserveOutcome::InsufficientCredits { available });
+            }
+        }
+
+        // Everything is checked: apply.
+        if let Some((id, _, _)) = replaced {
+            s.drop_reservation(id);
+        }
+        let hold = match &request.hold {
+            Some(h) if h.amount.amount > Decimal::ZERO => {
+                let wallet = s.wallet(billable, h.amount.currency);
+                wallet.held = wallet
+                    .held
+                    .checked_add(h.amount.amount)
+                    .ok_or_else(|| overflow("the held amount"))?;
+                let id = s.next_id();
+                s.holds.insert(
+                    id,
+                    Hold {
+                        billable: billable.clone(),
+                        amount: h.amount,
+                        expires_at: request.expires_at,
+                    },
+                );
+                Some(id)
+            }
+            _ => None,
+        };
         let id = s.next_id();
-        let counter = s.counter(&request.billable, &request.period);
+        let counter = s.counter(billable, &request.period);
         counter.reservations.insert(
             id,
             Reservation {
                 amount: request.amount,
                 expires_at: request.expires_at,
+                hold,
+                idempotency_key: request.idempotency_key.clone(),
+                exclusive: request.exclusive,
             },
         );
-        let usage = counter.usage(request.now);
+        let usage = counter.usage(now);
         s.reservation_counters
-            .insert(id, (request.billable.clone(), request.period));
+            .insert(id, (billable.clone(), request.period));
         Ok(ReserveOutcome::Reserved {
             id: ReservationId(id),
+            hold: hold.map(HoldId),
             usage,
         })
     }
 
-    async fn settle(
-        &self,
-        reservation: ReservationId,
-        entry: &UsageEntry,
-    ) -> StoreResult<Recorded> {
+    async fn settle(&self, settlement: &Settlement) -> StoreResult<Settled> {
         let mut s = self.lock();
-        s.drop_reservation(reservation);
-        Ok(s.insert_usage(entry))
+        let entry = &settlement.entry;
+        let period = &settlement.period;
+        let hold = s
+            .reservation(settlement.reservation)
+            .and_then(|r| r.hold)
+            .and_then(|id| s.holds.get(&id).map(|h| (id, h.amount)));
+
+        if let Some(key) = &entry.idempotency_key
+            && let Some(record) = s.recorded_with_key(&entry.billable, key).cloned()
+        {
+            s.drop_reservation(settlement.reservation);
+            let usage = s.counter(&entry.billable, period).usage(entry.occurred_at);
+            return Ok(Settled {
+                recorded: Recorded {
+                    record,
+                    created: false,
+                },
+                usage,
+                debit: None,
+                overage: None,
+            });
+        }
+
+        // Everything that can fail is computed before anything changes.
+        let call = entry.totals();
+        let before = s.counter(&entry.billable, period).recorded;
+        let overage = match &settlement.overage {
+            Some(rule) if contains(period, entry.occurred_at) => {
+                crate::overage::overage(rule, before, call).map_err(|e| invalid(e.to_string()))?
+            }
+            _ => None,
+        };
+        let cost = Money::new(entry.cost.total, entry.cost.currency);
+        let debit = settlement.debit_credits && cost.amount > Decimal::ZERO;
+        if cost.amount.is_sign_negative() {
+            return Err(invalid(format!(
+                "a usage cost cannot be negative, got {cost}"
+            )));
+        }
+        if let Some((id, held)) = hold
+            && settlement.debit_credits
+            && held.currency != cost.currency
+        {
+            return Err(invalid(format!(
+                "credit hold {id} is in {}, cannot settle it in {}",
+                held.currency, cost.currency
+            )));
+        }
+        if debit {
+            s.wallets
+                .get(&(entry.billable.clone(), cost.currency))
+                .map_or(Decimal::ZERO, |w| w.balance)
+                .checked_sub(cost.amount)
+                .ok_or_else(|| overflow("a wallet balance"))?;
+        }
+
+        s.drop_reservation(settlement.reservation);
+        let recorded = s.insert_usage(entry);
+        let debit = if debit {
+            Some(s.post(
+                &entry.billable,
+                cost,
+                Direction::Debit,
+                "usage",
+                entry.occurred_at,
+            )?)
+        } else {
+            None
+        };
+        let overage = overage.map(|o| {
+            let new = NewOverage {
+                billable: entry.billable.clone(),
+                usage_id: recorded.record.id,
+                period: *period,
+                tokens: o.tokens,
+                amount: Money::new(o.amount, cost.currency),
+                created_at: entry.occurred_at,
+            };
+            s.insert_overage_row(&new)
+        });
+        let usage = s.counter(&entry.billable, period).usage(entry.occurred_at);
+        Ok(Settled {
+            recorded,
+            usage,
+            debit,
+            overage,
+        })
     }
 
     async fn release(&self, reservation: ReservationId) -> StoreResult<bool> {
@@ -584,24 +826,18 @@ impl CounterStore for MemoryStore {
 
     async fn expire_reservations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut s = self.lock();
-        let mut dropped = 0_u64;
-        let mut ids = Vec::new();
-        for counters in s.counters.values_mut() {
-            for counter in counters.values_mut() {
-                counter.reservations.retain(|id, r| {
-                    let keep = r.expires_at > now;
-                    if !keep {
-                        ids.push(*id);
-                        dropped = dropped.saturating_add(1);
-                    }
-                    keep
-                });
-            }
+        let expired: Vec<i64> = s
+            .counters
+            .values()
+            .flat_map(|c| c.values())
+            .flat_map(|c| c.reservations.iter())
+            .filter(|(_, r)| r.expires_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            s.drop_reservation(ReservationId(*id));
         }
-        for id in ids {
-            s.reservation_counters.remove(&id);
-        }
-        Ok(dropped)
+        Ok(expired.len() as u64)
     }
 
     async fn period_usage(
@@ -751,14 +987,7 @@ impl CreditStore for MemoryStore {
     }
 
     async fn release_hold(&self, hold: HoldId) -> StoreResult<bool> {
-        let mut s = self.lock();
-        let Some(held) = s.holds.remove(&hold.0) else {
-            return Ok(false);
-        };
-        let wallet = s.wallet(&held.billable, held.amount.currency);
-        // Cannot overflow: `held` includes this hold's amount.
-        wallet.held = wallet.held.saturating_sub(held.amount.amount);
-        Ok(true)
+        Ok(self.lock().release_hold(hold.0))
     }
 
     async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -770,11 +999,7 @@ impl CreditStore for MemoryStore {
             .map(|(id, _)| *id)
             .collect();
         for id in &expired {
-            if let Some(held) = s.holds.remove(id) {
-                let wallet = s.wallet(&held.billable, held.amount.currency);
-                // Cannot overflow: `held` includes this hold's amount.
-                wallet.held = wallet.held.saturating_sub(held.amount.amount);
-            }
+            s.release_hold(*id);
         }
         Ok(expired.len() as u64)
     }
@@ -798,23 +1023,7 @@ impl CreditStore for MemoryStore {
 
 impl OverageStore for MemoryStore {
     async fn insert_overage(&self, overage: &NewOverage) -> StoreResult<OverageRecord> {
-        let mut s = self.lock();
-        let existing = s
-            .overage_by_usage
-            .get(&overage.usage_id)
-            .and_then(|id| s.overages.get(id));
-        if let Some(record) = existing {
-            return Ok(record.clone());
-        }
-        let record = OverageRecord {
-            id: s.next_id(),
-            overage: overage.clone(),
-            synced_at: None,
-            external_id: None,
-        };
-        s.overage_by_usage.insert(overage.usage_id, record.id);
-        s.overages.insert(record.id, record.clone());
-        Ok(record)
+        Ok(self.lock().insert_overage_row(overage))
     }
 
     async fn pending_overages(

@@ -17,9 +17,13 @@
 //!
 //! A *counter* tracks one billable's usage in one period window: what was recorded and what
 //! is reserved by calls in flight. [`CounterStore::reserve`] adds an estimate only if it fits
-//! the limits; [`CounterStore::settle`] replaces the reservation by the actual usage and
-//! inserts the usage row in one atomic step; [`CounterStore::release`] drops it.
-//! Reservations not settled by their expiry stop counting.
+//! the limits, and in the same step claims the call's idempotency key and holds its credits;
+//! [`CounterStore::settle`] replaces the reservation by the actual usage in one transaction
+//! (the usage row, the counters, the overage row computed from the totals inside that
+//! transaction, and the capture of the credit hold: all of it or none of it);
+//! [`CounterStore::release`] drops it and gives its hold back. Reservations not settled by
+//! their expiry stop counting, and [`CounterStore::expire_reservations`] gives their holds
+//! back.
 //!
 //! Every usage insert (settled or not) adds to every counter of its billable whose window
 //! contains the row's `occurred_at`, and a counter created later starts from the sum of the
@@ -42,9 +46,10 @@ use crate::plan::{LimitOverride, Plan, Subscription};
 pub use error::{StoreError, StoreErrorKind};
 pub use memory::MemoryStore;
 pub use records::{
-    CreditOutcome, CreditTransaction, Direction, GroupBy, GroupedSums, HoldId, NewOverage,
-    OverageRecord, Overdraft, Page, PeriodUsage, Recorded, ReservationId, ReserveOutcome,
-    ReserveRequest, SubscriptionId, UsageEntry, UsageFilter, UsageRecord, UsageSums, WalletBalance,
+    CreditOutcome, CreditTransaction, Direction, GroupBy, GroupedSums, HoldId, HoldRequest,
+    NewOverage, OverageRecord, Overdraft, Page, PeriodUsage, Recorded, ReservationId,
+    ReserveOutcome, ReserveRequest, Settled, Settlement, SubscriptionId, UsageEntry, UsageFilter,
+    UsageRecord, UsageSums, WalletBalance,
 };
 
 /// Shorthand for store results.
@@ -184,20 +189,20 @@ pub trait CounterStore: Send + Sync {
         request: &ReserveRequest,
     ) -> impl Future<Output = StoreResult<ReserveOutcome>> + Send;
 
-    /// Drops the reservation and inserts the usage row (idempotently, as
-    /// [`UsageStore::insert_usage`]), in one atomic step. A reservation that already expired
-    /// or was released does not stop the row from being recorded: the money was spent.
-    fn settle(
-        &self,
-        reservation: ReservationId,
-        entry: &UsageEntry,
-    ) -> impl Future<Output = StoreResult<Recorded>> + Send;
+    /// Settles one call in one atomic step: drops the reservation, inserts the usage row
+    /// (idempotently, as [`UsageStore::insert_usage`]), adds it to the counters, computes
+    /// the overage from the period's totals as they stood just before the row (with
+    /// [`crate::overage::overage`]) and inserts it, and in credits mode debits the cost,
+    /// capturing the reservation's hold. On error nothing is stored. With an idempotency
+    /// key already recorded, only the reservation (and its hold) is dropped.
+    fn settle(&self, settlement: &Settlement) -> impl Future<Output = StoreResult<Settled>> + Send;
 
-    /// Drops a reservation; false when it no longer existed.
+    /// Drops a reservation and gives its credit hold back; false when it no longer existed.
     fn release(&self, reservation: ReservationId)
     -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Drops every reservation that expired by `now`; returns how many.
+    /// Drops every reservation that expired by `now`, giving their holds back; returns how
+    /// many.
     fn expire_reservations(
         &self,
         now: DateTime<Utc>,

@@ -309,7 +309,9 @@ impl PeriodUsage {
 #[serde(transparent)]
 pub struct ReservationId(pub i64);
 
-/// A request to reserve usage against a period's limits.
+/// A request to reserve usage against a period's limits: one atomic step that checks the
+/// limits, claims the idempotency key, holds credits and (when `replaces` is set) drops the
+/// reservation it replaces. Either all of it happens or none of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReserveRequest {
     /// Who reserves.
@@ -324,15 +326,92 @@ pub struct ReserveRequest {
     pub now: DateTime<Utc>,
     /// When this reservation expires if neither settled nor released.
     pub expires_at: DateTime<Utc>,
+    /// Credits to hold with the reservation (credits mode); captured when it is settled,
+    /// given back when it is released or expires.
+    pub hold: Option<HoldRequest>,
+    /// The call's idempotency key. Refused with [`ReserveOutcome::AlreadyRecorded`] when a
+    /// usage row of this billable has it, and with [`ReserveOutcome::KeyInFlight`] when a
+    /// live reservation of this billable claims it.
+    pub idempotency_key: Option<String>,
+    /// True for a call whose usage could not be estimated: refused with
+    /// [`ReserveOutcome::Busy`] while another live exclusive reservation of this billable
+    /// exists, so that at most one unestimated call of a billable is in flight.
+    pub exclusive: bool,
+    /// A live reservation of the same billable that this one replaces: its amount and hold
+    /// do not count against this request, and it is dropped (its hold given back) when this
+    /// one is made. Nothing changes when this one is refused. This is how a reservation grows.
+    pub replaces: Option<ReservationId>,
+}
+
+impl ReserveRequest {
+    /// A plain reservation of `amount`: no hold, no key, not exclusive, replacing nothing.
+    pub fn new(
+        billable: Billable,
+        period: Period,
+        limits: Limits,
+        amount: UsageTotals,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            billable,
+            period,
+            limits,
+            amount,
+            now,
+            expires_at,
+            hold: None,
+            idempotency_key: None,
+            exclusive: false,
+            replaces: None,
+        }
+    }
+}
+
+/// Credits to hold with a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldRequest {
+    /// The amount to hold. Zero holds nothing but still requires the wallet to have room
+    /// for a positive amount (an empty wallet refuses even an unestimated call).
+    pub amount: Money,
+    /// How far the wallet may go below zero.
+    pub overdraft: Overdraft,
+}
+
+impl HoldRequest {
+    /// True when a wallet with `available` balance may take this hold. A zero amount holds
+    /// nothing but needs room for a positive amount, so that an empty wallet refuses it.
+    ///
+    /// ```
+    /// use ai_metering_core::store::{HoldRequest, Overdraft};
+    /// use ai_metering_core::{Currency, Money};
+    /// use rust_decimal::Decimal;
+    /// let zero = HoldRequest { amount: Money::zero(Currency::USD), overdraft: Overdraft::Disallowed };
+    /// assert!(!zero.permits(Decimal::ZERO));
+    /// assert!(zero.permits(Decimal::ONE));
+    /// ```
+    pub fn permits(&self, available: Decimal) -> bool {
+        if self.amount.amount > Decimal::ZERO {
+            return self.overdraft.permits(available, self.amount.amount);
+        }
+        match self.overdraft {
+            Overdraft::Disallowed => available > Decimal::ZERO,
+            Overdraft::Floor(floor) => available > floor,
+            Overdraft::Unlimited => true,
+        }
+    }
 }
 
 /// The outcome of [`CounterStore::reserve`](super::CounterStore::reserve).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReserveOutcome {
     /// Reserved; the usage includes the new reservation.
     Reserved {
         /// The reservation to settle or release.
         id: ReservationId,
+        /// The credit hold made with it.
+        hold: Option<HoldId>,
         /// The period's usage after reserving.
         usage: PeriodUsage,
     },
@@ -343,6 +422,51 @@ pub enum ReserveOutcome {
         /// The period's usage, unchanged.
         usage: PeriodUsage,
     },
+    /// Refused: the wallet cannot cover the hold; nothing was reserved.
+    InsufficientCredits {
+        /// What the wallet had available.
+        available: Decimal,
+    },
+    /// Refused: the idempotency key was already recorded; here is the row.
+    AlreadyRecorded(Box<UsageRecord>),
+    /// Refused: a call with this idempotency key is in flight.
+    KeyInFlight,
+    /// Refused: another unestimated call of this billable is in flight.
+    Busy,
+}
+
+/// One call to settle: the reservation it replaces, the row to record, and what the
+/// settlement computes from the period's totals inside its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The reservation to drop (and whose credit hold to capture). A reservation that
+    /// already expired or was released does not stop the row from being recorded: the
+    /// money was spent.
+    pub reservation: ReservationId,
+    /// The usage row to insert (idempotent by its key).
+    pub entry: UsageEntry,
+    /// The period whose totals the overage is computed from.
+    pub period: Period,
+    /// How overage is computed, under the `charge` policy; `None` records none.
+    pub overage: Option<crate::overage::OverageRule>,
+    /// Credits mode: debit the call's cost from the wallet, capturing the reservation's
+    /// hold (the actual cost is debited and the rest of the hold given back). The debit is
+    /// never refused: the money was spent.
+    pub debit_credits: bool,
+}
+
+/// What [`CounterStore::settle`](super::CounterStore::settle) stored, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// The usage row; `created: false` when its idempotency key was already recorded, in
+    /// which case nothing else was stored (the reservation and its hold were given back).
+    pub recorded: Recorded,
+    /// The period's usage after the settlement.
+    pub usage: PeriodUsage,
+    /// The wallet debit, in credits mode (none for a zero cost).
+    pub debit: Option<CreditTransaction>,
+    /// The overage row, when the call went beyond a limit under the `charge` policy.
+    pub overage: Option<OverageRecord>,
 }
 
 /// The id of a subscription row.

@@ -23,6 +23,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When it stops counting.
     pub expires_at: DateTimeUtc,
+    /// The credit hold made with it.
+    pub hold_id: Option<i64>,
+    /// The idempotency key it claims.
+    pub idempotency_key: Option<String>,
+    /// True for a billable's one unestimated call in flight.
+    pub exclusive: bool,
 }
 
 /// No relations are navigated through the ORM.

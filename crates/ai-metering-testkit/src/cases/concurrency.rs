@@ -9,8 +9,8 @@ use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::builders::{
-    EntryExt, cost_limit, dec, entry, fresh_billable, hour, month, reserve_request, token_limit,
-    totals,
+    EntryExt, cost_limit, dec, entry, fresh_billable, hour, month, reserve_request, settlement,
+    token_limit, totals,
 };
 
 const CALLS: usize = 200;
@@ -42,18 +42,25 @@ async fn run_calls<S: Store>(
         tasks.spawn(async move {
             barrier.wait().await;
             match store.reserve(&request).await.unwrap() {
-                ReserveOutcome::Reserved { id, usage: seen } => {
+                ReserveOutcome::Reserved {
+                    id, usage: seen, ..
+                } => {
                     let committed = seen.committed();
                     assert!(
                         limits.tokens.is_none_or(|l| committed.tokens <= l)
                             && limits.cost.is_none_or(|l| committed.cost <= l),
                         "a reservation took the period over its limits: {seen:?}"
                     );
-                    let recorded = store.settle(id, &usage).await.unwrap();
+                    let recorded = store
+                        .settle(&settlement(id, &usage))
+                        .await
+                        .unwrap()
+                        .recorded;
                     assert!(recorded.created);
                     Call::Settled(usage.totals())
                 }
                 ReserveOutcome::Rejected { exceeded, .. } => Call::Rejected(exceeded),
+                other => panic!("unexpected {other:?}"),
             }
         });
     }

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::reserved;
 use crate::builders::{
     EntryExt, cost_limit, dec, entry, fresh_billable, fresh_name, hour, instant, month, period,
-    reserve_request, token_limit, totals,
+    reserve_request, settlement, token_limit, totals,
 };
 
 /// A row at a period's start belongs to it, a row at its end to the next one, for sums and
@@ -334,7 +334,11 @@ pub async fn settle_records_the_row_and_replaces_the_reservation<S: Store>(store
     let request = reserve_request(&who, march, token_limit(100), totals(50, "0.5"), hour(1));
     let id = reserved(store.reserve(&request).await.unwrap());
     let actual = entry(&who, 30, dec("0.3"), hour(1));
-    let recorded = store.settle(id, &actual).await.unwrap();
+    let recorded = store
+        .settle(&settlement(id, &actual))
+        .await
+        .unwrap()
+        .recorded;
     assert!(recorded.created);
     assert_eq!(recorded.record.entry, actual);
     let usage = store.period_usage(&who, &march, hour(1)).await.unwrap();
@@ -369,7 +373,13 @@ pub async fn settle_is_idempotent<S: Store>(store: Arc<S>) {
     for _ in 0..2 {
         let request = reserve_request(&who, march, token_limit(100), totals(40, "0"), hour(1));
         let id = reserved(store.reserve(&request).await.unwrap());
-        results.push(store.settle(id, &actual).await.unwrap());
+        results.push(
+            store
+                .settle(&settlement(id, &actual))
+                .await
+                .unwrap()
+                .recorded,
+        );
     }
     assert!(results[0].created && !results[1].created);
     assert_eq!(results[0].record, results[1].record);
@@ -390,9 +400,10 @@ pub async fn settle_after_release_or_expiry_still_records<S: Store>(store: Arc<S
     let released = reserved(store.reserve(&request).await.unwrap());
     assert!(store.release(released).await.unwrap());
     let r = store
-        .settle(released, &entry(&who, 20, dec("0.2"), hour(1)))
+        .settle(&settlement(released, &entry(&who, 20, dec("0.2"), hour(1))))
         .await
-        .unwrap();
+        .unwrap()
+        .recorded;
     assert!(r.created);
 
     let expired = reserved(store.reserve(&request).await.unwrap());
@@ -400,9 +411,10 @@ pub async fn settle_after_release_or_expiry_still_records<S: Store>(store: Arc<S
     let later = reserve_request(&who, march, token_limit(100), totals(5, "0"), hour(3));
     let later_id = reserved(store.reserve(&later).await.unwrap());
     let r = store
-        .settle(expired, &entry(&who, 30, dec("0.3"), hour(2)))
+        .settle(&settlement(expired, &entry(&who, 30, dec("0.3"), hour(2))))
         .await
-        .unwrap();
+        .unwrap()
+        .recorded;
     assert!(r.created);
 
     let usage = store.period_usage(&who, &march, hour(3)).await.unwrap();

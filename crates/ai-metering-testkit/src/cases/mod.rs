@@ -9,6 +9,7 @@ mod credits;
 mod idempotency;
 mod overages;
 mod plans;
+mod settlement;
 mod usage;
 
 pub use concurrency::*;
@@ -17,6 +18,7 @@ pub use credits::*;
 pub use idempotency::*;
 pub use overages::*;
 pub use plans::*;
+pub use settlement::*;
 pub use usage::*;
 
 use ai_metering_core::store::{CreditOutcome, ReservationId, ReserveOutcome, UsageRecord};
@@ -28,6 +30,7 @@ fn reserved(outcome: ReserveOutcome) -> ReservationId {
         ReserveOutcome::Rejected { exceeded, usage } => {
             panic!("expected a reservation, got a rejection on {exceeded} with {usage:?}")
         }
+        other => panic!("expected a reservation, got {other:?}"),
     }
 }
 

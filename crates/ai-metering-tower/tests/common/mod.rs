@@ -180,9 +180,9 @@ impl CounterStore for Shared {
         self.guard()?;
         self.inner.reserve(r).await
     }
-    async fn settle(&self, id: ReservationId, e: &UsageEntry) -> StoreResult<Recorded> {
+    async fn settle(&self, s: &Settlement) -> StoreResult<Settled> {
         self.guard()?;
-        self.inner.settle(id, e).await
+        self.inner.settle(s).await
     }
     async fn release(&self, id: ReservationId) -> StoreResult<bool> {
         self.guard()?;
