@@ -1,5 +1,6 @@
-//! The shared store conformance suite of `ai-metering-testkit`, run against this store on
-//! SQLite (always) and PostgreSQL (when `AI_METERING_TEST_POSTGRES_URL` is set).
+//! The shared store conformance suite and money-path scenarios of `ai-metering-testkit`, run
+//! against this store on SQLite (always) and PostgreSQL (when `AI_METERING_TEST_POSTGRES_URL`
+//! is set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,6 +9,7 @@ mod sqlite {
     use super::common;
 
     ai_metering_testkit::store_conformance_tests!(async { common::fresh_sqlite().await });
+    ai_metering_testkit::money_path_tests!(async { common::fresh_sqlite().await });
 }
 
 mod postgres {
@@ -29,4 +31,14 @@ mod postgres {
     }
 
     ai_metering_testkit::store_conformance_tests!(optional: store());
+
+    /// A database of its own for each scenario: they sweep expired reservations, which is
+    /// global, by clocks of their own.
+    async fn own_store() -> Option<SeaOrmStore> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        common::fresh_postgres(&format!("money_path_{n}")).await
+    }
+
+    ai_metering_testkit::money_path_tests!(optional: own_store());
 }

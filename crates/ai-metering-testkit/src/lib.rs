@@ -34,6 +34,8 @@
 
 pub mod builders;
 pub mod cases;
+pub mod faulty;
+pub mod money_path;
 
 use std::future::Future;
 

@@ -223,10 +223,37 @@ impl<S: Store> Reservation<S> {
                 Ok(self.after_commit(settled).await)
             }
             Err(e) => {
+                // A settlement is all or nothing, but a reply lost after the commit looks
+                // like a failure: with a key, the store can say which it was.
+                if let Some(record) = self.recorded_despite(&settlement.entry).await {
+                    tracing::warn!(target: "ai_metering", billable = %self.template.billable, error = %e, "the settlement's reply was lost, but it was stored");
+                    self.guard.disarm();
+                    let check = self.check.clone();
+                    metering.emit(MeterEvent::UsageRecorded {
+                        record: Box::new(record.clone()),
+                        check: Box::new(check.clone()),
+                    });
+                    return Ok(RecordOutcome { record, check });
+                }
                 tracing::error!(target: "ai_metering", billable = %self.template.billable, error = %e, "the usage could not be recorded; nothing was stored");
                 self.give_back().await;
                 Err(e.into())
             }
+        }
+    }
+
+    /// The row of `entry`'s idempotency key, if a settlement that reported a failure was
+    /// stored after all.
+    async fn recorded_despite(&self, entry: &UsageEntry) -> Option<UsageRecord> {
+        let key = entry.idempotency_key.as_ref()?;
+        match self
+            .metering
+            .store()
+            .usage_by_idempotency_key(&entry.billable, key)
+            .await
+        {
+            Ok(found) => found.filter(|r| r.entry.usage == entry.usage),
+            Err(_) => None,
         }
     }
 

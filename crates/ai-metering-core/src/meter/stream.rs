@@ -193,10 +193,11 @@ impl<S: Store> StreamMeter<S> {
 
 impl<S: Store> Drop for StreamMeter<S> {
     fn drop(&mut self) {
+        // Read before the reservation is taken: its estimate is the prompt's size.
+        let (usage, estimated) = self.usage_so_far();
         let Some(reservation) = self.reservation.take() else {
             return;
         };
-        let (usage, estimated) = self.usage_so_far();
         if usage.total_tokens() == 0 {
             // Nothing was streamed: the reservation's own guard releases it.
             return;
