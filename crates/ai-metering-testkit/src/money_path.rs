@@ -177,8 +177,9 @@ fn only(outcomes: &[Outcome], allowed: &[Outcome]) {
     }
 }
 
-/// A prompt whose estimate is at least `tokens` input tokens.
-fn prompt(tokens: u64) -> String {
+/// A prompt whose estimate ([`ai_metering_core::estimate::text_tokens`]) is `tokens` input
+/// tokens.
+pub fn prompt(tokens: u64) -> String {
     "x".repeat(usize::try_from(tokens * 3).unwrap())
 }
 

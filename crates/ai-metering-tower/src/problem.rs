@@ -7,6 +7,8 @@
 //! | [`QuotaExceeded`](QuotaRejection::QuotaExceeded) | 429 | [`QUOTA_EXCEEDED_TYPE`] |
 //! | [`InsufficientCredits`](QuotaRejection::InsufficientCredits) | 402 | [`INSUFFICIENT_CREDITS_TYPE`] |
 //! | [`SubscriptionRequired`](QuotaRejection::SubscriptionRequired) | 403 | `about:blank` |
+//! | [`CallInFlight`](QuotaRejection::CallInFlight) | 429, `Retry-After: 1` | `about:blank` |
+//! | [`IdempotencyKeyInFlight`](QuotaRejection::IdempotencyKeyInFlight) | 409 | `about:blank` |
 //! | [`Unavailable`](QuotaRejection::Unavailable) | 503 | `about:blank` |
 //! | [`Internal`](QuotaRejection::Internal) | 500 | `about:blank` |
 //!
@@ -70,6 +72,14 @@ pub enum QuotaRejection {
     /// A refusal, not a failure: it is not let through by
     /// [`fail_open`](crate::QuotaLayer::fail_open).
     SubscriptionRequired,
+    /// The call could not be estimated and another unestimated call of the billable is in
+    /// flight ([`Error::CallInFlight`]): 429 with `Retry-After: 1`, which the OpenAI and
+    /// Anthropic SDKs retry by themselves.
+    CallInFlight,
+    /// A call with the request's idempotency key is in flight
+    /// ([`Error::IdempotencyKeyInFlight`]): 409 Conflict; retried once the first is done,
+    /// the request gets that call's stored result.
+    IdempotencyKeyInFlight,
     /// The store failed and the layer fails closed (503).
     Unavailable(Error),
     /// The quota check failed for another reason: a subscription naming a missing plan,
@@ -85,6 +95,8 @@ impl QuotaRejection {
             Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::SubscriptionRequired => StatusCode::FORBIDDEN,
+            Self::CallInFlight => StatusCode::TOO_MANY_REQUESTS,
+            Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,6 +140,11 @@ impl QuotaRejection {
             ),
             Self::SubscriptionRequired => {
                 "An active subscription is required for this request.".into()
+            }
+            Self::CallInFlight => "Another request of this account whose usage cannot be estimated is in progress; retry in a second, or set max_tokens.".into(),
+            Self::IdempotencyKeyInFlight => {
+                "A request with this idempotency key is in progress; retry once it is done."
+                    .into()
             }
             Self::Unavailable(_) => {
                 "Usage limits cannot be checked right now; try again later.".into()
@@ -219,16 +236,51 @@ impl IntoResponse for QuotaRejection {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Self::QuotaExceeded {
-            retry_after: Some(secs),
-            ..
-        } = &self
-        {
+        let retry_after = match &self {
+            Self::QuotaExceeded { retry_after, .. } => *retry_after,
+            Self::CallInFlight => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from(*secs));
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl From<Error> for QuotaRejection {
+    /// The rejection a handler answers with when a [`Meter`](ai_metering_core::Meter)
+    /// refuses a call: the same statuses and bodies as the layer's own refusals.
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Error};
+    /// use ai_metering_tower::QuotaRejection;
+    /// let busy = QuotaRejection::from(Error::CallInFlight { billable: Billable::new("user", 1) });
+    /// assert_eq!(busy.status(), http::StatusCode::TOO_MANY_REQUESTS);
+    /// ```
+    fn from(error: Error) -> Self {
+        match error {
+            Error::LimitExceeded { check } => {
+                let retry_after = check.reset_at.map(|at| {
+                    u64::try_from((at - chrono::Utc::now()).num_seconds().max(1)).unwrap_or(1)
+                });
+                Self::QuotaExceeded { check, retry_after }
+            }
+            Error::InsufficientCredits {
+                required,
+                available,
+            } => Self::InsufficientCredits {
+                required,
+                available,
+            },
+            Error::NoSubscription { .. } => Self::SubscriptionRequired,
+            Error::CallInFlight { .. } => Self::CallInFlight,
+            Error::IdempotencyKeyInFlight { .. } => Self::IdempotencyKeyInFlight,
+            Error::Store(_) => Self::Unavailable(error),
+            other => Self::Internal(other),
+        }
     }
 }
 
