@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ai_metering_core::plan::{BillingMode, Plan};
-use ai_metering_core::store::{CreditStore, MemoryStore, Store, UsageFilter, UsageStore};
+use ai_metering_core::store::{MemoryStore, Store, UsageFilter};
 use ai_metering_core::{Billable, Currency, MeterError, Metering};
 use ai_metering_seaorm::SeaOrmStore;
 use ai_metering_testkit::builders::{dec, fresh_name};
