@@ -45,7 +45,7 @@ async fn overview_shows_totals_chart_top_billables_and_warnings() {
     // The chart: an accessible SVG with one bar (and tooltip) per day with usage.
     assert!(html.contains(r#"<svg class="chart" id="daily-chart" role="img" aria-labelledby="daily-chart-title daily-chart-desc""#));
     assert_eq!(html.matches("<rect class=\"bar\"").count(), 4);
-    assert!(html.contains("<title>2024-05-10: 17,000 tokens, 2 calls, 0.062 USD</title>"));
+    assert!(html.contains("<title>2024-05-10: 17,000 tokens, 2 calls, 0.06 USD</title>"));
     assert!(html.contains("Busiest day: 2024-05-10 with 17,000 tokens."));
     assert!(html.contains("<summary>Daily usage as a table</summary>"));
     // Top billables link to their pages, ids percent-encoded.
