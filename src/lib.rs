@@ -4,9 +4,12 @@
 //! - [`core`]: the domain (usage, money and pricing, periods, plans, limits, storage traits,
 //!   `MemoryStore`, `Metering` and the `Meter`);
 //! - [`tower`]: the `QuotaLayer` middleware and the `RemainingQuota` extractor;
-//! - [`seaorm`]: the SQLite/PostgreSQL store;
+//! - `seaorm` (features `sqlite`, on by default, and `postgres`): the SeaORM store;
 //! - `dashboard` (feature `dashboard`, on by default): the dashboard router;
 //! - `billing` (feature `billing`): billing drivers (Stripe) and webhooks.
+//!
+//! With `default-features = false` (and neither `sqlite` nor `postgres`), neither sea-orm nor
+//! sqlx is built: the layer, the dashboard and `MemoryStore` need none of them.
 //!
 //! ```no_run
 //! use ai_metering::prelude::*;
@@ -29,6 +32,7 @@ pub use ai_metering_billing as billing;
 pub use ai_metering_core as core;
 #[cfg(feature = "dashboard")]
 pub use ai_metering_dashboard as dashboard;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use ai_metering_seaorm as seaorm;
 pub use ai_metering_tower as tower;
 
@@ -43,6 +47,7 @@ pub mod prelude {
         Billable, Currency, Meter, MeterError, Metered, Metering, Money, PeriodSpec, PriceCatalog,
         Tenant, TokenCounts, TokenUsage,
     };
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub use ai_metering_seaorm::SeaOrmStore;
     pub use ai_metering_tower::{QuotaLayer, RemainingQuota};
 }

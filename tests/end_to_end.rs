@@ -1,6 +1,7 @@
 //! The facade end to end: an axum app on an embedded SQLite store, protected by
 //! `QuotaLayer`, metering a provider through the `RemainingQuota` extractor, with the
 //! dashboard's JSON API reporting what was recorded.
+#![cfg(all(feature = "sqlite", feature = "dashboard"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ai_metering::dashboard::{self, DashboardConfig};

@@ -3,7 +3,7 @@
 //! a parsed period spec computes periods around a fixed instant without panicking.
 #![no_main]
 
-use ai_metering_core::PeriodSpec;
+use ai_metering_core::period::PeriodConfig;
 use ai_metering_core::pricing::PriceCatalog;
 use ai_metering_core::{TokenUsage};
 use chrono::{TimeZone, Utc};
@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
         lines.next().unwrap_or(""),
         lines.next().unwrap_or(""),
     );
-    if let Ok(spec) = PeriodSpec::from_config(kind, alignment, zone) {
+    if let Ok(periods) = PeriodConfig::from_config(kind, alignment, zone) {
+        let spec = periods.spec;
         let Some(t) = Utc.with_ymd_and_hms(2024, 2, 29, 23, 30, 0).single() else {
             return;
         };

@@ -2,7 +2,8 @@
 //!
 //! - [`BillingDriver`] reports one overage row; [`NullBillingDriver`] reports nothing (and
 //!   says so, so rows stay pending); [`stripe::StripeBillingDriver`] reports to Stripe as
-//!   Billing Meter events or invoice items, over reqwest with rustls.
+//!   Billing Meter events or invoice items, over reqwest with rustls and `ring`
+//!   ([`install_tls_provider`]).
 //! - [`sync_overages`] reports pending overage in batches (the CLI's `sync-overages`),
 //!   [`report_overage_now`] one row at once, and [`SyncTrigger`] wakes a sync loop on every
 //!   `OverageCharged` event. Each row is marked synced only after its driver reported it,
@@ -32,6 +33,7 @@ mod driver;
 mod error;
 mod handle;
 mod sync;
+mod tls;
 mod trigger;
 
 pub mod stripe;
@@ -41,5 +43,6 @@ pub use driver::{BillingDriver, ExternalId, NullBillingDriver, ReportOutcome};
 pub use error::BillingError;
 pub use handle::StoreHandle;
 pub use sync::{SyncFailure, SyncOutcome, SyncReport, report_overage_now, sync_overages};
+pub use tls::install_tls_provider;
 pub use trigger::SyncTrigger;
 pub use webhook::{StripeWebhook, WebhookConfig, webhook_router};

@@ -49,6 +49,7 @@ async fn serve(router: axum::Router) -> String {
 }
 
 async fn post(url: &str, signature: Option<String>, body: &str) -> (u16, Value) {
+    ai_metering_billing::install_tls_provider();
     let mut request = reqwest::Client::new().post(url).body(body.to_owned());
     if let Some(signature) = signature {
         request = request.header("Stripe-Signature", signature);

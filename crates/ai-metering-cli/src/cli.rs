@@ -253,9 +253,11 @@ pub struct WalletBalanceArgs {
 /// `demo` options.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// SQLite file of the demo, recreated on every run.
-    #[arg(long, default_value = "ai-metering-demo.db")]
-    pub db: PathBuf,
+    /// SQLite file of the demo, short for `--database-url sqlite://FILE` [default: the
+    /// configured database, `ai-metering.db`]. Recreated on every run, but only if the demo
+    /// created it.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
     /// Address to serve on (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,

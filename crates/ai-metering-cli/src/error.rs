@@ -31,9 +31,22 @@ impl CliError {
         }
     }
 
+    /// Stdout was closed by its reader (`| head`): the command ends quietly, with success.
+    pub fn broken_pipe() -> Self {
+        Self {
+            message: String::new(),
+            code: 0,
+        }
+    }
+
     /// The process exit code.
     pub fn code(&self) -> u8 {
         self.code
+    }
+
+    /// True when there is nothing to tell (a closed pipe).
+    pub fn is_quiet(&self) -> bool {
+        self.message.is_empty() && self.code == 0
     }
 }
 
@@ -59,6 +72,9 @@ impl From<ai_metering_core::store::StoreError> for CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Self::broken_pipe();
+        }
         Self::failure(format!("I/O error: {e}"))
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod output;
 mod prompt;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -40,7 +41,13 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &CliError) -> ExitCode {
-    eprintln!("{} {e}", style("error:").for_stderr().red().bold());
+    if !e.is_quiet() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} {e}",
+            style("error:").for_stderr().red().bold()
+        );
+    }
     ExitCode::from(e.code())
 }
 

@@ -3,7 +3,8 @@
 //! In JSON and CSV formats stdout carries only the data; notes and warnings go to stderr.
 //! Colour is used only when the stream is a terminal and `NO_COLOR` is not set.
 
-use std::io::{IsTerminal, Write};
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
 
 use ai_metering_core::Currency;
 use comfy_table::{Cell, CellAlignment, Table, presets};
@@ -81,14 +82,14 @@ impl Output {
     /// A heading line (human format only).
     pub fn heading(&self, text: &str) {
         if self.is_table() {
-            println!("{}", style(text).bold());
+            emit(format_args!("{}", style(text).bold()));
         }
     }
 
     /// A plain line (human format only; stderr otherwise).
     pub fn line(&self, text: &str) {
         if self.is_table() {
-            println!("{text}");
+            emit(format_args!("{text}"));
         } else {
             eprintln!("{text}");
         }
@@ -97,7 +98,7 @@ impl Output {
     /// A success line, green on a terminal.
     pub fn success(&self, text: &str) {
         if self.is_table() {
-            println!("{}", style(text).green());
+            emit(format_args!("{}", style(text).green()));
         } else {
             eprintln!("{}", style(text).for_stderr().green());
         }
@@ -106,9 +107,18 @@ impl Output {
     /// A warning, yellow on a terminal.
     pub fn warn(&self, text: &str) {
         if self.is_table() {
-            println!("{}", style(text).yellow());
+            emit(format_args!("{}", style(text).yellow()));
         } else {
             eprintln!("{}", style(text).for_stderr().yellow());
+        }
+    }
+
+    /// An amount as shown in this format: exact in CSV (for scripts), in the currency's
+    /// minor units otherwise (see [`money`]).
+    pub fn money(&self, amount: Decimal, currency: Currency) -> String {
+        match self.format {
+            Format::Csv => amount.normalize().to_string(),
+            _ => money(amount, currency),
         }
     }
 
@@ -116,7 +126,7 @@ impl Output {
     pub fn json(&self, value: &impl Serialize) -> CliResult {
         let text = serde_json::to_string_pretty(value)
             .map_err(|e| CliError::failure(format!("cannot write JSON: {e}")))?;
-        println!("{text}");
+        emit(format_args!("{text}"));
         Ok(())
     }
 
@@ -125,14 +135,34 @@ impl Output {
         match self.format {
             Format::Csv => write_csv(columns, rows),
             _ => {
-                println!(
+                emit(format_args!(
                     "{}",
                     render_table(columns, rows, std::io::stdout().is_terminal())
-                );
+                ));
                 Ok(())
             }
         }
     }
+}
+
+/// Writes one line to stdout, like `println!`, except that a reader that went away
+/// (`ai-metering report | head`) ends the process quietly instead of panicking.
+pub fn emit(args: fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        drop(out);
+        exit_on_write_error(&e);
+    }
+}
+
+/// Ends the process after stdout failed: quietly with success when the reader closed the
+/// pipe (as `head` does), with an error message and exit 1 otherwise.
+pub fn exit_on_write_error(e: &io::Error) -> ! {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    let _ = writeln!(io::stderr(), "error: cannot write the output: {e}");
+    std::process::exit(i32::from(crate::error::EXIT_FAILURE));
 }
 
 /// Renders a table: UTF-8 borders on a terminal, ASCII otherwise.
@@ -160,7 +190,10 @@ pub fn render_table(columns: &[Column], rows: &[Vec<String>], terminal: bool) ->
 fn write_csv(columns: &[Column], rows: &[Vec<String>]) -> CliResult {
     let stdout = std::io::stdout();
     let mut w = csv::Writer::from_writer(stdout.lock());
-    let fail = |e: csv::Error| CliError::failure(format!("cannot write CSV: {e}"));
+    let fail = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(e) => CliError::from(e),
+        other => CliError::failure(format!("cannot write CSV: {other:?}")),
+    };
     w.write_record(columns.iter().map(|c| c.header))
         .map_err(fail)?;
     for row in rows {
@@ -183,17 +216,24 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// An amount for people: six decimals (AI calls cost fractions of a cent), rounded half
-/// away from zero for display only; `$` for US dollars, the code otherwise.
+/// An amount for people, in the currency's minor units (2 decimals for USD, 0 for JPY) like
+/// the dashboard, rounded half away from zero for display only; `$` for US dollars, the code
+/// otherwise. A non-zero amount that rounds to zero reads `< $0.01`, never `$0.00`.
 pub fn money(amount: Decimal, currency: Currency) -> String {
-    let shown = amount.round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero);
-    let text = format!("{shown:.6}");
+    let dp = currency.minor_unit_digits();
+    let mut shown = amount.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    let tiny = shown.is_zero() && !amount.is_zero();
+    if tiny {
+        shown = Decimal::new(1, dp);
+    }
+    shown.rescale(dp);
+    let negative = amount.is_sign_negative() && !amount.is_zero();
+    let abs = shown.abs();
+    let sign = if negative { "-" } else { "" };
+    let less = if tiny { "< " } else { "" };
     match currency.as_str() {
-        "USD" => match text.strip_prefix('-') {
-            Some(abs) => format!("-${abs}"),
-            None => format!("${text}"),
-        },
-        code => format!("{text} {code}"),
+        "USD" => format!("{less}{sign}${abs}"),
+        code => format!("{less}{sign}{abs} {code}"),
     }
 }
 
@@ -218,11 +258,26 @@ mod tests {
     }
 
     #[test]
-    fn money_keeps_six_decimals_and_rounds_only_for_display() {
-        assert_eq!(money(Decimal::new(45, 5), Currency::USD), "$0.000450");
-        assert_eq!(money(Decimal::new(5625, 7), Currency::USD), "$0.000563");
-        assert_eq!(money(Decimal::from(12), Currency::EUR), "12.000000 EUR");
-        assert_eq!(money(Decimal::new(-15, 1), Currency::USD), "-$1.500000");
+    fn money_shows_the_currencys_minor_units_and_rounds_only_for_display() {
+        assert_eq!(money(Decimal::new(1234, 2), Currency::USD), "$12.34");
+        assert_eq!(money(Decimal::new(125, 3), Currency::USD), "$0.13");
+        assert_eq!(money(Decimal::new(45, 5), Currency::USD), "< $0.01");
+        assert_eq!(money(Decimal::new(-45, 5), Currency::USD), "< -$0.01");
+        assert_eq!(money(Decimal::ZERO, Currency::USD), "$0.00");
+        assert_eq!(money(Decimal::from(12), Currency::EUR), "12.00 EUR");
+        assert_eq!(money(Decimal::new(-15, 1), Currency::USD), "-$1.50");
+        let jpy = Currency::new("JPY").unwrap();
+        assert_eq!(money(Decimal::new(12_345, 1), jpy), "1235 JPY");
+        let bhd = Currency::new("BHD").unwrap();
+        assert_eq!(money(Decimal::from(2), bhd), "2.000 BHD");
+    }
+
+    #[test]
+    fn csv_keeps_exact_amounts() {
+        let csv = Output::new(Format::Csv);
+        assert_eq!(csv.money(Decimal::new(45, 5), Currency::USD), "0.00045");
+        let table = Output::new(Format::Table);
+        assert_eq!(table.money(Decimal::new(45, 5), Currency::USD), "< $0.01");
     }
 
     #[test]

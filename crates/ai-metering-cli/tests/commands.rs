@@ -27,7 +27,69 @@ fn migrate_creates_the_schema_once() {
 #[test]
 fn commands_on_an_unmigrated_database_say_to_migrate() {
     let ws = Workspace::new();
-    ws.fails(&["report"], 1, "ai-metering migrate");
+    let r = ws.fails(&["report"], 1, "ai-metering migrate");
+    // ... and exactly what to pass for another database.
+    assert!(r.stderr.contains("--database-url"), "{}", r.stderr);
+    // A read-only command leaves no empty database file behind.
+    assert!(!ws.db.exists(), "report created {}", ws.db.display());
+    for args in [
+        &["validate"][..],
+        &["plans", "list"],
+        &["wallet", "balance", "user:1"],
+    ] {
+        ws.run(args);
+        assert!(!ws.db.exists(), "{args:?} created {}", ws.db.display());
+    }
+
+    // An existing but empty database says it is not migrated.
+    std::fs::write(&ws.db, b"").unwrap();
+    let r = ws.fails(&["report"], 1, "is not migrated");
+    assert!(r.stderr.contains("--database-url"), "{}", r.stderr);
+}
+
+#[test]
+fn nothing_configured_report_creates_no_file_in_the_working_directory() {
+    let ws = Workspace::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ai-metering"))
+        .arg("report")
+        .current_dir(ws.dir.path())
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!ws.path("ai-metering.db").exists());
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::Read;
+    let ws = fixture().await;
+    for format in ["table", "csv", "json"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ai-metering"))
+            .args(["report", "--month", "2024-01", "--format", format])
+            .current_dir(ws.dir.path())
+            .env_clear()
+            .env("AI_METERING_DATABASE_URL", &ws.url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `| head -0`: the reader goes away before anything is written.
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{format}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{format}: {stderr}");
+        assert!(stderr.is_empty(), "{format}: {stderr}");
+    }
 }
 
 #[test]
@@ -261,7 +323,8 @@ async fn validate_reports_and_exits_by_severity() {
     let fresh = Workspace::new();
     let r = fresh.run(&["validate"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("not migrated"), "{}", r.stdout);
+    assert!(r.stdout.contains("no database at"), "{}", r.stdout);
+    assert!(r.stdout.contains("ai-metering migrate"), "{}", r.stdout);
 }
 
 #[test]
@@ -523,7 +586,7 @@ async fn wallet_add_and_balance() {
     assert_eq!(b["transactions"][0]["reason"], "promo");
     let table = ws.ok(&["wallet", "balance", "user:1"]).stdout;
     assert!(
-        table.contains("$29.990000") && table.contains("promo"),
+        table.contains("$29.99 ") && table.contains("promo"),
         "{table}"
     );
     ws.fails(&["wallet", "add", "user:1", "--", "-5"], 2, "positive");

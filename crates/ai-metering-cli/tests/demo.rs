@@ -30,8 +30,12 @@ impl Drop for Demo {
 }
 
 fn start_demo(ws: &Workspace) -> Demo {
+    start_demo_with(ws, &["demo", "--addr", "127.0.0.1:0", "--db", "demo.db"])
+}
+
+fn start_demo_with(ws: &Workspace, args: &[&str]) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ai-metering"))
-        .args(["demo", "--addr", "127.0.0.1:0", "--db", "demo.db"])
+        .args(args)
         .current_dir(ws.dir.path())
         .env_clear()
         // Only warnings from the server's log (it shares the test's stderr).
@@ -181,7 +185,7 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
     let demo = start_demo(&ws);
     let addr = demo.addr;
 
-    let models = http(addr, "GET", "/v1/models", None, None);
+    let models = http(addr, "GET", "/v1/models", Some("sk-demo-alice"), None);
     assert_eq!(models.status, 200);
     assert_eq!(models.json()["data"][0]["id"], "gpt-4o-mini");
     let dashboard = http(addr, "GET", "/ai-metering", None, None);
@@ -388,4 +392,200 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
     assert!(balance > Decimal::new(199, 2), "{w}");
     assert_eq!(w["transactions"][0]["reason"], "usage");
     assert_eq!(w["held"], "0");
+}
+
+/// Sends `head` (request line and headers, without the blank line) and `body` as they are.
+fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    // The server may answer (and stop reading) before the whole body is sent.
+    let _ =
+        stream.write_all(format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes());
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// Checks an OpenAI error body: `{"error": {"message", "type", "param", "code"}}`.
+fn assert_openai_error(r: &Response, status: u16) -> Value {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json"),
+        "{}",
+        r.body
+    );
+    let error = r.json()["error"].clone();
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{error}"
+    );
+    assert!(error["type"].is_string(), "{error}");
+    assert!(error.as_object().unwrap().contains_key("param"), "{error}");
+    assert!(error.as_object().unwrap().contains_key("code"), "{error}");
+    error
+}
+
+#[test]
+fn every_api_error_is_openai_json_and_short() {
+    let ws = Workspace::new();
+    let demo = start_demo(&ws);
+    let addr = demo.addr;
+
+    // /v1/models needs a key like every other route.
+    let r = http(addr, "GET", "/v1/models", None, None);
+    assert_eq!(assert_openai_error(&r, 401)["code"], "invalid_api_key");
+    let r = http(addr, "GET", "/v1/models", Some("sk-demo-alice"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    assert_openai_error(&http(addr, "GET", "/v1/nothing-here", None, None), 404);
+    assert_openai_error(
+        &http(
+            addr,
+            "GET",
+            "/v1/chat/completions",
+            Some("sk-demo-alice"),
+            None,
+        ),
+        405,
+    );
+    assert_openai_error(
+        &http(addr, "DELETE", "/v1/models", Some("sk-demo-alice"), None),
+        405,
+    );
+
+    // A body above the limit: 413 in the same shape (only a little more than the limit is
+    // sent; the declared length is what a 50 MB upload would say).
+    let body = vec![b' '; 2 * 1024 * 1024 + 1];
+    let r = raw(
+        addr,
+        "POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer sk-demo-alice\r\nContent-Type: application/json\r\nContent-Length: 52428800",
+        &body,
+    );
+    assert_openai_error(&r, 413);
+
+    // A 10,000-character model name is not echoed back whole.
+    let long = "m".repeat(10_000);
+    let request = json!({"model": long, "messages": [{"role": "user", "content": "Hi"}]});
+    let r = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-demo-alice"),
+        Some(&request),
+    );
+    let error = assert_openai_error(&r, 404);
+    assert!(error["message"].as_str().unwrap().len() < 300, "{error}");
+}
+
+#[test]
+fn the_demo_refuses_files_it_did_not_create_and_binds_before_touching_any() {
+    let ws = Workspace::new();
+    // Someone's notes, passed to --db by mistake: refused and kept.
+    std::fs::write(ws.path("notes.txt"), "do not delete me").unwrap();
+    let r = ws.run(&["demo", "--addr", "127.0.0.1:0", "--db", "notes.txt"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("not a demo database"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(ws.path("notes.txt")).unwrap(),
+        "do not delete me"
+    );
+    // An application's migrated database (no demo marker) is refused too.
+    ws.ok(&["migrate"]);
+    let url = ws.url.clone();
+    let r = ws.run(&["demo", "--addr", "127.0.0.1:0", "--database-url", &url]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("not a demo database"), "{}", r.stderr);
+    assert!(ws.db.exists());
+
+    // A second demo on the running one's port fails before it touches its database.
+    let demo = start_demo(&ws);
+    let before = std::fs::metadata(ws.path("demo.db"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let port = demo.addr.to_string();
+    let r = ws.run(&["demo", "--addr", &port, "--db", "demo.db"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot listen"), "{}", r.stderr);
+    let after = std::fs::metadata(ws.path("demo.db"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+    let models = http(demo.addr, "GET", "/v1/models", Some("sk-demo-alice"), None);
+    assert_eq!(models.status, 200);
+    drop(demo);
+
+    // The demo's own database is recreated on the next run.
+    let demo = start_demo(&ws);
+    drop(demo);
+}
+
+#[test]
+fn after_the_demo_the_other_commands_find_its_database() {
+    let ws = Workspace::new();
+    // Nothing configured: the demo uses the database every command uses.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ai-metering"))
+        .args(["demo", "--addr", "127.0.0.1:0"])
+        .current_dir(ws.dir.path())
+        .env_clear()
+        .env("AI_METERING_LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let report = Command::new(env!("CARGO_BIN_EXE_ai-metering"))
+        .args(["report", "--billable", "user:alice", "--format", "json"])
+        .current_dir(ws.dir.path())
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let j: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert!(j["totals"]["total_tokens"].as_u64().unwrap() > 0, "{j}");
+
+    // --database-url is honoured by the demo.
+    let url = format!("sqlite://{}?mode=rwc", ws.path("chosen.db").display());
+    let demo = start_demo_with(
+        &ws,
+        &["--database-url", &url, "demo", "--addr", "127.0.0.1:0"],
+    );
+    drop(demo);
+    assert!(ws.path("chosen.db").exists());
 }

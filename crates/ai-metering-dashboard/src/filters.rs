@@ -92,7 +92,8 @@ impl UsageQuery {
         let billable = match value(&self.billable) {
             Some(s) => Some(s.parse::<Billable>().map_err(|_| {
                 DashboardError::BadRequest(format!(
-                    "`billable` {s:?} is not of the form KIND:ID (for example user:42)"
+                    "`billable` {:?} is not of the form KIND:ID (for example user:42)",
+                    truncate(s, MAX_ECHO_CHARS)
                 ))
             })?),
             None => None,
@@ -134,10 +135,16 @@ impl UsageQuery {
     pub(crate) fn page(&self, default_per_page: u64) -> Result<PageRequest, DashboardError> {
         let number = positive("page", &self.page)?.unwrap_or(1);
         let per_page = positive("per_page", &self.per_page)?.unwrap_or(default_per_page);
-        Ok(PageRequest {
-            number,
-            page: Page::number(number - 1, per_page),
-        })
+        let page = Page::number(number - 1, per_page);
+        // Stores take offsets as signed 64-bit SQL integers: refuse what they cannot say.
+        let limit = page.limit;
+        let last = (MAX_OFFSET - limit) / limit + 1;
+        if number > last {
+            return Err(DashboardError::BadRequest(format!(
+                "`page` {number} is out of range: with {limit} rows a page, pages go up to {last}"
+            )));
+        }
+        Ok(PageRequest { number, page })
     }
 
     /// This query with another page number, as a URL query string (without `?`).
@@ -161,13 +168,28 @@ impl UsageQuery {
     }
 }
 
+/// The largest row offset a page may reach, with its rows (SQL's signed 64-bit integers).
+const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// At most this many characters of a rejected value are quoted back in a message.
+const MAX_ECHO_CHARS: usize = 40;
+
+/// `s` cut to `max` characters, with `…` when something was cut.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
 fn positive(name: &str, v: &Option<String>) -> Result<Option<u64>, DashboardError> {
     match value(v) {
         None => Ok(None),
         Some(s) => match s.parse::<u64>() {
             Ok(n) if n >= 1 => Ok(Some(n)),
             _ => Err(DashboardError::BadRequest(format!(
-                "`{name}` must be a whole number from 1, not {s:?}"
+                "`{name}` must be a whole number from 1, not {:?}",
+                truncate(s, MAX_ECHO_CHARS)
             ))),
         },
     }
@@ -194,7 +216,8 @@ fn instant(
     }
     let bad = || {
         DashboardError::BadRequest(format!(
-            "`{name}` {s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"
+            "`{name}` {:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant",
+            truncate(s, MAX_ECHO_CHARS)
         ))
     };
     let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?;
@@ -298,6 +321,23 @@ mod tests {
         assert_eq!(p.page.limit, Page::MAX_LIMIT);
         let p = q("").page(50).unwrap();
         assert_eq!((p.number, p.page.offset, p.page.limit), (1, 0, 50));
+    }
+
+    #[test]
+    fn pages_whose_offset_exceeds_i64_are_refused_with_a_message() {
+        let err = q("page=18446744073709551615").page(50).unwrap_err();
+        assert!(matches!(err, DashboardError::BadRequest(_)));
+        assert!(err.to_string().contains("out of range"), "{err}");
+        // The last page whose rows a store can still address.
+        let last = (i64::MAX as u64 - 50) / 50 + 1;
+        let p = q(&format!("page={last}")).page(50).unwrap();
+        assert!(p.page.offset + p.page.limit <= i64::MAX as u64);
+        assert!(q(&format!("page={}", last + 1)).page(50).is_err());
+        assert!(q("page=4611686018427387904&per_page=1").page(50).is_ok());
+        // A long value is not quoted back whole.
+        let long = "9".repeat(10_000);
+        let err = q(&format!("page={long}")).page(50).unwrap_err().to_string();
+        assert!(err.len() < 200, "{err}");
     }
 
     #[test]

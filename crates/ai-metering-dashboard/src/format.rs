@@ -5,9 +5,6 @@ use ai_metering_core::{Billable, Currency};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 
-/// Decimal places shown for money: AI calls cost fractions of a cent.
-const MONEY_DP: u32 = 4;
-
 /// `1234567` -> `1,234,567`.
 pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -37,18 +34,20 @@ pub(crate) fn compact(n: u64) -> String {
     }
 }
 
-/// An amount rounded half away from zero to 4 places, at least 2 shown, with its currency:
-/// `12.5` -> `12.50 USD`; a non-zero amount that rounds to zero reads `< 0.0001 USD`.
+/// An amount in the currency's minor units (2 decimals for USD, 0 for JPY), rounded half
+/// away from zero for display only, with its currency: `12.5` -> `12.50 USD`. A non-zero
+/// amount that rounds to zero reads `< 0.01 USD`, never `0.00 USD`. The JSON API and the CSV
+/// export carry the exact amounts.
 pub(crate) fn money(amount: Decimal, currency: Currency) -> String {
-    let rounded = amount.round_dp_with_strategy(MONEY_DP, RoundingStrategy::MidpointAwayFromZero);
-    if rounded.is_zero() && !amount.is_zero() {
+    let dp = currency.minor_unit_digits();
+    let mut shown = amount.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    if shown.is_zero() && !amount.is_zero() {
         let sign = if amount.is_sign_negative() { "-" } else { "" };
-        return format!("< {sign}0.0001 {currency}");
+        let mut unit = Decimal::new(1, dp);
+        unit.rescale(dp);
+        return format!("< {sign}{unit} {currency}");
     }
-    let mut shown = rounded.normalize();
-    if shown.scale() < 2 {
-        shown.rescale(2);
-    }
+    shown.rescale(dp);
     format!("{shown} {currency}")
 }
 
@@ -136,9 +135,17 @@ mod tests {
     fn money_is_rounded_for_display_only() {
         let usd = Currency::USD;
         assert_eq!(money(Decimal::new(125, 1), usd), "12.50 USD");
-        assert_eq!(money(Decimal::new(123_456, 6), usd), "0.1235 USD");
-        assert_eq!(money(Decimal::new(3, 8), usd), "< 0.0001 USD");
+        assert_eq!(money(Decimal::new(123_456, 6), usd), "0.12 USD");
+        assert_eq!(money(Decimal::new(125, 3), usd), "0.13 USD");
+        assert_eq!(money(Decimal::new(3, 8), usd), "< 0.01 USD");
+        assert_eq!(money(Decimal::new(-3, 8), usd), "< -0.01 USD");
         assert_eq!(money(Decimal::ZERO, usd), "0.00 USD");
+        // Every amount in one currency has the same number of decimals: its minor units.
+        let jpy = Currency::new("JPY").unwrap();
+        assert_eq!(money(Decimal::new(12_345, 1), jpy), "1235 JPY");
+        assert_eq!(money(Decimal::new(4, 1), jpy), "< 1 JPY");
+        let bhd = Currency::new("BHD").unwrap();
+        assert_eq!(money(Decimal::from(2), bhd), "2.000 BHD");
     }
 
     #[test]

@@ -134,6 +134,9 @@ async fn billables_list_shows_plan_limits_and_wallet() {
     let user3 = &rows[3];
     assert_eq!(user3["state"], "unlimited");
     assert!(user3["plan"].is_null());
+    // Plan-mode billables without credits have no wallet (not an empty one).
+    assert!(user3["wallet"].is_null(), "{user3}");
+    assert!(rows[0]["wallet"].is_null(), "{}", rows[0]);
 
     // Search by KIND:ID, and pagination.
     let found = api("/billables?q=TEAM:").await;
@@ -269,9 +272,29 @@ async fn bad_parameters_are_400_with_a_message() {
         ("/usage?billable=user", "billable"),
         ("/breakdown?until=2024-02-30", "until"),
         ("/billables?page=-1", "page"),
+        ("/usage?page=18446744073709551615", "page"),
+        ("/billables?page=18446744073709551615", "page"),
+        ("/usage?page=9223372036854775807&per_page=2", "page"),
     ] {
         let (status, message) = api_error(uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
         assert!(message.contains(field), "{uri}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn out_of_range_pages_and_long_values_are_400_with_a_short_message() {
+    let (status, message) = api_error("/usage?page=18446744073709551615").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("out of range"), "{message}");
+    let long = "x".repeat(10_000);
+    for uri in [
+        format!("/usage?billable={long}"),
+        format!("/usage?from={long}"),
+        format!("/usage?page={long}"),
+    ] {
+        let (status, message) = api_error(&uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(message.len() < 200, "{message}");
     }
 }

@@ -45,7 +45,7 @@ async fn overview_shows_totals_chart_top_billables_and_warnings() {
     // The chart: an accessible SVG with one bar (and tooltip) per day with usage.
     assert!(html.contains(r#"<svg class="chart" id="daily-chart" role="img" aria-labelledby="daily-chart-title daily-chart-desc""#));
     assert_eq!(html.matches("<rect class=\"bar\"").count(), 4);
-    assert!(html.contains("<title>2024-05-10: 17,000 tokens, 2 calls, 0.062 USD</title>"));
+    assert!(html.contains("<title>2024-05-10: 17,000 tokens, 2 calls, 0.06 USD</title>"));
     assert!(html.contains("Busiest day: 2024-05-10 with 17,000 tokens."));
     assert!(html.contains("<summary>Daily usage as a table</summary>"));
     // Top billables link to their pages, ids percent-encoded.
@@ -104,7 +104,7 @@ async fn billables_page_lists_plan_limits_usage_remaining_reset_and_wallet() {
         "user:1 tokens against its limit"
     );
     assert!(
-        html.contains("5,000 / 1,000,000 tokens<br>0.027 USD / 100.00 USD"),
+        html.contains("5,000 / 1,000,000 tokens<br>0.03 USD / 100.00 USD"),
         "globex"
     );
     assert!(html.contains("1,000 tokens"), "user:1 remaining");
@@ -204,4 +204,17 @@ async fn an_empty_prefix_mounts_the_dashboard_at_the_root() {
         get(&app, "/no-such-page").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn out_of_range_pages_are_a_400_page_not_a_dropped_connection() {
+    let app = app(DashboardConfig::allow_all()).await;
+    for uri in [
+        "/ai-metering/usage?page=18446744073709551615",
+        "/ai-metering/billables?page=18446744073709551615",
+    ] {
+        let r = get(&app, uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(r.body.contains("out of range"), "{uri}: {}", r.body);
+    }
 }

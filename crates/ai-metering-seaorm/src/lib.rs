@@ -17,7 +17,18 @@
 //! assert_eq!(store.plan("pro").await?.unwrap().token_limit, Some(100_000));
 //! # Ok::<(), ai_metering_core::store::StoreError>(()) }).unwrap();
 //! ```
+//!
+//! # Features
+//!
+//! - `sqlite` (default): embedded SQLite, `sqlite://` URLs;
+//! - `postgres` (default): PostgreSQL, `postgres://` URLs;
+//! - `rustls`: TLS for connections to a remote PostgreSQL.
+//!
+//! At least one of `sqlite` and `postgres` must be enabled.
 #![warn(missing_docs)]
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("ai-metering-seaorm needs a backend: enable the `sqlite` or `postgres` feature");
 
 mod aggregates;
 mod codec;

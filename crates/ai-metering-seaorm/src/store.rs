@@ -7,6 +7,7 @@ use std::time::Duration;
 use ai_metering_core::Billable;
 use ai_metering_core::store::{StoreError, StoreErrorKind, StoreResult};
 use ai_metering_migration::{Migrator, MigratorTrait};
+#[cfg(feature = "sqlite")]
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -17,10 +18,13 @@ use crate::error::db_err;
 
 /// How long a SQLite connection waits for another writer (another process, say) before
 /// giving up with [`StoreErrorKind::Unavailable`].
+#[cfg(feature = "sqlite")]
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections in the pool of a SQLite file: WAL lets readers run beside the one writer.
+#[cfg(feature = "sqlite")]
 const SQLITE_POOL_SIZE: u32 = 4;
 /// Connections in the pool of a PostgreSQL database.
+#[cfg(feature = "postgres")]
 const POSTGRES_POOL_SIZE: u32 = 10;
 /// How long connecting to a database may take before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,18 +103,26 @@ impl SeaOrmStore {
             .connect_timeout(CONNECT_TIMEOUT)
             .acquire_timeout(ACQUIRE_TIMEOUT);
         if url.starts_with("sqlite:") {
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            // Each connection to `:memory:` would open its own empty database.
-            options.max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE });
-            options.map_sqlx_sqlite_opts(|o| {
-                o.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    .foreign_keys(true)
-            });
+            #[cfg(feature = "sqlite")]
+            {
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                // Each connection to `:memory:` would open its own empty database.
+                options.max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE });
+                options.map_sqlx_sqlite_opts(|o| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                        .foreign_keys(true)
+                });
+            }
+            #[cfg(not(feature = "sqlite"))]
+            return Err(backend_not_built("sqlite", url));
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
             options.max_connections(POSTGRES_POOL_SIZE);
+            #[cfg(not(feature = "postgres"))]
+            return Err(backend_not_built("postgres", url));
         } else {
             return Err(StoreError::new(
                 StoreErrorKind::Invalid,
@@ -279,6 +291,18 @@ pub(crate) fn lock_key(billable: &Billable) -> i64 {
 }
 
 /// A URL without its password, for error messages.
+/// The error for a URL whose backend was left out of the build.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn backend_not_built(feature: &str, url: &str) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Invalid,
+        format!(
+            "database URL {:?} needs the `{feature}` feature of ai-metering-seaorm (or of ai-metering), which this build leaves out",
+            redact(url)
+        ),
+    )
+}
+
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();

@@ -187,11 +187,14 @@ impl<C: CustomerLookup> StripeDriverBuilder<C> {
         self
     }
 
-    /// Uses this HTTP client (its own timeouts and proxies) instead of building one.
+    /// Uses this HTTP client (its own timeouts and proxies) instead of building one. Call
+    /// [`install_tls_provider`](crate::install_tls_provider) before building it (unless the
+    /// application installs a rustls crypto provider of its own).
     ///
     /// ```
     /// # use ai_metering_billing::stripe::{StripeBillingDriver, StripeMode};
     /// # use ai_metering_core::Billable;
+    /// ai_metering_billing::install_tls_provider();
     /// let b = StripeBillingDriver::builder("sk_test_1", StripeMode::InvoiceItems, |_: &Billable| None)
     ///     .http_client(reqwest::Client::new());
     /// assert!(b.build().is_ok());
@@ -298,13 +301,16 @@ impl<C: CustomerLookup> StripeDriverBuilder<C> {
         }
         let http = match self.http {
             Some(client) => client,
-            None => reqwest::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(self.timeout.min(Duration::from_secs(10)))
-                .build()
-                .map_err(|e| {
-                    BillingError::Configuration(format!("cannot build the HTTP client: {e}"))
-                })?,
+            None => {
+                crate::install_tls_provider();
+                reqwest::Client::builder()
+                    .timeout(self.timeout)
+                    .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+                    .build()
+                    .map_err(|e| {
+                        BillingError::Configuration(format!("cannot build the HTTP client: {e}"))
+                    })?
+            }
         };
         Ok(StripeBillingDriver {
             http,

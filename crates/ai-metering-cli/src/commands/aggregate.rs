@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::cli::{AggregateArgs, AggregatePeriod, Format};
 use crate::error::{CliError, CliResult};
-use crate::output::{money, num, text, thousands};
+use crate::output::{num, text, thousands};
 use crate::prompt::progress;
 
 #[derive(Debug, Serialize)]
@@ -97,7 +97,7 @@ pub async fn run(ctx: &Ctx, args: &AggregateArgs) -> CliResult {
                 r.days.to_string(),
                 thousands(r.sums.calls),
                 thousands(r.sums.total_tokens),
-                money(r.sums.cost, currency),
+                ctx.out.money(r.sums.cost, currency),
             ]
         })
         .collect();

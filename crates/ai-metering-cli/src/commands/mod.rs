@@ -12,6 +12,7 @@ pub mod sync_overages;
 pub mod validate;
 pub mod wallet;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ai_metering_core::pricing::PriceCatalog;
@@ -52,13 +53,16 @@ impl Ctx {
     /// # Errors
     /// When the database cannot be reached or is not migrated.
     pub async fn metering(&self) -> CliResult<Metering<CliStore>> {
+        let url = &self.config.database_url;
+        // Connecting with `mode=rwc` would leave an empty file behind: a SQLite file that
+        // does not exist cannot be migrated, so say so without creating it.
+        if sqlite_file(url).is_some_and(|path| !path.exists()) {
+            return Err(CliError::failure(not_migrated(url, false)));
+        }
         let store = self.connect().await?;
         let migrated = store.is_migrated().await?;
         if !migrated {
-            return Err(CliError::failure(format!(
-                "the database at {} is not migrated: run `ai-metering migrate` first",
-                redact_url(&self.config.database_url)
-            )));
+            return Err(CliError::failure(not_migrated(url, true)));
         }
         Ok(self.metering_over(store))
     }
@@ -70,6 +74,34 @@ impl Ctx {
             .config(self.config.metering_config())
             .build()
     }
+}
+
+/// The file of a SQLite URL (`sqlite://data/app.db?mode=rwc` -> `data/app.db`); `None` for
+/// other databases and for in-memory SQLite.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!in_memory).then(|| PathBuf::from(path))
+}
+
+/// What every command says about a database that is missing or not migrated: the database
+/// it looked at, where that setting comes from, and exactly what to run or pass instead.
+pub fn not_migrated(url: &str, exists: bool) -> String {
+    let what = if exists {
+        format!("the database at {} is not migrated", redact_url(url))
+    } else {
+        format!("there is no database at {}", redact_url(url))
+    };
+    format!(
+        "{what}. Run `ai-metering migrate` to create its tables, or `ai-metering demo` for a \
+         demo database there; for another database pass `--database-url URL` (for example \
+         `--database-url sqlite://my.db`) or set AI_METERING_DATABASE_URL, and use the same \
+         setting for every command"
+    )
 }
 
 /// Connects to `url` within [`CONNECT_TIMEOUT`].
@@ -141,6 +173,20 @@ pub async fn ensure_known(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_files_are_found_in_urls() {
+        let file = |url| sqlite_file(url).map(|p| p.display().to_string());
+        assert_eq!(
+            file("sqlite://ai-metering.db?mode=rwc").as_deref(),
+            Some("ai-metering.db")
+        );
+        assert_eq!(file("sqlite:data/x.db").as_deref(), Some("data/x.db"));
+        assert_eq!(file("sqlite:///tmp/x.db").as_deref(), Some("/tmp/x.db"));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite://x.db?mode=memory&cache=shared"), None);
+        assert_eq!(file("postgres://app@db/x"), None);
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::Ctx;
 use crate::cli::{Format, PlanCreateArgs, PlanSyncArgs, PlansCommand};
 use crate::error::{CliError, CliResult};
-use crate::output::{money, num, text, thousands};
+use crate::output::{num, text, thousands};
 
 /// Runs a `plans` subcommand.
 pub async fn run(ctx: &Ctx, command: &PlansCommand) -> CliResult {
@@ -57,13 +57,13 @@ async fn list(ctx: &Ctx) -> CliResult {
                 p.name.clone(),
                 p.token_limit.map_or_else(|| "Unlimited".into(), thousands),
                 p.cost_limit
-                    .map_or_else(|| "Unlimited".into(), |c| money(c, currency)),
+                    .map_or_else(|| "Unlimited".into(), |c| ctx.out.money(c, currency)),
                 p.overage_policy.map_or_else(
                     || format!("{} (default)", ctx.config.overage_behavior),
                     |o| o.to_string(),
                 ),
                 p.overage_price_per_1k_tokens
-                    .map_or_else(|| "-".into(), |c| money(c, currency)),
+                    .map_or_else(|| "-".into(), |c| ctx.out.money(c, currency)),
                 if p.active { "yes" } else { "no" }.into(),
             ]
         })

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{Ctx, ensure_known};
 use crate::cli::{Format, Month, ReportArgs};
 use crate::error::{CliError, CliResult};
-use crate::output::{money, num, text, thousands};
+use crate::output::{num, text, thousands};
 
 /// The report, as written in JSON.
 #[derive(Debug, Serialize)]
@@ -149,7 +149,7 @@ fn write_table(ctx: &Ctx, r: &Report) -> CliResult {
         ],
         vec!["Output Tokens".into(), thousands(s.output_tokens)],
         vec!["Reasoning Tokens".into(), thousands(s.reasoning_tokens)],
-        vec!["Total Cost".into(), money(s.cost, r.currency)],
+        vec!["Total Cost".into(), out.money(s.cost, r.currency)],
         vec!["API Calls".into(), thousands(s.calls)],
         vec!["Billable Entities".into(), thousands(r.totals.billables)],
     ];
@@ -166,7 +166,7 @@ fn write_table(ctx: &Ctx, r: &Report) -> CliResult {
                 thousands(row.sums.input_tokens),
                 thousands(row.sums.output_tokens),
                 thousands(row.sums.total_tokens),
-                money(row.sums.cost, r.currency),
+                out.money(row.sums.cost, r.currency),
                 thousands(row.sums.calls),
             ]
         })

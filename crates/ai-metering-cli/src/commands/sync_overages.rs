@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::{CliStore, Ctx};
 use crate::cli::{Format, SyncOveragesArgs};
 use crate::error::{CliError, CliResult};
-use crate::output::{money, num, text, thousands};
+use crate::output::{num, text, thousands};
 use crate::prompt::progress;
 
 /// What happened to one overage.
@@ -229,7 +229,7 @@ fn print(ctx: &Ctx, pending: &[OverageRecord], summary: &Summary) -> CliResult {
                     ov.period.end.format("%Y-%m-%d")
                 ),
                 thousands(ov.tokens),
-                money(ov.amount.amount, ov.amount.currency),
+                out.money(ov.amount.amount, ov.amount.currency),
                 row.status.to_owned(),
                 row.detail.clone(),
             ]

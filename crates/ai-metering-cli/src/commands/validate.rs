@@ -76,6 +76,12 @@ fn check_config(config: &Config, f: &mut Findings) {
 
 async fn check_database(ctx: &Ctx, f: &mut Findings) {
     let url = redact_url(&ctx.config.database_url);
+    // Checking must not create the file it checks.
+    if super::sqlite_file(&ctx.config.database_url).is_some_and(|p| !p.exists()) {
+        f.errors
+            .push(super::not_migrated(&ctx.config.database_url, false));
+        return;
+    }
     let store = match connect(&ctx.config.database_url).await {
         Ok(store) => store,
         Err(e) => {
@@ -90,9 +96,8 @@ async fn check_database(ctx: &Ctx, f: &mut Findings) {
             .passed
             .push(format!("database {url} is reachable and migrated")),
         Ok(false) => {
-            f.errors.push(format!(
-                "database {url} is not migrated: run `ai-metering migrate`"
-            ));
+            f.errors
+                .push(super::not_migrated(&ctx.config.database_url, true));
             return;
         }
         Err(e) => {

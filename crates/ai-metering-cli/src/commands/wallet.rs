@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Ctx, ensure_known};
 use crate::cli::{Format, WalletAddArgs, WalletBalanceArgs, WalletCommand};
 use crate::error::{CliError, CliResult};
-use crate::output::{money, num, text};
+use crate::output::{num, text};
 
 /// Runs a `wallet` subcommand.
 pub async fn run(ctx: &Ctx, command: &WalletCommand) -> CliResult {
@@ -38,9 +38,9 @@ async fn add(ctx: &Ctx, args: &WalletAddArgs) -> CliResult {
     }
     ctx.out.success(&format!(
         "Added {} to {}: balance {}.",
-        money(args.amount, currency),
+        ctx.out.money(args.amount, currency),
         args.billable,
-        money(tx.balance_after, currency)
+        ctx.out.money(tx.balance_after, currency)
     ));
     Ok(())
 }
@@ -70,9 +70,9 @@ async fn balance(ctx: &Ctx, args: &WalletBalanceArgs) -> CliResult {
                 ctx.out.table(
                     &[text("Balance"), text("Held"), text("Available")],
                     &[vec![
-                        money(wallet.balance, currency),
-                        money(wallet.held, currency),
-                        money(wallet.available(), currency),
+                        ctx.out.money(wallet.balance, currency),
+                        ctx.out.money(wallet.held, currency),
+                        ctx.out.money(wallet.available(), currency),
                     ]],
                 )?;
                 if txs.is_empty() {
@@ -90,9 +90,12 @@ async fn balance(ctx: &Ctx, args: &WalletBalanceArgs) -> CliResult {
                     };
                     vec![
                         t.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        format!("{sign}{}", money(t.amount.amount, t.amount.currency)),
+                        format!(
+                            "{sign}{}",
+                            ctx.out.money(t.amount.amount, t.amount.currency)
+                        ),
                         t.reason.clone(),
-                        money(t.balance_after, t.amount.currency),
+                        ctx.out.money(t.balance_after, t.amount.currency),
                     ]
                 })
                 .collect();

@@ -100,10 +100,10 @@ const fn inert(
 /// directory, created on first use.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ai-metering.db?mode=rwc";
 
-/// Period types.
-pub const PERIOD_TYPES: &[&str] = &["monthly", "weekly", "daily", "yearly", "rolling"];
+/// Period types (the core's, see [`PeriodConfig`](ai_metering_core::period::PeriodConfig)).
+pub const PERIOD_TYPES: &[&str] = ai_metering_core::period::PERIOD_TYPES;
 /// Period alignments: `calendar`, or `rolling` (anchored to each subscription's start).
-pub const PERIOD_ALIGNMENTS: &[&str] = &["calendar", "rolling"];
+pub const PERIOD_ALIGNMENTS: &[&str] = ai_metering_core::period::PERIOD_ALIGNMENTS;
 /// Overage behaviours.
 pub const OVERAGE_BEHAVIORS: &[&str] = &["block", "charge", "allow"];
 /// Overage sync strategies.

@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ai_metering_core::limit::Thresholds;
-use ai_metering_core::period::PeriodSpec;
+use ai_metering_core::period::{PeriodConfig, PeriodSpec};
 use ai_metering_core::plan::OveragePolicy;
 use ai_metering_core::store::Overdraft;
 use ai_metering_core::{Currency, MeteringConfig};
@@ -154,11 +154,12 @@ pub struct Config {
     pub database_url: String,
     /// Provider assumed when none is given.
     pub default_provider: String,
-    /// `calendar` or `rolling` (anchored to each subscription's start).
-    pub period_alignment: String,
     /// Time zone of period boundaries.
     pub timezone: Tz,
-    /// The period rules built from the three settings above.
+    /// The period rules read from `period.type`, `period.alignment` and `period.timezone` by
+    /// the core's one parser, [`PeriodConfig::from_config`].
+    pub periods: PeriodConfig,
+    /// The calendar-aligned period spec of [`periods`](Self::periods).
     pub period: PeriodSpec,
     /// Billing driver name (`none` or `stripe`).
     pub billing_driver: String,
@@ -262,8 +263,10 @@ impl Config {
         let period_type = word("period.type")?;
         let timezone = values::parse_timezone(tz_key, tz_text, tz_origin)?;
         let (type_key, type_text, type_origin) = get("period.type")?;
-        let period =
-            PeriodSpec::from_config(&period_type, "calendar", timezone.name()).map_err(|_| {
+        let alignment = word("period.alignment")?;
+        // The same parser as `ai_metering_core`'s, so `rolling` means the same everywhere.
+        let periods = PeriodConfig::from_config(&period_type, &alignment, timezone.name())
+            .map_err(|_| {
                 type_key
                     .accepts
                     .error(type_key.name, type_text, type_origin)
@@ -293,9 +296,9 @@ impl Config {
         Ok(Self {
             database_url: text("database.url")?,
             default_provider: text("default_provider")?,
-            period_alignment: word("period.alignment")?,
             timezone,
-            period,
+            periods,
+            period: periods.spec,
             billing_driver,
             stripe,
             overage_behavior,
@@ -314,9 +317,7 @@ impl Config {
     /// The metering rules: periods (anchored to each subscription's start when the
     /// alignment is `rolling`), approaching threshold, default overage policy, overdraft.
     pub fn metering_config(&self) -> MeteringConfig {
-        MeteringConfig {
-            period: self.period,
-            anchor_to_subscription: self.period_alignment == "rolling",
+        let mut config = MeteringConfig {
             // The threshold was range-checked when loading, so this cannot fail; fall back
             // to the default rather than panic.
             thresholds: Thresholds::new([self.approaching_threshold]).unwrap_or_default(),
@@ -327,7 +328,9 @@ impl Config {
                 Overdraft::Disallowed
             },
             ..MeteringConfig::default()
-        }
+        };
+        self.periods.apply_to(&mut config);
+        config
     }
 
     /// Inert keys that were set away from their default, with the reason they do nothing.
@@ -472,7 +475,7 @@ mod tests {
         let c = load_with(&[], None, None).unwrap();
         assert_eq!(c.database_url, "sqlite://ai-metering.db?mode=rwc");
         assert_eq!(c.period, PeriodSpec::monthly());
-        assert_eq!(c.period_alignment, "calendar");
+        assert!(!c.periods.anchor_to_subscription);
         assert_eq!(c.timezone, Tz::UTC);
         assert_eq!(c.overage_behavior, OveragePolicy::Block);
         assert_eq!(c.currency, Currency::USD);
@@ -503,6 +506,10 @@ mod tests {
             PeriodSpec::weekly().in_timezone(Tz::Europe__Berlin)
         );
         assert!(m.anchor_to_subscription);
+        // The core's parser gives the same rules: `rolling` means anchored everywhere.
+        let core = PeriodConfig::from_config("weekly", "rolling", "Europe/Berlin").unwrap();
+        assert_eq!(m.period, core.spec);
+        assert_eq!(m.anchor_to_subscription, core.anchor_to_subscription);
         assert_eq!(m.overdraft, Overdraft::Unlimited);
         assert_eq!(m.overage_policy, OveragePolicy::Charge);
         assert_eq!(m.thresholds.as_slice(), &[Decimal::from(90)]);

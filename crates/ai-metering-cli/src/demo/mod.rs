@@ -1,10 +1,14 @@
 //! `ai-metering demo`: a fresh SQLite database with seeded plans, subscriptions, a wallet
 //! and four weeks of usage, served with the dashboard and an OpenAI-compatible API.
 //!
-//! The demo always uses its own database file (`--db`, recreated on every run), never the
-//! configured `database.url`; the other settings (periods, time zone, thresholds...) apply.
+//! The demo uses the database every command uses (`--database-url`, the environment, the
+//! file, or `ai-metering.db`), or the SQLite file given with `--db`; other commands then find
+//! it with the same setting. It binds its port first, then recreates the database, but only
+//! one it created itself (see [`database`]). The other settings (periods, time zone,
+//! thresholds...) apply.
 
 mod accounts;
+mod database;
 mod lcg;
 mod logging;
 mod mock_model;
@@ -13,12 +17,10 @@ mod seed;
 mod server;
 mod stream;
 
-use std::path::Path;
-
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
-use crate::commands::{Ctx, connect};
+use crate::commands::{Ctx, redact_url};
 use crate::config::Origin;
 use crate::error::{CliError, CliResult};
 use crate::output::{num, text, thousands};
@@ -26,23 +28,37 @@ use crate::output::{num, text, thousands};
 /// Runs the demo until Ctrl-C.
 pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
     logging::init(&ctx.config);
-    remove_database(&args.db)?;
-    let url = format!("sqlite://{}?mode=rwc", args.db.display());
-    let store = connect(&url).await?;
-    store.migrate().await?;
-    let metering = ctx.metering_over(store);
-    let seeded = seed::seed(&metering, metering.now()).await?;
-
+    let url = match &args.db {
+        Some(_)
+            if matches!(
+                ctx.config.settings.get("database.url"),
+                Some((_, Origin::Flag(_)))
+            ) =>
+        {
+            return Err(CliError::usage(
+                "give the demo's database with --db FILE or --database-url URL, not both",
+            ));
+        }
+        Some(db) => format!("sqlite://{}?mode=rwc", db.display()),
+        None => ctx.config.database_url.clone(),
+    };
+    // Bind first: a second demo fails here, before it touches the first one's database.
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|e| CliError::failure(format!("cannot listen on {}: {e}", args.addr)))?;
+    let store = database::recreate(&url).await?;
+    let metering = ctx.metering_over(store);
+    let seeded = seed::seed(&metering, metering.now()).await?;
     let addr = listener.local_addr()?;
     // The first line says where to connect (tests read it to find the port).
     println!("ai-metering demo listening on http://{addr}");
     println!();
     println!("  Dashboard:  http://{addr}/ai-metering");
     println!("  OpenAI API: http://{addr}/v1   (base_url for the OpenAI SDKs)");
-    println!("  Database:   {}", args.db.display());
+    println!("  Database:   {}", redact_url(&url));
+    if args.db.is_some() {
+        println!("  Other commands: ai-metering --database-url '{url}' report");
+    }
     println!();
     let rows: Vec<Vec<String>> = seeded
         .iter()
@@ -114,27 +130,4 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Deletes the demo database and its WAL files, so every run starts fresh.
-fn remove_database(db: &Path) -> CliResult {
-    let mut paths = vec![db.to_path_buf()];
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        paths.push(name.into());
-    }
-    for path in paths {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(CliError::failure(format!(
-                    "cannot remove the old demo database {}: {e}",
-                    path.display()
-                )));
-            }
-        }
-    }
-    Ok(())
 }

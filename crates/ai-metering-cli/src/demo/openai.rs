@@ -34,7 +34,8 @@ impl ChatRequest {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let request: Self = serde_json::from_slice(body).map_err(|e| {
             ApiError::invalid_request(format!(
-                "We could not parse the JSON body of your request: {e}"
+                "We could not parse the JSON body of your request: {}",
+                shorten(&e.to_string())
             ))
         })?;
         if request.messages.is_empty() {
@@ -193,6 +194,18 @@ pub fn usage_chunk_json(id: &str, created: i64, model: &str, reply: &MockReply) 
     })
 }
 
+/// At most this many characters of a client's input are quoted back in an error message.
+pub const MAX_QUOTED_CHARS: usize = 100;
+
+/// `text` cut to [`MAX_QUOTED_CHARS`] characters, with `…` when something was cut, so that a
+/// huge input is not echoed back whole.
+pub fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -239,7 +252,10 @@ impl ApiError {
     pub fn model_not_found(model: &str) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
-            message: format!("The model `{model}` does not exist or you do not have access to it."),
+            message: format!(
+                "The model `{}` does not exist or you do not have access to it.",
+                shorten(model)
+            ),
             kind: "invalid_request_error",
             code: Some("model_not_found"),
             param: Some("model"),
@@ -332,6 +348,21 @@ mod tests {
         assert_eq!(e.body()["error"]["type"], "invalid_request_error");
         let e = ChatRequest::parse(br#"{"model":"m","messages":[]}"#).unwrap_err();
         assert_eq!(e.body()["error"]["param"], "messages");
+    }
+
+    #[test]
+    fn long_inputs_are_not_echoed_whole() {
+        let model = "m".repeat(10_000);
+        let e = ApiError::model_not_found(&model);
+        assert!(e.message.chars().count() < 200, "{}", e.message);
+        let body = format!(r#"{{"model":"m","messages":[],"max_tokens":"{model}"}}"#);
+        let e = ChatRequest::parse(body.as_bytes()).unwrap_err();
+        assert!(e.message.chars().count() < 300, "{}", e.message);
+        assert_eq!(shorten("short"), "short");
+        assert_eq!(
+            shorten(&"é".repeat(150)).chars().count(),
+            MAX_QUOTED_CHARS + 1
+        );
     }
 
     #[test]

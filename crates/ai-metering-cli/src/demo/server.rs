@@ -9,8 +9,9 @@ use ai_metering_dashboard::DashboardConfig;
 use ai_metering_tower::{QuotaLayer, QuotaRejection, RemainingQuota};
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::request::Parts;
-use axum::http::{Method, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +20,7 @@ use serde_json::json;
 
 use super::accounts::{ACCOUNTS, account_for};
 use super::mock_model;
-use super::openai::{ApiError, ChatRequest, completion_json};
+use super::openai::{ApiError, ChatRequest, completion_json, shorten};
 use super::stream::{ReservationGuard, StreamReply, sse_response};
 use crate::commands::CliStore;
 
@@ -49,7 +50,8 @@ pub fn app(metering: Metering<CliStore>, cache_ttl: Option<chrono::Duration>) ->
     let v1 = Router::new()
         .route("/chat/completions", post(chat).route_layer(quota))
         .route("/models", get(models))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     let app = Router::new()
         .route("/", get(index))
         .nest("/v1", v1)
@@ -71,25 +73,70 @@ async fn index() -> impl IntoResponse {
     )
 }
 
-async fn models() -> Json<serde_json::Value> {
+async fn models(parts: Parts) -> Result<Json<serde_json::Value>, ApiError> {
+    if account_for(&parts).is_none() {
+        return Err(missing_key());
+    }
     let data: Vec<_> = MODELS
         .iter()
         .map(|(id, owner)| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": owner}))
         .collect();
-    Json(json!({"object": "list", "data": data}))
+    Ok(Json(json!({"object": "list", "data": data})))
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    let mut e = ApiError::invalid_request(format!("Invalid URL ({method} {uri})"));
-    e.status = axum::http::StatusCode::NOT_FOUND;
+    let mut e = ApiError::invalid_request(format!(
+        "Invalid URL ({method} {})",
+        shorten(&uri.to_string())
+    ));
+    e.status = StatusCode::NOT_FOUND;
     e
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    let mut e = ApiError::invalid_request(format!(
+        "Method {method} is not allowed for {}",
+        shorten(uri.path())
+    ));
+    e.status = StatusCode::METHOD_NOT_ALLOWED;
+    e
+}
+
+/// A body the server refuses to read (too large, say), in OpenAI's shape.
+fn body_error(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    let mut e = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::invalid_request(format!(
+            "The request body is too large: at most {} bytes are accepted.",
+            MAX_BODY_BYTES
+        ))
+    } else {
+        ApiError::invalid_request(format!(
+            "The request body could not be read: {}",
+            shorten(&rejection.body_text())
+        ))
+    };
+    e.status = status;
+    e
+}
+
+/// The largest request body the API reads (axum's default limit).
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// 401 for a request without a demo key.
+fn missing_key() -> ApiError {
+    ApiError::unauthorized(format!(
+        "Incorrect or missing API key. Use one of the demo keys printed by `ai-metering demo`, for example {}.",
+        ACCOUNTS.first().map_or("sk-demo-alice", |a| a.key)
+    ))
 }
 
 async fn chat(
     State(state): State<AppState>,
     quota: RemainingQuota<CliStore>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(body_error)?;
     let request = ChatRequest::parse(&body)?;
     let provider = MODELS
         .iter()
@@ -178,10 +225,7 @@ fn metering_error(e: Error) -> ApiError {
 fn rejection_response(rejection: QuotaRejection) -> Response {
     let detail = rejection.detail();
     match rejection {
-        QuotaRejection::MissingBillable => ApiError::unauthorized(format!(
-            "Incorrect or missing API key. Use one of the demo keys printed by `ai-metering demo`, for example {}.",
-            ACCOUNTS.first().map_or("sk-demo-alice", |a| a.key)
-        )),
+        QuotaRejection::MissingBillable => missing_key(),
         QuotaRejection::QuotaExceeded { retry_after, .. } => ApiError::insufficient_quota(
             format!("You exceeded your current quota. {detail}"),
             retry_after,

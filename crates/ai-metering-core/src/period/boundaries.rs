@@ -218,7 +218,9 @@ mod tests {
     }
 
     fn from_config(kind: &str, alignment: &str) -> PeriodSpec {
-        PeriodSpec::from_config(kind, alignment, "UTC").unwrap()
+        crate::period::PeriodConfig::from_config(kind, alignment, "UTC")
+            .unwrap()
+            .spec
     }
 
     #[test]

@@ -21,6 +21,9 @@
 //! assert_eq!(period.reset_at().to_rfc3339(), "2024-03-31T10:00:00+00:00");
 //! ```
 //!
+//! [`PeriodConfig`] reads the `period.*` settings of a configuration file into a spec and
+//! the subscription anchoring of [`MeteringConfig`](crate::MeteringConfig).
+//!
 //! # What changed from the original package
 //!
 //! - Ends are exclusive and equal to the next period's start (the original's "rolling"
@@ -35,11 +38,13 @@
 //! - Invalid period types, alignments and time zones are errors, not a silent monthly period.
 
 mod boundaries;
+mod config;
 mod interval;
 mod kind;
 mod local_time;
 mod spec;
 
+pub use config::{PERIOD_ALIGNMENTS, PERIOD_TYPES, PeriodConfig};
 pub use interval::Period;
 pub use kind::PeriodKind;
 pub use spec::{Alignment, PeriodSpec};

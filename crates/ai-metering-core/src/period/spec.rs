@@ -1,5 +1,4 @@
-//! [`PeriodSpec`] and [`Alignment`]: which periods a quota counts in, and how to read them from
-//! the original package's configuration.
+//! [`PeriodSpec`] and [`Alignment`]: which periods a quota counts in.
 
 use std::fmt;
 
@@ -7,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{DEFAULT_ROLLING_DAYS, PeriodKind};
+use super::kind::PeriodKind;
 use crate::error::{Error, Result};
 
 /// Where periods start.
@@ -65,11 +64,6 @@ pub struct PeriodSpec {
     alignment: Alignment,
     timezone: Tz,
 }
-
-/// The accepted alignment values of the original configuration, for error messages.
-const ACCEPTED_ALIGNMENTS: &str = "calendar or rolling";
-/// The accepted type values of the original configuration, for error messages.
-const ACCEPTED_TYPES: &str = "monthly, weekly, daily, yearly or rolling";
 
 impl PeriodSpec {
     /// A spec of any kind, alignment and time zone.
@@ -199,62 +193,6 @@ impl PeriodSpec {
     pub fn timezone(&self) -> Tz {
         self.timezone
     }
-
-    /// Reads the original package's `period.type`, `period.alignment` and `period.timezone`
-    /// settings (`AI_METERING_PERIOD_TYPE`, `AI_METERING_PERIOD_ALIGNMENT`,
-    /// `AI_METERING_TIMEZONE`).
-    ///
-    /// - `period_type`: `monthly`, `weekly`, `daily`, `yearly` or `rolling` (30 days), ignoring
-    ///   case and surrounding spaces;
-    /// - `alignment`: `calendar` or `rolling`. Both give [`Alignment::Calendar`]: in the
-    ///   original, `rolling` alignment produced the calendar periods too, only with a
-    ///   one-second-short end and Sunday-based weeks, two bugs not kept here. A configuration
-    ///   carries no anchor, so what its README promises for `rolling` (periods that start
-    ///   from a date and roll forward) is a metering setting, not a spec:
-    ///   [`MeteringConfig::anchor_to_subscription`](crate::MeteringConfig::anchor_to_subscription)
-    ///   anchors each billable's periods at its subscription's start (with
-    ///   [`anchored_at`](Self::anchored_at)). The `ai-metering` CLI sets it for `rolling`;
-    /// - `timezone`: an IANA name such as `UTC` or `Europe/Berlin` (exact spelling).
-    ///
-    /// Unlike the original, which fell back to monthly periods for an unknown type, invalid
-    /// values are rejected.
-    ///
-    /// ```
-    /// use ai_metering_core::period::{PeriodKind, PeriodSpec};
-    ///
-    /// let spec = PeriodSpec::from_config("rolling", "calendar", "Europe/Berlin").unwrap();
-    /// assert_eq!(spec.kind(), PeriodKind::Rolling { days: 30 });
-    /// assert_eq!(spec.timezone(), chrono_tz::Europe::Berlin);
-    /// assert!(PeriodSpec::from_config("hourly", "calendar", "UTC").is_err());
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] naming the invalid value and the accepted ones.
-    pub fn from_config(period_type: &str, alignment: &str, timezone: &str) -> Result<Self> {
-        let kind = match period_type.trim().to_ascii_lowercase().as_str() {
-            "monthly" => PeriodKind::Monthly,
-            "weekly" => PeriodKind::Weekly,
-            "daily" => PeriodKind::Daily,
-            "yearly" => PeriodKind::Yearly,
-            "rolling" => PeriodKind::Rolling {
-                days: DEFAULT_ROLLING_DAYS,
-            },
-            _ => {
-                return Err(Error::InvalidInput(format!(
-                    "unknown period type {period_type:?}; expected {ACCEPTED_TYPES}"
-                )));
-            }
-        };
-        match alignment.trim().to_ascii_lowercase().as_str() {
-            "calendar" | "rolling" => {}
-            _ => {
-                return Err(Error::InvalidInput(format!(
-                    "unknown period alignment {alignment:?}; expected {ACCEPTED_ALIGNMENTS}"
-                )));
-            }
-        }
-        Self::new(kind, Alignment::Calendar, parse_timezone(timezone)?)
-    }
 }
 
 impl Default for PeriodSpec {
@@ -281,7 +219,7 @@ impl fmt::Display for PeriodSpec {
     }
 }
 
-fn parse_timezone(name: &str) -> Result<Tz> {
+pub(super) fn parse_timezone(name: &str) -> Result<Tz> {
     name.trim().parse::<Tz>().map_err(|_| {
         Error::InvalidInput(format!(
             "unknown time zone {name:?}; expected an IANA name such as UTC or Europe/Berlin"
@@ -350,53 +288,6 @@ mod tests {
             )
             .is_err()
         );
-    }
-
-    #[test]
-    fn from_config_reads_every_type_and_alignment_of_the_original() {
-        let cases = [
-            ("monthly", PeriodKind::Monthly),
-            ("weekly", PeriodKind::Weekly),
-            ("daily", PeriodKind::Daily),
-            ("yearly", PeriodKind::Yearly),
-            ("rolling", PeriodKind::Rolling { days: 30 }),
-            (" Monthly ", PeriodKind::Monthly),
-        ];
-        for (text, kind) in cases {
-            for alignment in ["calendar", "rolling", "CALENDAR"] {
-                let spec = PeriodSpec::from_config(text, alignment, "UTC").unwrap();
-                assert_eq!(spec.kind(), kind, "{text}");
-                assert_eq!(spec.alignment(), Alignment::Calendar);
-            }
-        }
-        let spec = PeriodSpec::from_config("daily", "calendar", "America/New_York").unwrap();
-        assert_eq!(spec.timezone(), chrono_tz::America::New_York);
-    }
-
-    #[test]
-    fn from_config_rejects_invalid_values_naming_them_and_the_accepted_ones() {
-        let err = PeriodSpec::from_config("hourly", "calendar", "UTC")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("\"hourly\""), "{err}");
-        assert!(
-            err.contains("monthly, weekly, daily, yearly or rolling"),
-            "{err}"
-        );
-
-        let err = PeriodSpec::from_config("monthly", "anchored", "UTC")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("\"anchored\""), "{err}");
-        assert!(err.contains("calendar or rolling"), "{err}");
-
-        let err = PeriodSpec::from_config("monthly", "calendar", "Mars/Olympus")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("\"Mars/Olympus\""), "{err}");
-
-        assert!(PeriodSpec::from_config("", "calendar", "UTC").is_err());
-        assert!(PeriodSpec::from_config("rolling:7", "calendar", "UTC").is_err());
     }
 
     #[test]

@@ -154,7 +154,12 @@ pub(crate) async fn status_of<S: Store>(
     }
     let currency = metering.catalog().currency();
     match metering.store().wallet(&status.billable, currency).await {
-        Ok(w) => {
+        // A plan-mode billable that never had credits has no wallet to show.
+        Ok(w)
+            if status.billing_mode == Some(BillingMode::Credits)
+                || !w.balance.is_zero()
+                || !w.held.is_zero() =>
+        {
             status.wallet = Some(WalletView {
                 available: w.available(),
                 currency: w.currency,
@@ -162,6 +167,7 @@ pub(crate) async fn status_of<S: Store>(
                 held: w.held,
             });
         }
+        Ok(_) => {}
         Err(e) => errors.push(DashboardError::from(e).to_string()),
     }
     if !errors.is_empty() {
