@@ -253,13 +253,17 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
             .expect("X-Remaining-Tokens")
             .parse()
             .expect("a number");
-        if let Some(last) = last_remaining {
-            assert!(
-                remaining < last,
-                "remaining tokens must go down: {last} then {remaining}"
-            );
+        // A streamed reply's headers are sent before it is generated, so they count its
+        // reservation (the estimate) rather than its usage: compare plain calls only.
+        if !streaming {
+            if let Some(last) = last_remaining {
+                assert!(
+                    remaining < last,
+                    "remaining tokens must go down: {last} then {remaining}"
+                );
+            }
+            last_remaining = Some(remaining);
         }
-        last_remaining = Some(remaining);
         assert!(r.header("x-usage-percentage").is_some());
         assert!(
             r.header("ratelimit")
@@ -588,4 +592,95 @@ fn after_the_demo_the_other_commands_find_its_database() {
     );
     drop(demo);
     assert!(ws.path("chosen.db").exists());
+}
+
+/// A client that reads the first words of a streamed reply and hangs up is charged for
+/// what it received: a usage row flagged estimated, its output the words sent (less than
+/// the whole reply), paid from acme's wallet.
+#[test]
+fn a_client_that_disconnects_mid_stream_pays_for_what_it_received() {
+    let ws = Workspace::new();
+    let demo = start_demo(&ws);
+    let key = "sk-demo-acme";
+    let wallet = |demo: &Demo| {
+        let r = http(
+            demo.addr,
+            "GET",
+            "/ai-metering/api/billables/team/acme",
+            None,
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let before = wallet(&demo);
+
+    // A long reply: the mock echoes the message, a word every few milliseconds.
+    let mut body = json!({
+        "model": "gpt-4o-mini",
+        "max_tokens": 4_000,
+        "stream": true,
+        "messages": [{"role": "user", "content": "metering ".repeat(600)}]
+    });
+    body["stream_options"] = json!({"include_usage": true});
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(demo.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        demo.addr,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut words = 0;
+    let mut line = String::new();
+    while words < 5 {
+        line.clear();
+        reader.read_line(&mut line).expect("read the stream");
+        assert!(!line.is_empty(), "the stream ended early");
+        if line.starts_with("data: {")
+            && line.contains("\"content\":\"")
+            && !line.contains("\"content\":\"\"")
+        {
+            words += 1;
+        }
+    }
+    drop(reader); // hang up mid-stream
+
+    // The demo notices at its next write and records in the background; ask until it has.
+    let mut rows = Vec::new();
+    for _ in 0..500 {
+        let r = http(
+            demo.addr,
+            "GET",
+            "/ai-metering/api/usage?billable=team:acme",
+            None,
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json();
+        rows = page["rows"]
+            .as_array()
+            .cloned()
+            .expect("a page of rows")
+            .into_iter()
+            .filter(|row| row["estimated"] == json!(true))
+            .collect();
+        if !rows.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(rows.len(), 1, "the abandoned stream is recorded once");
+    let row = &rows[0];
+    let output = row["usage"]["output"].as_u64().expect("output tokens");
+    // At least the 5 words read (a token each at the least), far less than the ~600-word
+    // reply; the prompt is the request's estimate: 5,400 bytes, one message, one request.
+    assert!(output >= 5, "{row}");
+    assert!(output < 600, "{row}");
+    assert_eq!(row["usage"]["input"], json!(1_800 + 4 + 3), "{row}");
+    let after = wallet(&demo);
+    assert_ne!(before, after, "the wallet paid for it");
 }

@@ -7,7 +7,8 @@
 //! that is known (see the *estimate policy* in docs/DESIGN.md):
 //!
 //! 1. the caller's own estimate ([`Meter::estimate`](crate::Meter::estimate));
-//! 2. the provider request itself, by [`from_request`]: its prompt's size and its output cap
+//! 2. the provider request itself, by [`from_request`]: its prompt's size (with
+//!    [`TOKENS_PER_MESSAGE`] and [`TOKENS_PER_REQUEST`] of framing) and its output cap
 //!    (`max_tokens`, `max_completion_tokens`, `max_output_tokens`, Gemini's
 //!    `maxOutputTokens`), priced by the catalog;
 //! 3. the largest of this billable's recent calls of the same feature and model;
@@ -24,6 +25,9 @@ use crate::usage::{MAX_TOKENS_PER_CALL, TokenUsage};
 
 /// Tokens assumed for each message's framing (role, separators), on top of its text.
 pub const TOKENS_PER_MESSAGE: u64 = 4;
+
+/// Tokens assumed once per request (the priming of the reply).
+pub const TOKENS_PER_REQUEST: u64 = 3;
 
 /// The estimated token count of `text`: one token per three bytes of UTF-8, rounded up.
 ///
@@ -79,7 +83,7 @@ impl RequestEstimate {
 /// });
 /// let estimate = from_request(&body).unwrap();
 /// assert_eq!(estimate.max_output_tokens, Some(100));
-/// assert_eq!(estimate.input_tokens, 7 + 4);
+/// assert_eq!(estimate.input_tokens, 7 + 4 + 3); // text, the message, the request
 /// ```
 pub fn from_request(body: &Value) -> Option<RequestEstimate> {
     let object = body.as_object()?;
@@ -136,7 +140,7 @@ pub fn from_request(body: &Value) -> Option<RequestEstimate> {
         return None;
     };
     Some(RequestEstimate {
-        input_tokens: prompt_tokens,
+        input_tokens: prompt_tokens.saturating_add(TOKENS_PER_REQUEST),
         max_output_tokens: max_output.map(|m| m.saturating_mul(choices)),
     })
 }
@@ -193,9 +197,12 @@ mod tests {
             ]
         });
         let e = from_request(&body).unwrap();
-        assert_eq!(e.input_tokens, 2 + 1 + 2 * TOKENS_PER_MESSAGE);
+        assert_eq!(
+            e.input_tokens,
+            2 + 1 + 2 * TOKENS_PER_MESSAGE + TOKENS_PER_REQUEST
+        );
         assert_eq!(e.max_output_tokens, Some(140));
-        assert_eq!(e.usage().unwrap().total_tokens(), 3 + 8 + 140);
+        assert_eq!(e.usage().unwrap().total_tokens(), 3 + 8 + 3 + 140);
     }
 
     #[test]
@@ -207,7 +214,10 @@ mod tests {
             "messages": [{"role": "user", "content": "abc"}]
         });
         let e = from_request(&body).unwrap();
-        assert_eq!(e.input_tokens, 2 + 1 + TOKENS_PER_MESSAGE);
+        assert_eq!(
+            e.input_tokens,
+            2 + 1 + TOKENS_PER_MESSAGE + TOKENS_PER_REQUEST
+        );
         assert_eq!(e.max_output_tokens, Some(1024));
     }
 
@@ -215,14 +225,17 @@ mod tests {
     fn responses_and_gemini_shapes_are_read() {
         let responses = json!({"model": "gpt-5", "input": "abcabcabc", "instructions": "abc", "max_output_tokens": 9});
         let e = from_request(&responses).unwrap();
-        assert_eq!((e.input_tokens, e.max_output_tokens), (3 + 1 + 4, Some(9)));
+        assert_eq!(
+            (e.input_tokens, e.max_output_tokens),
+            (3 + 1 + 4 + 3, Some(9))
+        );
 
         let gemini = json!({
             "contents": [{"role": "user", "parts": [{"text": "abcabc"}]}],
             "generationConfig": {"maxOutputTokens": 30, "candidateCount": 2}
         });
         let e = from_request(&gemini).unwrap();
-        assert_eq!((e.input_tokens, e.max_output_tokens), (2 + 4, Some(60)));
+        assert_eq!((e.input_tokens, e.max_output_tokens), (2 + 4 + 3, Some(60)));
     }
 
     #[test]

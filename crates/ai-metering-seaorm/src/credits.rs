@@ -286,11 +286,19 @@ pub(crate) async fn set_wallet(
     let mut update = credit_wallet::Entity::update_many()
         .col_expr(credit_wallet::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(credit_wallet::Column::Id.eq(id));
+    // Normalised: a balance that went through many operations keeps no trailing zeros
+    // (a held amount back at zero reads `0`, not `0.00000000`).
     if let Some(b) = balance {
-        update = update.col_expr(credit_wallet::Column::Balance, Expr::value(money_text(b)));
+        update = update.col_expr(
+            credit_wallet::Column::Balance,
+            Expr::value(money_text(b.normalize())),
+        );
     }
     if let Some(h) = held {
-        update = update.col_expr(credit_wallet::Column::Held, Expr::value(money_text(h)));
+        update = update.col_expr(
+            credit_wallet::Column::Held,
+            Expr::value(money_text(h.normalize())),
+        );
     }
     update.exec(txn).await.map_err(db_err)?;
     Ok(())

@@ -545,7 +545,7 @@ pub async fn a_dropped_stream_is_charged_for_what_it_sent<S: Store>(store: S) {
     let body = json!({
         "model": MODEL,
         "max_tokens": 1_000,
-        "messages": [{"role": "user", "content": prompt(96)}]
+        "messages": [{"role": "user", "content": prompt(93)}]
     });
     let reservation = metering
         .meter()
@@ -579,7 +579,7 @@ pub async fn a_dropped_stream_is_charged_for_what_it_sent<S: Store>(store: S) {
     assert_eq!(rows.len(), 1, "the dropped stream was recorded");
     let row = &rows[0].entry;
     assert!(row.estimated);
-    // 96 + 4 (one message) input tokens; 60 bytes of text = 20 output tokens.
+    // 93 + 4 (one message) + 3 (the request) input tokens; 60 bytes of text: 20 output.
     assert_eq!(
         (row.usage.input_tokens(), row.usage.output_tokens()),
         (100, 20)

@@ -275,6 +275,31 @@ impl ApiError {
         }
     }
 
+    /// 429 `rate_limit_exceeded` with `Retry-After: 1`: a refusal that clears in a moment
+    /// (another unestimated request of the account is in flight), which the SDKs retry.
+    pub fn busy(message: String) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message,
+            kind: "rate_limit_exceeded",
+            code: Some("rate_limit_exceeded"),
+            param: None,
+            retry_after: Some(1),
+        }
+    }
+
+    /// 409 `conflict`: a request with the same idempotency key is in flight.
+    pub fn conflict(message: String) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message,
+            kind: "invalid_request_error",
+            code: Some("conflict"),
+            param: None,
+            retry_after: None,
+        }
+    }
+
     /// 500 `server_error`.
     pub fn server(message: String) -> Self {
         Self {
@@ -313,7 +338,7 @@ impl IntoResponse for ApiError {
         {
             headers.insert(header::RETRY_AFTER, v);
         }
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.kind == "insufficient_quota" {
             // A used-up quota does not come back in seconds: tell the SDKs not to retry.
             headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
@@ -383,6 +408,14 @@ mod tests {
             last["usage"]["prompt_tokens"].as_u64(),
             Some(r.prompt_tokens)
         );
+    }
+
+    #[test]
+    fn a_busy_account_is_a_429_the_sdks_retry() {
+        let resp = ApiError::busy("busy".into()).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert!(resp.headers().get("x-should-retry").is_none());
     }
 
     #[test]

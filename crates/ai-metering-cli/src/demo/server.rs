@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ai_metering_core::{Error, Metering, TokenUsage};
+use ai_metering_core::{Error, Metering, StreamMeter, TokenUsage};
 use ai_metering_dashboard::DashboardConfig;
 use ai_metering_tower::{QuotaLayer, QuotaRejection, RemainingQuota};
 use axum::body::Bytes;
@@ -21,7 +21,7 @@ use serde_json::json;
 use super::accounts::{ACCOUNTS, account_for};
 use super::mock_model;
 use super::openai::{ApiError, ChatRequest, completion_json, shorten};
-use super::stream::{ReservationGuard, StreamReply, sse_response};
+use super::stream::{StreamReply, sse_response};
 use crate::commands::CliStore;
 
 /// The models the demo serves, each priced as the real provider's model.
@@ -150,16 +150,13 @@ async fn chat(
     );
     let usage = TokenUsage::new(reply.prompt_tokens, reply.completion_tokens)
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    // The mock knows its reply in advance, so the estimate is exact; a real proxy would
-    // estimate the prompt plus `max_tokens`.
-    let reservation = quota
-        .meter()
-        .provider(provider, request.model.as_str())
-        .estimate(usage)
-        .begin()
-        .await
-        .map_err(metering_error)?;
-    let mut guard = ReservationGuard::new(reservation);
+    // Estimated as a real proxy would: from the request's prompt and `max_tokens`, else
+    // from the account's recent calls (the mock's own figures are not peeked at).
+    let mut meter = quota.meter().provider(provider, request.model.as_str());
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) {
+        meter = meter.request(&json);
+    }
+    let reservation = meter.begin().await.map_err(metering_error)?;
     let id = format!(
         "chatcmpl-demo-{}",
         state.next_id.fetch_add(1, Ordering::Relaxed)
@@ -173,14 +170,12 @@ async fn chat(
             reply,
             include_usage: request.include_usage(),
         };
-        return Ok(sse_response(r, usage, guard));
+        return Ok(sse_response(r, usage, StreamMeter::manual(reservation)));
     }
-    if let Some(reservation) = guard.take() {
-        reservation
-            .record(usage, false)
-            .await
-            .map_err(|e| ApiError::server(format!("the usage could not be recorded: {e}")))?;
-    }
+    reservation
+        .record(usage, false)
+        .await
+        .map_err(|e| ApiError::server(format!("the usage could not be recorded: {e}")))?;
     Ok(Json(completion_json(&id, created, &request.model, &reply)).into_response())
 }
 
@@ -216,6 +211,12 @@ fn metering_error(e: Error) -> ApiError {
             None,
         ),
         Error::UnknownModel { model, .. } => ApiError::model_not_found(&model),
+        Error::CallInFlight { .. } => ApiError::busy(
+            "Another request of this account without max_tokens is in progress, and its usage cannot be estimated yet. Retry in a second, or set max_tokens.".into(),
+        ),
+        Error::IdempotencyKeyInFlight { .. } => ApiError::conflict(
+            "A request with this idempotency key is in progress; retry once it is done.".into(),
+        ),
         Error::Store(e) => ApiError::server(format!("usage storage failed: {e}")),
         other => ApiError::invalid_request(other.to_string()),
     }

@@ -1,16 +1,19 @@
-//! The streaming reply: server-sent events in OpenAI's chunk format, metered through the
-//! reservation.
+//! The streaming reply: server-sent events in OpenAI's chunk format, metered through a
+//! [`StreamMeter`].
 //!
-//! The usage is recorded when the model has produced its last word, before the finish and
-//! usage chunks are sent, so a client that has read `data: [DONE]` can rely on the usage
-//! being stored. A client that disconnects earlier drops the stream, and with it the
-//! [`ReservationGuard`], which releases the reservation: nothing is charged.
+//! The mock sends its reply a word at a time, [`WORD_DELAY`] apart, as a model would. The
+//! usage is recorded when the model has produced its last word, before the finish and usage
+//! chunks are sent, so a client that has read `data: [DONE]` can rely on the usage being
+//! stored. A client that disconnects earlier drops the stream, and with it the
+//! `StreamMeter`, which records what was sent (the prompt's estimate and the streamed text,
+//! flagged estimated): an abandoned stream is not free.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::time::Duration;
 
 use ai_metering_core::store::Store;
-use ai_metering_core::{Reservation, TokenUsage};
+use ai_metering_core::{StreamMeter, TokenUsage};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
@@ -19,43 +22,15 @@ use serde_json::{Value, json};
 use super::mock_model::MockReply;
 use super::openai::{chunk_json, usage_chunk_json};
 
-/// Holds a reservation; releases it in the background when dropped unsettled.
-pub struct ReservationGuard<S: Store>(Option<Reservation<S>>);
-
-impl<S: Store> ReservationGuard<S> {
-    /// Guards `reservation`.
-    pub fn new(reservation: Reservation<S>) -> Self {
-        Self(Some(reservation))
-    }
-
-    /// Takes the reservation out, to record it.
-    pub fn take(&mut self) -> Option<Reservation<S>> {
-        self.0.take()
-    }
-}
-
-impl<S: Store> Drop for ReservationGuard<S> {
-    fn drop(&mut self) {
-        let Some(reservation) = self.0.take() else {
-            return;
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if let Err(e) = reservation.release().await {
-                        tracing::warn!(error = %e, "could not release a reservation; it will expire");
-                    }
-                });
-            }
-            Err(_) => tracing::warn!("no runtime to release a reservation; it will expire"),
-        }
-    }
-}
+/// The pause before each word of a streamed reply.
+pub const WORD_DELAY: Duration = Duration::from_millis(5);
 
 /// One step of the stream.
 enum Step {
     /// Send this chunk.
     Chunk(Value),
+    /// Wait, then send this word of the reply.
+    Word(Value, String),
     /// Record the usage (sends nothing).
     Record,
     /// Send `[DONE]`.
@@ -64,7 +39,7 @@ enum Step {
 
 struct State<S: Store> {
     steps: VecDeque<Step>,
-    guard: ReservationGuard<S>,
+    meter: Option<StreamMeter<S>>,
     usage: TokenUsage,
 }
 
@@ -82,32 +57,25 @@ pub struct StreamReply {
     pub include_usage: bool,
 }
 
-/// The SSE response for `r`, settling `guard`'s reservation with `usage`.
+/// The SSE response for `r`, settling `meter`'s reservation with `usage` at the end.
 pub fn sse_response<S: Store>(
     r: StreamReply,
     usage: TokenUsage,
-    guard: ReservationGuard<S>,
+    meter: StreamMeter<S>,
 ) -> Response {
     let chunk = |delta: Value, finish: Option<&str>| {
-        Step::Chunk(chunk_json(
-            &r.id,
-            r.created,
-            &r.model,
-            delta,
-            finish,
-            r.include_usage,
-        ))
+        chunk_json(&r.id, r.created, &r.model, delta, finish, r.include_usage)
     };
     let mut steps = VecDeque::new();
-    steps.push_back(chunk(
+    steps.push_back(Step::Chunk(chunk(
         json!({"role": "assistant", "content": "", "refusal": null}),
         None,
-    ));
+    )));
     for delta in r.reply.deltas() {
-        steps.push_back(chunk(json!({"content": delta}), None));
+        steps.push_back(Step::Word(chunk(json!({"content": delta}), None), delta));
     }
     steps.push_back(Step::Record);
-    steps.push_back(chunk(json!({}), Some(r.reply.finish_reason)));
+    steps.push_back(Step::Chunk(chunk(json!({}), Some(r.reply.finish_reason))));
     if r.include_usage {
         steps.push_back(Step::Chunk(usage_chunk_json(
             &r.id, r.created, &r.model, &r.reply,
@@ -116,7 +84,7 @@ pub fn sse_response<S: Store>(
     steps.push_back(Step::Done);
     let state = State {
         steps,
-        guard,
+        meter: Some(meter),
         usage,
     };
     let events = stream::unfold(state, |mut state| async move {
@@ -126,11 +94,20 @@ pub fn sse_response<S: Store>(
                     let event = Event::default().data(value.to_string());
                     return Some((Ok::<_, Infallible>(event), state));
                 }
+                Step::Word(value, word) => {
+                    tokio::time::sleep(WORD_DELAY).await;
+                    if let Some(meter) = &mut state.meter {
+                        meter.add_output_text(&word);
+                    }
+                    let event = Event::default().data(value.to_string());
+                    return Some((Ok(event), state));
+                }
                 Step::Record => {
-                    if let Some(reservation) = state.guard.take()
-                        && let Err(e) = reservation.record(state.usage, false).await
-                    {
-                        tracing::error!(error = %e, "could not record the usage of a stream");
+                    if let Some(mut meter) = state.meter.take() {
+                        meter.set_usage(state.usage);
+                        if let Err(e) = meter.finish().await {
+                            tracing::error!(error = %e, "could not record the usage of a stream");
+                        }
                     }
                 }
                 Step::Done => return Some((Ok(Event::default().data("[DONE]")), state)),
@@ -145,8 +122,8 @@ mod tests {
     use super::*;
     use crate::demo::mock_model;
     use ai_metering_core::clock::ManualClock;
-    use ai_metering_core::store::{CounterStore, MemoryStore, UsageFilter, UsageStore};
-    use ai_metering_core::{Billable, Metering};
+    use ai_metering_core::store::{CounterStore, MemoryStore, Page, UsageFilter, UsageStore};
+    use ai_metering_core::{Billable, Metering, Reservation};
     use chrono::TimeZone;
 
     fn setup() -> (Metering<MemoryStore>, Billable, MockReply, TokenUsage) {
@@ -204,7 +181,7 @@ mod tests {
         let response = sse_response(
             stream_reply(reply, true),
             usage,
-            ReservationGuard::new(reservation),
+            StreamMeter::manual(reservation),
         );
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -239,29 +216,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stream_dropped_before_its_end_releases_the_reservation() {
+    async fn a_stream_dropped_before_its_end_is_charged_for_what_was_sent() {
         let (metering, billable, reply, usage) = setup();
         let reservation = begin(&metering, &billable, usage).await;
         let response = sse_response(
-            stream_reply(reply, false),
+            stream_reply(reply.clone(), false),
             usage,
-            ReservationGuard::new(reservation),
+            StreamMeter::manual(reservation),
         );
-        // The client went away: the body is dropped unread.
-        drop(response);
-        // The release runs on a spawned task; let it run.
-        for _ in 0..100 {
-            if reserved(&metering, &billable).await == 0 {
+        // The client reads the role chunk and three words, then goes away.
+        let mut body = response.into_body().into_data_stream();
+        let mut seen = String::new();
+        for _ in 0..4 {
+            let frame = futures_util::StreamExt::next(&mut body)
+                .await
+                .unwrap()
+                .unwrap();
+            seen.push_str(std::str::from_utf8(&frame).unwrap());
+        }
+        drop(body);
+        // The record runs on a spawned task; let it run.
+        let mut rows = Vec::new();
+        for _ in 0..1_000 {
+            rows = metering
+                .store()
+                .query_usage(&UsageFilter::for_billable(billable.clone()), Page::first(5))
+                .await
+                .unwrap();
+            if !rows.is_empty() {
                 break;
             }
             tokio::task::yield_now().await;
         }
+        assert_eq!(rows.len(), 1, "an abandoned stream is charged");
+        let row = &rows[0].entry;
+        assert!(row.estimated);
+        // The input is the reservation's (here exact) estimate; the output is the three
+        // words sent, at one token per three bytes.
+        let sent: String = reply.deltas().into_iter().take(3).collect();
+        assert_eq!(row.usage.input_tokens(), usage.input_tokens());
+        assert_eq!(
+            row.usage.output_tokens(),
+            ai_metering_core::estimate::text_tokens(&sent)
+        );
+        assert!(row.usage.output_tokens() < usage.output_tokens());
         assert_eq!(reserved(&metering, &billable).await, 0);
-        let sums = metering
-            .store()
-            .sum_usage(&UsageFilter::default())
-            .await
-            .unwrap();
-        assert_eq!(sums.calls, 0, "nothing is charged for an abandoned stream");
     }
 }

@@ -282,7 +282,7 @@ impl State {
         };
         let wallet = self.wallet(&held.billable, held.amount.currency);
         // Cannot overflow: `held` includes this hold's amount.
-        wallet.held = wallet.held.saturating_sub(held.amount.amount);
+        wallet.held = wallet.held.saturating_sub(held.amount.amount).normalize();
         true
     }
 
