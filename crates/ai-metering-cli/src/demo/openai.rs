@@ -1,6 +1,9 @@
 //! The OpenAI Chat Completions wire shapes the demo speaks: requests, responses, stream
 //! chunks and errors, as the official SDKs expect them.
 
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -208,6 +211,9 @@ pub struct ApiError {
     pub param: Option<&'static str>,
     /// Seconds until the quota resets, for `Retry-After`.
     pub retry_after: Option<u64>,
+    /// The id under which an internal failure was logged (`x-request-id`, and named in the
+    /// message).
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -220,6 +226,7 @@ impl ApiError {
             code: None,
             param: None,
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -232,6 +239,7 @@ impl ApiError {
             code: Some("invalid_api_key"),
             param: None,
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -244,6 +252,7 @@ impl ApiError {
             code: Some("model_not_found"),
             param: Some("model"),
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -256,18 +265,26 @@ impl ApiError {
             code: Some("insufficient_quota"),
             param: None,
             retry_after,
+            request_id: None,
         }
     }
 
-    /// 500 `server_error`.
-    pub fn server(message: String) -> Self {
+    /// A failure on our side (`server_error`, with `status` 500 or 503): the client gets a
+    /// fixed message naming a new request id, and `error` (which may hold database details)
+    /// goes only to the log, under that id.
+    pub fn internal(status: StatusCode, context: &str, error: &dyn Display) -> Self {
+        let request_id = next_request_id();
+        tracing::error!(request_id = %request_id, error = %error, "{context}");
         Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message,
+            status,
+            message: format!(
+                "The server had an error while processing your request (request id {request_id})."
+            ),
             kind: "server_error",
             code: None,
             param: None,
             retry_after: None,
+            request_id: Some(request_id),
         }
     }
 
@@ -297,12 +314,26 @@ impl IntoResponse for ApiError {
         {
             headers.insert(header::RETRY_AFTER, v);
         }
+        if let Some(id) = &self.request_id
+            && let Ok(v) = HeaderValue::from_str(id)
+        {
+            headers.insert("x-request-id", v);
+        }
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             // A used-up quota does not come back in seconds: tell the SDKs not to retry.
             headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
         response
     }
+}
+
+/// A new id for a failed request: `req_`, the process's start in milliseconds and a count,
+/// unique within a run and unlikely to repeat across runs.
+fn next_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| chrono::Utc::now().timestamp_millis());
+    format!("req_{start:x}{:06x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 #[cfg(test)]
@@ -351,6 +382,31 @@ mod tests {
         assert_eq!(
             last["usage"]["prompt_tokens"].as_u64(),
             Some(r.prompt_tokens)
+        );
+    }
+
+    #[test]
+    fn internal_errors_show_a_request_id_never_the_error() {
+        let store_text = "no such table: ai_usage_counters (SQLITE_ERROR at /srv/db.sqlite)";
+        let a = ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, "failed", &store_text);
+        let b = ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, "failed", &store_text);
+        let id = a.request_id.clone().unwrap();
+        assert!(id.starts_with("req_"));
+        assert_ne!(a.request_id, b.request_id);
+        let body = a.body().to_string();
+        assert!(
+            !body.contains("ai_usage_counters") && !body.contains("/srv"),
+            "{body}"
+        );
+        assert!(body.contains(&id), "{body}");
+        assert_eq!(a.body()["error"]["type"], "server_error");
+        let resp = b.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            resp.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("req_")
         );
     }
 
