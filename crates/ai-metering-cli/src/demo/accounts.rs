@@ -1,5 +1,6 @@
 //! The demo's accounts: API keys, the billables they stand for, and their situation.
 
+use ai_metering_cli::demo_request::bearer_key;
 use ai_metering_core::Billable;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -84,12 +85,8 @@ pub const ACCOUNTS: &[Account] = &[
 
 /// The account whose key is in the request's `Authorization: Bearer` header.
 pub fn account_for(parts: &Parts) -> Option<&'static Account> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, key) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    account_with_key(key.trim())
+    let value = parts.headers.get(header::AUTHORIZATION)?;
+    account_with_key(bearer_key(value.as_bytes())?)
 }
 
 /// The account whose API key is `key`. Keys are compared as SHA-256 digests, in constant

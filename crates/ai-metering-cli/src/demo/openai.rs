@@ -4,126 +4,12 @@
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use ai_metering_cli::demo_request::{ChatRequest, RequestError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::mock_model::MockReply;
-
-/// A chat completion request (the fields the demo reads; others are ignored).
-#[derive(Debug, Deserialize)]
-pub struct ChatRequest {
-    /// Model name.
-    pub model: String,
-    /// The conversation.
-    pub messages: Vec<ChatMessage>,
-    /// Stream the reply as server-sent events.
-    #[serde(default)]
-    pub stream: bool,
-    /// Stream options.
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
-    /// Legacy reply limit.
-    #[serde(default)]
-    pub max_tokens: Option<u64>,
-    /// Reply limit.
-    #[serde(default)]
-    pub max_completion_tokens: Option<u64>,
-}
-
-impl ChatRequest {
-    /// Parses a request body, with OpenAI-style errors.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let request: Self = serde_json::from_slice(body).map_err(|e| {
-            ApiError::invalid_request(format!(
-                "We could not parse the JSON body of your request: {e}"
-            ))
-        })?;
-        if request.messages.is_empty() {
-            return Err(
-                ApiError::invalid_request("[] is too short - 'messages'".to_owned())
-                    .with_param("messages"),
-            );
-        }
-        Ok(request)
-    }
-
-    /// The messages as (role, text) pairs.
-    pub fn texts(&self) -> Vec<(&str, String)> {
-        self.messages
-            .iter()
-            .map(|m| {
-                (
-                    m.role.as_str(),
-                    m.content.as_ref().map(Content::text).unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    /// The reply limit, whichever field carries it.
-    pub fn reply_limit(&self) -> Option<u64> {
-        self.max_completion_tokens.or(self.max_tokens)
-    }
-
-    /// True when the final usage chunk was asked for.
-    pub fn include_usage(&self) -> bool {
-        self.stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage)
-    }
-}
-
-/// One message.
-#[derive(Debug, Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `developer`, `user`, `assistant` or `tool`.
-    pub role: String,
-    /// Text, content parts, or null (assistant tool calls).
-    #[serde(default)]
-    pub content: Option<Content>,
-}
-
-/// Message content: a string or a list of parts.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Content {
-    /// Plain text.
-    Text(String),
-    /// Content parts; only text parts are read.
-    Parts(Vec<ContentPart>),
-}
-
-impl Content {
-    /// The text, parts joined by newlines.
-    pub fn text(&self) -> String {
-        match self {
-            Self::Text(t) => t.clone(),
-            Self::Parts(parts) => parts
-                .iter()
-                .filter_map(|p| p.text.as_deref())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }
-    }
-}
-
-/// One content part.
-#[derive(Debug, Deserialize)]
-pub struct ContentPart {
-    /// The part's text, for text parts.
-    #[serde(default)]
-    pub text: Option<String>,
-}
-
-/// `stream_options`.
-#[derive(Debug, Default, Deserialize)]
-pub struct StreamOptions {
-    /// Send a last chunk with the usage and empty choices.
-    #[serde(default)]
-    pub include_usage: bool,
-}
 
 /// The `usage` object of a reply.
 pub fn usage_json(reply: &MockReply) -> Value {
@@ -288,12 +174,6 @@ impl ApiError {
         }
     }
 
-    /// Names the offending parameter.
-    pub fn with_param(mut self, param: &'static str) -> Self {
-        self.param = Some(param);
-        self
-    }
-
     /// The JSON body.
     pub fn body(&self) -> Value {
         json!({"error": {
@@ -302,6 +182,14 @@ impl ApiError {
             "param": self.param,
             "code": self.code
         }})
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        let mut error = Self::invalid_request(e.message);
+        error.param = e.param;
+        error
     }
 }
 
@@ -342,26 +230,11 @@ mod tests {
     use crate::demo::mock_model::reply;
 
     #[test]
-    fn requests_accept_text_and_content_parts() {
-        let body = br#"{"model":"gpt-4o-mini","messages":[
-            {"role":"system","content":"Be brief."},
-            {"role":"user","content":[{"type":"text","text":"Hi"},{"type":"image_url","image_url":{"url":"x"}}]},
-            {"role":"assistant","content":null}
-        ],"stream":true,"stream_options":{"include_usage":true},"max_tokens":5,"temperature":0.2}"#;
-        let r = ChatRequest::parse(body).unwrap();
-        assert!(r.stream && r.include_usage());
-        assert_eq!(r.reply_limit(), Some(5));
-        let texts = r.texts();
-        assert_eq!(texts[1], ("user", "Hi".to_owned()));
-        assert_eq!(texts[2], ("assistant", String::new()));
-    }
-
-    #[test]
     fn bad_requests_get_openai_errors() {
-        let e = ChatRequest::parse(b"{").unwrap_err();
+        let e = ApiError::from(ChatRequest::parse(b"{").unwrap_err());
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.body()["error"]["type"], "invalid_request_error");
-        let e = ChatRequest::parse(br#"{"model":"m","messages":[]}"#).unwrap_err();
+        let e = ApiError::from(ChatRequest::parse(br#"{"model":"m","messages":[]}"#).unwrap_err());
         assert_eq!(e.body()["error"]["param"], "messages");
     }
 
