@@ -158,14 +158,9 @@ async fn postgres(test: &str) -> Option<SeaOrmStore> {
     Some(store)
 }
 
+/// The PostgreSQL server to test against; under CI its absence fails the test.
 fn postgres_url(test: &str) -> Option<String> {
-    match std::env::var("AI_METERING_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            eprintln!("{test}: PostgreSQL part skipped: AI_METERING_TEST_POSTGRES_URL not set");
-            None
-        }
-    }
+    ai_metering_test_env::postgres_url(test)
 }
 
 macro_rules! on_every_store {

@@ -1,34 +1,9 @@
-//! Arbitrary bytes as a server-sent events stream, split into chunks at arbitrary places:
-//! the accumulator must never panic, and the result must not depend on the split.
+//! Arbitrary bytes as a server-sent events stream, split at arbitrary places.
+//!
+//! The body is `ai_metering_fuzzing::sse_accumulator`, which `cargo test` also runs on this target's
+//! seeds and past crash inputs (crates/ai-metering-fuzzing/tests/replay.rs).
 #![no_main]
 
-use ai_metering_core::provider::{Provider, UsageAccumulator};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else {
-        return;
-    };
-    let provider = Provider::ALL[usize::from(selector) % Provider::ALL.len()];
-    // The second byte, when present, gives the chunk length of the split feed.
-    let (step, stream) = match rest.split_first() {
-        Some((&s, tail)) => (usize::from(s % 64) + 1, tail),
-        None => (1, rest),
-    };
-
-    let mut whole = UsageAccumulator::new(provider).with_max_event_bytes(4096);
-    let whole_fed = whole.push_bytes(stream);
-    let mut split = UsageAccumulator::new(provider).with_max_event_bytes(4096);
-    let mut split_fed = Ok(());
-    for chunk in stream.chunks(step) {
-        split_fed = split.push_bytes(chunk);
-        if split_fed.is_err() {
-            break;
-        }
-    }
-    assert_eq!(whole_fed.is_ok(), split_fed.is_ok(), "the split changed the outcome");
-    assert_eq!(whole.usage(), split.usage(), "the split changed the usage");
-    assert_eq!(whole.is_complete(), split.is_complete());
-    let _ = whole.finish();
-    let _ = split.finish();
-});
+fuzz_target!(|data: &[u8]| ai_metering_fuzzing::sse_accumulator(data));

@@ -1,67 +1,9 @@
-//! Arbitrary webhook deliveries. The first line is used as a `Stripe-Signature` header for
-//! `verify_signature`; the rest is a body that is signed correctly and handed to
-//! `StripeWebhook::handle` with a subscription to act on, so event parsing and application
-//! run on arbitrary JSON. Every outcome must be a value or a typed error.
+//! Arbitrary Stripe webhook deliveries (needs `--features webhook`).
+//!
+//! The body is `ai_metering_fuzzing::webhook_payload`, which `cargo test` also runs on this target's
+//! seeds and past crash inputs (crates/ai-metering-fuzzing/tests/replay.rs).
 #![no_main]
 
-use std::sync::OnceLock;
-
-use ai_metering_billing::webhook::{StripeWebhook, WebhookConfig, verify_signature};
-use ai_metering_core::clock::ManualClock;
-use ai_metering_core::plan::Subscription;
-use ai_metering_core::store::{MemoryStore, SubscriptionStore};
-use ai_metering_core::{Billable, Metering};
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use hmac::{Hmac, KeyInit, Mac};
 use libfuzzer_sys::fuzz_target;
-use sha2::Sha256;
 
-const SECRET: &str = "whsec_fuzz";
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 6, 10, 12, 0, 0)
-        .single()
-        .unwrap_or(DateTime::UNIX_EPOCH)
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime")
-    })
-}
-
-fn sign(body: &[u8]) -> String {
-    let t = now().timestamp();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fuzz_target!(|data: &[u8]| {
-    let (header, body) = match data.iter().position(|&b| b == b'\n') {
-        Some(i) => (&data[..i], &data[i + 1..]),
-        None => (data, &[][..]),
-    };
-    if let Ok(header) = std::str::from_utf8(header) {
-        let _ = verify_signature(header, body, SECRET, chrono::Duration::seconds(300), now());
-    }
-
-    runtime().block_on(async {
-        let metering = Metering::builder(MemoryStore::new())
-            .clock(ManualClock::new(now()))
-            .build();
-        let mut sub = Subscription::new(Billable::new("team", "acme"), "pro", now() - Duration::days(40));
-        sub.meta.insert("stripe_subscription_id".into(), "sub_1".into());
-        sub.meta.insert("stripe_customer_id".into(), "cus_1".into());
-        if metering.store().insert_subscription(&sub).await.is_err() {
-            return;
-        }
-        let config = WebhookConfig::new(SECRET).with_clock(ManualClock::new(now()));
-        let webhook = StripeWebhook::new(metering, config);
-        let _ = webhook.handle(Some(&sign(body)), body).await;
-    });
-});
+fuzz_target!(|data: &[u8]| ai_metering_fuzzing::webhook_payload(data));

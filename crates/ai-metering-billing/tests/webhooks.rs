@@ -17,7 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const SECRET: &str = "whsec_standin_secret";
+const SECRET: &str = "whsec_standin_secret_for_the_tests";
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 6, 10, 12, 0, 0).unwrap()
@@ -88,7 +88,9 @@ impl Setup {
             .insert("stripe_subscription_id".into(), json!("sub_1"));
         sub.meta.insert("stripe_customer_id".into(), json!("cus_1"));
         let id = metering.store().insert_subscription(&sub).await.unwrap();
-        let config = WebhookConfig::new(SECRET).with_clock(clock.clone());
+        let config = WebhookConfig::new(SECRET)
+            .unwrap()
+            .with_clock(clock.clone());
         let url = serve(webhook_router(metering.clone(), config)).await;
         Self {
             metering,
@@ -530,7 +532,9 @@ async fn flaky(failing: bool, races: usize) -> (Arc<Flaky>, Billable, String) {
     sub.meta
         .insert("stripe_subscription_id".into(), json!("sub_1"));
     store.insert_subscription(&sub).await.unwrap();
-    let config = WebhookConfig::new(SECRET).with_clock(ManualClock::new(t0()));
+    let config = WebhookConfig::new(SECRET)
+        .unwrap()
+        .with_clock(ManualClock::new(t0()));
     let url = serve(webhook_router(store.clone(), config)).await;
     (store, acme, url)
 }
@@ -631,7 +635,9 @@ async fn instances_sharing_an_event_log_process_an_event_once() {
         .insert("stripe_subscription_id".into(), json!("sub_1"));
     store.insert_subscription(&sub).await.unwrap();
     let log = Arc::new(MemoryEventLog::new());
-    let config = WebhookConfig::new(SECRET).with_clock(ManualClock::new(t0()));
+    let config = WebhookConfig::new(SECRET)
+        .unwrap()
+        .with_clock(ManualClock::new(t0()));
     let a = StripeWebhook::new(store.clone(), config.clone()).with_event_log(log.clone());
     let b = StripeWebhook::new(store.clone(), config).with_event_log(log.clone());
     let body = event(
@@ -652,4 +658,70 @@ async fn instances_sharing_an_event_log_process_an_event_once() {
         ai_metering_billing::webhook::WebhookOutcome::Duplicate { .. }
     ));
     assert_eq!(log.len(), 1);
+}
+
+#[test]
+fn an_empty_or_short_secret_is_refused_when_configured() {
+    use ai_metering_billing::webhook::SecretError;
+    assert_eq!(WebhookConfig::new("").unwrap_err(), SecretError::Empty);
+    assert_eq!(
+        WebhookConfig::new("whsec_").unwrap_err(),
+        SecretError::Empty
+    );
+    assert!(matches!(
+        WebhookConfig::new("whsec_1234").unwrap_err(),
+        SecretError::TooShort { length: 4, .. }
+    ));
+    // One bad secret among good ones spoils the whole configuration.
+    assert!(matches!(
+        WebhookConfig::from_secrets([SECRET, "short"]).unwrap_err(),
+        SecretError::TooShort { .. }
+    ));
+    let none: Vec<String> = Vec::new();
+    assert_eq!(
+        WebhookConfig::from_secrets(none).unwrap_err(),
+        SecretError::NoSecrets
+    );
+}
+
+#[tokio::test]
+async fn during_a_secret_roll_either_active_secret_verifies() {
+    const NEW: &str = "whsec_rolled_in_secret_0123456789";
+    let store = Arc::new(MemoryStore::new());
+    let mut sub = Subscription::new(
+        Billable::new("team", "acme"),
+        "pro",
+        t0() - Duration::days(3),
+    );
+    sub.meta
+        .insert("stripe_subscription_id".into(), json!("sub_1"));
+    store.insert_subscription(&sub).await.unwrap();
+    let config = WebhookConfig::from_secrets([NEW, SECRET])
+        .unwrap()
+        .with_clock(ManualClock::new(t0()));
+    let hook = StripeWebhook::new(store, config);
+    let t = t0().timestamp();
+    for (id, secret) in [("evt_old", SECRET), ("evt_new", NEW)] {
+        let body = event(id, "invoice.payment_failed", t0(), failed_invoice(id));
+        let outcome = hook
+            .handle(Some(&sign(t, &body, secret)), body.as_bytes())
+            .await;
+        assert!(outcome.is_ok(), "{id}: {outcome:?}");
+    }
+    // Both signatures in one header, as Stripe sends them while both are active.
+    let body = event("evt_both", "invoice.paid", t0(), failed_invoice("in_b"));
+    let both = format!(
+        "{},{}",
+        sign(t, &body, NEW),
+        sign(t, &body, SECRET).split_once(',').unwrap().1
+    );
+    assert!(hook.handle(Some(&both), body.as_bytes()).await.is_ok());
+    // A secret that was rolled out no longer verifies.
+    let body = event("evt_retired", "invoice.paid", t0(), failed_invoice("in_r"));
+    let retired = sign(t, &body, "whsec_retired_secret_0123456789");
+    let err = hook
+        .handle(Some(&retired), body.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
 }

@@ -684,3 +684,66 @@ fn a_client_that_disconnects_mid_stream_pays_for_what_it_received() {
     let after = wallet(&demo);
     assert_ne!(before, after, "the wallet paid for it");
 }
+
+#[test]
+fn the_demo_refuses_to_serve_its_open_dashboard_beyond_loopback() {
+    let ws = Workspace::new();
+    let db = ws.dir.path().join("demo.db");
+    std::fs::write(&db, b"kept").unwrap();
+    for addr in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8080"] {
+        let r = ws.fails(&["demo", "--addr", addr, "--db", "demo.db"], 2, "loopback");
+        assert!(
+            r.stderr.contains(addr.trim_end_matches(":0")),
+            "{}",
+            r.stderr
+        );
+    }
+    // Refused before anything was touched.
+    assert_eq!(std::fs::read(&db).unwrap(), b"kept");
+}
+
+#[test]
+fn a_store_failure_shows_the_client_a_request_id_not_the_error() {
+    let ws = Workspace::new();
+    let demo = start_demo(&ws);
+    // Break the demo's database under it: its tables disappear.
+    let url = format!("sqlite://{}", ws.dir.path().join("demo.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sea_orm::{ConnectionTrait, Database};
+        let db = Database::connect(url.as_str()).await.unwrap();
+        for table in [
+            "ai_subscriptions",
+            "ai_plans",
+            "ai_period_counters",
+            "ai_reservations",
+            "ai_usages",
+        ] {
+            db.execute_unprepared(&format!("DROP TABLE {table}"))
+                .await
+                .unwrap();
+        }
+        db.close().await.unwrap();
+    });
+
+    let r = http(
+        demo.addr,
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-demo-globex"),
+        Some(&chat(false)),
+    );
+    assert!(matches!(r.status, 500 | 503), "{}: {}", r.status, r.body);
+    let error = &r.json()["error"];
+    assert_eq!(error["type"], "server_error");
+    let id = r.header("x-request-id").expect("x-request-id").to_owned();
+    assert!(id.starts_with("req_"), "{id}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains(&id), "{message}");
+    for leak in ["no such table", "ai_", "SQL", "sqlite", "database"] {
+        assert!(
+            !r.body.to_lowercase().contains(&leak.to_lowercase()),
+            "{leak:?} in {}",
+            r.body
+        );
+    }
+}

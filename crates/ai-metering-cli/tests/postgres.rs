@@ -1,5 +1,5 @@
 //! The CLI against PostgreSQL, when `AI_METERING_TEST_POSTGRES_URL` names a server (CI
-//! starts one); skipped with a note otherwise. The test creates (and recreates on each run)
+//! starts one and requires it); skipped with a note on stderr otherwise. The test creates (and recreates on each run)
 //! its own database on that server.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may fail loudly
 
@@ -7,8 +7,6 @@ mod common;
 
 use common::{Workspace, seed_fixture};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-
-const VAR: &str = "AI_METERING_TEST_POSTGRES_URL";
 
 async fn fresh_database(server: &str, name: &str) -> String {
     let admin = Database::connect(server).await.unwrap();
@@ -28,8 +26,7 @@ async fn fresh_database(server: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn commands_work_on_postgresql() {
-    let Some(server) = std::env::var(VAR).ok().filter(|v| !v.trim().is_empty()) else {
-        println!("commands_work_on_postgresql: skipped: {VAR} not set");
+    let Some(server) = ai_metering_test_env::postgres_url("commands_work_on_postgresql") else {
         return;
     };
     let url = fresh_database(&server, "aim_cli_commands").await;

@@ -2,8 +2,6 @@
 //! from configuration, and properties every cost must have.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-
 use ai_metering_core::pricing::{CostBreakdown, ModelPrice, PriceCatalog, UnknownModelPolicy};
 use ai_metering_core::{Currency, Error, TokenCounts, TokenUsage};
 use proptest::prelude::*;
@@ -252,24 +250,19 @@ fn per_1k_config_gpt_4o_mini_is_0_15_per_million() {
     );
 }
 
-/// The LiteLLM subset kept beside the project, if this checkout has it.
-fn litellm_subset() -> Option<serde_json::Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/litellm_prices_subset.json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
-        Err(err) => {
-            eprintln!("skipping: {} not readable ({err})", path.display());
-            None
-        }
-    }
+/// The LiteLLM subset kept beside the project: `None` (reported) when this checkout does
+/// not have it, a failure under CI.
+fn litellm_subset(test: &str) -> Option<serde_json::Value> {
+    let path = ai_metering_test_env::shared_path(test, "reference/litellm_prices_subset.json")?;
+    let text = std::fs::read_to_string(&path).unwrap();
+    Some(serde_json::from_str(&text).unwrap())
 }
 
 /// The subset wraps LiteLLM entries in `models` and adds `per_million_usd`, its own exact
 /// conversion of each per-token price.
 #[test]
 fn litellm_subset_loads_and_converts_exactly() {
-    let Some(subset) = litellm_subset() else {
+    let Some(subset) = litellm_subset("litellm_subset_loads_and_converts_exactly") else {
         return;
     };
     let models = &subset["models"];
@@ -307,7 +300,7 @@ fn litellm_subset_loads_and_converts_exactly() {
 /// documents (claude-3-haiku's one-hour write) are the only ones allowed.
 #[test]
 fn builtin_prices_agree_with_the_litellm_subset() {
-    let Some(subset) = litellm_subset() else {
+    let Some(subset) = litellm_subset("builtin_prices_agree_with_the_litellm_subset") else {
         return;
     };
     let litellm = PriceCatalog::from_litellm_value(&subset["models"]).unwrap();

@@ -4,10 +4,15 @@
 //! use std::sync::Arc;
 //! use ai_metering_billing::webhook::{WebhookConfig, webhook_router};
 //! # fn app<S: ai_metering_core::store::SubscriptionStore + 'static>(store: Arc<S>) -> axum::Router {
-//! let webhooks = webhook_router(store, WebhookConfig::new("whsec_..."));
+//! let config = WebhookConfig::new("whsec_0123456789abcdef0123456789abcdef").unwrap();
+//! let webhooks = webhook_router(store, config);
 //! axum::Router::new().merge(webhooks) // POST /stripe/webhook
 //! # }
 //! ```
+//!
+//! The configuration refuses an empty or short signing secret ([`SecretError`]; at least
+//! [`MIN_SECRET_BYTES`] after the `whsec_` prefix), and holds several while one is rolled
+//! ([`WebhookConfig::from_secrets`]): a delivery is genuine when any of them signed it.
 //!
 //! Every request is checked first: a missing, malformed, non-matching or stale
 //! `Stripe-Signature` (see [`verify_signature`]) answers **400** and changes nothing. A
@@ -50,6 +55,7 @@
 mod apply;
 mod event;
 mod event_log;
+mod secret;
 mod signature;
 
 use std::fmt;
@@ -78,7 +84,8 @@ const MAX_APPLY_ATTEMPTS: usize = 8;
 pub use ai_metering_core::store::WebhookEventStore;
 pub use apply::{ENDS_BEFORE_FAILURE_META_KEY, LAST_EVENT_META_KEY, PAYMENT_FAILED_AT_META_KEY};
 pub use event_log::MemoryEventLog;
-pub use signature::{SignatureError, verify_signature};
+pub use secret::{MIN_SECRET_BYTES, STRIPE_SECRET_PREFIX, SecretError, WebhookSecret};
+pub use signature::{SignatureError, verify_signature, verify_signature_any};
 
 /// The subscription `meta` key holding the Stripe subscription id.
 pub const SUBSCRIPTION_ID_META_KEY: &str = "stripe_subscription_id";
@@ -86,8 +93,9 @@ pub const SUBSCRIPTION_ID_META_KEY: &str = "stripe_subscription_id";
 /// Settings of the webhook route.
 #[derive(Clone)]
 pub struct WebhookConfig {
-    /// The endpoint's signing secret (`whsec_...`).
-    pub endpoint_secret: String,
+    /// The endpoint's signing secrets (`whsec_...`): one, or several while one is rolled.
+    /// Never empty.
+    secrets: Vec<WebhookSecret>,
     /// How far the signature's timestamp may be from now, either way (default 300 s).
     pub tolerance: Duration,
     /// Days of grace after a failed payment (default 7; 0 ends the subscription at once).
@@ -102,27 +110,73 @@ impl WebhookConfig {
     /// Defaults with this endpoint secret.
     ///
     /// ```
-    /// use ai_metering_billing::webhook::WebhookConfig;
-    /// let config = WebhookConfig::new("whsec_123");
+    /// use ai_metering_billing::webhook::{SecretError, WebhookConfig};
+    /// let config = WebhookConfig::new("whsec_0123456789abcdef").unwrap();
     /// assert_eq!(config.tolerance.num_seconds(), 300);
     /// assert_eq!(config.grace_days, 7);
+    /// assert_eq!(WebhookConfig::new("").unwrap_err(), SecretError::Empty);
     /// ```
-    pub fn new(endpoint_secret: impl Into<String>) -> Self {
-        Self {
-            endpoint_secret: endpoint_secret.into(),
+    ///
+    /// # Errors
+    /// [`SecretError`] when the secret is empty, padded, or shorter than
+    /// [`MIN_SECRET_BYTES`] after its `whsec_` prefix.
+    pub fn new(endpoint_secret: impl Into<String>) -> Result<Self, SecretError> {
+        Self::from_secrets([endpoint_secret])
+    }
+
+    /// Defaults with several active endpoint secrets, as while a secret is rolled (Stripe
+    /// then signs each delivery with every active secret): a delivery verifies when any
+    /// secret matches any of its signatures.
+    ///
+    /// ```
+    /// use ai_metering_billing::webhook::{SecretError, WebhookConfig};
+    /// let config = WebhookConfig::from_secrets([
+    ///     "whsec_new_0123456789abcdef",
+    ///     "whsec_old_0123456789abcdef",
+    /// ])
+    /// .unwrap();
+    /// assert_eq!(config.secrets().len(), 2);
+    /// let none: [&str; 0] = [];
+    /// assert_eq!(WebhookConfig::from_secrets(none).unwrap_err(), SecretError::NoSecrets);
+    /// ```
+    ///
+    /// # Errors
+    /// [`SecretError`]: for the first unacceptable secret, or
+    /// [`NoSecrets`](SecretError::NoSecrets) for none.
+    pub fn from_secrets<I, S>(secrets: I) -> Result<Self, SecretError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let secrets = secrets
+            .into_iter()
+            .map(WebhookSecret::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        if secrets.is_empty() {
+            return Err(SecretError::NoSecrets);
+        }
+        Ok(Self {
+            secrets,
             tolerance: Duration::seconds(300),
             grace_days: 7,
             clock: Arc::new(SystemClock),
             path: "/stripe/webhook".to_owned(),
-        }
+        })
+    }
+
+    /// The active signing secrets (at least one).
+    pub fn secrets(&self) -> &[WebhookSecret] {
+        &self.secrets
     }
 
     /// Sets the timestamp tolerance.
     ///
     /// ```
     /// # use ai_metering_billing::webhook::WebhookConfig;
-    /// let c = WebhookConfig::new("whsec_1").with_tolerance(chrono::Duration::seconds(60));
+    /// let c = WebhookConfig::new("whsec_0123456789abcdef")?
+    ///     .with_tolerance(chrono::Duration::seconds(60));
     /// assert_eq!(c.tolerance.num_seconds(), 60);
+    /// # Ok::<(), ai_metering_billing::webhook::SecretError>(())
     /// ```
     pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
@@ -133,7 +187,9 @@ impl WebhookConfig {
     ///
     /// ```
     /// # use ai_metering_billing::webhook::WebhookConfig;
-    /// assert_eq!(WebhookConfig::new("whsec_1").with_grace_days(3).grace_days, 3);
+    /// let c = WebhookConfig::new("whsec_0123456789abcdef")?.with_grace_days(3);
+    /// assert_eq!(c.grace_days, 3);
+    /// # Ok::<(), ai_metering_billing::webhook::SecretError>(())
     /// ```
     pub fn with_grace_days(mut self, days: u32) -> Self {
         self.grace_days = days;
@@ -146,8 +202,9 @@ impl WebhookConfig {
     /// # use ai_metering_billing::webhook::WebhookConfig;
     /// use ai_metering_core::clock::{Clock, ManualClock};
     /// let clock = ManualClock::new(chrono::DateTime::UNIX_EPOCH);
-    /// let c = WebhookConfig::new("whsec_1").with_clock(clock);
+    /// let c = WebhookConfig::new("whsec_0123456789abcdef")?.with_clock(clock);
     /// assert_eq!(c.clock.now(), chrono::DateTime::UNIX_EPOCH);
+    /// # Ok::<(), ai_metering_billing::webhook::SecretError>(())
     /// ```
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -158,7 +215,9 @@ impl WebhookConfig {
     ///
     /// ```
     /// # use ai_metering_billing::webhook::WebhookConfig;
-    /// assert_eq!(WebhookConfig::new("whsec_1").with_path("/hooks/stripe").path, "/hooks/stripe");
+    /// let c = WebhookConfig::new("whsec_0123456789abcdef")?.with_path("/hooks/stripe");
+    /// assert_eq!(c.path, "/hooks/stripe");
+    /// # Ok::<(), ai_metering_billing::webhook::SecretError>(())
     /// ```
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
@@ -169,7 +228,7 @@ impl WebhookConfig {
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("endpoint_secret", &"***")
+            .field("secrets", &self.secrets.len())
             .field("tolerance", &self.tolerance)
             .field("grace_days", &self.grace_days)
             .field("clock", &self.clock)
@@ -299,7 +358,8 @@ struct Inner<H, L> {
 /// use std::sync::Arc;
 /// use ai_metering_billing::webhook::{MemoryEventLog, StripeWebhook, WebhookConfig};
 /// # fn f<S: ai_metering_core::store::SubscriptionStore + 'static>(store: Arc<S>) {
-/// let hook = StripeWebhook::new(store, WebhookConfig::new("whsec_1"))
+/// let config = WebhookConfig::new("whsec_0123456789abcdef").unwrap();
+/// let hook = StripeWebhook::new(store, config)
 ///     .with_event_log(Arc::new(MemoryEventLog::new()));
 /// let _router: axum::Router = hook.router();
 /// # }
@@ -396,7 +456,7 @@ where
         let config = &self.inner.config;
         let now = config.clock.now();
         let header = signature.ok_or(SignatureError::Missing)?;
-        verify_signature(header, body, &config.endpoint_secret, config.tolerance, now)?;
+        verify_signature_any(header, body, &config.secrets, config.tolerance, now)?;
         let event: StripeEvent =
             serde_json::from_slice(body).map_err(|e| WebhookError::Payload(e.to_string()))?;
         let Some(kind) = Handled::of(&event.kind) else {

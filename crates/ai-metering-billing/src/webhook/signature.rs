@@ -4,7 +4,9 @@
 //! ignored). Each `v1` is a hex HMAC-SHA256, keyed with the endpoint secret, of
 //! `"{t}.{raw body}"`; the request is genuine when one `v1` matches (several appear while a
 //! secret is being rolled) and `t` is within the tolerance of now. Comparison is constant
-//! time.
+//! time. While an endpoint's secret is being rolled, the receiver may hold several secrets
+//! ([`verify_signature_any`]): one match of any secret with any `v1` is enough. An empty
+//! secret never matches.
 
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -45,6 +47,30 @@ pub fn verify_signature(
     tolerance: Duration,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, SignatureError> {
+    verify_signature_any(header, payload, &[secret], tolerance, now)
+}
+
+/// [`verify_signature`] with several active secrets (while one is being rolled): the header
+/// verifies when any `v1` signature matches any of `secrets`.
+///
+/// ```
+/// # use ai_metering_billing::webhook::{SignatureError, verify_signature_any};
+/// let now = chrono::Utc::now();
+/// let header = format!("t={},v1=00", now.timestamp());
+/// let secrets = ["whsec_new_0123456789abcdef", "whsec_old_0123456789abcdef"];
+/// let result = verify_signature_any(&header, b"{}", &secrets, chrono::Duration::seconds(300), now);
+/// assert_eq!(result, Err(SignatureError::Mismatch));
+/// ```
+///
+/// # Errors
+/// [`SignatureError`].
+pub fn verify_signature_any<S: AsRef<str>>(
+    header: &str,
+    payload: &[u8],
+    secrets: &[S],
+    tolerance: Duration,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, SignatureError> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
@@ -72,14 +98,30 @@ pub fn verify_signature(
     let signed_at = DateTime::from_timestamp(t, 0)
         .ok_or(SignatureError::Malformed("the timestamp is out of range"))?;
 
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .map_err(|_| SignatureError::Malformed("the endpoint secret cannot key HMAC"))?;
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(payload);
-    let matched = signatures
+    let decoded: Vec<Vec<u8>> = signatures
         .iter()
-        .any(|sig| hex::decode(sig).is_ok_and(|bytes| mac.clone().verify_slice(&bytes).is_ok()));
+        .filter_map(|sig| hex::decode(sig).ok())
+        .collect();
+    let signed_prefix = format!("{t}.");
+    let mut matched = false;
+    for secret in secrets {
+        let secret = secret.as_ref();
+        if secret.is_empty() {
+            continue;
+        }
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+            .map_err(|_| SignatureError::Malformed("the endpoint secret cannot key HMAC"))?;
+        mac.update(signed_prefix.as_bytes());
+        mac.update(payload);
+        // `verify_slice` compares in constant time.
+        if decoded
+            .iter()
+            .any(|bytes| mac.clone().verify_slice(bytes).is_ok())
+        {
+            matched = true;
+            break;
+        }
+    }
     if !matched {
         return Err(SignatureError::Mismatch);
     }
@@ -179,6 +221,49 @@ mod tests {
                 Err(SignatureError::Mismatch)
             );
         }
+    }
+
+    #[test]
+    fn any_active_secret_verifies_while_one_is_rolled() {
+        let body = br#"{"id":"evt_2"}"#;
+        let (new, old) = ("whsec_new_0123456789abcdef", "whsec_old_0123456789abcdef");
+        let secrets = [new, old];
+        // Signed with the old secret only, with the new only, or with both.
+        for header in [
+            format!("t={T},v1={}", sign(T, body, old)),
+            format!("t={T},v1={}", sign(T, body, new)),
+            format!(
+                "t={T},v1={},v1={}",
+                sign(T, body, "whsec_x"),
+                sign(T, body, old)
+            ),
+        ] {
+            assert_eq!(
+                verify_signature_any(&header, body, &secrets, TOL, at(T)),
+                Ok(at(T)),
+                "{header}"
+            );
+        }
+        let stranger = format!("t={T},v1={}", sign(T, body, "whsec_stranger_0123456789"));
+        assert_eq!(
+            verify_signature_any(&stranger, body, &secrets, TOL, at(T)),
+            Err(SignatureError::Mismatch)
+        );
+        let none: [&str; 0] = [];
+        assert_eq!(
+            verify_signature_any(&stranger, body, &none, TOL, at(T)),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_never_matches() {
+        let body = b"{}";
+        let header = format!("t={T},v1={}", sign(T, body, ""));
+        assert_eq!(
+            verify_signature(&header, body, "", TOL, at(T)),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The demo's accounts: API keys, the billables they stand for, and their situation.
 
+use ai_metering_cli::demo_request::bearer_key;
 use ai_metering_core::Billable;
 use axum::http::header;
 use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// One demo account.
 #[derive(Debug, Clone, Copy)]
@@ -82,13 +85,23 @@ pub const ACCOUNTS: &[Account] = &[
 
 /// The account whose key is in the request's `Authorization: Bearer` header.
 pub fn account_for(parts: &Parts) -> Option<&'static Account> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, key) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
+    let value = parts.headers.get(header::AUTHORIZATION)?;
+    account_with_key(bearer_key(value.as_bytes())?)
+}
+
+/// The account whose API key is `key`. Keys are compared as SHA-256 digests, in constant
+/// time and against every account, so the time an answer takes tells nothing about how much
+/// of a key was right.
+pub fn account_with_key(key: &str) -> Option<&'static Account> {
+    let presented = Sha256::digest(key.as_bytes());
+    let mut found = None;
+    for account in ACCOUNTS {
+        let expected = Sha256::digest(account.key.as_bytes());
+        if bool::from(presented.as_slice().ct_eq(expected.as_slice())) {
+            found = Some(account);
+        }
     }
-    let key = key.trim();
-    ACCOUNTS.iter().find(|a| a.key == key)
+    found
 }
 
 #[cfg(test)]
@@ -111,6 +124,20 @@ mod tests {
         assert!(account_for(&parts(Some("Bearer sk-wrong"))).is_none());
         assert!(account_for(&parts(Some("Basic sk-demo-alice"))).is_none());
         assert!(account_for(&parts(None)).is_none());
+    }
+
+    #[test]
+    fn only_the_exact_key_matches() {
+        assert_eq!(account_with_key("sk-demo-acme").map(|a| a.id), Some("acme"));
+        for wrong in [
+            "",
+            "sk-demo-acm",
+            "sk-demo-acmee",
+            "SK-DEMO-ACME",
+            "sk-demo-acme\0",
+        ] {
+            assert!(account_with_key(wrong).is_none(), "{wrong:?}");
+        }
     }
 
     #[test]

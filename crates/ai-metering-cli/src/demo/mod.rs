@@ -28,6 +28,8 @@ use crate::output::{num, text, thousands};
 /// Runs the demo until Ctrl-C.
 pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
     logging::init(&ctx.config);
+    // Before anything is bound or touched: a non-loopback address is refused.
+    let dashboard = server::dashboard_config(args.addr)?;
     let url = match &args.db {
         Some(_)
             if matches!(
@@ -101,7 +103,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
         _ if !ctx.config.cache_limit_checks => Some(chrono::Duration::zero()),
         _ => None,
     };
-    let app = server::app(metering, cache_ttl);
+    let app = server::app(metering, cache_ttl, dashboard);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -1,127 +1,15 @@
 //! The OpenAI Chat Completions wire shapes the demo speaks: requests, responses, stream
 //! chunks and errors, as the official SDKs expect them.
 
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use ai_metering_cli::demo_request::{ChatRequest, RequestError, shorten};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::mock_model::MockReply;
-
-/// A chat completion request (the fields the demo reads; others are ignored).
-#[derive(Debug, Deserialize)]
-pub struct ChatRequest {
-    /// Model name.
-    pub model: String,
-    /// The conversation.
-    pub messages: Vec<ChatMessage>,
-    /// Stream the reply as server-sent events.
-    #[serde(default)]
-    pub stream: bool,
-    /// Stream options.
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
-    /// Legacy reply limit.
-    #[serde(default)]
-    pub max_tokens: Option<u64>,
-    /// Reply limit.
-    #[serde(default)]
-    pub max_completion_tokens: Option<u64>,
-}
-
-impl ChatRequest {
-    /// Parses a request body, with OpenAI-style errors.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let request: Self = serde_json::from_slice(body).map_err(|e| {
-            ApiError::invalid_request(format!(
-                "We could not parse the JSON body of your request: {}",
-                shorten(&e.to_string())
-            ))
-        })?;
-        if request.messages.is_empty() {
-            return Err(
-                ApiError::invalid_request("[] is too short - 'messages'".to_owned())
-                    .with_param("messages"),
-            );
-        }
-        Ok(request)
-    }
-
-    /// The messages as (role, text) pairs.
-    pub fn texts(&self) -> Vec<(&str, String)> {
-        self.messages
-            .iter()
-            .map(|m| {
-                (
-                    m.role.as_str(),
-                    m.content.as_ref().map(Content::text).unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    /// The reply limit, whichever field carries it.
-    pub fn reply_limit(&self) -> Option<u64> {
-        self.max_completion_tokens.or(self.max_tokens)
-    }
-
-    /// True when the final usage chunk was asked for.
-    pub fn include_usage(&self) -> bool {
-        self.stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage)
-    }
-}
-
-/// One message.
-#[derive(Debug, Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `developer`, `user`, `assistant` or `tool`.
-    pub role: String,
-    /// Text, content parts, or null (assistant tool calls).
-    #[serde(default)]
-    pub content: Option<Content>,
-}
-
-/// Message content: a string or a list of parts.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Content {
-    /// Plain text.
-    Text(String),
-    /// Content parts; only text parts are read.
-    Parts(Vec<ContentPart>),
-}
-
-impl Content {
-    /// The text, parts joined by newlines.
-    pub fn text(&self) -> String {
-        match self {
-            Self::Text(t) => t.clone(),
-            Self::Parts(parts) => parts
-                .iter()
-                .filter_map(|p| p.text.as_deref())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }
-    }
-}
-
-/// One content part.
-#[derive(Debug, Deserialize)]
-pub struct ContentPart {
-    /// The part's text, for text parts.
-    #[serde(default)]
-    pub text: Option<String>,
-}
-
-/// `stream_options`.
-#[derive(Debug, Default, Deserialize)]
-pub struct StreamOptions {
-    /// Send a last chunk with the usage and empty choices.
-    #[serde(default)]
-    pub include_usage: bool,
-}
 
 /// The `usage` object of a reply.
 pub fn usage_json(reply: &MockReply) -> Value {
@@ -194,18 +82,6 @@ pub fn usage_chunk_json(id: &str, created: i64, model: &str, reply: &MockReply) 
     })
 }
 
-/// At most this many characters of a client's input are quoted back in an error message.
-pub const MAX_QUOTED_CHARS: usize = 100;
-
-/// `text` cut to [`MAX_QUOTED_CHARS`] characters, with `…` when something was cut, so that a
-/// huge input is not echoed back whole.
-pub fn shorten(text: &str) -> String {
-    match text.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -221,6 +97,9 @@ pub struct ApiError {
     pub param: Option<&'static str>,
     /// Seconds until the quota resets, for `Retry-After`.
     pub retry_after: Option<u64>,
+    /// The id under which an internal failure was logged (`x-request-id`, and named in the
+    /// message).
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -233,6 +112,7 @@ impl ApiError {
             code: None,
             param: None,
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -245,6 +125,7 @@ impl ApiError {
             code: Some("invalid_api_key"),
             param: None,
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -260,6 +141,7 @@ impl ApiError {
             code: Some("model_not_found"),
             param: Some("model"),
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -272,6 +154,7 @@ impl ApiError {
             code: Some("insufficient_quota"),
             param: None,
             retry_after,
+            request_id: None,
         }
     }
 
@@ -285,6 +168,7 @@ impl ApiError {
             code: Some("rate_limit_exceeded"),
             param: None,
             retry_after: Some(1),
+            request_id: None,
         }
     }
 
@@ -297,25 +181,27 @@ impl ApiError {
             code: Some("conflict"),
             param: None,
             retry_after: None,
+            request_id: None,
         }
     }
 
-    /// 500 `server_error`.
-    pub fn server(message: String) -> Self {
+    /// A failure on our side (`server_error`, with `status` 500 or 503): the client gets a
+    /// fixed message naming a new request id, and `error` (which may hold database details)
+    /// goes only to the log, under that id.
+    pub fn internal(status: StatusCode, context: &str, error: &dyn Display) -> Self {
+        let request_id = next_request_id();
+        tracing::error!(request_id = %request_id, error = %error, "{context}");
         Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message,
+            status,
+            message: format!(
+                "The server had an error while processing your request (request id {request_id})."
+            ),
             kind: "server_error",
             code: None,
             param: None,
             retry_after: None,
+            request_id: Some(request_id),
         }
-    }
-
-    /// Names the offending parameter.
-    pub fn with_param(mut self, param: &'static str) -> Self {
-        self.param = Some(param);
-        self
     }
 
     /// The JSON body.
@@ -329,6 +215,14 @@ impl ApiError {
     }
 }
 
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        let mut error = Self::invalid_request(e.message);
+        error.param = e.param;
+        error
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
@@ -338,6 +232,11 @@ impl IntoResponse for ApiError {
         {
             headers.insert(header::RETRY_AFTER, v);
         }
+        if let Some(id) = &self.request_id
+            && let Ok(v) = HeaderValue::from_str(id)
+        {
+            headers.insert("x-request-id", v);
+        }
         if self.kind == "insufficient_quota" {
             // A used-up quota does not come back in seconds: tell the SDKs not to retry.
             headers.insert("x-should-retry", HeaderValue::from_static("false"));
@@ -346,32 +245,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A new id for a failed request: `req_`, the process's start in milliseconds and a count,
+/// unique within a run and unlikely to repeat across runs.
+fn next_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| chrono::Utc::now().timestamp_millis());
+    format!("req_{start:x}{:06x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::demo::mock_model::reply;
-
-    #[test]
-    fn requests_accept_text_and_content_parts() {
-        let body = br#"{"model":"gpt-4o-mini","messages":[
-            {"role":"system","content":"Be brief."},
-            {"role":"user","content":[{"type":"text","text":"Hi"},{"type":"image_url","image_url":{"url":"x"}}]},
-            {"role":"assistant","content":null}
-        ],"stream":true,"stream_options":{"include_usage":true},"max_tokens":5,"temperature":0.2}"#;
-        let r = ChatRequest::parse(body).unwrap();
-        assert!(r.stream && r.include_usage());
-        assert_eq!(r.reply_limit(), Some(5));
-        let texts = r.texts();
-        assert_eq!(texts[1], ("user", "Hi".to_owned()));
-        assert_eq!(texts[2], ("assistant", String::new()));
-    }
+    use ai_metering_cli::demo_request::MAX_QUOTED_CHARS;
 
     #[test]
     fn bad_requests_get_openai_errors() {
-        let e = ChatRequest::parse(b"{").unwrap_err();
+        let e = ApiError::from(ChatRequest::parse(b"{").unwrap_err());
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.body()["error"]["type"], "invalid_request_error");
-        let e = ChatRequest::parse(br#"{"model":"m","messages":[]}"#).unwrap_err();
+        let e = ApiError::from(ChatRequest::parse(br#"{"model":"m","messages":[]}"#).unwrap_err());
         assert_eq!(e.body()["error"]["param"], "messages");
     }
 
@@ -416,6 +310,31 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()["retry-after"], "1");
         assert!(resp.headers().get("x-should-retry").is_none());
+    }
+
+    #[test]
+    fn internal_errors_show_a_request_id_never_the_error() {
+        let store_text = "no such table: ai_usage_counters (SQLITE_ERROR at /srv/db.sqlite)";
+        let a = ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, "failed", &store_text);
+        let b = ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, "failed", &store_text);
+        let id = a.request_id.clone().unwrap();
+        assert!(id.starts_with("req_"));
+        assert_ne!(a.request_id, b.request_id);
+        let body = a.body().to_string();
+        assert!(
+            !body.contains("ai_usage_counters") && !body.contains("/srv"),
+            "{body}"
+        );
+        assert!(body.contains(&id), "{body}");
+        assert_eq!(a.body()["error"]["type"], "server_error");
+        let resp = b.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            resp.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("req_")
+        );
     }
 
     #[test]

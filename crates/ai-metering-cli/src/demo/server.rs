@@ -1,9 +1,11 @@
 //! The demo's axum app: the dashboard, an OpenAI-compatible API protected by `QuotaLayer`,
 //! and a small index page.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ai_metering_core::store::StoreErrorKind;
 use ai_metering_core::{Error, Metering, StreamMeter, TokenUsage};
 use ai_metering_dashboard::DashboardConfig;
 use ai_metering_tower::{QuotaLayer, QuotaRejection, RemainingQuota};
@@ -23,6 +25,7 @@ use super::mock_model;
 use super::openai::{ApiError, ChatRequest, completion_json, shorten};
 use super::stream::{StreamReply, sse_response};
 use crate::commands::CliStore;
+use crate::error::{CliError, CliResult};
 
 /// The models the demo serves, each priced as the real provider's model.
 pub const MODELS: &[(&str, &str)] = &[
@@ -38,8 +41,25 @@ struct AppState {
     next_id: Arc<AtomicU64>,
 }
 
-/// The whole demo app.
-pub fn app(metering: Metering<CliStore>, cache_ttl: Option<chrono::Duration>) -> Router {
+/// The dashboard's access for a demo bound to `addr`. The demo has no login, so its
+/// dashboard is open to whoever reaches it: it is served on a loopback address only, and the
+/// demo refuses to start on any other (`0.0.0.0` included).
+pub fn dashboard_config(addr: SocketAddr) -> CliResult<DashboardConfig> {
+    if addr.ip().is_loopback() {
+        Ok(DashboardConfig::allow_all())
+    } else {
+        Err(CliError::usage(format!(
+            "refusing to serve the demo on {addr}: its dashboard has no login and shows every account's usage, so the demo listens on a loopback address only (for example --addr 127.0.0.1:8080). To publish a dashboard, mount ai_metering_dashboard in your app behind your own gate."
+        )))
+    }
+}
+
+/// The whole demo app, its dashboard served with `dashboard` (see [`dashboard_config`]).
+pub fn app(
+    metering: Metering<CliStore>,
+    cache_ttl: Option<chrono::Duration>,
+    dashboard: DashboardConfig,
+) -> Router {
     let mut quota = QuotaLayer::new(metering.clone())
         .billable(|parts: &Parts| account_for(parts).map(|a| a.billable()))
         .feature("chat")
@@ -59,7 +79,7 @@ pub fn app(metering: Metering<CliStore>, cache_ttl: Option<chrono::Duration>) ->
             next_id: Arc::new(AtomicU64::new(1)),
         });
     // The default prefix, /ai-metering.
-    ai_metering_dashboard::mount(app, metering, DashboardConfig::allow_all())
+    ai_metering_dashboard::mount(app, metering, dashboard)
 }
 
 async fn index() -> impl IntoResponse {
@@ -172,10 +192,13 @@ async fn chat(
         };
         return Ok(sse_response(r, usage, StreamMeter::manual(reservation)));
     }
-    reservation
-        .record(usage, false)
-        .await
-        .map_err(|e| ApiError::server(format!("the usage could not be recorded: {e}")))?;
+    reservation.record(usage, false).await.map_err(|e| {
+        ApiError::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the usage of a chat completion could not be recorded",
+            &e,
+        )
+    })?;
     Ok(Json(completion_json(&id, created, &request.model, &reply)).into_response())
 }
 
@@ -217,8 +240,20 @@ fn metering_error(e: Error) -> ApiError {
         Error::IdempotencyKeyInFlight { .. } => ApiError::conflict(
             "A request with this idempotency key is in progress; retry once it is done.".into(),
         ),
-        Error::Store(e) => ApiError::server(format!("usage storage failed: {e}")),
-        other => ApiError::invalid_request(other.to_string()),
+        Error::Store(e) => {
+            let status = if e.kind() == StoreErrorKind::Unavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            ApiError::internal(status, "the usage store failed", &e)
+        }
+        // Anything else is ours to fix, not the client's: its text stays in the log.
+        other => ApiError::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metering a chat completion failed",
+            &other,
+        ),
     }
 }
 
@@ -234,11 +269,17 @@ fn rejection_response(rejection: QuotaRejection) -> Response {
         QuotaRejection::InsufficientCredits { .. } => {
             ApiError::insufficient_quota(format!("You exceeded your current quota. {detail}"), None)
         }
-        other => {
-            let mut e = ApiError::server(detail);
-            e.status = other.status();
+        QuotaRejection::SubscriptionRequired => {
+            let mut e = ApiError::invalid_request(detail);
+            e.status = StatusCode::FORBIDDEN;
             e
         }
+        QuotaRejection::Unavailable(e) => ApiError::internal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the quota check could not reach the store",
+            &e,
+        ),
+        other => ApiError::internal(other.status(), "the quota check failed", &other),
     }
     .into_response()
 }

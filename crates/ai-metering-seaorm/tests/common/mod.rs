@@ -2,7 +2,8 @@
 //!
 //! Every test gets its own database: a new SQLite file in a temporary directory, and (when
 //! `AI_METERING_TEST_POSTGRES_URL` is set) a new PostgreSQL database named after the test,
-//! dropped and recreated on each run.
+//! dropped and recreated on each run. Whether a missing server skips or fails is decided by
+//! `ai_metering_test_env`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
@@ -17,9 +18,6 @@ use ai_metering_seaorm::SeaOrmStore;
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-
-/// The variable naming the PostgreSQL server the tests may use.
-pub const POSTGRES_VAR: &str = "AI_METERING_TEST_POSTGRES_URL";
 
 /// A fresh, migrated store on a new SQLite file. The file is left in Cargo's temporary
 /// directory for integration tests (`target/tmp`, removed by `cargo clean`), not in the
@@ -48,15 +46,10 @@ pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-/// The PostgreSQL server URL, or `None` after printing why the test is skipped.
+/// The PostgreSQL server URL, or `None` when this test may skip its PostgreSQL part (the
+/// skip is reported; under CI a missing server fails the test instead).
 pub fn postgres_server(test: &str) -> Option<String> {
-    match std::env::var(POSTGRES_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            println!("{test}: PostgreSQL part skipped: {POSTGRES_VAR} not set");
-            None
-        }
-    }
+    ai_metering_test_env::postgres_url(test)
 }
 
 /// The URL of a new, empty PostgreSQL database named after `test` (recreated on each run).

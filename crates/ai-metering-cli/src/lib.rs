@@ -1,0 +1,5 @@
+//! The `ai-metering` command line is a binary; this library holds the parts of it that are
+//! pure functions over bytes, so that the fuzz targets and their seed replay
+//! (`ai-metering-fuzzing`) run the very code the binary runs. It is not a stable API.
+
+pub mod demo_request;
