@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ai_metering::prelude::*;
+use ai_metering::tower::QuotaRejection;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -77,6 +78,8 @@ async fn chat(quota: RemainingQuota<SeaOrmStore>, Json(body): Json<Value>) -> Re
             "remaining_tokens": metered.check.remaining_tokens,
         }))
         .into_response(),
+        // Refusals answer as the layer's own: 429, 402, 403, 409, 503.
+        Err(MeterError::Metering(error)) => QuotaRejection::from(error).into_response(),
         Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
     }
 }

@@ -200,3 +200,79 @@ async fn credits_mode_without_a_cost_estimate_refuses_an_empty_wallet_and_debits
         .unwrap_err();
     assert!(matches!(err, Error::InsufficientCredits { .. }), "{err}");
 }
+
+/// A handler that estimates its call higher than the layer did grows the reservation in one
+/// step, or is refused before the provider runs (and the layer's reservation is given back).
+#[tokio::test]
+async fn an_adopting_meter_grows_the_reservation_or_is_refused_before_the_call() {
+    let (metering, _store) = setup(1_000, BillingMode::Plan).await;
+    // The layer reserved 100; the handler knows the call needs 600.
+    let reservation = deferred(&metering, 100).begin_deferred().await.unwrap();
+    let grown = metering
+        .meter()
+        .adopt(reservation)
+        .provider("openai", "gpt-4o-mini")
+        .estimate(TokenUsage::new(600, 0).unwrap())
+        .begin()
+        .await
+        .unwrap();
+    assert_eq!(grown.amount().tokens, 600);
+    assert_eq!(committed(&metering).await, (0, 600), "600, not 700");
+
+    // Another layer reservation of 100 fits (700), but growing it to 500 does not (1,100).
+    let reservation = deferred(&metering, 100).begin_deferred().await.unwrap();
+    assert_eq!(committed(&metering).await, (0, 700));
+    let called = std::sync::atomic::AtomicBool::new(false);
+    let refused = metering
+        .meter()
+        .adopt(reservation)
+        .provider("openai", "gpt-4o-mini")
+        .estimate(TokenUsage::new(500, 0).unwrap())
+        .call(async {
+            called.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, Infallible>(serde_json::json!({}))
+        })
+        .await;
+    assert!(matches!(
+        refused,
+        Err(MeterError::Metering(Error::LimitExceeded { .. }))
+    ));
+    assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(
+        committed(&metering).await,
+        (0, 600),
+        "the refused one was given back"
+    );
+    grown.release().await.unwrap();
+}
+
+/// A layer placeholder (no estimate anywhere) adopted by a meter that has nothing to go on
+/// becomes the billable's one unestimated call; a second such call is refused.
+#[tokio::test]
+async fn a_placeholder_without_any_estimate_becomes_the_one_unestimated_call() {
+    let (metering, _store) = setup(1_000, BillingMode::Plan).await;
+    let placeholder = || metering.meter().billable(user()).begin_deferred();
+    let first = metering
+        .meter()
+        .adopt(placeholder().await.unwrap())
+        .provider("openai", "gpt-4o-mini")
+        .begin()
+        .await
+        .unwrap();
+    let second = metering
+        .meter()
+        .adopt(placeholder().await.unwrap())
+        .provider("openai", "gpt-4o-mini")
+        .begin()
+        .await;
+    assert!(
+        matches!(second, Err(Error::CallInFlight { .. })),
+        "{second:?}"
+    );
+    assert_eq!(
+        committed(&metering).await,
+        (0, 0),
+        "the refused placeholder is gone"
+    );
+    first.release().await.unwrap();
+}

@@ -155,8 +155,14 @@ impl<S: Store> RemainingQuota<S> {
     /// route instead of reserving again (later ones reserve their own). Add the provider
     /// and model, then `.call(...)`.
     ///
-    /// A meter holding the route's reservation should be used: if it is dropped without a
-    /// call, the reservation counts until it expires (the metering's reservation TTL).
+    /// A meter holding the route's reservation should be used: dropped without a call, it
+    /// releases the reservation in the background. Give the meter the provider request
+    /// (`.request(&body)`) or an estimate: a route without one is estimated from the
+    /// billable's recent calls, and a call that cannot be estimated at all runs only while no
+    /// other unestimated call of the billable does ([`Error::CallInFlight`], which
+    /// [`QuotaRejection`](crate::QuotaRejection) answers with a retryable 429).
+    ///
+    /// [`Error::CallInFlight`]: ai_metering_core::Error::CallInFlight
     ///
     /// ```no_run
     /// # use ai_metering_core::store::MemoryStore;
