@@ -197,15 +197,7 @@ impl CounterStore for SeaOrmStore {
             }
             let usage = usage_in(&txn, billable, period, entry.occurred_at).await?;
             txn.commit().await.map_err(db_err)?;
-            return Ok(Settled {
-                recorded: Recorded {
-                    record,
-                    created: false,
-                },
-                usage,
-                debit: None,
-                overage: None,
-            });
+            return Ok(Settled::replayed(record, usage));
         }
 
         self.step("dropping the reservation")?;

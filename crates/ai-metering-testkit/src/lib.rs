@@ -159,12 +159,14 @@ macro_rules! store_conformance_tests {
     };
 }
 
-/// Implementation detail of [`store_conformance_tests!`].
+/// Implementation detail of [`store_conformance_tests!`] and
+/// [`money_path_tests!`](crate::money_path_tests): a module of one `#[test]` per case, each
+/// running `$run(store)` (with `$wrap` applied to the store) on a fresh store.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __store_conformance_cases {
-    ($make_store:expr; $($case:ident),* $(,)?) => {
-        mod store_conformance {
+macro_rules! __store_cases {
+    ($module:ident, $path:path, $wrap:path; $make_store:expr; $($case:ident),* $(,)?) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
 
@@ -176,11 +178,25 @@ macro_rules! __store_conformance_cases {
                         let ::std::option::Option::Some(store) = $make_store.await else {
                             return;
                         };
-                        let store = ::std::sync::Arc::new(store);
-                        $crate::cases::$case(store).await;
+                        {
+                            use $path as cases;
+                            cases::$case($wrap(store)).await;
+                        }
                     });
                 }
             )*
+        }
+    };
+}
+
+/// Implementation detail of [`store_conformance_tests!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_cases {
+    ($make_store:expr; $($case:ident),* $(,)?) => {
+        $crate::__store_cases! {
+            store_conformance, $crate::cases, ::std::sync::Arc::new;
+            $make_store; $($case),*
         }
     };
 }

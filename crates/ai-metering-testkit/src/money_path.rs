@@ -505,11 +505,13 @@ async fn check_complete_or_empty<S: Store>(store: &S, who: &Billable, rows: usiz
     assert_eq!(tokens, 100 * rows as u64, "one overage per row");
 }
 
-/// A reservation dropped unused stops counting at once, and its hold is given back.
-pub async fn a_dropped_reservation_is_released<S: Store>(store: S) {
-    let (metering, _clock) = metering(store);
+/// A fresh credits-mode billable ($1.00, 1,000 tokens a period) with a reservation of 1,000
+/// tokens ($0.015) in flight.
+async fn reserved_in_credits<S: Store>(
+    metering: &Metering<S>,
+) -> (Billable, ai_metering_core::Reservation<S>) {
     let plan = Plan::new(fresh_name("plan"), "Credits").with_token_limit(1_000);
-    let who = subscribed(&metering, plan, BillingMode::Credits, Some("1")).await;
+    let who = subscribed(metering, plan, BillingMode::Credits, Some("1")).await;
     let reservation = metering
         .meter()
         .billable(who.clone())
@@ -518,6 +520,13 @@ pub async fn a_dropped_reservation_is_released<S: Store>(store: S) {
         .begin()
         .await
         .unwrap();
+    (who, reservation)
+}
+
+/// A reservation dropped unused stops counting at once, and its hold is given back.
+pub async fn a_dropped_reservation_is_released<S: Store>(store: S) {
+    let (metering, _clock) = metering(store);
+    let (who, reservation) = reserved_in_credits(&metering).await;
     let period = reservation.entitlement().period.unwrap();
     drop(reservation);
     let store = metering.store();
@@ -594,16 +603,7 @@ pub async fn a_dropped_stream_is_charged_for_what_it_sent<S: Store>(store: S) {
 /// The sweeper drops reservations and holds of calls that never came back, by the clock.
 pub async fn the_sweep_gives_back_what_expired<S: Store>(store: S) {
     let (metering, clock) = metering(store);
-    let plan = Plan::new(fresh_name("plan"), "Credits").with_token_limit(1_000);
-    let who = subscribed(&metering, plan, BillingMode::Credits, Some("1")).await;
-    let reservation = metering
-        .meter()
-        .billable(who.clone())
-        .provider("openai", MODEL)
-        .estimate(TokenUsage::new(500, 500).unwrap())
-        .begin()
-        .await
-        .unwrap();
+    let (who, reservation) = reserved_in_credits(&metering).await;
     let period = reservation.entitlement().period.unwrap();
     // A crashed process: the reservation is neither recorded, released nor dropped.
     std::mem::forget(reservation);
@@ -673,21 +673,9 @@ macro_rules! money_path_tests {
 #[macro_export]
 macro_rules! __money_path_cases {
     ($make_store:expr; $($case:ident),* $(,)?) => {
-        mod money_path {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $(
-                #[test]
-                fn $case() {
-                    $crate::block_on(async {
-                        let ::std::option::Option::Some(store) = $make_store.await else {
-                            return;
-                        };
-                        $crate::money_path::$case(store).await;
-                    });
-                }
-            )*
+        $crate::__store_cases! {
+            money_path, $crate::money_path, ::std::convert::identity;
+            $make_store; $($case),*
         }
     };
 }

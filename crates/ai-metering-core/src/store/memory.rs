@@ -743,15 +743,7 @@ impl CounterStore for MemoryStore {
         {
             s.drop_reservation(settlement.reservation);
             let usage = s.counter(&entry.billable, period).usage(entry.occurred_at);
-            return Ok(Settled {
-                recorded: Recorded {
-                    record,
-                    created: false,
-                },
-                usage,
-                debit: None,
-                overage: None,
-            });
+            return Ok(Settled::replayed(record, usage));
         }
 
         // Everything that can fail is computed before anything changes.

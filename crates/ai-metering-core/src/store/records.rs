@@ -469,6 +469,22 @@ pub struct Settled {
     pub overage: Option<OverageRecord>,
 }
 
+impl Settled {
+    /// The settlement of a key recorded before: its stored row, nothing new (only the
+    /// reservation was dropped), and the period's usage.
+    pub fn replayed(record: UsageRecord, usage: PeriodUsage) -> Self {
+        Self {
+            recorded: Recorded {
+                record,
+                created: false,
+            },
+            usage,
+            debit: None,
+            overage: None,
+        }
+    }
+}
+
 /// The id of a subscription row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
