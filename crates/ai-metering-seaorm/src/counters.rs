@@ -11,9 +11,8 @@ use ai_metering_core::limit::{Thresholds, UsageTotals, evaluate};
 use ai_metering_core::overage::overage;
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
-    CounterStore, CreditTransaction, Direction, HoldId, NewOverage, PeriodUsage, Recorded,
-    ReservationId, ReserveOutcome, ReserveRequest, Settled, Settlement, StoreResult, UsageEntry,
-    UsageFilter,
+    CounterStore, CreditTransaction, Direction, HoldId, NewOverage, PeriodUsage, ReservationId,
+    ReserveOutcome, ReserveRequest, Settled, Settlement, StoreResult, UsageEntry, UsageFilter,
 };
 use ai_metering_core::{Billable, Currency, Money};
 use chrono::{DateTime, Utc};
