@@ -276,3 +276,23 @@ async fn a_placeholder_without_any_estimate_becomes_the_one_unestimated_call() {
     );
     first.release().await.unwrap();
 }
+
+/// Without a limit that refuses calls or a wallet, nothing can be overspent: calls that
+/// cannot be estimated run side by side (metering only).
+#[tokio::test]
+async fn unestimated_calls_of_an_unguarded_billable_are_not_held_back() {
+    let metering = Metering::builder(MemoryStore::new())
+        .clock(ManualClock::new(jan(15)))
+        .build();
+    let begin = || {
+        metering
+            .meter()
+            .billable(Billable::new("user", "free"))
+            .provider("openai", "gpt-4o-mini")
+            .begin()
+    };
+    let first = begin().await.unwrap();
+    let second = begin().await.unwrap();
+    first.release().await.unwrap();
+    second.release().await.unwrap();
+}

@@ -204,7 +204,7 @@ impl<S: Store> Meter<S> {
             Some(
                 estimate(
                     &v.metering,
-                    adopted.billable(),
+                    &adopted.entitlement,
                     Some(&provider),
                     feature.as_deref(),
                     &v,
@@ -312,7 +312,7 @@ impl<S: Store> Meter<S> {
         } else {
             estimate(
                 &metering,
-                &billable,
+                &entitlement,
                 v.provider.as_ref(),
                 v.feature.as_deref(),
                 &v,
@@ -365,9 +365,13 @@ impl<S: Store> Meter<S> {
 /// The estimate policy (see [`crate::estimate`]): the caller's estimate; else the request's
 /// own size and output cap; else the largest of the billable's recent calls of this feature
 /// and model; else none, and the call is exclusive.
+///
+/// The last two guard something only when the entitlement refuses calls (limits under the
+/// `block` policy) or pays from a wallet; otherwise (no plan, an unlimited plan, overage
+/// charged) nothing can be overspent, so they are skipped: no history read, no exclusivity.
 async fn estimate<S: Store>(
     metering: &Metering<S>,
-    billable: &Billable,
+    entitlement: &Entitlement,
     provider: Option<&(String, String)>,
     feature: Option<&str>,
     v: &Validated<S>,
@@ -396,8 +400,13 @@ async fn estimate<S: Store>(
     if let Some(usage) = v.request.and_then(|r| r.usage()) {
         return known(Some(usage), None);
     }
+    let guarded =
+        entitlement.enforces_limits() || entitlement.billing_mode == BillingMode::Credits;
+    if !guarded {
+        return known(None, None);
+    }
     if let Some((p, m)) = provider {
-        let mut filter = UsageFilter::for_billable(billable.clone())
+        let mut filter = UsageFilter::for_billable(entitlement.billable.clone())
             .with_provider(p.as_str())
             .with_model(m.as_str());
         if let Some(feature) = feature {
