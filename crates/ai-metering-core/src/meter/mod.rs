@@ -1,4 +1,4 @@
-//! [`Meter`]: meter one AI call, the original's fluent `AiMeter` done right.
+//! [`Meter`]: meter one AI call.
 //!
 //! Every call gets a fresh builder (no shared mutable state can bill the wrong customer), and
 //! the limit is enforced by an atomic reservation *before* the provider is called:
@@ -257,7 +257,8 @@ impl<S: Store> Meter<S> {
     }
 
     /// Requires the subscription to be in this billing mode; the call is refused otherwise.
-    /// (The original accepted this setting and ignored it.)
+    /// To switch a subscription's mode, use
+    /// [`Metering::set_billing_mode`](crate::Metering::set_billing_mode).
     pub fn billing_mode(mut self, mode: BillingMode) -> Self {
         self.billing_mode = Some(mode);
         self
