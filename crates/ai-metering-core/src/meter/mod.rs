@@ -469,7 +469,10 @@ impl<S: Store> Meter<S> {
 
     /// Calls the provider and meters it, reading the usage with `extract`, which returns a
     /// [`TokenUsage`], or a [`ReportedUsage`] when the provider also states what the call
-    /// cost (used instead of the catalog unless [`cost`](Self::cost) is given).
+    /// cost (used instead of the catalog unless [`cost`](Self::cost) is given). The model is
+    /// still checked against the catalog before the call, since the reported cost is known
+    /// only after it: for a model the catalog does not know, give a [`cost`](Self::cost)
+    /// or use the [`MANUAL_PROVIDER`](crate::pricing::MANUAL_PROVIDER).
     ///
     /// ```
     /// use ai_metering_core::{Billable, Currency, Metering, Money, ReportedUsage, TokenUsage, store::MemoryStore};
@@ -480,7 +483,7 @@ impl<S: Store> Meter<S> {
     /// let metered = Metering::new(MemoryStore::new())
     ///     .meter()
     ///     .billable(Billable::new("user", 7))
-    ///     .provider("acme-ai", "acme-large")
+    ///     .provider("openai", "gpt-4o-mini")
     ///     .call_with(async { Ok::<_, std::io::Error>(response) }, |r| {
     ///         let usage = TokenUsage::new(r["tokens_in"].as_u64().unwrap_or(0), r["tokens_out"].as_u64().unwrap_or(0))?;
     ///         let charged: Decimal = r["charged_usd"].as_str().unwrap_or("0").parse().unwrap_or_default();
