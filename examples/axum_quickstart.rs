@@ -16,11 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ai_metering::prelude::*;
-use ai_metering::tower::QuotaRejection;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -63,29 +61,29 @@ async fn fake_openai(prompt: String) -> Result<Value, std::io::Error> {
 }
 
 /// `POST /chat {"message": "..."}`: one metered provider call.
-async fn chat(quota: RemainingQuota<SeaOrmStore>, Json(body): Json<Value>) -> Response {
+///
+/// Refusals answer as the layer's own (429, 402, 403, 409, 503, with the same problem
+/// bodies); a provider failure is a 502 that does not show the provider's error.
+async fn chat(
+    quota: RemainingQuota,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, QuotaRejection> {
     let message = body["message"].as_str().unwrap_or("hello").to_owned();
-    let result = quota
+    let metered = quota
         .meter()
         .provider("openai", "gpt-4o-mini")
         .call(fake_openai(message))
-        .await;
-    match result {
-        Ok(metered) => Json(json!({
-            "reply": metered.response["choices"][0]["message"]["content"],
-            "tokens": metered.usage.total_tokens(),
-            "cost": metered.cost.total.to_string(),
-            "remaining_tokens": metered.check.remaining_tokens,
-        }))
-        .into_response(),
-        // Refusals answer as the layer's own: 429, 402, 403, 409, 503.
-        Err(MeterError::Metering(error)) => QuotaRejection::from(error).into_response(),
-        Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
-    }
+        .await?;
+    Ok(Json(json!({
+        "reply": metered.response["choices"][0]["message"]["content"],
+        "tokens": metered.usage.total_tokens(),
+        "cost": metered.cost.total.to_string(),
+        "remaining_tokens": metered.check.remaining_tokens,
+    })))
 }
 
 /// `GET /quota`: what is left, without calling anything.
-async fn quota(quota: RemainingQuota<SeaOrmStore>) -> Json<Value> {
+async fn quota(quota: RemainingQuota) -> Json<Value> {
     Json(json!({
         "billable": quota.billable().to_string(),
         "remaining_tokens": quota.remaining_tokens(),

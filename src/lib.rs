@@ -36,18 +36,24 @@ pub use ai_metering_dashboard as dashboard;
 pub use ai_metering_seaorm as seaorm;
 pub use ai_metering_tower as tower;
 
+/// The README, whose examples are compiled (and, without a server, run) as doctests.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[doc = include_str!("../README.md")]
+pub mod readme {}
+
 /// The types most apps need, for a glob import.
 pub mod prelude {
     pub use ai_metering_core::plan::{BillingMode, OveragePolicy, Plan, Subscription};
+    pub use ai_metering_core::store::DynStore;
     pub use ai_metering_core::store::{
         CounterStore, CreditStore, MemoryStore, OverageStore, PlanStore, Store, SubscriptionStore,
         UsageStore,
     };
     pub use ai_metering_core::{
         Billable, Currency, Meter, MeterError, Metered, Metering, Money, PeriodSpec, PriceCatalog,
-        Tenant, TokenCounts, TokenUsage,
+        ReportedUsage, Tenant, TokenCounts, TokenUsage,
     };
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub use ai_metering_seaorm::SeaOrmStore;
-    pub use ai_metering_tower::{QuotaLayer, RemainingQuota};
+    pub use ai_metering_tower::{QuotaLayer, QuotaRejection, RemainingQuota};
 }

@@ -3,3 +3,8 @@
 //! (`ai-metering-fuzzing`) run the very code the binary runs. It is not a stable API.
 
 pub mod demo_request;
+
+/// The README: any Rust example added to it is compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

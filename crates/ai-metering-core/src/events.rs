@@ -15,6 +15,7 @@ use crate::billable::Billable;
 use crate::limit::{LimitCheck, LimitKind};
 use crate::money::Money;
 use crate::period::Period;
+use crate::plan::BillingMode;
 use crate::store::UsageRecord;
 
 /// Something that happened while metering.
@@ -105,6 +106,16 @@ pub enum MeterEvent {
         /// The balance afterwards.
         balance_after: Decimal,
     },
+    /// A subscription's billing mode was switched
+    /// ([`Metering::set_billing_mode`](crate::Metering::set_billing_mode)).
+    BillingModeChanged {
+        /// Whose subscription.
+        billable: Billable,
+        /// The mode before.
+        from: BillingMode,
+        /// The mode now.
+        to: BillingMode,
+    },
     /// A subscription ended.
     SubscriptionExpired {
         /// Whose subscription.
@@ -126,6 +137,7 @@ impl MeterEvent {
             Self::PlanChanged { .. } => "plan_changed",
             Self::CreditsAdded { .. } => "credits_added",
             Self::CreditsDeducted { .. } => "credits_deducted",
+            Self::BillingModeChanged { .. } => "billing_mode_changed",
             Self::SubscriptionExpired { .. } => "subscription_expired",
         }
     }
@@ -141,6 +153,7 @@ impl MeterEvent {
             | Self::PlanChanged { billable, .. }
             | Self::CreditsAdded { billable, .. }
             | Self::CreditsDeducted { billable, .. }
+            | Self::BillingModeChanged { billable, .. }
             | Self::SubscriptionExpired { billable, .. } => billable,
         }
     }

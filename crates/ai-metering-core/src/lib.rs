@@ -72,7 +72,9 @@ pub use billable::{Billable, Tenant};
 pub use error::{Error, Result};
 pub use exchange::RateTable;
 pub use limit::{LimitCheck, LimitKind, Limits, UsageTotals};
-pub use meter::{Meter, MeterError, Metered, RecordOutcome, Reservation, StreamMeter};
+pub use meter::{
+    Meter, MeterError, Metered, RecordOutcome, ReportedUsage, Reservation, StreamMeter,
+};
 pub use metering::{
     Entitlement, Metering, MeteringBuilder, MeteringConfig, QuotaStatus, SweepReport,
 };

@@ -12,10 +12,11 @@ use crate::error::{Error, Result};
 use crate::events::{EventSink, Events, MeterEvent};
 use crate::limit::{LimitCheck, Limits, Thresholds, UsageTotals, evaluate};
 use crate::meter::Meter;
+use crate::money::Money;
 use crate::period::{Period, PeriodSpec};
 use crate::plan::{BillingMode, OveragePolicy, Plan, Subscription};
-use crate::pricing::PriceCatalog;
-use crate::store::{Overdraft, Store, SubscriptionId};
+use crate::pricing::{CostBreakdown, MANUAL_PROVIDER, PriceCatalog};
+use crate::store::{DynStore, Overdraft, Store, SubscriptionId};
 
 /// Settings of a [`Metering`]; the defaults are the original package's.
 #[derive(Debug, Clone)]
@@ -102,12 +103,14 @@ impl Entitlement {
 }
 
 pub(crate) struct Inner<S> {
-    pub(crate) store: S,
+    pub(crate) store: Arc<S>,
     pub(crate) catalog: PriceCatalog,
     pub(crate) config: MeteringConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: Events,
     pub(crate) sweeper: std::sync::Once,
+    /// This metering over a [`DynStore`], made on first use by [`Metering::erased`].
+    pub(crate) erased: std::sync::OnceLock<Metering<DynStore>>,
 }
 
 /// The shared metering service: cheap to clone (an `Arc` inside), generic over the store.
@@ -181,6 +184,68 @@ impl<S: Store> Metering<S> {
     /// The current instant, from the configured clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
+    }
+
+    /// This metering with its store behind a [`DynStore`]: the same store, catalog,
+    /// configuration, clock and event sinks, for code that must not name the store type
+    /// (the tower crate's `RemainingQuota` without a type parameter). Made once and kept;
+    /// on a `Metering<DynStore>` it is the metering itself.
+    ///
+    /// The erased metering starts its own background sweeper if it reserves first (sweeps
+    /// are idempotent, so two sweepers over one store are harmless).
+    ///
+    /// ```
+    /// use ai_metering_core::{Metering, store::{DynStore, MemoryStore}};
+    /// let metering = Metering::new(MemoryStore::new());
+    /// let erased: &Metering<DynStore> = metering.erased();
+    /// assert!(erased.store().type_name().ends_with("MemoryStore"));
+    /// ```
+    pub fn erased(&self) -> &Metering<DynStore> {
+        if let Some(same) = (self as &dyn std::any::Any).downcast_ref::<Metering<DynStore>>() {
+            return same;
+        }
+        self.inner.erased.get_or_init(|| Metering {
+            inner: Arc::new(Inner {
+                store: Arc::new(DynStore::from_arc(Arc::clone(&self.inner.store))),
+                catalog: self.inner.catalog.clone(),
+                config: self.inner.config.clone(),
+                clock: Arc::clone(&self.inner.clock),
+                events: self.inner.events.clone(),
+                sweeper: std::sync::Once::new(),
+                erased: std::sync::OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The cost of one call: the `given` cost when there is one (in the catalog's
+    /// currency), else the catalog's price; a [`MANUAL_PROVIDER`] model without a catalog
+    /// price costs nothing.
+    pub(crate) fn price_call(
+        &self,
+        provider: &str,
+        model: &str,
+        usage: &crate::usage::TokenUsage,
+        given: Option<Money>,
+    ) -> Result<CostBreakdown> {
+        let catalog = self.catalog();
+        if let Some(cost) = given {
+            if cost.currency != catalog.currency() {
+                return Err(Error::CurrencyMismatch {
+                    left: cost.currency.to_string(),
+                    right: catalog.currency().to_string(),
+                });
+            }
+            if cost.amount.is_sign_negative() {
+                return Err(Error::InvalidInput(format!(
+                    "a call's cost must not be negative, got {cost}"
+                )));
+            }
+            return Ok(CostBreakdown::given(cost));
+        }
+        if provider == MANUAL_PROVIDER && catalog.price(provider, model).is_none() {
+            return Ok(CostBreakdown::given(Money::zero(catalog.currency())));
+        }
+        catalog.cost(provider, model, usage)
     }
 
     /// A fresh [`Meter`] builder for one call.
@@ -286,6 +351,141 @@ impl<S: Store> Metering<S> {
             balance_after: tx.balance_after,
         });
         Ok(tx)
+    }
+
+    /// Adds prepaid credits as [`add_credits`](Self::add_credits) does, keeping `metadata`
+    /// (a JSON object: a payment id, an invoice number...) in the ledger entry. The metadata
+    /// is validated and its secrets redacted as a call's metadata is.
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Currency, Metering, Money, store::MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let metering = Metering::new(MemoryStore::new());
+    /// let tx = metering
+    ///     .add_credits_with_metadata(
+    ///         &Billable::new("user", 42),
+    ///         Money::new(20.into(), Currency::USD),
+    ///         "top-up",
+    ///         serde_json::json!({"payment_id": "pi_123"}),
+    ///     )
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(tx.metadata["payment_id"], "pi_123");
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidMetadata`] for metadata that is not an object or is too large;
+    /// [`Error::Store`] as [`add_credits`](Self::add_credits).
+    pub async fn add_credits_with_metadata(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        metadata: serde_json::Value,
+    ) -> Result<crate::store::CreditTransaction> {
+        let metadata = crate::validate::Metadata::new(metadata)?;
+        let tx = self
+            .inner
+            .store
+            .add_credits_with_metadata(billable, amount, reason, metadata.as_map(), self.now())
+            .await?;
+        self.emit(MeterEvent::CreditsAdded {
+            billable: billable.clone(),
+            amount,
+            reason: tx.reason.clone(),
+            balance_after: tx.balance_after,
+        });
+        Ok(tx)
+    }
+
+    /// Whether `billable`'s wallet in `amount`'s currency can pay `amount` now: its balance
+    /// minus what calls in flight hold, with the configured
+    /// [overdraft](MeteringConfig::overdraft). A snapshot for display or a pre-check; calls
+    /// are protected by their own atomic hold, not by this.
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Currency, Metering, Money, store::MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let metering = Metering::new(MemoryStore::new());
+    /// let acme = Billable::new("team", "acme");
+    /// let five = Money::new(5.into(), Currency::USD);
+    /// assert!(!metering.has_credits(&acme, five).await.unwrap());
+    /// metering.add_credits(&acme, five, "top-up").await.unwrap();
+    /// assert!(metering.has_credits(&acme, five).await.unwrap());
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails.
+    pub async fn has_credits(&self, billable: &Billable, amount: Money) -> Result<bool> {
+        let wallet = self.inner.store.wallet(billable, amount.currency).await?;
+        Ok(self
+            .inner
+            .config
+            .overdraft
+            .permits(wallet.available(), amount.amount))
+    }
+
+    /// Switches the billing mode of `billable`'s current subscription (to
+    /// [`BillingMode::Credits`]: calls are paid from the wallet; to [`BillingMode::Plan`]:
+    /// they count against the plan only) and emits
+    /// [`MeterEvent::BillingModeChanged`]. Written with a compare-and-swap, so a concurrent
+    /// change of the subscription is reread, not undone. Switching to the mode already in
+    /// force changes nothing and emits nothing. Returns the subscription as stored.
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Metering, plan::{BillingMode, Plan, Subscription}};
+    /// use ai_metering_core::store::{MemoryStore, PlanStore, SubscriptionStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.upsert_plan(&Plan::new("pro", "Pro")).await.unwrap();
+    /// let acme = Billable::new("team", "acme");
+    /// store.insert_subscription(&Subscription::new(acme.clone(), "pro", chrono::Utc::now())).await.unwrap();
+    /// let metering = Metering::new(store);
+    /// let sub = metering.set_billing_mode(&acme, BillingMode::Credits).await.unwrap();
+    /// assert_eq!(sub.billing_mode, BillingMode::Credits);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoSubscription`] when `billable` has no active subscription;
+    /// [`Error::Store`] when the store fails or the subscription keeps changing.
+    pub async fn set_billing_mode(
+        &self,
+        billable: &Billable,
+        mode: BillingMode,
+    ) -> Result<Subscription> {
+        const ATTEMPTS: usize = 5;
+        let store = &self.inner.store;
+        for _ in 0..ATTEMPTS {
+            let Some((id, current)) = store.current_subscription(billable, self.now()).await?
+            else {
+                return Err(Error::NoSubscription {
+                    billable: billable.clone(),
+                });
+            };
+            let from = current.billing_mode;
+            if from == mode {
+                return Ok(current);
+            }
+            let mut new = current.clone();
+            new.billing_mode = mode;
+            if store.replace_subscription(id, &current, &new).await? {
+                self.emit(MeterEvent::BillingModeChanged {
+                    billable: billable.clone(),
+                    from,
+                    to: mode,
+                });
+                return Ok(new);
+            }
+        }
+        Err(Error::Store(crate::store::StoreError::new(
+            crate::store::StoreErrorKind::Conflict,
+            format!(
+                "the subscription of {billable} kept changing; its billing mode was not switched"
+            ),
+        )))
     }
 
     /// What `billable` is entitled to at `at`.
@@ -466,12 +666,13 @@ impl<S: Store> MeteringBuilder<S> {
     pub fn build(self) -> Metering<S> {
         Metering {
             inner: Arc::new(Inner {
-                store: self.store,
+                store: Arc::new(self.store),
                 catalog: self.catalog.unwrap_or_else(PriceCatalog::builtin),
                 config: self.config,
                 clock: self.clock,
                 events: self.events,
                 sweeper: std::sync::Once::new(),
+                erased: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -34,11 +34,12 @@ impl CreditStore for SeaOrmStore {
         }
     }
 
-    async fn add_credits(
+    async fn add_credits_with_metadata(
         &self,
         billable: &Billable,
         amount: Money,
         reason: &str,
+        metadata: &serde_json::Map<String, serde_json::Value>,
         at: DateTime<Utc>,
     ) -> StoreResult<CreditTransaction> {
         positive(amount.amount)?;
@@ -48,13 +49,14 @@ impl CreditStore for SeaOrmStore {
             .checked_add(amount.amount)
             .ok_or_else(|| invalid("the wallet balance overflows"))?;
         set_wallet(&txn, wallet.id, Some(balance), None).await?;
-        let entry = ledger(
+        let entry = ledger_with_metadata(
             &txn,
             &wallet,
             amount,
             Direction::Credit,
             reason,
             balance,
+            metadata,
             at,
         )
         .await?;
@@ -313,7 +315,35 @@ pub(crate) async fn ledger(
     balance_after: Decimal,
     at: DateTime<Utc>,
 ) -> StoreResult<CreditTransaction> {
+    let none = serde_json::Map::new();
+    ledger_with_metadata(
+        txn,
+        wallet,
+        amount,
+        direction,
+        reason,
+        balance_after,
+        &none,
+        at,
+    )
+    .await
+}
+
+/// [`ledger`], keeping `metadata` with the entry.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn ledger_with_metadata(
+    txn: &DatabaseTransaction,
+    wallet: &credit_wallet::Model,
+    amount: Money,
+    direction: Direction,
+    reason: &str,
+    balance_after: Decimal,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+    at: DateTime<Utc>,
+) -> StoreResult<CreditTransaction> {
     let at = instant(at);
+    let metadata_text = serde_json::to_string(metadata)
+        .map_err(|e| invalid(format!("credit metadata does not serialise: {e}")))?;
     let row = credit_transaction::ActiveModel {
         wallet_id: Set(wallet.id),
         billable_type: Set(wallet.billable_type.clone()),
@@ -323,7 +353,7 @@ pub(crate) async fn ledger(
         direction: Set(direction_text(direction).to_owned()),
         reason: Set(reason.to_owned()),
         balance_after: Set(money_text(balance_after)),
-        metadata: Set("{}".to_owned()),
+        metadata: Set(metadata_text),
         created_at: Set(at),
         ..Default::default()
     };
@@ -339,7 +369,7 @@ pub(crate) async fn ledger(
         direction,
         reason: reason.to_owned(),
         balance_after,
-        metadata: serde_json::Map::new(),
+        metadata: metadata.clone(),
         created_at: at,
     })
 }

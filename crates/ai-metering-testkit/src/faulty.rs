@@ -290,6 +290,20 @@ impl<S: CreditStore> CreditStore for FaultyStore<S> {
     ) -> StoreResult<CreditTransaction> {
         through!(self, "add_credits", self.inner.add_credits(b, a, r, at))
     }
+    async fn add_credits_with_metadata(
+        &self,
+        b: &Billable,
+        a: Money,
+        r: &str,
+        m: &serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditTransaction> {
+        through!(
+            self,
+            "add_credits_with_metadata",
+            self.inner.add_credits_with_metadata(b, a, r, m, at)
+        )
+    }
     async fn deduct_credits(
         &self,
         b: &Billable,

@@ -143,6 +143,7 @@ macro_rules! store_conformance_tests {
             holds_of_reservations_and_plain_holds_add_up,
             // Credits.
             credits_chain_balance_after,
+            top_ups_keep_their_metadata,
             insufficient_credits_change_nothing,
             overdraft_floor_and_unlimited,
             holds_reduce_the_available_balance,

@@ -15,7 +15,6 @@ use tower_service::Service;
 
 use crate::decide::{After, Decision};
 use crate::layer::Settings;
-use crate::remaining::RemainingQuota;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -105,9 +104,7 @@ where
         span.record("decision", decision.label());
         match decision {
             Decision::Proceed(ctx) => {
-                request
-                    .extensions_mut()
-                    .insert(RemainingQuota::new(Arc::clone(&ctx)));
+                crate::remaining::insert(request.extensions_mut(), &ctx);
                 Self::call(inner, request, Some(After { settings, ctx }), span)
             }
             Decision::Reject {
@@ -162,9 +159,7 @@ where
                     match decision {
                         Decision::Proceed(ctx) => match (inner.take(), request.take()) {
                             (Some(mut inner), Some(mut request)) => {
-                                request
-                                    .extensions_mut()
-                                    .insert(RemainingQuota::new(Arc::clone(&ctx)));
+                                crate::remaining::insert(request.extensions_mut(), &ctx);
                                 State::Calling {
                                     future: inner.call(request),
                                     after: Some(After {

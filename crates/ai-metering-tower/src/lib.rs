@@ -57,14 +57,16 @@
 //! See [`QuotaLayer`] for the decisions and status codes, [`headers`] for the header
 //! formats, [`problem`] for the 429/402 bodies and [`cache`] for the limit-check cache.
 //!
-//! # Differences from the original package's `ai.quota` middleware
+//! # In short
 //!
 //! - a billable over its limit gets `Retry-After` and the quota headers with its 429, and
-//!   an RFC 9457 problem body (with the original's JSON fields kept);
-//! - requests without a billable get 401 by default (the original let them through);
+//!   an RFC 9457 problem body;
+//! - requests without a billable get 401 by default;
 //! - a route can reserve an estimate, so concurrent requests cannot overspend;
 //! - credits-mode billables that cannot pay get 402 before the route runs;
-//! - the headers count the usage the request itself recorded.
+//! - the headers count the usage the request itself recorded;
+//! - a handler returning `Result<_, QuotaRejection>` answers its meter's refusals with `?`,
+//!   as the layer would.
 #![warn(missing_docs)]
 
 pub mod cache;

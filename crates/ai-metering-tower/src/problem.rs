@@ -11,6 +11,27 @@
 //! | [`IdempotencyKeyInFlight`](QuotaRejection::IdempotencyKeyInFlight) | 409 | `about:blank` |
 //! | [`Unavailable`](QuotaRejection::Unavailable) | 503 | `about:blank` |
 //! | [`Internal`](QuotaRejection::Internal) | 500 | `about:blank` |
+//! | [`ProviderFailed`](QuotaRejection::ProviderFailed) | 502 | `about:blank` |
+//! | [`NotRecorded`](QuotaRejection::NotRecorded) | 500 | `about:blank` |
+//! | [`AlreadyRecorded`](QuotaRejection::AlreadyRecorded) | 409 | `about:blank` |
+//!
+//! The last three come only from a handler's metered call: `QuotaRejection` converts from
+//! [`Error`] and from [`MeterError`], so a handler returning
+//! `Result<_, QuotaRejection>` writes `quota.meter()...call(...).await?` and answers every
+//! refusal exactly as the layer does:
+//!
+//! - a refusal before the provider runs ([`MeterError::Metering`]) is mapped as [`Error`]
+//!   is: 429, 402, 403, 409, 503 or 500, with the same bodies and headers as the layer's;
+//! - the provider's own error ([`MeterError::Provider`]) is a **502** whose body says only
+//!   that the provider failed: its text may carry internal details (URLs, keys, request
+//!   ids), so it is kept as the [source](std::error::Error::source) for logs instead;
+//! - [`MeterError::NotRecorded`] (the provider answered, but its usage could not be
+//!   determined or stored, so nothing was charged) is a **500**, and the response is
+//!   dropped: serving an answer nobody paid for is the handler's decision to make, by
+//!   matching `MeterError::NotRecorded { response, .. }` before `?`;
+//! - [`MeterError::AlreadyRecorded`] (a repeated idempotency key: the provider was not
+//!   called again) is a **409**: the stored row is kept in the rejection for a handler that
+//!   wants to answer from it.
 //!
 //! The 429 body also carries the original package's fields (`error`, `message`,
 //! `remaining_tokens`, `remaining_cost`, `usage_percentage`) so that its clients keep
@@ -22,7 +43,8 @@
 use std::fmt;
 
 use ai_metering_core::limit::{LimitCheck, LimitKind};
-use ai_metering_core::{Error, Money};
+use ai_metering_core::store::UsageRecord;
+use ai_metering_core::{Error, MeterError, Money};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -85,6 +107,15 @@ pub enum QuotaRejection {
     /// The quota check failed for another reason: a subscription naming a missing plan,
     /// an invalid feature name... (500).
     Internal(Error),
+    /// The provider call of a handler's meter failed ([`MeterError::Provider`]): 502; the
+    /// provider's error is the [source](std::error::Error::source), not shown to the client.
+    ProviderFailed(Box<dyn std::error::Error + Send + Sync>),
+    /// The provider answered but the usage could not be determined or stored
+    /// ([`MeterError::NotRecorded`]; nothing was charged): 500.
+    NotRecorded(Error),
+    /// The idempotency key was already recorded and the provider was not called again
+    /// ([`MeterError::AlreadyRecorded`]): 409 Conflict.
+    AlreadyRecorded(Box<UsageRecord>),
 }
 
 impl QuotaRejection {
@@ -98,7 +129,9 @@ impl QuotaRejection {
             Self::CallInFlight => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::NotRecorded(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ProviderFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::AlreadyRecorded(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -150,6 +183,14 @@ impl QuotaRejection {
                 "Usage limits cannot be checked right now; try again later.".into()
             }
             Self::Internal(_) => "Usage limits could not be checked.".into(),
+            Self::ProviderFailed(_) => "The AI provider failed to answer this request.".into(),
+            Self::NotRecorded(_) => {
+                "The AI provider answered, but its usage could not be recorded; nothing was charged."
+                    .into()
+            }
+            Self::AlreadyRecorded(_) => {
+                "A request with this idempotency key was already processed.".into()
+            }
         }
     }
 
@@ -215,6 +256,11 @@ impl fmt::Display for QuotaRejection {
         match self {
             Self::Unavailable(e) => write!(f, "usage store unavailable: {e}"),
             Self::Internal(e) => write!(f, "quota check failed: {e}"),
+            Self::ProviderFailed(e) => write!(f, "provider call failed: {e}"),
+            Self::NotRecorded(e) => write!(
+                f,
+                "the provider answered but the usage was not recorded: {e}"
+            ),
             other => f.write_str(&other.detail()),
         }
     }
@@ -223,7 +269,8 @@ impl fmt::Display for QuotaRejection {
 impl std::error::Error for QuotaRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Unavailable(e) | Self::Internal(e) => Some(e),
+            Self::Unavailable(e) | Self::Internal(e) | Self::NotRecorded(e) => Some(e),
+            Self::ProviderFailed(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -280,6 +327,38 @@ impl From<Error> for QuotaRejection {
             Error::IdempotencyKeyInFlight { .. } => Self::IdempotencyKeyInFlight,
             Error::Store(_) => Self::Unavailable(error),
             other => Self::Internal(other),
+        }
+    }
+}
+
+impl<T, E> From<MeterError<T, E>> for QuotaRejection
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    /// The rejection a handler answers with when its metered call does not produce a
+    /// response; see the [module docs](self) for the mapping.
+    ///
+    /// ```
+    /// use ai_metering_core::MeterError;
+    /// use ai_metering_tower::QuotaRejection;
+    /// let failed: MeterError<(), std::io::Error> =
+    ///     MeterError::Provider(std::io::Error::other("upstream 10.0.0.5 timed out"));
+    /// let rejection = QuotaRejection::from(failed);
+    /// assert_eq!(rejection.status(), 502);
+    /// assert!(!rejection.body_text().contains("10.0.0.5"));
+    /// ```
+    fn from(error: MeterError<T, E>) -> Self {
+        match error {
+            MeterError::Metering(e) => Self::from(e),
+            MeterError::Provider(e) => {
+                tracing::warn!(target: "ai_metering", error = %e, "the provider call of a metered request failed");
+                Self::ProviderFailed(Box::new(e))
+            }
+            MeterError::NotRecorded { error, .. } => Self::NotRecorded(error),
+            MeterError::AlreadyRecorded(record) => Self::AlreadyRecorded(record),
+            // `MeterError` is non-exhaustive: a future variant is a server error until it
+            // gets its own mapping.
+            other => Self::Internal(ai_metering_core::Error::InvalidInput(other.to_string())),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ai_metering_core::limit::LimitCheck;
-use ai_metering_core::store::Store;
+use ai_metering_core::store::{DynStore, Store};
 use ai_metering_core::{Billable, Meter, Metering, QuotaStatus, Reservation, Tenant};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
@@ -18,13 +18,13 @@ use crate::cache::Checked;
 
 /// The request's quota, put in the request extensions by the
 /// [`QuotaLayer`](crate::QuotaLayer) when it lets a request through, and extracted by
-/// handlers:
+/// handlers. Without a type parameter it works with any store, so a handler never names
+/// the store type (and cannot name the wrong one):
 ///
 /// ```
-/// use ai_metering_core::store::MemoryStore;
 /// use ai_metering_tower::RemainingQuota;
 ///
-/// async fn chat(quota: RemainingQuota<MemoryStore>) -> String {
+/// async fn chat(quota: RemainingQuota) -> String {
 ///     match quota.remaining_tokens() {
 ///         Some(tokens) => format!("{tokens} tokens left until {:?}", quota.reset_at()),
 ///         None => "no token limit".to_owned(),
@@ -37,12 +37,18 @@ use crate::cache::Checked;
 /// feature which settles the estimate the layer reserved (no double counting):
 /// `quota.meter().provider("openai", "gpt-4o-mini").call(...)`.
 ///
-/// Without the layer (or with a different store type), extracting it fails with a
-/// [`RemainingQuotaRejection`] (500). Routes that let anonymous requests through
+/// `RemainingQuota` is `RemainingQuota<DynStore>`: its meter reaches the layer's store
+/// through a [`DynStore`] (one boxed future per store call). A handler that wants the
+/// concrete store type, to skip that, names it: `RemainingQuota<MemoryStore>`; the layer
+/// provides both.
+///
+/// Without the layer (or with another concrete store type), extracting it fails with a
+/// [`RemainingQuotaRejection`] that says which (500, a server misconfiguration). Routes
+/// that let anonymous requests through
 /// ([`allow_anonymous`](crate::QuotaLayer::allow_anonymous)) extract
-/// `Option<RemainingQuota<S>>`.
-pub struct RemainingQuota<S> {
-    ctx: Arc<QuotaContext<S>>,
+/// `Option<RemainingQuota>`.
+pub struct RemainingQuota<S = DynStore> {
+    ctx: Arc<dyn Context<S>>,
 }
 
 impl<S> Clone for RemainingQuota<S> {
@@ -56,12 +62,87 @@ impl<S> Clone for RemainingQuota<S> {
 impl<S> fmt::Debug for RemainingQuota<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemainingQuota")
-            .field("billable", &self.ctx.billable)
-            .field("tenant", &self.ctx.tenant)
-            .field("feature", &self.ctx.feature)
+            .field("billable", self.ctx.billable())
+            .field("tenant", &self.ctx.tenant())
+            .field("feature", &self.ctx.feature())
             .field("check", &self.check())
             .finish_non_exhaustive()
     }
+}
+
+/// What a [`RemainingQuota<S>`] reads: a request's [`QuotaContext`], over its own store
+/// type or, through [`Erased`], over [`DynStore`].
+trait Context<S>: Send + Sync {
+    fn billable(&self) -> &Billable;
+    fn tenant(&self) -> Option<&Tenant>;
+    fn feature(&self) -> Option<&str>;
+    fn checked(&self) -> Option<&Checked>;
+    fn meter(&self) -> Meter<S>;
+    fn metering(&self) -> &Metering<S>;
+}
+
+impl<S: Store> Context<S> for QuotaContext<S> {
+    fn billable(&self) -> &Billable {
+        &self.billable
+    }
+    fn tenant(&self) -> Option<&Tenant> {
+        self.tenant.as_ref()
+    }
+    fn feature(&self) -> Option<&str> {
+        self.feature.as_deref()
+    }
+    fn checked(&self) -> Option<&Checked> {
+        self.checked.as_deref()
+    }
+    fn meter(&self) -> Meter<S> {
+        let reservation = self.start_metering();
+        self.bind(self.metering.meter(), reservation)
+    }
+    fn metering(&self) -> &Metering<S> {
+        &self.metering
+    }
+}
+
+/// A request's context seen over [`DynStore`]: the same reservation and store.
+struct Erased<S>(Arc<QuotaContext<S>>);
+
+impl<S: Store> Context<DynStore> for Erased<S> {
+    fn billable(&self) -> &Billable {
+        &self.0.billable
+    }
+    fn tenant(&self) -> Option<&Tenant> {
+        self.0.tenant.as_ref()
+    }
+    fn feature(&self) -> Option<&str> {
+        self.0.feature.as_deref()
+    }
+    fn checked(&self) -> Option<&Checked> {
+        self.0.checked.as_deref()
+    }
+    fn meter(&self) -> Meter<DynStore> {
+        let reservation = self.0.start_metering().map(Reservation::erased);
+        self.0.bind(self.0.metering.erased().meter(), reservation)
+    }
+    fn metering(&self) -> &Metering<DynStore> {
+        self.0.metering.erased()
+    }
+}
+
+/// The store type a layer serves, in the extensions next to its quota, so that a handler
+/// asking for another one is told which.
+#[derive(Clone, Copy)]
+struct InstalledStore(&'static str);
+
+/// Puts the request's quota in `extensions`: as `RemainingQuota<S>` and as
+/// `RemainingQuota` (over [`DynStore`]).
+pub(crate) fn insert<S: Store>(extensions: &mut http::Extensions, ctx: &Arc<QuotaContext<S>>) {
+    let typed: Arc<dyn Context<S>> = Arc::clone(ctx) as Arc<dyn Context<S>>;
+    extensions.insert(RemainingQuota { ctx: typed });
+    if std::any::TypeId::of::<S>() != std::any::TypeId::of::<DynStore>() {
+        let erased: Arc<dyn Context<DynStore>> = Arc::new(Erased(Arc::clone(ctx)));
+        extensions.insert(RemainingQuota { ctx: erased });
+    }
+    extensions.insert(InstalledStore(std::any::type_name::<S>()));
 }
 
 /// The state of one request, shared by the layer and the handler's [`RemainingQuota`].
@@ -93,33 +174,50 @@ impl<S> QuotaContext<S> {
     pub(crate) fn was_metered(&self) -> bool {
         self.metered.load(Ordering::Acquire)
     }
+
+    /// Marks the request as metered and hands over the route's reservation, if still here.
+    fn start_metering(&self) -> Option<Reservation<S>> {
+        self.metered.store(true, Ordering::Release);
+        self.take_reservation()
+    }
+
+    /// `meter` with this request's billable, tenant and feature, adopting `reservation`.
+    fn bind<T: Store>(&self, meter: Meter<T>, reservation: Option<Reservation<T>>) -> Meter<T> {
+        let mut meter = meter.billable(self.billable.clone());
+        if let Some(tenant) = &self.tenant {
+            meter = meter.tenant(tenant.clone());
+        }
+        if let Some(feature) = &self.feature {
+            meter = meter.feature(feature.as_ref());
+        }
+        if let Some(reservation) = reservation {
+            meter = meter.adopt(reservation);
+        }
+        meter
+    }
 }
 
 impl<S> RemainingQuota<S> {
-    pub(crate) fn new(ctx: Arc<QuotaContext<S>>) -> Self {
-        Self { ctx }
-    }
-
     /// Who pays for this request.
     pub fn billable(&self) -> &Billable {
-        &self.ctx.billable
+        self.ctx.billable()
     }
 
     /// The request's tenant, if one was resolved.
     pub fn tenant(&self) -> Option<&Tenant> {
-        self.ctx.tenant.as_ref()
+        self.ctx.tenant()
     }
 
     /// The route's feature name, if the layer sets one.
     pub fn feature(&self) -> Option<&str> {
-        self.ctx.feature.as_deref()
+        self.ctx.feature()
     }
 
     /// The billable's entitlement and limit check when the request was let in (counting
     /// the route's reservation, if any). `None` when the check failed and the layer is set
     /// to [fail open](crate::QuotaLayer::fail_open).
     pub fn status(&self) -> Option<&QuotaStatus> {
-        self.ctx.checked.as_ref().map(|c| &c.status)
+        self.ctx.checked().map(|c| &c.status)
     }
 
     /// The limit check; see [`status`](Self::status).
@@ -165,38 +263,24 @@ impl<S: Store> RemainingQuota<S> {
     /// [`Error::CallInFlight`]: ai_metering_core::Error::CallInFlight
     ///
     /// ```no_run
-    /// # use ai_metering_core::store::MemoryStore;
-    /// # use ai_metering_tower::RemainingQuota;
+    /// # use ai_metering_tower::{QuotaRejection, RemainingQuota};
     /// # async fn fake_llm() -> Result<serde_json::Value, std::io::Error> { Ok(serde_json::json!({})) }
-    /// async fn chat(quota: RemainingQuota<MemoryStore>) -> Result<String, String> {
+    /// async fn chat(quota: RemainingQuota) -> Result<String, QuotaRejection> {
     ///     let metered = quota
     ///         .meter()
     ///         .provider("openai", "gpt-4o-mini")
     ///         .call(fake_llm())
-    ///         .await
-    ///         .map_err(|e| e.to_string())?;
+    ///         .await?; // refusals answer as the layer does; a provider error is a 502
     ///     Ok(metered.response.to_string())
     /// }
     /// ```
     pub fn meter(&self) -> Meter<S> {
-        let ctx = &self.ctx;
-        ctx.metered.store(true, Ordering::Release);
-        let mut meter = ctx.metering.meter().billable(ctx.billable.clone());
-        if let Some(tenant) = &ctx.tenant {
-            meter = meter.tenant(tenant.clone());
-        }
-        if let Some(feature) = &ctx.feature {
-            meter = meter.feature(feature.as_ref());
-        }
-        if let Some(reservation) = ctx.take_reservation() {
-            meter = meter.adopt(reservation);
-        }
-        meter
+        self.ctx.meter()
     }
 
     /// The metering service, for anything beyond one call.
     pub fn metering(&self) -> &Metering<S> {
-        &self.ctx.metering
+        self.ctx.metering()
     }
 }
 
@@ -211,13 +295,17 @@ where
         parts: &mut Parts,
         _state: &State,
     ) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .ok_or(RemainingQuotaRejection::MissingQuotaLayer {
-                store: std::any::type_name::<S>(),
-            })
+        if let Some(quota) = parts.extensions.get::<Self>() {
+            return Ok(quota.clone());
+        }
+        let requested = std::any::type_name::<S>();
+        Err(match parts.extensions.get::<InstalledStore>() {
+            Some(InstalledStore(installed)) => RemainingQuotaRejection::StoreTypeMismatch {
+                requested,
+                installed,
+            },
+            None => RemainingQuotaRejection::MissingQuotaLayer { store: requested },
+        })
     }
 }
 
@@ -236,16 +324,24 @@ where
     }
 }
 
-/// Why [`RemainingQuota`] could not be extracted.
+/// Why [`RemainingQuota`] could not be extracted: a server misconfiguration (500), with a
+/// message that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RemainingQuotaRejection {
-    /// The request carries no `RemainingQuota` of this store type: the route is not behind
-    /// a `QuotaLayer` (or one over another store type), or the layer let an anonymous
-    /// request through.
+    /// The request carries no quota: the route is not behind a `QuotaLayer`, or the layer
+    /// let an anonymous request through.
     MissingQuotaLayer {
         /// The store type the handler asked for.
         store: &'static str,
+    },
+    /// A `QuotaLayer` is installed, but over another store type than the handler names.
+    /// `RemainingQuota` without a type parameter works with any.
+    StoreTypeMismatch {
+        /// The store type the handler asked for.
+        requested: &'static str,
+        /// The store type of the installed layer.
+        installed: &'static str,
     },
 }
 
@@ -255,9 +351,15 @@ impl RemainingQuotaRejection {
         StatusCode::INTERNAL_SERVER_ERROR
     }
 
-    /// The response body.
+    /// The response body: an RFC 9457 problem whose `detail` is the message.
     pub fn body_text(&self) -> String {
-        self.to_string()
+        serde_json::json!({
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": self.to_string(),
+        })
+        .to_string()
     }
 }
 
@@ -267,9 +369,18 @@ impl fmt::Display for RemainingQuotaRejection {
             Self::MissingQuotaLayer { store } => write!(
                 f,
                 "Missing request extension: RemainingQuota<{store}> was not found; \
-                 is QuotaLayer installed on this route (with the same store type)? \
+                 is the QuotaLayer installed on this route? \
                  Anonymous requests let through by the layer carry none: extract \
-                 Option<RemainingQuota<_>> there."
+                 Option<RemainingQuota> there."
+            ),
+            Self::StoreTypeMismatch {
+                requested,
+                installed,
+            } => write!(
+                f,
+                "RemainingQuota<{requested}> was asked for, but the QuotaLayer on this route \
+                 is over {installed}: name that store type, or extract RemainingQuota \
+                 (without a type parameter), which works with any store."
             ),
         }
     }
@@ -280,6 +391,11 @@ impl std::error::Error for RemainingQuotaRejection {}
 impl IntoResponse for RemainingQuotaRejection {
     fn into_response(self) -> Response {
         tracing::error!(target: "ai_metering", rejection = %self, "RemainingQuota extractor rejected the request");
-        (self.status(), self.body_text()).into_response()
+        let mut response = (self.status(), self.body_text()).into_response();
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(crate::problem::PROBLEM_JSON),
+        );
+        response
     }
 }

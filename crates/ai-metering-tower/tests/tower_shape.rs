@@ -30,12 +30,13 @@ async fn the_extractor_without_the_layer_is_a_500_naming_the_layer() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = text(response).await;
-    assert!(body.contains("is QuotaLayer installed"), "{body}");
+    assert!(body.contains("is the QuotaLayer installed"), "{body}");
     assert!(body.contains("RemainingQuota<"), "{body}");
 
     let rejection = RemainingQuotaRejection::MissingQuotaLayer { store: "S" };
     assert_eq!(rejection.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(rejection.body_text(), rejection.to_string());
+    let problem: serde_json::Value = serde_json::from_str(&rejection.body_text()).unwrap();
+    assert_eq!(problem["detail"], rejection.to_string());
     assert_eq!(
         rejection.into_response().status(),
         StatusCode::INTERNAL_SERVER_ERROR
@@ -58,7 +59,12 @@ async fn a_layer_over_another_store_type_is_not_mistaken_for_this_one() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(text(response).await.contains("same store type"));
+    let body = text(response).await;
+    assert!(
+        body.contains("over ai_metering_core::store::memory::MemoryStore"),
+        "{body}"
+    );
+    assert!(body.contains("without a type parameter"), "{body}");
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! [`Meter`]: meter one AI call, the original's fluent `AiMeter` done right.
+//! [`Meter`]: meter one AI call.
 //!
 //! Every call gets a fresh builder (no shared mutable state can bill the wrong customer), and
 //! the limit is enforced by an atomic reservation *before* the provider is called:
@@ -57,6 +57,7 @@ use crate::error::{Error, Result};
 use crate::estimate::RequestEstimate;
 use crate::limit::LimitCheck;
 use crate::metering::Metering;
+use crate::money::Money;
 use crate::plan::BillingMode;
 use crate::pricing::CostBreakdown;
 use crate::provider::{Provider, extract_usage};
@@ -101,6 +102,38 @@ impl<T, E> From<Error> for MeterError<T, E> {
     }
 }
 
+/// What an extractor read from a provider's response: the usage, and the cost when the
+/// provider states it (see [`Meter::call_with`]). A [`TokenUsage`] converts into one
+/// without a cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReportedUsage {
+    /// The token usage.
+    pub usage: TokenUsage,
+    /// What the provider says the call cost; `None`: price it from the catalog.
+    pub cost: Option<Money>,
+}
+
+impl ReportedUsage {
+    /// The usage, without a cost.
+    pub fn new(usage: TokenUsage) -> Self {
+        Self { usage, cost: None }
+    }
+
+    /// The provider's own cost for the call, recorded instead of the catalog's price
+    /// (unless the meter was given a [`cost`](Meter::cost)).
+    pub fn with_cost(mut self, cost: Money) -> Self {
+        self.cost = Some(cost);
+        self
+    }
+}
+
+impl From<TokenUsage> for ReportedUsage {
+    fn from(usage: TokenUsage) -> Self {
+        Self::new(usage)
+    }
+}
+
 /// A response with what metering learned about it.
 #[derive(Debug, Clone)]
 pub struct Metered<T> {
@@ -139,6 +172,7 @@ pub struct Meter<S> {
     estimate_cost: Option<Decimal>,
     request: Option<RequestEstimate>,
     manual_usage: Option<TokenUsage>,
+    cost: Option<Money>,
     adopted: Option<Reservation<S>>,
 }
 
@@ -170,17 +204,35 @@ impl<S: Store> Meter<S> {
             estimate_cost: None,
             request: None,
             manual_usage: None,
+            cost: None,
             adopted: None,
         }
     }
 
-    /// Who pays (required).
+    /// Who pays. Without it, the [`user`](Self::user) pays (`Billable::new("user", id)`);
+    /// one of the two is required.
     pub fn billable(mut self, billable: Billable) -> Self {
         self.billable = Some(billable);
         self
     }
 
-    /// The acting user, recorded with the usage.
+    /// The acting user, recorded with the usage. Without a [`billable`](Self::billable),
+    /// the user is also who pays: `Billable::new("user", user_id)`.
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Metering, TokenUsage, store::MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let metered = Metering::new(MemoryStore::new())
+    ///     .meter()
+    ///     .user(42)
+    ///     .provider("manual", "custom-model")
+    ///     .manual_usage(TokenUsage::new(10, 5).unwrap())
+    ///     .call_infallible(async { "done" })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(metered.record.entry.billable, Billable::new("user", 42));
+    /// # });
+    /// ```
     pub fn user(mut self, user_id: impl ToString) -> Self {
         self.user_id = Some(user_id.to_string());
         self
@@ -205,7 +257,8 @@ impl<S: Store> Meter<S> {
     }
 
     /// Requires the subscription to be in this billing mode; the call is refused otherwise.
-    /// (The original accepted this setting and ignored it.)
+    /// To switch a subscription's mode, use
+    /// [`Metering::set_billing_mode`](crate::Metering::set_billing_mode).
     pub fn billing_mode(mut self, mode: BillingMode) -> Self {
         self.billing_mode = Some(mode);
         self
@@ -312,6 +365,33 @@ impl<S: Store> Meter<S> {
         self
     }
 
+    /// What the call costs, recorded (and, in credits mode, held and debited) instead of the
+    /// catalog's price: for a provider or a self-hosted model that states its own price.
+    /// The catalog is consulted only when no cost is given (here or by the extractor's
+    /// [`ReportedUsage::with_cost`]); a model the catalog does not know is then accepted.
+    /// In the catalog's currency ([`Error::CurrencyMismatch`] otherwise); not negative.
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Currency, Metering, Money, TokenUsage, store::MemoryStore};
+    /// use rust_decimal::Decimal;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let metered = Metering::new(MemoryStore::new())
+    ///     .meter()
+    ///     .billable(Billable::new("team", "acme"))
+    ///     .provider("self-hosted", "llama-70b")
+    ///     .manual_usage(TokenUsage::new(1_000, 200).unwrap())
+    ///     .cost(Money::new(Decimal::new(4, 3), Currency::USD))
+    ///     .call_infallible(async { "ok" })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(metered.cost.total, Decimal::new(4, 3));
+    /// # });
+    /// ```
+    pub fn cost(mut self, cost: Money) -> Self {
+        self.cost = Some(cost);
+        self
+    }
+
     /// Calls the provider and meters it; the usage is read from the response serialised to
     /// JSON, in the provider's format (see [`extract_usage`]).
     ///
@@ -354,11 +434,70 @@ impl<S: Store> Meter<S> {
         .await
     }
 
-    /// Calls the provider and meters it, reading the usage with `extract`.
+    /// Meters a call that cannot fail, such as usage counted by the app itself: `call`
+    /// with the provider error type fixed to [`Infallible`](std::convert::Infallible), so
+    /// no `Ok::<_, SomeError>` turbofish is needed. The usage is read from the response as
+    /// by [`call`](Self::call), unless [`manual_usage`](Self::manual_usage) gives it.
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Metering, TokenUsage, store::MemoryStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let metered = Metering::new(MemoryStore::new())
+    ///     .meter()
+    ///     .billable(Billable::new("user", 1))
+    ///     .provider("openai", "gpt-4o-mini")
+    ///     .manual_usage(TokenUsage::new(100, 20).unwrap())
+    ///     .call_infallible(async { "Hello!" })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(metered.response, "Hello!");
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// See [`MeterError`]; never [`MeterError::Provider`].
+    pub async fn call_infallible<T, F>(
+        self,
+        call: F,
+    ) -> Result<Metered<T>, MeterError<T, std::convert::Infallible>>
+    where
+        T: Serialize,
+        F: Future<Output = T>,
+    {
+        self.call(async move { Ok(call.await) }).await
+    }
+
+    /// Calls the provider and meters it, reading the usage with `extract`, which returns a
+    /// [`TokenUsage`], or a [`ReportedUsage`] when the provider also states what the call
+    /// cost (used instead of the catalog unless [`cost`](Self::cost) is given). The model is
+    /// still checked against the catalog before the call, since the reported cost is known
+    /// only after it: for a model the catalog does not know, give a [`cost`](Self::cost)
+    /// or use the [`MANUAL_PROVIDER`](crate::pricing::MANUAL_PROVIDER).
+    ///
+    /// ```
+    /// use ai_metering_core::{Billable, Currency, Metering, Money, ReportedUsage, TokenUsage, store::MemoryStore};
+    /// use rust_decimal::Decimal;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// // A provider whose response says what it charged.
+    /// let response = serde_json::json!({"tokens_in": 300, "tokens_out": 50, "charged_usd": "0.0021"});
+    /// let metered = Metering::new(MemoryStore::new())
+    ///     .meter()
+    ///     .billable(Billable::new("user", 7))
+    ///     .provider("openai", "gpt-4o-mini")
+    ///     .call_with(async { Ok::<_, std::io::Error>(response) }, |r| {
+    ///         let usage = TokenUsage::new(r["tokens_in"].as_u64().unwrap_or(0), r["tokens_out"].as_u64().unwrap_or(0))?;
+    ///         let charged: Decimal = r["charged_usd"].as_str().unwrap_or("0").parse().unwrap_or_default();
+    ///         Ok(ReportedUsage::new(usage).with_cost(Money::new(charged, Currency::USD)))
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(metered.cost.total, Decimal::new(21, 4));
+    /// # });
+    /// ```
     ///
     /// # Errors
     /// See [`MeterError`].
-    pub async fn call_with<T, E, F, X>(
+    pub async fn call_with<T, E, F, X, U>(
         self,
         call: F,
         extract: X,
@@ -366,10 +505,11 @@ impl<S: Store> Meter<S> {
     where
         E: fmt::Display,
         F: Future<Output = Result<T, E>>,
-        X: FnOnce(&T) -> Result<TokenUsage>,
+        X: FnOnce(&T) -> Result<U>,
+        U: Into<ReportedUsage>,
     {
         let manual = self.manual_usage;
-        let reservation = match self.reserve().await {
+        let mut reservation = match self.reserve().await {
             Ok(r) => r,
             Err(ReserveError::Duplicate(record)) => {
                 return Err(MeterError::AlreadyRecorded(record));
@@ -383,8 +523,17 @@ impl<S: Store> Meter<S> {
                 return Err(MeterError::Provider(e));
             }
         };
-        let (usage, estimated) = match manual.map(Ok).unwrap_or_else(|| extract(&response)) {
-            Ok(usage) => (usage, false),
+        let reported = match manual {
+            Some(usage) => Ok(ReportedUsage::new(usage)),
+            None => extract(&response).map(Into::into),
+        };
+        let (usage, estimated) = match reported {
+            Ok(reported) => {
+                if let Some(cost) = reported.cost {
+                    reservation.report_cost(cost);
+                }
+                (reported.usage, false)
+            }
             Err(error) => match reservation.estimate_usage() {
                 Some(estimate) if estimate.total_tokens() > 0 => {
                     tracing::warn!(target: "ai_metering", %error, "usage not reported; recording the estimate");

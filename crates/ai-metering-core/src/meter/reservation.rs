@@ -9,10 +9,11 @@ use crate::error::{Error, Result};
 use crate::events::MeterEvent;
 use crate::limit::{LimitCheck, UsageTotals, evaluate};
 use crate::metering::{Entitlement, Metering};
+use crate::money::Money;
 use crate::overage::OverageRule;
 use crate::period::Period;
 use crate::plan::{BillingMode, OveragePolicy};
-use crate::store::{ReservationId, Settled, Settlement, Store, UsageEntry, UsageRecord};
+use crate::store::{DynStore, ReservationId, Settled, Settlement, Store, UsageEntry, UsageRecord};
 use crate::usage::TokenUsage;
 
 pub(super) struct EntryTemplate {
@@ -24,6 +25,9 @@ pub(super) struct EntryTemplate {
     pub(super) feature: Option<String>,
     pub(super) metadata: serde_json::Map<String, serde_json::Value>,
     pub(super) idempotency_key: Option<String>,
+    /// The call's cost when given ([`Meter::cost`](crate::Meter::cost)) or reported by the
+    /// provider: recorded instead of the catalog's price.
+    pub(super) cost: Option<Money>,
 }
 
 type Release = Arc<dyn Fn(ReservationId) + Send + Sync>;
@@ -118,6 +122,31 @@ pub struct RecordOutcome {
 }
 
 impl<S: Store> Reservation<S> {
+    /// The same reservation, to be settled through [`Metering::erased`] (the same store
+    /// behind a [`DynStore`]): for a `Meter<DynStore>` to [adopt](crate::Meter::adopt).
+    /// Nothing is released or reserved again.
+    pub fn erased(self) -> Reservation<DynStore> {
+        let metering = self.metering.erased().clone();
+        Reservation {
+            metering,
+            entitlement: self.entitlement,
+            period: self.period,
+            id: self.id,
+            check: self.check,
+            amount: self.amount,
+            estimate_usage: self.estimate_usage,
+            pending_estimate: self.pending_estimate,
+            exclusive: self.exclusive,
+            template: self.template,
+            guard: self.guard,
+        }
+    }
+
+    /// The cost the provider reported, unless the meter was given one.
+    pub(super) fn report_cost(&mut self, cost: Money) {
+        self.template.cost.get_or_insert(cost);
+    }
+
     /// The billable's entitlement when the reservation was made.
     pub fn entitlement(&self) -> &Entitlement {
         &self.entitlement
@@ -176,7 +205,7 @@ impl<S: Store> Reservation<S> {
                 "the reservation has no provider and model yet: use Reservation::with_provider, or adopt it with Meter::adopt".into(),
             ));
         };
-        let cost = match metering.catalog().cost(&provider, &model, &usage) {
+        let cost = match metering.price_call(&provider, &model, &usage, self.template.cost) {
             Ok(cost) => cost,
             Err(e) => {
                 self.give_back().await;

@@ -56,6 +56,7 @@ struct Validated<S> {
     estimate_usage: Option<TokenUsage>,
     estimate_cost: Option<Decimal>,
     request: Option<RequestEstimate>,
+    cost: Option<Money>,
 }
 
 impl<S> Validated<S> {
@@ -151,6 +152,7 @@ impl<S: Store> Meter<S> {
             estimate_usage: self.estimate_usage.or(self.manual_usage),
             estimate_cost: self.estimate_cost,
             request: self.request,
+            cost: self.cost,
         })
     }
 
@@ -190,11 +192,12 @@ impl<S: Store> Meter<S> {
             ))
             .into());
         }
-        // Unknown models fail here, before the provider is called.
-        v.metering.catalog().cost(
+        // Unknown models fail here, before the provider is called (unless a cost is given).
+        v.metering.price_call(
             &provider.0,
             &provider.1,
             &v.estimate_usage.unwrap_or_default(),
+            v.cost,
         )?;
 
         let feature = v.feature.clone().or(adopted.template.feature.clone());
@@ -271,6 +274,7 @@ impl<S: Store> Meter<S> {
             t.metadata.extend(meta);
         }
         t.idempotency_key = v.idempotency_key.or(t.idempotency_key.take());
+        t.cost = v.cost.or(t.cost.take());
         Ok(())
     }
 
@@ -279,10 +283,18 @@ impl<S: Store> Meter<S> {
     async fn reserve_new(self, deferred: bool) -> Result<Reservation<S>, ReserveError> {
         let v = self.validate(!deferred)?;
         let metering = v.metering.clone();
+        // `.user(id)` alone bills the user.
         let billable = v
             .billable
             .clone()
-            .ok_or_else(|| Error::InvalidInput("no billable: call .billable(...) first".into()))?;
+            .or_else(|| {
+                v.user_id
+                    .as_ref()
+                    .map(|id| Billable::new("user", id.as_str()))
+            })
+            .ok_or_else(|| {
+                Error::InvalidInput("no billable: call .billable(...) or .user(...) first".into())
+            })?;
 
         let now = metering.now();
         let entitlement = metering.entitlement(&billable, now).await?;
@@ -295,11 +307,15 @@ impl<S: Store> Meter<S> {
             ))
             .into());
         }
-        // Unknown models fail here, before anything is reserved or called.
+        // Unknown models fail here, before anything is reserved or called (unless a cost is
+        // given).
         if let Some((provider, model)) = &v.provider {
-            metering
-                .catalog()
-                .cost(provider, model, &v.estimate_usage.unwrap_or_default())?;
+            metering.price_call(
+                provider,
+                model,
+                &v.estimate_usage.unwrap_or_default(),
+                v.cost,
+            )?;
         }
 
         let pending_estimate = deferred && !v.has_estimate();
@@ -356,6 +372,7 @@ impl<S: Store> Meter<S> {
                 feature: v.feature,
                 metadata: v.metadata.unwrap_or_default(),
                 idempotency_key: v.idempotency_key,
+                cost: v.cost,
             },
             guard,
         })
@@ -378,7 +395,7 @@ async fn estimate<S: Store>(
 ) -> Result<Estimate> {
     let price = |usage: &TokenUsage| -> Result<Decimal> {
         match provider {
-            Some((p, m)) => Ok(metering.catalog().cost(p, m, usage)?.total),
+            Some((p, m)) => Ok(metering.price_call(p, m, usage, v.cost)?.total),
             None => Ok(Decimal::ZERO),
         }
     };

@@ -24,17 +24,13 @@
 //! [`PeriodConfig`] reads the `period.*` settings of a configuration file into a spec and
 //! the subscription anchoring of [`MeteringConfig`](crate::MeteringConfig).
 //!
-//! # What changed from the original package
+//! # Rules
 //!
-//! - Ends are exclusive and equal to the next period's start (the original's "rolling"
-//!   alignment ended one second early).
-//! - Weeks run from Monday to Sunday for every alignment (the original's "rolling" alignment
-//!   used Sunday).
+//! - Ends are exclusive and equal to the next period's start.
+//! - Weeks run from Monday to Sunday for every alignment.
 //! - A rolling period is a fixed N-day window (anchored at 1970-01-01 when calendar-aligned),
-//!   so usage accumulates in it; the original's window started at the current instant and
-//!   never saw past usage.
-//! - [`PeriodSpec::next`] and [`PeriodSpec::previous`] really move (the original's returned
-//!   the same period).
+//!   so usage accumulates in it.
+//! - [`PeriodSpec::next`] and [`PeriodSpec::previous`] move by one period.
 //! - Invalid period types, alignments and time zones are errors, not a silent monthly period.
 
 mod boundaries;

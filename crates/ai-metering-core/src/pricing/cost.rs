@@ -14,7 +14,8 @@ use super::price::ModelPrice;
 /// [`Money::round_to_minor_units`] for display or billing export).
 ///
 /// The five parts are **disjoint** and add up to [`total`](Self::total): every token is
-/// counted in exactly one of them.
+/// counted in exactly one of them. (A [`given`](Self::given) cost is the exception: it is
+/// not split, its parts are zero.)
 ///
 /// | part | tokens | price |
 /// |---|---|---|
@@ -54,6 +55,35 @@ pub struct CostBreakdown {
 }
 
 impl CostBreakdown {
+    /// A cost given for the whole call rather than computed from the catalog: one the
+    /// caller supplied ([`Meter::cost`](crate::Meter::cost)) or the provider reported
+    /// ([`ReportedUsage::with_cost`](crate::ReportedUsage::with_cost)). It is not split by
+    /// token class: the five parts are zero, `total` is the amount, and `catalog_version` is
+    /// [`GIVEN_COST`](Self::GIVEN_COST).
+    ///
+    /// ```
+    /// use ai_metering_core::{CostBreakdown, Currency, Money};
+    /// let cost = CostBreakdown::given(Money::new(rust_decimal::Decimal::new(3, 2), Currency::USD));
+    /// assert_eq!(cost.total_money().to_string(), "0.03 USD");
+    /// assert_eq!(cost.catalog_version, CostBreakdown::GIVEN_COST);
+    /// ```
+    pub fn given(cost: Money) -> Self {
+        Self {
+            input: Decimal::ZERO,
+            cached_input: Decimal::ZERO,
+            cache_write: Decimal::ZERO,
+            output: Decimal::ZERO,
+            reasoning: Decimal::ZERO,
+            total: cost.amount,
+            currency: cost.currency,
+            priced: true,
+            catalog_version: Self::GIVEN_COST.to_owned(),
+        }
+    }
+
+    /// The `catalog_version` of a [`given`](Self::given) cost.
+    pub const GIVEN_COST: &'static str = "given";
+
     /// The total as [`Money`].
     ///
     /// ```

@@ -51,6 +51,14 @@ mod source_tree;
 mod unknown_model;
 
 pub use catalog::PriceCatalog;
+
+/// The provider name of usage counted by the app itself (a self-hosted model, a tool billed
+/// per token...): `meter().provider(MANUAL_PROVIDER, "custom-model")`. Its calls need no
+/// catalog entry: they cost what [`Meter::cost`](crate::Meter::cost) says, else the
+/// catalog's `manual` price for the model if it has one, else nothing (tokens are still
+/// counted against token limits). Usage comes from
+/// [`Meter::manual_usage`](crate::Meter::manual_usage) or an extractor.
+pub const MANUAL_PROVIDER: &str = "manual";
 pub use cost::CostBreakdown;
 pub use price::ModelPrice;
 pub use unknown_model::UnknownModelPolicy;

@@ -877,16 +877,24 @@ impl CreditStore for MemoryStore {
         })
     }
 
-    async fn add_credits(
+    async fn add_credits_with_metadata(
         &self,
         billable: &Billable,
         amount: Money,
         reason: &str,
+        metadata: &serde_json::Map<String, serde_json::Value>,
         at: DateTime<Utc>,
     ) -> StoreResult<CreditTransaction> {
         require_positive(&amount, "credits added")?;
-        self.lock()
-            .post(billable, amount, Direction::Credit, reason, at)
+        let mut state = self.lock();
+        let mut tx = state.post(billable, amount, Direction::Credit, reason, at)?;
+        if !metadata.is_empty() {
+            tx.metadata = metadata.clone();
+            if let Some(stored) = state.ledger.last_mut() {
+                stored.metadata = metadata.clone();
+            }
+        }
+        Ok(tx)
     }
 
     async fn deduct_credits(

@@ -29,6 +29,7 @@
 //! contains the row's `occurred_at`, and a counter created later starts from the sum of the
 //! usage rows already in its window, so counters and rows never disagree.
 
+mod dyn_store;
 mod error;
 mod memory;
 mod records;
@@ -43,6 +44,7 @@ use crate::money::{Currency, Money};
 use crate::period::Period;
 use crate::plan::{LimitOverride, Plan, Subscription};
 
+pub use dyn_store::{BoxFuture, BoxedStore, DynStore};
 pub use error::{StoreError, StoreErrorKind};
 pub use memory::MemoryStore;
 pub use records::{
@@ -235,12 +237,29 @@ pub trait CreditStore: Send + Sync {
         currency: Currency,
     ) -> impl Future<Output = StoreResult<WalletBalance>> + Send;
 
-    /// Adds credits (a positive amount) and returns the ledger entry.
+    /// Adds credits (a positive amount) and returns the ledger entry: a
+    /// [`add_credits_with_metadata`](Self::add_credits_with_metadata) without metadata.
     fn add_credits(
         &self,
         billable: &Billable,
         amount: Money,
         reason: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<CreditTransaction>> + Send {
+        async move {
+            self.add_credits_with_metadata(billable, amount, reason, &serde_json::Map::new(), at)
+                .await
+        }
+    }
+
+    /// Adds credits (a positive amount) and returns the ledger entry, which keeps
+    /// `metadata` (a payment id, an invoice...) with it.
+    fn add_credits_with_metadata(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        metadata: &serde_json::Map<String, serde_json::Value>,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<CreditTransaction>> + Send;
 

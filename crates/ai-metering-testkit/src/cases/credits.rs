@@ -44,6 +44,29 @@ fn refused_with<T: std::fmt::Debug>(outcome: CreditOutcome<T>) -> Decimal {
     }
 }
 
+/// A top-up's metadata (a payment id) is stored with its ledger entry and read back.
+pub async fn top_ups_keep_their_metadata<S: Store>(store: Arc<S>) {
+    let who = fresh_billable();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("payment_id".into(), serde_json::json!("pi_123"));
+    let tx = store
+        .add_credits_with_metadata(&who, usd("10"), "top-up", &metadata, hour(1))
+        .await
+        .unwrap();
+    assert_eq!(tx.metadata, metadata);
+    let plain = store
+        .add_credits(&who, usd("1"), "top-up", hour(2))
+        .await
+        .unwrap();
+    assert!(plain.metadata.is_empty());
+    let ledger = store
+        .credit_transactions(&who, Currency::USD, Page::first(10))
+        .await
+        .unwrap();
+    let stored = ledger.iter().find(|t| t.id == tx.id).unwrap();
+    assert_eq!(stored.metadata, metadata, "kept in the ledger");
+}
+
 /// Every ledger entry records the balance right after it.
 pub async fn credits_chain_balance_after<S: Store>(store: Arc<S>) {
     let who = fresh_billable();

@@ -222,6 +222,17 @@ impl CreditStore for Shared {
         self.guard()?;
         self.inner.add_credits(b, a, r, at).await
     }
+    async fn add_credits_with_metadata(
+        &self,
+        b: &Billable,
+        a: Money,
+        r: &str,
+        m: &serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditTransaction> {
+        self.guard()?;
+        self.inner.add_credits_with_metadata(b, a, r, m, at).await
+    }
     async fn deduct_credits(
         &self,
         b: &Billable,

@@ -1,0 +1,803 @@
+//! [`DynStore`]: any [`Store`] behind one type, for code that must not name the store (a
+//! handler's `RemainingQuota`, a backend chosen at run time).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::*;
+use crate::billable::Billable;
+use crate::money::{Currency, Money};
+use crate::period::Period;
+use crate::plan::{LimitOverride, Plan, Subscription};
+
+/// A boxed, sendable future borrowing from the store and the arguments.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The dyn-compatible twin of [`Store`]: every method of the storage traits with a boxed
+/// future, under its own name (`boxed_` + the trait method's name) so that calls on a
+/// concrete store are never ambiguous. Implemented for every [`Store`]; you do not
+/// implement it yourself, you wrap a store in a [`DynStore`].
+pub trait BoxedStore: Send + Sync + 'static {
+    /// [`PlanStore::upsert_plan`], boxed.
+    fn boxed_upsert_plan<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, StoreResult<()>>;
+    /// [`PlanStore::plan`], boxed.
+    fn boxed_plan<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, StoreResult<Option<Plan>>>;
+    /// [`PlanStore::plans`], boxed.
+    fn boxed_plans<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<Plan>>>;
+    /// [`SubscriptionStore::insert_subscription`], boxed.
+    fn boxed_insert_subscription<'a>(
+        &'a self,
+        subscription: &'a Subscription,
+    ) -> BoxFuture<'a, StoreResult<SubscriptionId>>;
+    /// [`SubscriptionStore::update_subscription`], boxed.
+    fn boxed_update_subscription<'a>(
+        &'a self,
+        id: SubscriptionId,
+        subscription: &'a Subscription,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+    /// [`SubscriptionStore::replace_subscription`], boxed.
+    fn boxed_replace_subscription<'a>(
+        &'a self,
+        id: SubscriptionId,
+        expected: &'a Subscription,
+        new: &'a Subscription,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+    /// [`SubscriptionStore::current_subscription`], boxed.
+    fn boxed_current_subscription<'a>(
+        &'a self,
+        billable: &'a Billable,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>>;
+    /// [`SubscriptionStore::find_subscription_by_meta`], boxed.
+    fn boxed_find_subscription_by_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>>;
+    /// [`SubscriptionStore::subscriptions`], boxed.
+    fn boxed_subscriptions<'a>(
+        &'a self,
+        billable: &'a Billable,
+    ) -> BoxFuture<'a, StoreResult<Vec<(SubscriptionId, Subscription)>>>;
+    /// [`SubscriptionStore::insert_limit_override`], boxed.
+    fn boxed_insert_limit_override<'a>(
+        &'a self,
+        limit_override: &'a LimitOverride,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+    /// [`SubscriptionStore::limit_override_at`], boxed.
+    fn boxed_limit_override_at<'a>(
+        &'a self,
+        billable: &'a Billable,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Option<LimitOverride>>>;
+    /// [`UsageStore::insert_usage`], boxed.
+    fn boxed_insert_usage<'a>(
+        &'a self,
+        entry: &'a UsageEntry,
+    ) -> BoxFuture<'a, StoreResult<Recorded>>;
+    /// [`UsageStore::insert_usage_batch`], boxed.
+    fn boxed_insert_usage_batch<'a>(
+        &'a self,
+        entries: &'a [UsageEntry],
+    ) -> BoxFuture<'a, StoreResult<Vec<Recorded>>>;
+    /// [`UsageStore::usage_by_idempotency_key`], boxed.
+    fn boxed_usage_by_idempotency_key<'a>(
+        &'a self,
+        billable: &'a Billable,
+        key: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<UsageRecord>>>;
+    /// [`UsageStore::query_usage`], boxed.
+    fn boxed_query_usage<'a>(
+        &'a self,
+        filter: &'a UsageFilter,
+        page: Page,
+    ) -> BoxFuture<'a, StoreResult<Vec<UsageRecord>>>;
+    /// [`UsageStore::sum_usage`], boxed.
+    fn boxed_sum_usage<'a>(
+        &'a self,
+        filter: &'a UsageFilter,
+    ) -> BoxFuture<'a, StoreResult<UsageSums>>;
+    /// [`UsageStore::sum_usage_grouped`], boxed.
+    fn boxed_sum_usage_grouped<'a>(
+        &'a self,
+        filter: &'a UsageFilter,
+        group_by: GroupBy,
+    ) -> BoxFuture<'a, StoreResult<Vec<GroupedSums>>>;
+    /// [`CounterStore::reserve`], boxed.
+    fn boxed_reserve<'a>(
+        &'a self,
+        request: &'a ReserveRequest,
+    ) -> BoxFuture<'a, StoreResult<ReserveOutcome>>;
+    /// [`CounterStore::settle`], boxed.
+    fn boxed_settle<'a>(
+        &'a self,
+        settlement: &'a Settlement,
+    ) -> BoxFuture<'a, StoreResult<Settled>>;
+    /// [`CounterStore::release`], boxed.
+    fn boxed_release<'a>(&'a self, reservation: ReservationId) -> BoxFuture<'a, StoreResult<bool>>;
+    /// [`CounterStore::expire_reservations`], boxed.
+    fn boxed_expire_reservations<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<u64>>;
+    /// [`CounterStore::period_usage`], boxed.
+    fn boxed_period_usage<'a>(
+        &'a self,
+        billable: &'a Billable,
+        period: &'a Period,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<PeriodUsage>>;
+    /// [`CounterStore::claim_threshold`], boxed.
+    fn boxed_claim_threshold<'a>(
+        &'a self,
+        billable: &'a Billable,
+        period: &'a Period,
+        threshold: Decimal,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+    /// [`CreditStore::wallet`], boxed.
+    fn boxed_wallet<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+    ) -> BoxFuture<'a, StoreResult<WalletBalance>>;
+    /// [`CreditStore::add_credits`], boxed.
+    fn boxed_add_credits<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        reason: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditTransaction>>;
+    /// [`CreditStore::add_credits_with_metadata`], boxed.
+    fn boxed_add_credits_with_metadata<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        reason: &'a str,
+        metadata: &'a serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditTransaction>>;
+    /// [`CreditStore::deduct_credits`], boxed.
+    fn boxed_deduct_credits<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        reason: &'a str,
+        overdraft: Overdraft,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditOutcome<CreditTransaction>>>;
+    /// [`CreditStore::hold_credits`], boxed.
+    fn boxed_hold_credits<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditOutcome<HoldId>>>;
+    /// [`CreditStore::settle_hold`], boxed.
+    fn boxed_settle_hold<'a>(
+        &'a self,
+        hold: HoldId,
+        actual: Money,
+        reason: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditTransaction>>;
+    /// [`CreditStore::release_hold`], boxed.
+    fn boxed_release_hold<'a>(&'a self, hold: HoldId) -> BoxFuture<'a, StoreResult<bool>>;
+    /// [`CreditStore::expire_credit_holds`], boxed.
+    fn boxed_expire_credit_holds<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<u64>>;
+    /// [`CreditStore::credit_transactions`], boxed.
+    fn boxed_credit_transactions<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+        page: Page,
+    ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>>;
+    /// [`OverageStore::insert_overage`], boxed.
+    fn boxed_insert_overage<'a>(
+        &'a self,
+        overage: &'a NewOverage,
+    ) -> BoxFuture<'a, StoreResult<OverageRecord>>;
+    /// [`OverageStore::pending_overages`], boxed.
+    fn boxed_pending_overages<'a>(
+        &'a self,
+        after: Option<&'a OverageRecord>,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Vec<OverageRecord>>>;
+    /// [`OverageStore::mark_overage_synced`], boxed.
+    fn boxed_mark_overage_synced<'a>(
+        &'a self,
+        id: i64,
+        external_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+}
+
+impl<S: Store> BoxedStore for S {
+    fn boxed_upsert_plan<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(PlanStore::upsert_plan(self, plan))
+    }
+
+    fn boxed_plan<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, StoreResult<Option<Plan>>> {
+        Box::pin(PlanStore::plan(self, slug))
+    }
+
+    fn boxed_plans<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<Plan>>> {
+        Box::pin(PlanStore::plans(self))
+    }
+
+    fn boxed_insert_subscription<'a>(
+        &'a self,
+        subscription: &'a Subscription,
+    ) -> BoxFuture<'a, StoreResult<SubscriptionId>> {
+        Box::pin(SubscriptionStore::insert_subscription(self, subscription))
+    }
+
+    fn boxed_update_subscription<'a>(
+        &'a self,
+        id: SubscriptionId,
+        subscription: &'a Subscription,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(SubscriptionStore::update_subscription(
+            self,
+            id,
+            subscription,
+        ))
+    }
+
+    fn boxed_replace_subscription<'a>(
+        &'a self,
+        id: SubscriptionId,
+        expected: &'a Subscription,
+        new: &'a Subscription,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(SubscriptionStore::replace_subscription(
+            self, id, expected, new,
+        ))
+    }
+
+    fn boxed_current_subscription<'a>(
+        &'a self,
+        billable: &'a Billable,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>> {
+        Box::pin(SubscriptionStore::current_subscription(self, billable, at))
+    }
+
+    fn boxed_find_subscription_by_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>> {
+        Box::pin(SubscriptionStore::find_subscription_by_meta(
+            self, key, value,
+        ))
+    }
+
+    fn boxed_subscriptions<'a>(
+        &'a self,
+        billable: &'a Billable,
+    ) -> BoxFuture<'a, StoreResult<Vec<(SubscriptionId, Subscription)>>> {
+        Box::pin(SubscriptionStore::subscriptions(self, billable))
+    }
+
+    fn boxed_insert_limit_override<'a>(
+        &'a self,
+        limit_override: &'a LimitOverride,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(SubscriptionStore::insert_limit_override(
+            self,
+            limit_override,
+        ))
+    }
+
+    fn boxed_limit_override_at<'a>(
+        &'a self,
+        billable: &'a Billable,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Option<LimitOverride>>> {
+        Box::pin(SubscriptionStore::limit_override_at(self, billable, at))
+    }
+
+    fn boxed_insert_usage<'a>(
+        &'a self,
+        entry: &'a UsageEntry,
+    ) -> BoxFuture<'a, StoreResult<Recorded>> {
+        Box::pin(UsageStore::insert_usage(self, entry))
+    }
+
+    fn boxed_insert_usage_batch<'a>(
+        &'a self,
+        entries: &'a [UsageEntry],
+    ) -> BoxFuture<'a, StoreResult<Vec<Recorded>>> {
+        Box::pin(UsageStore::insert_usage_batch(self, entries))
+    }
+
+    fn boxed_usage_by_idempotency_key<'a>(
+        &'a self,
+        billable: &'a Billable,
+        key: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<UsageRecord>>> {
+        Box::pin(UsageStore::usage_by_idempotency_key(self, billable, key))
+    }
+
+    fn boxed_query_usage<'a>(
+        &'a self,
+        filter: &'a UsageFilter,
+        page: Page,
+    ) -> BoxFuture<'a, StoreResult<Vec<UsageRecord>>> {
+        Box::pin(UsageStore::query_usage(self, filter, page))
+    }
+
+    fn boxed_sum_usage<'a>(
+        &'a self,
+        filter: &'a UsageFilter,
+    ) -> BoxFuture<'a, StoreResult<UsageSums>> {
+        Box::pin(UsageStore::sum_usage(self, filter))
+    }
+
+    fn boxed_sum_usage_grouped<'a>(
+        &'a self,
+        filter: &'a UsageFilter,
+        group_by: GroupBy,
+    ) -> BoxFuture<'a, StoreResult<Vec<GroupedSums>>> {
+        Box::pin(UsageStore::sum_usage_grouped(self, filter, group_by))
+    }
+
+    fn boxed_reserve<'a>(
+        &'a self,
+        request: &'a ReserveRequest,
+    ) -> BoxFuture<'a, StoreResult<ReserveOutcome>> {
+        Box::pin(CounterStore::reserve(self, request))
+    }
+
+    fn boxed_settle<'a>(
+        &'a self,
+        settlement: &'a Settlement,
+    ) -> BoxFuture<'a, StoreResult<Settled>> {
+        Box::pin(CounterStore::settle(self, settlement))
+    }
+
+    fn boxed_release<'a>(&'a self, reservation: ReservationId) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(CounterStore::release(self, reservation))
+    }
+
+    fn boxed_expire_reservations<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(CounterStore::expire_reservations(self, now))
+    }
+
+    fn boxed_period_usage<'a>(
+        &'a self,
+        billable: &'a Billable,
+        period: &'a Period,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<PeriodUsage>> {
+        Box::pin(CounterStore::period_usage(self, billable, period, now))
+    }
+
+    fn boxed_claim_threshold<'a>(
+        &'a self,
+        billable: &'a Billable,
+        period: &'a Period,
+        threshold: Decimal,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(CounterStore::claim_threshold(
+            self, billable, period, threshold,
+        ))
+    }
+
+    fn boxed_wallet<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+    ) -> BoxFuture<'a, StoreResult<WalletBalance>> {
+        Box::pin(CreditStore::wallet(self, billable, currency))
+    }
+
+    fn boxed_add_credits<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        reason: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditTransaction>> {
+        Box::pin(CreditStore::add_credits(self, billable, amount, reason, at))
+    }
+
+    fn boxed_add_credits_with_metadata<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        reason: &'a str,
+        metadata: &'a serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditTransaction>> {
+        Box::pin(CreditStore::add_credits_with_metadata(
+            self, billable, amount, reason, metadata, at,
+        ))
+    }
+
+    fn boxed_deduct_credits<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        reason: &'a str,
+        overdraft: Overdraft,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditOutcome<CreditTransaction>>> {
+        Box::pin(CreditStore::deduct_credits(
+            self, billable, amount, reason, overdraft, at,
+        ))
+    }
+
+    fn boxed_hold_credits<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditOutcome<HoldId>>> {
+        Box::pin(CreditStore::hold_credits(
+            self, billable, amount, overdraft, expires_at,
+        ))
+    }
+
+    fn boxed_settle_hold<'a>(
+        &'a self,
+        hold: HoldId,
+        actual: Money,
+        reason: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditTransaction>> {
+        Box::pin(CreditStore::settle_hold(self, hold, actual, reason, at))
+    }
+
+    fn boxed_release_hold<'a>(&'a self, hold: HoldId) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(CreditStore::release_hold(self, hold))
+    }
+
+    fn boxed_expire_credit_holds<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(CreditStore::expire_credit_holds(self, now))
+    }
+
+    fn boxed_credit_transactions<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+        page: Page,
+    ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>> {
+        Box::pin(CreditStore::credit_transactions(
+            self, billable, currency, page,
+        ))
+    }
+
+    fn boxed_insert_overage<'a>(
+        &'a self,
+        overage: &'a NewOverage,
+    ) -> BoxFuture<'a, StoreResult<OverageRecord>> {
+        Box::pin(OverageStore::insert_overage(self, overage))
+    }
+
+    fn boxed_pending_overages<'a>(
+        &'a self,
+        after: Option<&'a OverageRecord>,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Vec<OverageRecord>>> {
+        Box::pin(OverageStore::pending_overages(self, after, limit))
+    }
+
+    fn boxed_mark_overage_synced<'a>(
+        &'a self,
+        id: i64,
+        external_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(OverageStore::mark_overage_synced(self, id, external_id, at))
+    }
+}
+
+/// Any [`Store`] behind one type: a `Arc<dyn BoxedStore>` that implements every storage
+/// trait by forwarding to it (one allocation per call for the boxed future). Cheap to clone;
+/// clones share the store.
+///
+/// ```
+/// use ai_metering_core::store::{DynStore, MemoryStore, PlanStore};
+/// use ai_metering_core::plan::Plan;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = DynStore::new(MemoryStore::new());
+/// store.upsert_plan(&Plan::new("free", "Free")).await.unwrap();
+/// assert_eq!(store.plans().await.unwrap().len(), 1);
+/// assert!(store.type_name().ends_with("MemoryStore"));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct DynStore(Arc<dyn BoxedStore>, &'static str);
+
+impl DynStore {
+    /// Wraps `store`.
+    pub fn new<S: Store>(store: S) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// Wraps a store already shared through an `Arc` (the same store, not a copy).
+    pub fn from_arc<S: Store>(store: Arc<S>) -> Self {
+        Self(store, std::any::type_name::<S>())
+    }
+
+    /// The type name of the wrapped store, for messages.
+    pub fn type_name(&self) -> &'static str {
+        self.1
+    }
+}
+
+impl std::fmt::Debug for DynStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DynStore").field(&self.1).finish()
+    }
+}
+
+impl PlanStore for DynStore {
+    async fn upsert_plan(&self, plan: &Plan) -> StoreResult<()> {
+        self.0.boxed_upsert_plan(plan).await
+    }
+
+    async fn plan(&self, slug: &str) -> StoreResult<Option<Plan>> {
+        self.0.boxed_plan(slug).await
+    }
+
+    async fn plans(&self) -> StoreResult<Vec<Plan>> {
+        self.0.boxed_plans().await
+    }
+}
+
+impl SubscriptionStore for DynStore {
+    async fn insert_subscription(
+        &self,
+        subscription: &Subscription,
+    ) -> StoreResult<SubscriptionId> {
+        self.0.boxed_insert_subscription(subscription).await
+    }
+
+    async fn update_subscription(
+        &self,
+        id: SubscriptionId,
+        subscription: &Subscription,
+    ) -> StoreResult<()> {
+        self.0.boxed_update_subscription(id, subscription).await
+    }
+
+    async fn replace_subscription(
+        &self,
+        id: SubscriptionId,
+        expected: &Subscription,
+        new: &Subscription,
+    ) -> StoreResult<bool> {
+        self.0.boxed_replace_subscription(id, expected, new).await
+    }
+
+    async fn current_subscription(
+        &self,
+        billable: &Billable,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
+        self.0.boxed_current_subscription(billable, at).await
+    }
+
+    async fn find_subscription_by_meta(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
+        self.0.boxed_find_subscription_by_meta(key, value).await
+    }
+
+    async fn subscriptions(
+        &self,
+        billable: &Billable,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        self.0.boxed_subscriptions(billable).await
+    }
+
+    async fn insert_limit_override(&self, limit_override: &LimitOverride) -> StoreResult<()> {
+        self.0.boxed_insert_limit_override(limit_override).await
+    }
+
+    async fn limit_override_at(
+        &self,
+        billable: &Billable,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<LimitOverride>> {
+        self.0.boxed_limit_override_at(billable, at).await
+    }
+}
+
+impl UsageStore for DynStore {
+    async fn insert_usage(&self, entry: &UsageEntry) -> StoreResult<Recorded> {
+        self.0.boxed_insert_usage(entry).await
+    }
+
+    async fn insert_usage_batch(&self, entries: &[UsageEntry]) -> StoreResult<Vec<Recorded>> {
+        self.0.boxed_insert_usage_batch(entries).await
+    }
+
+    async fn usage_by_idempotency_key(
+        &self,
+        billable: &Billable,
+        key: &str,
+    ) -> StoreResult<Option<UsageRecord>> {
+        self.0.boxed_usage_by_idempotency_key(billable, key).await
+    }
+
+    async fn query_usage(&self, filter: &UsageFilter, page: Page) -> StoreResult<Vec<UsageRecord>> {
+        self.0.boxed_query_usage(filter, page).await
+    }
+
+    async fn sum_usage(&self, filter: &UsageFilter) -> StoreResult<UsageSums> {
+        self.0.boxed_sum_usage(filter).await
+    }
+
+    async fn sum_usage_grouped(
+        &self,
+        filter: &UsageFilter,
+        group_by: GroupBy,
+    ) -> StoreResult<Vec<GroupedSums>> {
+        self.0.boxed_sum_usage_grouped(filter, group_by).await
+    }
+}
+
+impl CounterStore for DynStore {
+    async fn reserve(&self, request: &ReserveRequest) -> StoreResult<ReserveOutcome> {
+        self.0.boxed_reserve(request).await
+    }
+
+    async fn settle(&self, settlement: &Settlement) -> StoreResult<Settled> {
+        self.0.boxed_settle(settlement).await
+    }
+
+    async fn release(&self, reservation: ReservationId) -> StoreResult<bool> {
+        self.0.boxed_release(reservation).await
+    }
+
+    async fn expire_reservations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.0.boxed_expire_reservations(now).await
+    }
+
+    async fn period_usage(
+        &self,
+        billable: &Billable,
+        period: &Period,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PeriodUsage> {
+        self.0.boxed_period_usage(billable, period, now).await
+    }
+
+    async fn claim_threshold(
+        &self,
+        billable: &Billable,
+        period: &Period,
+        threshold: Decimal,
+    ) -> StoreResult<bool> {
+        self.0
+            .boxed_claim_threshold(billable, period, threshold)
+            .await
+    }
+}
+
+impl CreditStore for DynStore {
+    async fn wallet(&self, billable: &Billable, currency: Currency) -> StoreResult<WalletBalance> {
+        self.0.boxed_wallet(billable, currency).await
+    }
+
+    async fn add_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditTransaction> {
+        self.0.boxed_add_credits(billable, amount, reason, at).await
+    }
+
+    async fn add_credits_with_metadata(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        metadata: &serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditTransaction> {
+        self.0
+            .boxed_add_credits_with_metadata(billable, amount, reason, metadata, at)
+            .await
+    }
+
+    async fn deduct_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        reason: &str,
+        overdraft: Overdraft,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditOutcome<CreditTransaction>> {
+        self.0
+            .boxed_deduct_credits(billable, amount, reason, overdraft, at)
+            .await
+    }
+
+    async fn hold_credits(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<CreditOutcome<HoldId>> {
+        self.0
+            .boxed_hold_credits(billable, amount, overdraft, expires_at)
+            .await
+    }
+
+    async fn settle_hold(
+        &self,
+        hold: HoldId,
+        actual: Money,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<CreditTransaction> {
+        self.0.boxed_settle_hold(hold, actual, reason, at).await
+    }
+
+    async fn release_hold(&self, hold: HoldId) -> StoreResult<bool> {
+        self.0.boxed_release_hold(hold).await
+    }
+
+    async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.0.boxed_expire_credit_holds(now).await
+    }
+
+    async fn credit_transactions(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        page: Page,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        self.0
+            .boxed_credit_transactions(billable, currency, page)
+            .await
+    }
+}
+
+impl OverageStore for DynStore {
+    async fn insert_overage(&self, overage: &NewOverage) -> StoreResult<OverageRecord> {
+        self.0.boxed_insert_overage(overage).await
+    }
+
+    async fn pending_overages(
+        &self,
+        after: Option<&OverageRecord>,
+        limit: u64,
+    ) -> StoreResult<Vec<OverageRecord>> {
+        self.0.boxed_pending_overages(after, limit).await
+    }
+
+    async fn mark_overage_synced(
+        &self,
+        id: i64,
+        external_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.0.boxed_mark_overage_synced(id, external_id, at).await
+    }
+}
