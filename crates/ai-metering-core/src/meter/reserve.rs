@@ -417,8 +417,7 @@ async fn estimate<S: Store>(
     if let Some(usage) = v.request.and_then(|r| r.usage()) {
         return known(Some(usage), None);
     }
-    let guarded =
-        entitlement.enforces_limits() || entitlement.billing_mode == BillingMode::Credits;
+    let guarded = entitlement.enforces_limits() || entitlement.billing_mode == BillingMode::Credits;
     if !guarded {
         return known(None, None);
     }
