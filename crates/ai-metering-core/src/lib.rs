@@ -76,7 +76,7 @@ pub use meter::{
     Meter, MeterError, Metered, RecordOutcome, ReportedUsage, Reservation, StreamMeter,
 };
 pub use metering::{
-    Entitlement, Metering, MeteringBuilder, MeteringConfig, QuotaStatus, SweepReport,
+    Entitlement, Metering, MeteringBuilder, MeteringConfig, PlanChange, QuotaStatus, SweepReport,
 };
 pub use money::{Currency, Money};
 pub use period::{Period, PeriodSpec};

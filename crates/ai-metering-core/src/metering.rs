@@ -60,6 +60,33 @@ impl Default for MeteringConfig {
     }
 }
 
+/// The period a subscription's limits apply to: `period`, from the subscription's last plan
+/// change on when it falls inside it.
+fn since_plan_change(period: Period, subscription: &Subscription) -> Period {
+    match subscription.plan_changed_at {
+        Some(changed) if period.start < changed && changed < period.end => Period {
+            start: changed,
+            end: period.end,
+        },
+        _ => period,
+    }
+}
+
+/// What [`Metering::change_plan`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanChange {
+    /// Whose plan.
+    pub billable: Billable,
+    /// The plan before.
+    pub from: Option<String>,
+    /// The plan now.
+    pub to: String,
+    /// When the new plan took effect.
+    pub at: DateTime<Utc>,
+    /// False when `to` was already the plan in force (nothing was written or emitted).
+    pub changed: bool,
+}
+
 /// What [`Metering::sweep`] dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
@@ -243,7 +270,12 @@ impl<S: Store> Metering<S> {
             return Ok(CostBreakdown::given(cost));
         }
         if provider == MANUAL_PROVIDER && catalog.price(provider, model).is_none() {
-            return Ok(CostBreakdown::given(Money::zero(catalog.currency())));
+            // Tokens counted by the app with no price anywhere: recorded at zero, flagged
+            // unpriced so that reports can tell it from a free call.
+            return Ok(CostBreakdown::unpriced(
+                catalog.currency(),
+                catalog.version(),
+            ));
         }
         catalog.cost(provider, model, usage)
     }
@@ -537,15 +569,119 @@ impl<S: Store> Metering<S> {
             .as_ref()
             .and_then(|p| p.overage_policy)
             .unwrap_or(config.overage_policy);
+        let period = since_plan_change(spec.period_at(at)?, &sub);
         Ok(Entitlement {
             billable: billable.clone(),
             billing_mode: sub.billing_mode,
             subscription: Some((id, sub)),
             plan,
             limits,
-            period: Some(spec.period_at(at)?),
+            period: Some(period),
             overage_policy,
         })
+    }
+
+    /// Moves `billable`'s current subscription to `plan` at `at`, and emits `PlanChanged`.
+    ///
+    /// Within the period that contains `at`, the new plan's limits apply to the usage since
+    /// `at`: what was used before counted against the old plan's limits (and was refused by
+    /// them), and does not count against the new plan's. From the next period on, the new
+    /// plan applies to whole periods. A change to the plan already in force changes nothing.
+    ///
+    /// The write is a compare-and-swap of the subscription read, tried again (a few times)
+    /// when another instance changed it meanwhile.
+    ///
+    /// ```
+    /// use ai_metering_core::plan::{Plan, Subscription};
+    /// use ai_metering_core::store::{MemoryStore, PlanStore, SubscriptionStore};
+    /// use ai_metering_core::{Billable, Metering};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.upsert_plan(&Plan::new("basic", "Basic").with_token_limit(1_000)).await.unwrap();
+    /// store.upsert_plan(&Plan::new("pro", "Pro").with_token_limit(50_000)).await.unwrap();
+    /// let team = Billable::new("team", "acme");
+    /// let start = chrono::Utc::now() - chrono::Duration::days(40);
+    /// store.insert_subscription(&Subscription::new(team.clone(), "basic", start)).await.unwrap();
+    ///
+    /// let metering = Metering::new(store);
+    /// let change = metering.change_plan(&team, "pro", metering.now()).await.unwrap();
+    /// assert_eq!((change.from.as_deref(), change.to.as_str()), (Some("basic"), "pro"));
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoSubscription`] without a subscription at `at`; [`Error::UnknownPlan`];
+    /// [`Error::Store`], including when the subscription kept changing under the write.
+    pub async fn change_plan(
+        &self,
+        billable: &Billable,
+        plan: &str,
+        at: DateTime<Utc>,
+    ) -> Result<PlanChange> {
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            let Some((id, current)) = self.store().current_subscription(billable, at).await? else {
+                return Err(Error::NoSubscription {
+                    billable: billable.clone(),
+                });
+            };
+            if let Some(change) = self
+                .change_subscription_plan(id, &current, plan, at)
+                .await?
+            {
+                return Ok(change);
+            }
+        }
+        Err(Error::Store(crate::store::StoreError::new(
+            crate::store::StoreErrorKind::Conflict,
+            format!("the subscription of {billable} kept changing; its plan was not changed"),
+        )))
+    }
+
+    /// Moves subscription `id` to `plan` at `at` only if it still equals `expected` (a
+    /// compare-and-swap), and emits `PlanChanged`; `Ok(None)` when it changed since
+    /// `expected` was read (read it again and decide again). For callers that showed the
+    /// subscription to someone first, such as the CLI's `migrate-plan`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownPlan`]; [`Error::Store`].
+    pub async fn change_subscription_plan(
+        &self,
+        id: SubscriptionId,
+        expected: &Subscription,
+        plan: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<PlanChange>> {
+        let store = self.store();
+        if store.plan(plan).await?.is_none() {
+            return Err(Error::UnknownPlan(plan.to_owned()));
+        }
+        let from = expected.plan.clone();
+        if from.as_deref() == Some(plan) {
+            return Ok(Some(PlanChange {
+                billable: expected.billable.clone(),
+                from,
+                to: plan.to_owned(),
+                at,
+                changed: false,
+            }));
+        }
+        let moved = expected.with_plan(plan, at);
+        if !store.replace_subscription(id, expected, &moved).await? {
+            return Ok(None);
+        }
+        self.emit(MeterEvent::PlanChanged {
+            billable: expected.billable.clone(),
+            from: from.clone(),
+            to: plan.to_owned(),
+        });
+        Ok(Some(PlanChange {
+            billable: expected.billable.clone(),
+            from,
+            to: plan.to_owned(),
+            at,
+            changed: true,
+        }))
     }
 
     /// Evaluates `billable`'s limits now, counting recorded and reserved usage, as if a call

@@ -246,6 +246,11 @@ pub struct Subscription {
     pub grace_ends_at: Option<DateTime<Utc>>,
     /// The plan before the last plan change.
     pub previous_plan: Option<String>,
+    /// When the plan last changed ([`Subscription::with_plan`]): in the period containing
+    /// that instant, the new plan's limits apply to the usage since it, and what was used
+    /// before counted against the old plan's.
+    #[serde(default)]
+    pub plan_changed_at: Option<DateTime<Utc>>,
     /// Free-form data, such as the payment provider's subscription and customer ids.
     pub meta: serde_json::Map<String, serde_json::Value>,
 }
@@ -272,8 +277,28 @@ impl Subscription {
             trial_ends_at: None,
             grace_ends_at: None,
             previous_plan: None,
+            plan_changed_at: None,
             meta: serde_json::Map::new(),
         }
+    }
+
+    /// This subscription moved to `plan` at `at`: the old plan becomes
+    /// [`previous_plan`](Self::previous_plan), and [`plan_changed_at`](Self::plan_changed_at)
+    /// is `at`. Use [`Metering::change_plan`](crate::Metering::change_plan) to store it and
+    /// emit `PlanChanged`.
+    ///
+    /// ```
+    /// # use ai_metering_core::{Billable, plan::Subscription};
+    /// # let t = chrono::Utc::now();
+    /// let s = Subscription::new(Billable::new("team", "a"), "basic", t).with_plan("pro", t);
+    /// assert_eq!((s.plan.as_deref(), s.previous_plan.as_deref()), (Some("pro"), Some("basic")));
+    /// ```
+    pub fn with_plan(&self, plan: impl Into<String>, at: DateTime<Utc>) -> Self {
+        let mut moved = self.clone();
+        moved.previous_plan = self.plan.clone();
+        moved.plan = Some(plan.into());
+        moved.plan_changed_at = Some(at);
+        moved
     }
 
     /// Switches to credits mode.

@@ -42,6 +42,10 @@ fn the_manual_provider_needs_no_price_and_user_alone_pays() {
         assert_eq!(metered.record.entry.billable, Billable::new("user", "u-7"));
         assert_eq!(metered.record.entry.user_id.as_deref(), Some("u-7"));
         assert_eq!(metered.cost.total, Decimal::ZERO);
+        assert!(
+            !metered.cost.priced,
+            "no price was applied, and the row says so"
+        );
         assert_eq!(metered.usage.total_tokens(), 150);
     });
 }

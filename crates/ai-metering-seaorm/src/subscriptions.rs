@@ -210,6 +210,7 @@ fn subscription_row(s: &Subscription) -> StoreResult<subscription::ActiveModel> 
         trial_ends_at: Set(s.trial_ends_at.map(instant)),
         grace_ends_at: Set(s.grace_ends_at.map(instant)),
         previous_plan_slug: Set(s.previous_plan.clone()),
+        plan_changed_at: Set(s.plan_changed_at.map(instant)),
         meta: Set(json_text(&s.meta)?),
         updated_at: Set(Utc::now()),
         ..Default::default()
@@ -233,6 +234,7 @@ fn to_subscription(m: subscription::Model) -> StoreResult<(SubscriptionId, Subsc
             trial_ends_at: m.trial_ends_at,
             grace_ends_at: m.grace_ends_at,
             previous_plan: m.previous_plan_slug,
+            plan_changed_at: m.plan_changed_at,
             meta: json_from_text("ai_subscriptions.meta", &m.meta)?,
         },
     ))

@@ -1,13 +1,14 @@
 //! `ai-metering migrate-plan TYPE:ID TO_PLAN`: move a billable's current subscription to
 //! another plan.
 //!
-//! Fixes of the original: works non-interactively with `--yes` (and refuses clearly without
-//! a terminal), records the previous plan, and emits `PlanChanged`. Usage already recorded
-//! in the current period counts against the new plan's limits.
+//! Works non-interactively with `--yes` (and refuses clearly without a terminal). The move
+//! is `Metering::change_subscription_plan`: it records the previous plan and the instant of
+//! the change, and emits `PlanChanged`. In the current period, the new plan's limits apply to
+//! the usage from now on; what was used before counted against the old plan.
 
-use ai_metering_core::events::MeterEvent;
+use ai_metering_core::Metering;
 use ai_metering_core::plan::Subscription;
-use ai_metering_core::store::{PlanStore, SubscriptionId, SubscriptionStore};
+use ai_metering_core::store::{PlanStore, Store, SubscriptionId, SubscriptionStore};
 use serde_json::json;
 
 use super::Ctx;
@@ -74,12 +75,7 @@ pub async fn run(ctx: &Ctx, args: &MigratePlanArgs) -> CliResult {
         ctx.out.line("Plan migration cancelled.");
         return Ok(());
     }
-    move_to_plan(store, id, &subscription, &target.slug).await?;
-    metering.emit(MeterEvent::PlanChanged {
-        billable: billable.clone(),
-        from: current.clone(),
-        to: target.slug.clone(),
-    });
+    move_to_plan(&metering, id, &subscription, &target.slug).await?;
     if ctx.out.format() == Format::Json {
         return ctx.out.json(&json!({
             "billable": billable.to_string(),
@@ -90,25 +86,26 @@ pub async fn run(ctx: &Ctx, args: &MigratePlanArgs) -> CliResult {
         }));
     }
     ctx.out.success(&format!(
-        "Moved {billable} from '{current_text}' to '{}'. Usage already recorded this period counts against the new plan.",
+        "Moved {billable} from '{current_text}' to '{}'. This period, its limits apply to the usage from now on.",
         target.slug
     ));
     Ok(())
 }
 
-/// Moves subscription `id` to plan `to`, only if it is still `shown`: a webhook (say, a
+/// Moves subscription `id` to plan `to` now, only if it is still `shown`: a webhook (say, a
 /// cancellation) may have changed it while the question was open, and overwriting the
 /// whole row would undo that change.
-async fn move_to_plan<S: SubscriptionStore>(
-    store: &S,
+async fn move_to_plan<S: Store>(
+    metering: &Metering<S>,
     id: SubscriptionId,
     shown: &Subscription,
     to: &str,
 ) -> CliResult<()> {
-    let mut moved = shown.clone();
-    moved.previous_plan = shown.plan.clone();
-    moved.plan = Some(to.to_owned());
-    if store.replace_subscription(id, shown, &moved).await? {
+    if metering
+        .change_subscription_plan(id, shown, to, metering.now())
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     Err(CliError::failure(format!(
@@ -128,6 +125,11 @@ mod tests {
     #[tokio::test]
     async fn a_subscription_changed_meanwhile_is_not_overwritten() {
         let store = MemoryStore::new();
+        store
+            .upsert_plan(&ai_metering_core::plan::Plan::new("pro", "Pro"))
+            .await
+            .unwrap();
+        let metering = Metering::new(store.clone());
         let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         let shown = Subscription::new(Billable::new("user", 1), "basic", start);
         let id = store.insert_subscription(&shown).await.unwrap();
@@ -135,7 +137,9 @@ mod tests {
         let cancelled = shown.clone().ending_at(start + chrono::Duration::days(3));
         store.update_subscription(id, &cancelled).await.unwrap();
 
-        let err = move_to_plan(&store, id, &shown, "pro").await.unwrap_err();
+        let err = move_to_plan(&metering, id, &shown, "pro")
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("changed while"), "{err}");
         let stored = store.subscriptions(&shown.billable).await.unwrap();
         assert_eq!(
@@ -145,7 +149,9 @@ mod tests {
         );
 
         // Shown the current state, the move goes through and records the previous plan.
-        move_to_plan(&store, id, &cancelled, "pro").await.unwrap();
+        move_to_plan(&metering, id, &cancelled, "pro")
+            .await
+            .unwrap();
         let (_, moved) = store
             .subscriptions(&shown.billable)
             .await
@@ -153,6 +159,7 @@ mod tests {
             .remove(0);
         assert_eq!(moved.plan.as_deref(), Some("pro"));
         assert_eq!(moved.previous_plan.as_deref(), Some("basic"));
+        assert!(moved.plan_changed_at.is_some());
         assert_eq!(moved.ends_at, cancelled.ends_at);
     }
 }

@@ -29,6 +29,8 @@ pub struct Model {
     pub grace_ends_at: Option<DateTimeUtc>,
     /// The plan before the last change.
     pub previous_plan_slug: Option<String>,
+    /// When the plan last changed.
+    pub plan_changed_at: Option<DateTimeUtc>,
     /// JSON object.
     pub meta: String,
     /// When inserted.

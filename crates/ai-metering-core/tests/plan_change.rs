@@ -1,0 +1,112 @@
+//! A plan change mid-period: usage before it counted against the old plan, usage after it
+//! counts against the new one, and the change is an event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ai_metering_core::clock::ManualClock;
+use ai_metering_core::events::{BroadcastSink, MeterEvent};
+use ai_metering_core::plan::{Plan, Subscription};
+use ai_metering_core::store::{MemoryStore, PlanStore, SubscriptionStore};
+use ai_metering_core::{Billable, Error, MeterError, Metering, TokenUsage, UsageTotals};
+use chrono::{Duration, TimeZone, Utc};
+
+#[tokio::test]
+async fn the_new_plan_counts_the_usage_since_the_change() {
+    let store = MemoryStore::new();
+    store
+        .upsert_plan(&Plan::new("basic", "Basic").with_token_limit(1_000))
+        .await
+        .unwrap();
+    store
+        .upsert_plan(&Plan::new("mini", "Mini").with_token_limit(500))
+        .await
+        .unwrap();
+    let team = Billable::new("team", "acme");
+    let jan = |day, hour| Utc.with_ymd_and_hms(2024, 1, day, hour, 0, 0).unwrap();
+    store
+        .insert_subscription(&Subscription::new(team.clone(), "basic", jan(1, 0)))
+        .await
+        .unwrap();
+    let clock = ManualClock::new(jan(10, 12));
+    let (sink, mut events) = BroadcastSink::new(64);
+    let metering = Metering::builder(store)
+        .clock(clock.clone())
+        .event_sink(sink)
+        .build();
+    let call = |tokens: u64| {
+        metering
+            .meter()
+            .billable(team.clone())
+            .provider("openai", "gpt-4o-mini")
+            .manual_usage(TokenUsage::new(tokens, 0).unwrap())
+            .call_infallible(async {})
+    };
+
+    call(800).await.unwrap();
+    // On the new plan (500 tokens) from Jan 15 on: the 800 used before do not count.
+    clock.set(jan(15, 0));
+    let change = metering
+        .change_plan(&team, "mini", jan(15, 0))
+        .await
+        .unwrap();
+    assert!(change.changed);
+    assert_eq!(
+        (change.from.as_deref(), change.to.as_str()),
+        (Some("basic"), "mini")
+    );
+    let status = metering.check(&team, UsageTotals::ZERO).await.unwrap();
+    assert_eq!(status.check.remaining_tokens, Some(500));
+    let period = status.entitlement.period.unwrap();
+    assert_eq!(
+        (period.start, period.end),
+        (jan(15, 0), jan(1, 0) + Duration::days(31))
+    );
+
+    call(400).await.unwrap();
+    assert!(matches!(
+        call(200).await,
+        Err(MeterError::Metering(Error::LimitExceeded { .. }))
+    ));
+
+    // The next period is the new plan's from its start.
+    clock.set(Utc.with_ymd_and_hms(2024, 2, 3, 0, 0, 0).unwrap());
+    let status = metering.check(&team, UsageTotals::ZERO).await.unwrap();
+    let period = status.entitlement.period.unwrap();
+    assert_eq!(
+        period.start,
+        Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap()
+    );
+    assert_eq!(status.check.remaining_tokens, Some(500));
+
+    // One PlanChanged; a change to the plan in force changes nothing.
+    let again = metering
+        .change_plan(&team, "mini", clock_now(&metering))
+        .await
+        .unwrap();
+    assert!(!again.changed);
+    let mut changes = 0;
+    while let Ok(event) = events.try_recv() {
+        if let MeterEvent::PlanChanged { from, to, .. } = event {
+            assert_eq!((from.as_deref(), to.as_str()), (Some("basic"), "mini"));
+            changes += 1;
+        }
+    }
+    assert_eq!(changes, 1);
+
+    // Unknown plans and billables without a subscription are typed errors.
+    assert!(matches!(
+        metering
+            .change_plan(&team, "nope", clock_now(&metering))
+            .await,
+        Err(Error::UnknownPlan(_))
+    ));
+    assert!(matches!(
+        metering
+            .change_plan(&Billable::new("team", "none"), "mini", clock_now(&metering))
+            .await,
+        Err(Error::NoSubscription { .. })
+    ));
+}
+
+fn clock_now(metering: &Metering<MemoryStore>) -> chrono::DateTime<Utc> {
+    metering.now()
+}
