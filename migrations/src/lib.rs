@@ -66,7 +66,7 @@ mod m20250601_000004_credits;
 mod m20250601_000005_overages_and_aggregates;
 mod m20250601_000006_webhook_events;
 mod m20261205_000007_reservation_claims;
-mod m20261205_000008_plan_changes;
+mod m20261205_000008_subscription_changes;
 
 pub use sea_orm_migration::prelude::*;
 
@@ -84,7 +84,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250601_000005_overages_and_aggregates::Migration),
             Box::new(m20250601_000006_webhook_events::Migration),
             Box::new(m20261205_000007_reservation_claims::Migration),
-            Box::new(m20261205_000008_plan_changes::Migration),
+            Box::new(m20261205_000008_subscription_changes::Migration),
         ]
     }
 }

@@ -500,6 +500,13 @@ impl SubscriptionStore for Flaky {
     ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
         self.inner.find_subscription_by_meta(k, v).await
     }
+    async fn claim_expired_subscriptions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        self.inner.claim_expired_subscriptions(now, limit).await
+    }
     async fn subscriptions(
         &self,
         b: &Billable,

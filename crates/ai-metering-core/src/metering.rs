@@ -94,10 +94,12 @@ pub struct SweepReport {
     pub reservations: u64,
     /// Expired credit holds dropped on their own.
     pub holds: u64,
+    /// Subscriptions whose expiry was announced (`SubscriptionExpired`).
+    pub expired_subscriptions: u64,
 }
 
 impl SweepReport {
-    /// Reservations and holds together.
+    /// Reservations and holds together (what was given back).
     pub fn total(&self) -> u64 {
         self.reservations.saturating_add(self.holds)
     }
@@ -286,8 +288,10 @@ impl<S: Store> Metering<S> {
     }
 
     /// Drops the reservations and credit holds that expired by now (calls that never came
-    /// back), giving their amounts back. The background sweeper (see
-    /// [`MeteringConfig::sweep_interval`]) calls this; so can an app or a test.
+    /// back), giving their amounts back, and announces the subscriptions that expired
+    /// ([`announce_expired_subscriptions`](Self::announce_expired_subscriptions)). The
+    /// background sweeper (see [`MeteringConfig::sweep_interval`]) calls this; so can an app
+    /// or a test.
     ///
     /// ```
     /// use ai_metering_core::{Metering, store::MemoryStore};
@@ -302,10 +306,40 @@ impl<S: Store> Metering<S> {
     pub async fn sweep(&self) -> Result<SweepReport> {
         let now = self.now();
         let store = self.store();
+        let reservations = store.expire_reservations(now).await?;
+        let holds = store.expire_credit_holds(now).await?;
+        let expired = self.announce_expired_subscriptions(now).await?;
         Ok(SweepReport {
-            reservations: store.expire_reservations(now).await?,
-            holds: store.expire_credit_holds(now).await?,
+            reservations,
+            holds,
+            expired_subscriptions: expired,
         })
+    }
+
+    /// Emits `SubscriptionExpired` once for each subscription that expired by `now` and was
+    /// not announced yet (by this or another instance); returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails.
+    pub async fn announce_expired_subscriptions(&self, now: DateTime<Utc>) -> Result<u64> {
+        const PAGE: u64 = 500;
+        let mut announced = 0_u64;
+        loop {
+            let expired = self.store().claim_expired_subscriptions(now, PAGE).await?;
+            let count = expired.len() as u64;
+            for (_, subscription) in expired {
+                // Claimed subscriptions have an end; `now` only as a fallback.
+                let ended_at = subscription.ended_at().unwrap_or(now);
+                self.emit(MeterEvent::SubscriptionExpired {
+                    billable: subscription.billable,
+                    ended_at,
+                });
+            }
+            announced = announced.saturating_add(count);
+            if count < PAGE {
+                return Ok(announced);
+            }
+        }
     }
 
     /// Starts the background sweeper once, if configured and possible (see

@@ -336,6 +336,20 @@ impl Subscription {
         not_ended || self.is_in_grace_period(at)
     }
 
+    /// When the subscription stops being active: its end, or the end of its grace period
+    /// when that is later; `None` for an open-ended one.
+    ///
+    /// ```
+    /// # use ai_metering_core::{Billable, plan::Subscription};
+    /// # let t = chrono::Utc::now();
+    /// let s = Subscription::new(Billable::new("team", "a"), "pro", t).ending_at(t);
+    /// assert_eq!(s.ended_at(), Some(t));
+    /// ```
+    pub fn ended_at(&self) -> Option<DateTime<Utc>> {
+        let end = self.ends_at?;
+        Some(self.grace_ends_at.map_or(end, |grace| grace.max(end)))
+    }
+
     /// True when the subscription started, and has ended, by `at` (grace included).
     pub fn is_expired(&self, at: DateTime<Utc>) -> bool {
         at >= self.started_at && !self.is_active(at)

@@ -110,3 +110,45 @@ async fn the_new_plan_counts_the_usage_since_the_change() {
 fn clock_now(metering: &Metering<MemoryStore>) -> chrono::DateTime<Utc> {
     metering.now()
 }
+
+/// `SubscriptionExpired` is emitted once per subscription, when a sweep first sees it
+/// expired: not before its end, once at it, never again.
+#[tokio::test]
+async fn an_expiry_is_announced_once_by_the_sweep() {
+    let store = MemoryStore::new();
+    let team = Billable::new("team", "leaving");
+    let end = Utc.with_ymd_and_hms(2024, 3, 31, 23, 0, 0).unwrap();
+    store
+        .insert_subscription(
+            &Subscription::new(team.clone(), "basic", end - Duration::days(90)).ending_at(end),
+        )
+        .await
+        .unwrap();
+    let clock = ManualClock::new(end - Duration::seconds(1));
+    let (sink, mut events) = BroadcastSink::new(16);
+    let metering = Metering::builder(store)
+        .clock(clock.clone())
+        .event_sink(sink)
+        .build();
+    let expiries = |events: &mut tokio::sync::broadcast::Receiver<MeterEvent>| {
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let MeterEvent::SubscriptionExpired { billable, ended_at } = event {
+                seen.push((billable, ended_at));
+            }
+        }
+        seen
+    };
+
+    assert_eq!(metering.sweep().await.unwrap().expired_subscriptions, 0);
+    assert!(
+        expiries(&mut events).is_empty(),
+        "still active a second before its end"
+    );
+    clock.set(end);
+    assert_eq!(metering.sweep().await.unwrap().expired_subscriptions, 1);
+    assert_eq!(expiries(&mut events), vec![(team.clone(), end)]);
+    clock.set(end + Duration::days(1));
+    assert_eq!(metering.sweep().await.unwrap().expired_subscriptions, 0);
+    assert!(expiries(&mut events).is_empty(), "announced once");
+}

@@ -5,8 +5,10 @@ use ai_metering_core::plan::{BillingMode, LimitOverride, LimitValue, Subscriptio
 use ai_metering_core::store::{StoreError, StoreResult, SubscriptionId, SubscriptionStore};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::codec::{
@@ -46,6 +48,43 @@ impl SubscriptionStore for SeaOrmStore {
             return Err(StoreError::not_found(format!("subscription {}", id.0)));
         }
         txn.commit().await.map_err(db_err)
+    }
+
+    async fn claim_expired_subscriptions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        let at = instant(now);
+        let candidates = subscription::Entity::find()
+            .filter(subscription::Column::ExpiryClaimedAt.is_null())
+            .filter(subscription::Column::StartedAt.lte(at))
+            .filter(subscription::Column::EndsAt.lte(at))
+            .filter(
+                Condition::any()
+                    .add(subscription::Column::GraceEndsAt.is_null())
+                    .add(subscription::Column::GraceEndsAt.lte(at)),
+            )
+            .order_by_asc(subscription::Column::Id)
+            .limit(limit)
+            .all(self.connection())
+            .await
+            .map_err(db_err)?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            // Claimed by the one caller whose conditional update changes the row.
+            let result = subscription::Entity::update_many()
+                .col_expr(subscription::Column::ExpiryClaimedAt, Expr::value(at))
+                .filter(subscription::Column::Id.eq(candidate.id))
+                .filter(subscription::Column::ExpiryClaimedAt.is_null())
+                .exec(self.connection())
+                .await
+                .map_err(db_err)?;
+            if result.rows_affected == 1 {
+                claimed.push(to_subscription(candidate)?);
+            }
+        }
+        Ok(claimed)
     }
 
     async fn replace_subscription(

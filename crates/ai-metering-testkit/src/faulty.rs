@@ -184,6 +184,17 @@ impl<S: SubscriptionStore> SubscriptionStore for FaultyStore<S> {
             self.inner.find_subscription_by_meta(key, value)
         )
     }
+    async fn claim_expired_subscriptions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        through!(
+            self,
+            "claim_expired_subscriptions",
+            self.inner.claim_expired_subscriptions(now, limit)
+        )
+    }
     async fn subscriptions(
         &self,
         b: &Billable,

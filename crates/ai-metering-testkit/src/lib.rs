@@ -102,6 +102,7 @@ macro_rules! store_conformance_tests {
             subscription_update_replaces_and_unknown_is_not_found,
             subscription_replace_is_a_compare_and_swap,
             subscription_found_by_meta,
+            expired_subscriptions_are_claimed_once,
             limit_override_window_is_half_open_and_latest_wins,
             // Usage rows.
             usage_rows_round_trip_every_field,

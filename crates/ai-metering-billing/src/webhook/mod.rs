@@ -601,10 +601,17 @@ where
             return Ok(None);
         }
         if let Some(ended_at) = expired {
-            self.inner.target.emit(MeterEvent::SubscriptionExpired {
-                billable: subscription.billable.clone(),
-                ended_at,
-            });
+            // Announced once, across instances and the metering's sweeper: whoever claims
+            // an expiry emits it (here, with any other expiry not announced yet).
+            for (_, expired) in store
+                .claim_expired_subscriptions(ended_at.max(now), 100)
+                .await?
+            {
+                self.inner.target.emit(MeterEvent::SubscriptionExpired {
+                    ended_at: expired.ended_at().unwrap_or(ended_at),
+                    billable: expired.billable,
+                });
+            }
         }
         Ok(Some(Applied::Done(id)))
     }

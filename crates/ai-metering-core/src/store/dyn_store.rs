@@ -58,6 +58,12 @@ pub trait BoxedStore: Send + Sync + 'static {
         key: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>>;
+    /// [`SubscriptionStore::claim_expired_subscriptions`], boxed.
+    fn boxed_claim_expired_subscriptions<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Vec<(SubscriptionId, Subscription)>>>;
     /// [`SubscriptionStore::subscriptions`], boxed.
     fn boxed_subscriptions<'a>(
         &'a self,
@@ -278,6 +284,16 @@ impl<S: Store> BoxedStore for S {
     ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>> {
         Box::pin(SubscriptionStore::find_subscription_by_meta(
             self, key, value,
+        ))
+    }
+
+    fn boxed_claim_expired_subscriptions<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Vec<(SubscriptionId, Subscription)>>> {
+        Box::pin(SubscriptionStore::claim_expired_subscriptions(
+            self, now, limit,
         ))
     }
 
@@ -602,6 +618,14 @@ impl SubscriptionStore for DynStore {
         value: &str,
     ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
         self.0.boxed_find_subscription_by_meta(key, value).await
+    }
+
+    async fn claim_expired_subscriptions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        self.0.boxed_claim_expired_subscriptions(now, limit).await
     }
 
     async fn subscriptions(

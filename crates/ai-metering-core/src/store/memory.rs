@@ -101,6 +101,8 @@ impl fmt::Debug for MemoryStore {
 struct State {
     plans: BTreeMap<String, Plan>,
     subscriptions: BTreeMap<i64, Subscription>,
+    /// Subscriptions whose expiry was claimed.
+    expiry_claimed: HashSet<i64>,
     overrides: Vec<LimitOverride>,
     /// Usage rows in insertion (id) order.
     usage: Vec<UsageRecord>,
@@ -499,6 +501,24 @@ impl SubscriptionStore for MemoryStore {
             .filter(|(_, s)| s.meta.get(key).and_then(|v| v.as_str()) == Some(value))
             .max_by_key(|(id, s)| (s.started_at, **id))
             .map(|(id, s)| (SubscriptionId(*id), s.clone())))
+    }
+
+    async fn claim_expired_subscriptions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        let mut s = self.lock();
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let expired: Vec<(SubscriptionId, Subscription)> = s
+            .subscriptions
+            .iter()
+            .filter(|(id, sub)| sub.is_expired(now) && !s.expiry_claimed.contains(*id))
+            .take(limit)
+            .map(|(id, sub)| (SubscriptionId(*id), sub.clone()))
+            .collect();
+        s.expiry_claimed.extend(expired.iter().map(|(id, _)| id.0));
+        Ok(expired)
     }
 
     async fn subscriptions(

@@ -117,6 +117,16 @@ pub trait SubscriptionStore: Send + Sync {
         value: &str,
     ) -> impl Future<Output = StoreResult<Option<(SubscriptionId, Subscription)>>> + Send;
 
+    /// Claims up to `limit` subscriptions that expired by `now` (they started, and their
+    /// end, grace period included, is at or before `now`) and were not claimed before, and
+    /// returns them: each expiry is returned to exactly one caller, once, so that it is
+    /// announced once across instances.
+    fn claim_expired_subscriptions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Vec<(SubscriptionId, Subscription)>>> + Send;
+
     /// Every subscription of `billable`, oldest first.
     fn subscriptions(
         &self,

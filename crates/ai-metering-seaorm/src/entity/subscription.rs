@@ -31,6 +31,8 @@ pub struct Model {
     pub previous_plan_slug: Option<String>,
     /// When the plan last changed.
     pub plan_changed_at: Option<DateTimeUtc>,
+    /// When the expiry was announced (claimed by one caller).
+    pub expiry_claimed_at: Option<DateTimeUtc>,
     /// JSON object.
     pub meta: String,
     /// When inserted.

@@ -9,7 +9,7 @@ use chrono::Duration;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use crate::builders::{dec, fresh_billable, fresh_name, hour};
+use crate::builders::{dec, fresh_billable, fresh_name, hour, instant};
 
 /// Upserting inserts or replaces by slug; plans are listed by slug.
 pub async fn plans_upsert_get_and_list<S: Store>(store: Arc<S>) {
@@ -291,4 +291,75 @@ pub async fn subscription_found_by_meta<S: Store>(store: Arc<S>) {
     assert_eq!(find("stripe_subscription_id").await, Some((tie_id, tie)));
     assert!(find("stripe_customer_id").await.is_some());
     assert_eq!(find("no_such_key").await, None);
+}
+
+/// Each expiry is claimed once: not before the end (nor during a grace period after it),
+/// then by exactly one of many concurrent callers.
+pub async fn expired_subscriptions_are_claimed_once<S: Store>(store: Arc<S>) {
+    // 1991: no other case's subscriptions end before then, so the global claim sees only
+    // this case's.
+    let at = |h: i64| instant(1991, 1, 1, 0, 0, 0) + chrono::Duration::hours(h);
+    let ended = fresh_billable();
+    let in_grace = fresh_billable();
+    let open = fresh_billable();
+    let e = store
+        .insert_subscription(&Subscription::new(ended.clone(), "basic", at(0)).ending_at(at(10)))
+        .await
+        .unwrap();
+    let mut graced = Subscription::new(in_grace.clone(), "basic", at(0)).ending_at(at(10));
+    graced.grace_ends_at = Some(at(20));
+    let g = store.insert_subscription(&graced).await.unwrap();
+    store
+        .insert_subscription(&Subscription::new(open.clone(), "basic", at(0)))
+        .await
+        .unwrap();
+
+    let ours = |claimed: Vec<(SubscriptionId, Subscription)>| {
+        let mut ids: Vec<i64> = claimed
+            .into_iter()
+            .filter(|(_, s)| [&ended, &in_grace, &open].contains(&&s.billable))
+            .map(|(id, _)| id.0)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(
+        ours(store.claim_expired_subscriptions(at(9), 100).await.unwrap()),
+        Vec::<i64>::new()
+    );
+    // At its end, in parallel: one caller gets it.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .claim_expired_subscriptions(at(10), 100)
+                .await
+                .unwrap()
+        });
+    }
+    let all: Vec<_> = tasks.join_all().await.into_iter().flatten().collect();
+    assert_eq!(
+        ours(all),
+        vec![e.0],
+        "the ended one, once; not the one in grace"
+    );
+    assert_eq!(
+        ours(
+            store
+                .claim_expired_subscriptions(at(20), 100)
+                .await
+                .unwrap()
+        ),
+        vec![g.0]
+    );
+    assert_eq!(
+        ours(
+            store
+                .claim_expired_subscriptions(at(99), 100)
+                .await
+                .unwrap()
+        ),
+        Vec::<i64>::new()
+    );
 }

@@ -111,6 +111,14 @@ impl SubscriptionStore for Shared {
         self.guard()?;
         self.inner.current_subscription(billable, at).await
     }
+    async fn claim_expired_subscriptions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        self.guard()?;
+        self.inner.claim_expired_subscriptions(now, limit).await
+    }
     async fn subscriptions(
         &self,
         b: &Billable,
