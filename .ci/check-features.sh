@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for features in "" "sqlite" "postgres" "dashboard" "billing"; do
+for features in "" "sqlite" "postgres" "dashboard" "billing" "metrics"; do
   echo "== cargo check -p ai-metering --no-default-features --features '${features}'"
   cargo check -p ai-metering --no-default-features --features "${features}"
 done

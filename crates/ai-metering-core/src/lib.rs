@@ -66,6 +66,7 @@ pub mod plan;
 pub mod pricing;
 pub mod provider;
 pub mod store;
+pub mod telemetry;
 pub mod validate;
 
 pub use billable::{Billable, Tenant};

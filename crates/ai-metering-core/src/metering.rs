@@ -39,6 +39,9 @@ pub struct MeteringConfig {
     /// [follows real time](crate::clock::Clock::follows_real_time) only, and it stops when
     /// the last clone of the `Metering` is dropped.
     pub sweep_interval: Option<std::time::Duration>,
+    /// Label metrics with the billable (feature `metrics`; default false: one series per
+    /// customer can overwhelm a metrics backend).
+    pub metrics_per_billable: bool,
     /// Refuse billables without an active subscription with [`Error::NoSubscription`]
     /// (default false: they are metered without limits, as in the original). The
     /// `QuotaLayer` answers such requests with 403.
@@ -55,6 +58,7 @@ impl Default for MeteringConfig {
             overdraft: Overdraft::Disallowed,
             reservation_ttl: Duration::minutes(10),
             sweep_interval: Some(std::time::Duration::from_secs(60)),
+            metrics_per_billable: false,
             require_subscription: false,
         }
     }

@@ -62,6 +62,7 @@ use crate::plan::BillingMode;
 use crate::pricing::CostBreakdown;
 use crate::provider::{Provider, extract_usage};
 use crate::store::{Store, UsageRecord};
+use crate::telemetry;
 use crate::usage::TokenUsage;
 
 pub use reservation::{RecordOutcome, Reservation};
@@ -509,9 +510,12 @@ impl<S: Store> Meter<S> {
         U: Into<ReportedUsage>,
     {
         let manual = self.manual_usage;
+        let per_billable = self.metering.config().metrics_per_billable;
         let mut reservation = match self.reserve().await {
             Ok(r) => r,
             Err(ReserveError::Duplicate(record)) => {
+                let e = &record.entry;
+                telemetry::call(&e.provider, &e.model, "replayed", &e.billable, per_billable);
                 return Err(MeterError::AlreadyRecorded(record));
             }
             Err(ReserveError::Metering(e)) => return Err(MeterError::Metering(e)),
@@ -541,6 +545,14 @@ impl<S: Store> Meter<S> {
                 }
                 _ => {
                     tracing::error!(target: "ai_metering", billable = %reservation.billable(), %error, "the provider answered but its usage is unknown; nothing is recorded");
+                    let (provider, model) = reservation.provider().unwrap_or(("", ""));
+                    telemetry::call(
+                        provider,
+                        model,
+                        "not_recorded",
+                        reservation.billable(),
+                        per_billable,
+                    );
                     reservation.give_back().await;
                     return Err(MeterError::NotRecorded { response, error });
                 }

@@ -14,6 +14,7 @@ use crate::overage::OverageRule;
 use crate::period::Period;
 use crate::plan::{BillingMode, OveragePolicy};
 use crate::store::{DynStore, ReservationId, Settled, Settlement, Store, UsageEntry, UsageRecord};
+use crate::telemetry;
 use crate::usage::TokenUsage;
 
 pub(super) struct EntryTemplate {
@@ -55,6 +56,7 @@ impl ReleaseGuard {
                 }
             });
         });
+        telemetry::reservation_opened();
         Self {
             id,
             release: Some(release),
@@ -69,6 +71,8 @@ impl ReleaseGuard {
 
 impl Drop for ReleaseGuard {
     fn drop(&mut self) {
+        // Once per reservation, whatever became of it.
+        telemetry::reservation_closed();
         if let Some(release) = self.release.take() {
             release(self.id);
         }
@@ -246,9 +250,17 @@ impl<S: Store> Reservation<S> {
             overage,
             debit_credits: self.entitlement.billing_mode == BillingMode::Credits,
         };
+        let started = std::time::Instant::now();
         match metering.store().settle(&settlement).await {
             Ok(settled) => {
                 self.guard.disarm();
+                if settled.recorded.created {
+                    telemetry::recorded(
+                        &settlement.entry,
+                        started.elapsed(),
+                        metering.config().metrics_per_billable,
+                    );
+                }
                 Ok(self.after_commit(settled).await)
             }
             Err(e) => {
@@ -265,6 +277,14 @@ impl<S: Store> Reservation<S> {
                     return Ok(RecordOutcome { record, check });
                 }
                 tracing::error!(target: "ai_metering", billable = %self.template.billable, error = %e, "the usage could not be recorded; nothing was stored");
+                let entry = &settlement.entry;
+                telemetry::call(
+                    &entry.provider,
+                    &entry.model,
+                    "not_recorded",
+                    &entry.billable,
+                    metering.config().metrics_per_billable,
+                );
                 self.give_back().await;
                 Err(e.into())
             }
@@ -388,6 +408,13 @@ impl<S: Store> Reservation<S> {
             .provider
             .clone()
             .unwrap_or_else(|| (String::new(), String::new()));
+        telemetry::call(
+            &provider,
+            &model,
+            "provider_error",
+            &self.template.billable,
+            self.metering.config().metrics_per_billable,
+        );
         self.metering.emit(MeterEvent::ProviderCallFailed {
             billable: self.template.billable.clone(),
             provider,

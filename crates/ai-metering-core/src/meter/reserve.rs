@@ -19,6 +19,7 @@ use crate::store::{
     HoldRequest, Page, PeriodUsage, ReservationId, ReserveOutcome, ReserveRequest, Store,
     UsageFilter, UsageRecord,
 };
+use crate::telemetry;
 use crate::usage::TokenUsage;
 use crate::validate::{FeatureName, Metadata};
 
@@ -498,6 +499,7 @@ async fn reserve_in_store<S: Store>(
         return match store.reserve(request).await? {
             ReserveOutcome::Reserved { id, usage, .. } => Ok((id, usage)),
             ReserveOutcome::Rejected { usage, .. } => {
+                telemetry::refused("limit_exceeded");
                 let check = evaluate(
                     &entitlement.limits,
                     usage.committed(),
@@ -523,6 +525,7 @@ async fn reserve_in_store<S: Store>(
                     swept = true;
                     continue;
                 }
+                telemetry::refused("insufficient_credits");
                 let required = request
                     .hold
                     .map_or_else(|| Money::zero(metering.catalog().currency()), |h| h.amount);
@@ -533,14 +536,20 @@ async fn reserve_in_store<S: Store>(
                 .into())
             }
             ReserveOutcome::AlreadyRecorded(record) => Err(ReserveError::Duplicate(record)),
-            ReserveOutcome::KeyInFlight => Err(Error::IdempotencyKeyInFlight {
-                key: request.idempotency_key.clone().unwrap_or_default(),
+            ReserveOutcome::KeyInFlight => {
+                telemetry::refused("key_in_flight");
+                Err(Error::IdempotencyKeyInFlight {
+                    key: request.idempotency_key.clone().unwrap_or_default(),
+                }
+                .into())
             }
-            .into()),
-            ReserveOutcome::Busy => Err(Error::CallInFlight {
-                billable: request.billable.clone(),
+            ReserveOutcome::Busy => {
+                telemetry::refused("call_in_flight");
+                Err(Error::CallInFlight {
+                    billable: request.billable.clone(),
+                }
+                .into())
             }
-            .into()),
         };
     }
 }
