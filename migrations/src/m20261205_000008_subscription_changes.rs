@@ -1,9 +1,10 @@
 //! `ai_subscriptions.plan_changed_at`: when the plan last changed, so that the period that
 //! contains the change counts the new plan's limits from that instant; and
 //! `expiry_claimed_at`: when the subscription's expiry was announced, so that it is
-//! announced once.
+//! announced once; and `time_zone`: the billable's own zone for its periods.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema;
 
 use crate::columns::instant_null;
 
@@ -15,6 +16,7 @@ enum AiSubscriptions {
     Table,
     PlanChangedAt,
     ExpiryClaimedAt,
+    TimeZone,
 }
 
 #[async_trait::async_trait]
@@ -37,11 +39,18 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
-        Ok(())
+        m.alter_table(
+            Table::alter()
+                .table(AiSubscriptions::Table)
+                .add_column(schema::string_len_null(AiSubscriptions::TimeZone, 64))
+                .to_owned(),
+        )
+        .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for column in [
+            AiSubscriptions::TimeZone,
             AiSubscriptions::ExpiryClaimedAt,
             AiSubscriptions::PlanChangedAt,
         ] {

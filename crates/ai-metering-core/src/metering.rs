@@ -598,10 +598,14 @@ impl<S: Store> Metering<S> {
             Some(plan) => Limits::effective(plan, override_.as_ref()),
             None => Limits::UNLIMITED,
         };
+        let spec = match sub.time_zone {
+            Some(zone) => config.period.in_timezone(zone),
+            None => config.period,
+        };
         let spec = if config.anchor_to_subscription {
-            config.period.anchored_at(sub.started_at)
+            spec.anchored_at(sub.started_at)
         } else {
-            config.period
+            spec
         };
         let overage_policy = plan
             .as_ref()

@@ -251,6 +251,10 @@ pub struct Subscription {
     /// before counted against the old plan's.
     #[serde(default)]
     pub plan_changed_at: Option<DateTime<Utc>>,
+    /// The billable's own time zone for its periods (a daily plan resets at its midnight);
+    /// `None` uses the metering's period settings.
+    #[serde(default, with = "zone_name")]
+    pub time_zone: Option<chrono_tz::Tz>,
     /// Free-form data, such as the payment provider's subscription and customer ids.
     pub meta: serde_json::Map<String, serde_json::Value>,
 }
@@ -278,8 +282,23 @@ impl Subscription {
             grace_ends_at: None,
             previous_plan: None,
             plan_changed_at: None,
+            time_zone: None,
             meta: serde_json::Map::new(),
         }
+    }
+
+    /// Computes this subscription's periods in `zone`: a customer in Tokyo on a daily plan
+    /// resets at Tokyo's midnight.
+    ///
+    /// ```
+    /// # use ai_metering_core::{Billable, plan::Subscription};
+    /// # let t = chrono::Utc::now();
+    /// let s = Subscription::new(Billable::new("team", "a"), "pro", t).in_time_zone(chrono_tz::Asia::Tokyo);
+    /// assert_eq!(s.time_zone, Some(chrono_tz::Asia::Tokyo));
+    /// ```
+    pub fn in_time_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.time_zone = Some(zone);
+        self
     }
 
     /// This subscription moved to `plan` at `at`: the old plan becomes
@@ -382,6 +401,32 @@ impl Subscription {
             ));
         }
         Ok(())
+    }
+}
+
+/// A time zone as its IANA name (`"Asia/Tokyo"`) in serialised subscriptions.
+mod zone_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        zone: &Option<chrono_tz::Tz>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match zone {
+            Some(zone) => serializer.serialize_some(zone.name()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<chrono_tz::Tz>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|name| {
+                name.parse()
+                    .map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}")))
+            })
+            .transpose()
     }
 }
 

@@ -152,3 +152,59 @@ async fn an_expiry_is_announced_once_by_the_sweep() {
     assert_eq!(metering.sweep().await.unwrap().expired_subscriptions, 0);
     assert!(expiries(&mut events).is_empty(), "announced once");
 }
+
+/// Two billables on one daily plan, in Tokyo and in New York: each resets at its own
+/// midnight, and New York's day across the DST change is 23 hours long.
+#[tokio::test]
+async fn each_billable_resets_at_its_own_midnight() {
+    let store = MemoryStore::new();
+    store
+        .upsert_plan(&Plan::new("daily", "Daily").with_token_limit(1_000))
+        .await
+        .unwrap();
+    let tokyo = Billable::new("team", "tokyo");
+    let new_york = Billable::new("team", "new-york");
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    for (who, zone) in [
+        (&tokyo, chrono_tz::Asia::Tokyo),
+        (&new_york, chrono_tz::America::New_York),
+    ] {
+        store
+            .insert_subscription(&Subscription::new(who.clone(), "daily", start).in_time_zone(zone))
+            .await
+            .unwrap();
+    }
+    let config = ai_metering_core::MeteringConfig {
+        period: ai_metering_core::PeriodSpec::daily(),
+        ..Default::default()
+    };
+    // 2024-03-10 12:00 UTC: 21:00 in Tokyo, 08:00 in New York (EDT since 07:00 UTC).
+    let at = Utc.with_ymd_and_hms(2024, 3, 10, 12, 0, 0).unwrap();
+    let metering = Metering::builder(store)
+        .config(config)
+        .clock(ManualClock::new(at))
+        .build();
+    let period = |who: &Billable| {
+        let metering = metering.clone();
+        let who = who.clone();
+        async move {
+            metering
+                .entitlement(&who, at)
+                .await
+                .unwrap()
+                .period
+                .unwrap()
+        }
+    };
+    let t = period(&tokyo).await;
+    assert_eq!(t.start, Utc.with_ymd_and_hms(2024, 3, 9, 15, 0, 0).unwrap());
+    assert_eq!(t.duration(), Duration::hours(24));
+    let ny = period(&new_york).await;
+    // Midnight EST (05:00 UTC) to midnight EDT (04:00 UTC the next day): 23 hours.
+    assert_eq!(
+        ny.start,
+        Utc.with_ymd_and_hms(2024, 3, 10, 5, 0, 0).unwrap()
+    );
+    assert_eq!(ny.end, Utc.with_ymd_and_hms(2024, 3, 11, 4, 0, 0).unwrap());
+    assert_eq!(ny.duration(), Duration::hours(23));
+}

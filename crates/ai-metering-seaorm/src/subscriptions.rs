@@ -250,6 +250,7 @@ fn subscription_row(s: &Subscription) -> StoreResult<subscription::ActiveModel> 
         grace_ends_at: Set(s.grace_ends_at.map(instant)),
         previous_plan_slug: Set(s.previous_plan.clone()),
         plan_changed_at: Set(s.plan_changed_at.map(instant)),
+        time_zone: Set(s.time_zone.map(|zone| zone.name().to_owned())),
         meta: Set(json_text(&s.meta)?),
         updated_at: Set(Utc::now()),
         ..Default::default()
@@ -274,6 +275,17 @@ fn to_subscription(m: subscription::Model) -> StoreResult<(SubscriptionId, Subsc
             grace_ends_at: m.grace_ends_at,
             previous_plan: m.previous_plan_slug,
             plan_changed_at: m.plan_changed_at,
+            time_zone: m
+                .time_zone
+                .map(|name| {
+                    name.parse::<chrono_tz::Tz>().map_err(|_| {
+                        invalid(format!(
+                            "subscription {} has an unknown time zone {name:?}",
+                            m.id
+                        ))
+                    })
+                })
+                .transpose()?,
             meta: json_from_text("ai_subscriptions.meta", &m.meta)?,
         },
     ))

@@ -33,6 +33,8 @@ pub struct Model {
     pub plan_changed_at: Option<DateTimeUtc>,
     /// When the expiry was announced (claimed by one caller).
     pub expiry_claimed_at: Option<DateTimeUtc>,
+    /// The billable's IANA time zone for its periods.
+    pub time_zone: Option<String>,
     /// JSON object.
     pub meta: String,
     /// When inserted.

@@ -122,7 +122,10 @@ pub async fn subscription_update_replaces_and_unknown_is_not_found<S: Store>(sto
     let who = fresh_billable();
     let sub = Subscription::new(who.clone(), "basic", hour(0));
     let id = store.insert_subscription(&sub).await.unwrap();
-    let mut changed = sub.with_plan("pro", hour(5)).ending_at(hour(10));
+    let mut changed = sub
+        .with_plan("pro", hour(5))
+        .in_time_zone(chrono_tz::Asia::Tokyo)
+        .ending_at(hour(10));
     assert_eq!(changed.previous_plan.as_deref(), Some("basic"));
     changed
         .meta
