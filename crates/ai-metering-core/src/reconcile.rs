@@ -302,9 +302,23 @@ impl Report {
 /// # Errors
 /// A [`StoreError`](crate::store::StoreError) when the store cannot be read.
 pub async fn reconcile<S: AuditStore>(store: &S, options: &CheckOptions) -> StoreResult<Report> {
+    let billables = store.audited_billables().await?;
+    reconcile_billables(store, &billables, options).await
+}
+
+/// Checks the given billables of `store` only (see the [module docs](self)).
+///
+/// # Errors
+/// A [`StoreError`](crate::store::StoreError) when the store cannot be read.
+pub async fn reconcile_billables<S: AuditStore>(
+    store: &S,
+    billables: &[Billable],
+    options: &CheckOptions,
+) -> StoreResult<Report> {
     let mut checked = Checked::default();
     let mut findings = Vec::new();
-    for billable in store.audited_billables().await? {
+    for billable in billables {
+        let billable = billable.clone();
         let snapshot = store.audit_snapshot(&billable).await?;
         checked.add(&snapshot);
         findings.extend(check_snapshot(&billable, &snapshot, options));
