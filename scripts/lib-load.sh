@@ -1,7 +1,7 @@
 # Shared helpers of scripts/load.sh, overspend.sh and memory.sh (sourced, not run).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release/load_target"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/load_target"
 PIDS=()
 
 log() { echo "$(basename "$0"): $*" >&2; }

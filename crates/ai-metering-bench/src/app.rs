@@ -8,6 +8,8 @@ use ai_metering_core::{Billable, Metering, TokenUsage};
 use ai_metering_tower::{QuotaLayer, RemainingQuota};
 use axum::Router;
 use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::http::header::{HeaderName, RETRY_AFTER};
 use axum::routing::{get, post};
 use chrono::DateTime;
 
@@ -67,10 +69,12 @@ pub fn app<S: Store>(store: Option<S>, options: &Options) -> Router {
     ))
 }
 
+/// A failed call is a 503 with `Retry-After`, never a 200: a bare `String` error would be
+/// answered 200 OK, and a fault run counts every 200 as a recorded call.
 async fn chat<S: Store>(
     quota: RemainingQuota<S>,
     usage: TokenUsage,
-) -> Result<&'static str, String> {
+) -> Result<&'static str, (StatusCode, [(HeaderName, &'static str); 1], String)> {
     quota
         .meter()
         .provider("openai", "gpt-4o-mini")
@@ -78,5 +82,11 @@ async fn chat<S: Store>(
         .call(async { Ok::<_, Infallible>("hi") })
         .await
         .map(|metered| metered.response)
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(RETRY_AFTER, "1")],
+                e.to_string(),
+            )
+        })
 }

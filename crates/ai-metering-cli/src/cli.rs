@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use ai_metering_core::Billable;
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rust_decimal::Decimal;
 
@@ -53,6 +54,9 @@ pub enum Command {
     SyncOverages(SyncOveragesArgs),
     /// Check the configuration, the database connection and data integrity.
     Validate,
+    /// Reconcile usage rows, counters, wallet ledgers, holds and overages, per billable;
+    /// exits 1 on a mismatch.
+    Check(CheckArgs),
     /// Show the effective configuration and where each value comes from.
     Config,
     /// List, create or sync plans.
@@ -81,6 +85,32 @@ pub struct ReportArgs {
     /// Only this billable.
     #[arg(long, value_name = "TYPE:ID", value_parser = parse_billable)]
     pub billable: Option<Billable>,
+}
+
+/// `check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only this billable.
+    #[arg(long, value_name = "TYPE:ID", value_parser = parse_billable)]
+    pub billable: Option<Billable>,
+    /// The instant expiries are judged at, RFC 3339 [default: now].
+    #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
+    pub now: Option<DateTime<Utc>>,
+    /// Seconds a reservation or credit hold may stay past its expiry before it is reported
+    /// (as a warning: nobody sweeps them).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub grace: u32,
+    /// Check only counters starting, and overages and debits recorded, at or after this
+    /// instant (RFC 3339): usage rows before it were pruned by `cleanup`.
+    #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
+    pub since: Option<DateTime<Utc>>,
+    /// Also match usage debits to usage rows with a cost, one to one, for billables whose
+    /// ledger has usage debits (credits mode).
+    #[arg(long)]
+    pub match_debits: bool,
+    /// Fail on warnings too (reservations or holds left past their expiry).
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 /// `cleanup` options.
@@ -290,6 +320,13 @@ pub fn parse_month(s: &str) -> Result<Month, String> {
 /// Parses `TYPE:ID`.
 pub fn parse_billable(s: &str) -> Result<Billable, String> {
     Billable::from_str(s).map_err(|e| e.to_string())
+}
+
+/// Parses an RFC 3339 instant (`2024-03-01T12:00:00Z`).
+pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected an RFC 3339 instant such as 2024-03-01T12:00:00Z: {e}"))
 }
 
 /// Parses a positive decimal amount (money is never parsed through a float).

@@ -76,6 +76,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Cleanup(args) => commands::cleanup::run(&ctx, args).await,
         Command::SyncOverages(args) => commands::sync_overages::run(&ctx, args).await,
         Command::Validate => Ok(()),
+        Command::Check(args) => commands::check::run(&ctx, args).await,
         Command::Config => commands::config::run(&ctx),
         Command::Plans(cmd) => commands::plans::run(&ctx, cmd).await,
         Command::MigratePlan(args) => commands::migrate_plan::run(&ctx, args).await,

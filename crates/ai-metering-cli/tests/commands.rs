@@ -609,3 +609,219 @@ async fn wallet_add_and_balance() {
         .unwrap();
     assert_eq!(w.balance, Decimal::new(2999, 2));
 }
+
+/// One call of `who` through the store's money path: a reservation holding $1, settled
+/// with its debit and, past 100 tokens, an overage row.
+async fn settled_call(store: &ai_metering_seaorm::SeaOrmStore, who: &Billable, hour: u32) {
+    use ai_metering_core::limit::{Limits, UsageTotals};
+    use ai_metering_core::overage::OverageRule;
+    use ai_metering_core::store::{
+        CounterStore, HoldRequest, Overdraft, ReserveOutcome, ReserveRequest, Settlement,
+    };
+    let now = at(2024, 3, 1, hour);
+    let march = Period::new(at(2024, 3, 1, 0), at(2024, 4, 1, 0)).unwrap();
+    let mut request = ReserveRequest::new(
+        who.clone(),
+        march,
+        Limits::UNLIMITED,
+        UsageTotals::new(2_000, Decimal::ONE),
+        now,
+        now + chrono::Duration::minutes(10),
+    );
+    request.hold = Some(HoldRequest {
+        amount: Money::new(Decimal::ONE, Currency::USD),
+        overdraft: Overdraft::Disallowed,
+    });
+    let ReserveOutcome::Reserved { id, .. } = store.reserve(&request).await.unwrap() else {
+        panic!("the reservation fits");
+    };
+    let settled = store
+        .settle(&Settlement {
+            reservation: id,
+            entry: common::entry(who, "openai", "gpt-4o-mini", 1_000, 500, now),
+            period: march,
+            overage: Some(OverageRule::new(
+                Limits {
+                    tokens: Some(100),
+                    cost: None,
+                },
+                Some(Decimal::ONE),
+            )),
+            debit_credits: true,
+        })
+        .await
+        .unwrap();
+    assert!(settled.debit.is_some() && settled.overage.is_some());
+}
+
+/// The kinds of the findings of `check --format json`, as (billable, kind).
+fn finding_kinds(run: &common::Run) -> Vec<(String, String)> {
+    let mut kinds: Vec<(String, String)> = run.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let b = &f["billable"];
+            (
+                format!(
+                    "{}:{}",
+                    b["kind"].as_str().unwrap(),
+                    b["id"].as_str().unwrap()
+                ),
+                f["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[tokio::test]
+async fn check_passes_a_clean_database_and_finds_each_corruption() {
+    use ai_metering_core::store::{Overdraft, USAGE_DEBIT_REASON};
+    use sea_orm::ConnectionTrait;
+
+    let ws = Workspace::migrated();
+    let store = ws.store().await;
+    let names = ["clean", "rows", "debit", "overage", "held"];
+    for name in names {
+        let who = Billable::new("team", name);
+        store
+            .add_credits(
+                &who,
+                Money::new(Decimal::TEN, Currency::USD),
+                "top-up",
+                at(2024, 3, 1, 0),
+            )
+            .await
+            .unwrap();
+        settled_call(&store, &who, 1).await;
+        settled_call(&store, &who, 2).await;
+    }
+    let now = ["--now", "2024-03-01T03:00:00Z"];
+    let clean = ws.ok(&[&["check", "--match-debits"][..], &now[..]].concat());
+    assert!(
+        clean.stdout.contains("Everything reconciles"),
+        "{}",
+        clean.stdout
+    );
+    let json = ws
+        .ok(&[&["check", "--format", "json"][..], &now[..]].concat())
+        .json();
+    assert_eq!(json["checked"]["billables"], 5);
+    assert_eq!(json["checked"]["usage_rows"], 10);
+    assert_eq!(json["checked"]["overages"], 10);
+    assert_eq!(json["findings"], serde_json::json!([]));
+
+    // A row inserted behind the store's back: no counter, no debit saw it.
+    let db = store.connection();
+    let columns = "billable_type, billable_id, user_id, tenant_id, provider, model, feature, \
+        input_tokens, cached_input_tokens, cache_write_tokens, cache_write_long_tokens, \
+        output_tokens, reasoning_tokens, total_tokens, input_cost, cached_input_cost, \
+        cache_write_cost, output_cost, reasoning_cost, total_cost, total_cost_nano, currency, \
+        catalog_version, priced, metadata, occurred_at, estimated, created_at";
+    db.execute_unprepared(&format!(
+        "INSERT INTO ai_usages ({columns}) SELECT {columns} FROM ai_usages \
+         WHERE billable_id = 'rows' ORDER BY id LIMIT 1"
+    ))
+    .await
+    .unwrap();
+    // A usage debit without its row.
+    store
+        .deduct_credits(
+            &Billable::new("team", "debit"),
+            Money::new(Decimal::ONE, Currency::USD),
+            USAGE_DEBIT_REASON,
+            Overdraft::Disallowed,
+            at(2024, 3, 1, 2),
+        )
+        .await
+        .unwrap();
+    // An overage for a usage row that does not exist.
+    store
+        .insert_overage(&NewOverage {
+            billable: Billable::new("team", "overage"),
+            usage_id: 999_999,
+            period: Period::new(at(2024, 3, 1, 0), at(2024, 4, 1, 0)).unwrap(),
+            tokens: 10,
+            amount: Money::new(Decimal::ONE, Currency::USD),
+            created_at: at(2024, 3, 1, 2),
+        })
+        .await
+        .unwrap();
+    // A held amount that no hold accounts for.
+    db.execute_unprepared("UPDATE ai_credit_wallets SET held = '3' WHERE billable_id = 'held'")
+        .await
+        .unwrap();
+
+    let r = ws.run(&[&["check", "--format", "json"][..], &now[..]].concat());
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("the records disagree"), "{}", r.stderr);
+    let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        finding_kinds(&r),
+        vec![
+            s("team:held", "held_mismatch"),
+            s("team:overage", "overage_without_usage"),
+            s("team:rows", "counter_mismatch"),
+        ]
+    );
+    // Matching debits to rows finds the orphan debit, and the copied row without its debit.
+    let r = ws.run(
+        &[
+            &["check", "--format", "json", "--match-debits"][..],
+            &now[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(r.code, 1);
+    let kinds = finding_kinds(&r);
+    assert!(
+        kinds.contains(&s("team:debit", "usage_debits")),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&s("team:rows", "usage_debits")), "{kinds:?}");
+    // The table names each finding; one billable can be checked alone.
+    let table = ws.run(&[&["check"][..], &now[..]].concat());
+    assert_eq!(table.code, 1);
+    assert!(table.stdout.contains("held_mismatch"), "{}", table.stdout);
+    ws.ok(&[
+        &["check", "--billable", "team:clean", "--match-debits"][..],
+        &now[..],
+    ]
+    .concat());
+}
+
+#[tokio::test]
+async fn check_warns_of_reservations_nobody_swept() {
+    use ai_metering_core::limit::{Limits, UsageTotals};
+    use ai_metering_core::store::{CounterStore, ReserveRequest};
+
+    let ws = Workspace::migrated();
+    let store = ws.store().await;
+    let now = at(2024, 3, 1, 1);
+    let request = ReserveRequest::new(
+        Billable::new("team", "crashed"),
+        Period::new(at(2024, 3, 1, 0), at(2024, 4, 1, 0)).unwrap(),
+        Limits::UNLIMITED,
+        UsageTotals::new(100, Decimal::ZERO),
+        now,
+        now + chrono::Duration::minutes(10),
+    );
+    store.reserve(&request).await.unwrap();
+    // Within the grace: nothing to say.
+    ws.ok(&["check", "--now", "2024-03-01T01:15:00Z"]);
+    // Past it: a warning, which fails only when denied.
+    let r = ws.ok(&["check", "--now", "2024-03-01T02:00:00Z", "--format", "json"]);
+    assert_eq!(
+        finding_kinds(&r),
+        vec![("team:crashed".to_owned(), "stale_reservations".to_owned())]
+    );
+    assert_eq!(r.json()["findings"][0]["severity"], "warning");
+    ws.fails(
+        &["check", "--now", "2024-03-01T02:00:00Z", "--deny-warnings"],
+        1,
+        "--deny-warnings",
+    );
+    ws.ok(&["check", "--now", "2024-03-01T02:00:00Z", "--grace", "7200"]);
+}

@@ -54,6 +54,10 @@ async fn commands_work_on_postgresql() {
 
     let r = with_pg(&["validate"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = with_pg(&["check", "--match-debits", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["checked"]["billables"], 2);
+    assert_eq!(r.json()["findings"], serde_json::json!([]));
     let r = with_pg(&["wallet", "add", "user:1", "12.345", "--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["balance_after"], "12.345");

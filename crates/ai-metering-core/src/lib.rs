@@ -65,6 +65,7 @@ pub mod period;
 pub mod plan;
 pub mod pricing;
 pub mod provider;
+pub mod reconcile;
 pub mod store;
 pub mod telemetry;
 pub mod validate;

@@ -12,7 +12,8 @@ use ai_metering_core::overage::overage;
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
     CounterStore, CreditTransaction, Direction, HoldId, NewOverage, PeriodUsage, ReservationId,
-    ReserveOutcome, ReserveRequest, Settled, Settlement, StoreResult, UsageEntry, UsageFilter,
+    ReserveOutcome, ReserveRequest, Settled, Settlement, StoreResult, USAGE_DEBIT_REASON,
+    UsageEntry, UsageFilter,
 };
 use ai_metering_core::{Billable, Currency, Money};
 use chrono::{DateTime, Utc};
@@ -438,7 +439,7 @@ async fn recorded_in_window<C: ConnectionTrait>(
     Ok(UsageTotals::new(sums.total_tokens, sums.cost))
 }
 
-fn recorded_of(counter: &period_counter::Model) -> StoreResult<UsageTotals> {
+pub(crate) fn recorded_of(counter: &period_counter::Model) -> StoreResult<UsageTotals> {
     Ok(UsageTotals::new(
         to_u64(
             "ai_period_counters.recorded_tokens",
@@ -527,7 +528,7 @@ fn others(replaced: Option<ReservationId>) -> Condition {
     }
 }
 
-fn amount_of(r: &reservation::Model) -> StoreResult<UsageTotals> {
+pub(crate) fn amount_of(r: &reservation::Model) -> StoreResult<UsageTotals> {
     Ok(UsageTotals::new(
         to_u64("ai_reservations.tokens", r.tokens)?,
         money_from_text("ai_reservations.cost", &r.cost)?,
@@ -633,6 +634,15 @@ async fn capture(
         .checked_sub(cost.amount)
         .ok_or_else(|| invalid("the wallet balance overflows"))?;
     set_wallet(txn, wallet.id, Some(balance), None).await?;
-    let tx = ledger(txn, &wallet, cost, Direction::Debit, "usage", balance, at).await?;
+    let tx = ledger(
+        txn,
+        &wallet,
+        cost,
+        Direction::Debit,
+        USAGE_DEBIT_REASON,
+        balance,
+        at,
+    )
+    .await?;
     Ok(Some(tx))
 }

@@ -460,7 +460,7 @@ fn direction_text(d: Direction) -> &'static str {
     }
 }
 
-fn to_transaction(m: credit_transaction::Model) -> StoreResult<CreditTransaction> {
+pub(crate) fn to_transaction(m: credit_transaction::Model) -> StoreResult<CreditTransaction> {
     let direction = match m.direction.as_str() {
         "credit" => Direction::Credit,
         "debit" => Direction::Debit,

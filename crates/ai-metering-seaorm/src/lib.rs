@@ -31,6 +31,7 @@
 compile_error!("ai-metering-seaorm needs a backend: enable the `sqlite` or `postgres` feature");
 
 mod aggregates;
+mod audit;
 mod codec;
 mod counters;
 mod credits;

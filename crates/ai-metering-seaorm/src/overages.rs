@@ -120,7 +120,7 @@ pub(crate) async fn insert_overage_in<C: ConnectionTrait>(
     to_record(stored)
 }
 
-fn to_record(m: overage::Model) -> StoreResult<OverageRecord> {
+pub(crate) fn to_record(m: overage::Model) -> StoreResult<OverageRecord> {
     Ok(OverageRecord {
         id: m.id,
         overage: NewOverage {

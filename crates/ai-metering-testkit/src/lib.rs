@@ -61,7 +61,8 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// module `store_conformance`.
 ///
 /// The argument is an expression of a future that makes a fresh store, evaluated once per
-/// case; the store's type must implement [`Store`](ai_metering_core::store::Store). Names
+/// case; the store's type must implement [`Store`](ai_metering_core::store::Store) and
+/// [`AuditStore`](ai_metering_core::store::AuditStore). Names
 /// imported in the calling module are visible to it. To run the suite on several stores in
 /// one file, call the macro once inside each of several modules.
 ///
@@ -157,6 +158,8 @@ macro_rules! store_conformance_tests {
             overage_once_per_usage_row,
             pending_overages_oldest_first_and_synced_once,
             pending_overages_page_after_a_cursor,
+            // The reconciliation's reads.
+            audit_snapshot_shows_the_money_path,
         }
     };
 }

@@ -1,6 +1,7 @@
 //! The commands, one file each, and what they share: the opened store and helpers.
 
 pub mod aggregate;
+pub mod check;
 pub mod cleanup;
 pub mod config;
 pub mod gdpr;

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+mod audit;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
@@ -806,7 +808,7 @@ impl CounterStore for MemoryStore {
                 &entry.billable,
                 cost,
                 Direction::Debit,
-                "usage",
+                super::USAGE_DEBIT_REASON,
                 entry.occurred_at,
             )?)
         } else {

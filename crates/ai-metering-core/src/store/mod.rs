@@ -29,6 +29,7 @@
 //! contains the row's `occurred_at`, and a counter created later starts from the sum of the
 //! usage rows already in its window, so counters and rows never disagree.
 
+mod audit;
 mod dyn_store;
 mod error;
 mod memory;
@@ -44,6 +45,7 @@ use crate::money::{Currency, Money};
 use crate::period::Period;
 use crate::plan::{LimitOverride, Plan, Subscription};
 
+pub use audit::{AuditCounter, AuditHold, AuditReservation, AuditSnapshot, AuditStore, AuditUsage};
 pub use dyn_store::{BoxFuture, BoxedStore, DynStore};
 pub use error::{StoreError, StoreErrorKind};
 pub use memory::MemoryStore;
@@ -53,6 +55,10 @@ pub use records::{
     ReserveOutcome, ReserveRequest, Settled, Settlement, SubscriptionId, UsageEntry, UsageFilter,
     UsageRecord, UsageSums, WalletBalance,
 };
+
+/// The reason of the ledger entry with which [`CounterStore::settle`] debits a call's cost
+/// in credits mode.
+pub const USAGE_DEBIT_REASON: &str = "usage";
 
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;

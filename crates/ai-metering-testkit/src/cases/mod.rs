@@ -3,6 +3,7 @@
 //! Run them all with [`store_conformance_tests!`](crate::store_conformance_tests), which makes
 //! one test per case. A case added here must also be listed in that macro.
 
+mod audit;
 mod concurrency;
 mod counters;
 mod credits;
@@ -12,6 +13,7 @@ mod plans;
 mod settlement;
 mod usage;
 
+pub use audit::*;
 pub use concurrency::*;
 pub use counters::*;
 pub use credits::*;
