@@ -357,6 +357,33 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
         Some(&chat(false)),
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    // ...and its responses say what is left in the wallet, exactly.
+    assert_eq!(
+        r.header("x-credits-currency"),
+        Some("USD"),
+        "{:?}",
+        r.headers
+    );
+    let balance: Decimal = r.header("x-credits-balance").unwrap().parse().unwrap();
+    let available: Decimal = r.header("x-credits-available").unwrap().parse().unwrap();
+    assert!(
+        balance < Decimal::from(2) && balance > Decimal::new(199, 2),
+        "{balance}"
+    );
+    assert_eq!(
+        available, balance,
+        "nothing is held once the call is recorded"
+    );
+    // Plan-mode accounts get no wallet headers.
+    let r = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-demo-globex"),
+        Some(&chat(false)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-credits-balance"), None);
 
     drop(demo);
 

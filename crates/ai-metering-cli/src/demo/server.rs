@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ai_metering_core::plan::BillingMode;
+use ai_metering_core::store::CreditStore;
 use ai_metering_core::store::StoreErrorKind;
 use ai_metering_core::{Error, Metering, StreamMeter, TokenUsage};
 use ai_metering_dashboard::DashboardConfig;
@@ -177,6 +179,7 @@ async fn chat(
         meter = meter.request(&json);
     }
     let reservation = meter.begin().await.map_err(metering_error)?;
+    let credits = reservation.entitlement().billing_mode == BillingMode::Credits;
     let id = format!(
         "chatcmpl-demo-{}",
         state.next_id.fetch_add(1, Ordering::Relaxed)
@@ -190,8 +193,15 @@ async fn chat(
             reply,
             include_usage: request.include_usage(),
         };
-        return Ok(sse_response(r, usage, StreamMeter::manual(reservation)));
+        let billable = reservation.billable().clone();
+        let mut response = sse_response(r, usage, StreamMeter::manual(reservation));
+        if credits {
+            // Sent before the reply: the available amount has the call's hold taken off.
+            wallet_headers(quota.metering(), &billable, response.headers_mut()).await;
+        }
+        return Ok(response);
     }
+    let billable = reservation.billable().clone();
     reservation.record(usage, false).await.map_err(|e| {
         ApiError::internal(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -199,7 +209,37 @@ async fn chat(
             &e,
         )
     })?;
-    Ok(Json(completion_json(&id, created, &request.model, &reply)).into_response())
+    let mut response = Json(completion_json(&id, created, &request.model, &reply)).into_response();
+    if credits {
+        wallet_headers(quota.metering(), &billable, response.headers_mut()).await;
+    }
+    Ok(response)
+}
+
+/// `X-Credits-Balance`, `X-Credits-Available` and `X-Credits-Currency`: a credits-mode
+/// account's wallet, exact amounts in the catalog's currency. Left out when the wallet
+/// cannot be read (the call itself was metered; the headers are informational).
+async fn wallet_headers(
+    metering: &Metering<CliStore>,
+    billable: &ai_metering_core::Billable,
+    headers: &mut axum::http::HeaderMap,
+) {
+    let currency = metering.catalog().currency();
+    let Ok(wallet) = metering.store().wallet(billable, currency).await else {
+        return;
+    };
+    for (name, value) in [
+        ("x-credits-balance", wallet.balance.normalize().to_string()),
+        (
+            "x-credits-available",
+            wallet.available().normalize().to_string(),
+        ),
+        ("x-credits-currency", currency.as_str().to_owned()),
+    ] {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 /// A metering refusal in OpenAI's terms.
