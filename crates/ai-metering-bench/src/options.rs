@@ -19,9 +19,9 @@ pub enum StoreKind {
 /// The quota headers the layer adds (`HeaderStyle` as a command-line value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Headers {
-    /// The original's and the IETF headers (the layer's default).
+    /// The `X-Remaining-*` headers and the IETF fields (the layer's default).
     Both,
-    /// The original's `X-Remaining-*` headers.
+    /// The `X-Remaining-*` headers.
     Original,
     /// The IETF `RateLimit-Policy` / `RateLimit` fields.
     Ietf,

@@ -8,8 +8,8 @@ use crate::error::{CliError, CliResult};
 use crate::output::prompt;
 
 /// Asks `question` unless `yes` was given. Without a terminal on stdin there is nobody to
-/// ask, so the command is refused with a message that says to pass `--yes` (the original
-/// silently took "no" and exited 0, so scheduled cleanups never deleted anything).
+/// ask, so the command is refused with a message that says to pass `--yes` (silently taking
+/// "no" would make a scheduled run exit 0 without doing anything).
 ///
 /// # Errors
 /// When stdin is not a terminal and `yes` is false.

@@ -9,8 +9,7 @@ use crate::error::Error;
 
 /// The entity usage is charged to: a user, a team, an organisation...
 ///
-/// The original package used a polymorphic `(billable_type, billable_id)` pair; here the id is
-/// a string so that integer keys, UUIDs and slugs all fit. The textual form is `KIND:ID`
+/// A kind and an id; the id is a string so that integer keys, UUIDs and slugs all fit. The textual form is `KIND:ID`
 /// (`user:42`, `team:acme`), which [`FromStr`] parses and [`fmt::Display`] writes.
 ///
 /// ```

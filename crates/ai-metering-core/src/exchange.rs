@@ -1,12 +1,11 @@
 //! Currency conversion from a configured [`RateTable`].
 //!
-//! Rates are configured the way the original package configured them: one entry per pair,
-//! keyed `from_to` (`usd_eur = 0.92` means 1 USD is 0.92 EUR). A pair that is not configured
+//! Rates are configured one entry per pair, keyed `from_to` (`usd_eur = 0.92` means 1 USD is 0.92 EUR). A pair that is not configured
 //! is looked up the other way round and inverted (`eur_usd = 1.08` also converts USD to EUR),
 //! and, when a *pivot* currency is set, through the pivot (`gbp -> usd -> eur`).
 //!
-//! Unlike the original, a pair that cannot be converted is an error,
-//! [`Error::NoExchangeRate`], never a silent 1:1 conversion.
+//! A pair that cannot be converted is an error, [`Error::NoExchangeRate`], never a silent 1:1
+//! conversion.
 //!
 //! # Rounding
 //!
@@ -92,7 +91,7 @@ impl RateTable {
         self
     }
 
-    /// Reads the original's configuration: entries keyed `from_to` (case-insensitive, such as
+    /// Reads a configuration of entries keyed `from_to` (case-insensitive, such as
     /// `usd_eur`), each a rate.
     ///
     /// ```

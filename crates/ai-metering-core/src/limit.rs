@@ -99,7 +99,7 @@ impl UsageTotals {
 
 /// Usage percentages at which a billable counts as "approaching" its limit.
 ///
-/// The default is the original's single threshold, 80%.
+/// The default is one threshold, 80%.
 ///
 /// ```
 /// use ai_metering_core::limit::Thresholds;
@@ -247,7 +247,7 @@ fn percentage(used: Decimal, limit: Decimal) -> Decimal {
 
 /// Evaluates `limits` against the usage so far and the usage a request asks for.
 ///
-/// Rules, in order (the original's, kept): with a token limit, the request is refused when
+/// Rules, in order: with a token limit, the request is refused when
 /// `used + requested > limit` or nothing is left (`used >= limit`); then the same for cost.
 /// Landing exactly on a limit is allowed. The percentage is the higher of the two, and
 /// "approaching" means it reached the lowest threshold.
@@ -340,8 +340,6 @@ mod tests {
         evaluate(&limits, u, r, &Thresholds::default())
     }
 
-    // The original's UsageLimiter tests, ported.
-
     #[test]
     fn half_used_leaves_half() {
         let c = check(tokens(10_000), used(5_000), UsageTotals::ZERO);
@@ -372,7 +370,7 @@ mod tests {
         let c = check(tokens(10_000), used(9_500), used(1_000));
         assert!(!c.allowed);
         assert_eq!(c.exceeded, Some(LimitKind::Tokens));
-        // Unlike the original, the real remainder is reported.
+        // A refusal still reports the real remainder, not 0.
         assert_eq!(c.remaining_tokens, Some(500));
     }
 

@@ -18,7 +18,7 @@ use crate::plan::{BillingMode, OveragePolicy, Plan, Subscription};
 use crate::pricing::{CostBreakdown, MANUAL_PROVIDER, PriceCatalog};
 use crate::store::{DynStore, Overdraft, Store, SubscriptionId};
 
-/// Settings of a [`Metering`]; the defaults are the original package's.
+/// Settings of a [`Metering`]; each field says its default.
 #[derive(Debug, Clone)]
 pub struct MeteringConfig {
     /// How periods are computed (default: monthly, calendar-aligned, UTC).
@@ -43,7 +43,7 @@ pub struct MeteringConfig {
     /// customer can overwhelm a metrics backend).
     pub metrics_per_billable: bool,
     /// Refuse billables without an active subscription with [`Error::NoSubscription`]
-    /// (default false: they are metered without limits, as in the original). The
+    /// (default false: they are metered without limits). The
     /// `QuotaLayer` answers such requests with 403.
     pub require_subscription: bool,
 }

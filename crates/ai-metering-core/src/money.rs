@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn minor_units_never_truncate() {
-        // The original sent (int)(amount * 100): 0.299 became 29 cents.
+        // Truncating (amount * 100 cast to an integer) would make 0.299 USD 29 cents.
         assert_eq!(usd("0.299").to_minor_units().unwrap(), 30);
         let yen = Money::new("1234.5".parse().unwrap(), Currency::new("jpy").unwrap());
         assert_eq!(yen.to_minor_units().unwrap(), 1235);

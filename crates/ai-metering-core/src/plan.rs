@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OveragePolicy {
-    /// Refuse calls once the limit is reached (the original's default).
+    /// Refuse calls once the limit is reached (the default).
     #[default]
     Block,
     /// Let calls through and record the usage beyond the limit as billable overage.
@@ -43,8 +43,7 @@ impl fmt::Display for OveragePolicy {
 impl FromStr for OveragePolicy {
     type Err = Error;
 
-    /// Unlike the original, which treated any unknown value as `allow`, an unknown policy is
-    /// an error.
+    /// An unknown policy is an error, never silently treated as `allow`.
     fn from_str(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "block" => Ok(Self::Block),
@@ -123,7 +122,7 @@ pub struct Plan {
     pub overage_price_per_1k_tokens: Option<Decimal>,
     /// The plan's overage policy; `None` uses the global default.
     pub overage_policy: Option<OveragePolicy>,
-    /// An inactive plan imposes no limits (as in the original).
+    /// An inactive plan imposes no limits.
     pub active: bool,
 }
 
@@ -387,7 +386,7 @@ impl Subscription {
     /// Checks the subscription's own consistency.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`]: credits mode without a plan (as the original refused), or an
+    /// [`Error::InvalidInput`]: credits mode without a plan (the plan defines the limits), or an
     /// end before the start.
     pub fn validate(&self) -> Result<()> {
         if self.billing_mode == BillingMode::Credits && self.plan.is_none() {
@@ -463,9 +462,8 @@ impl<T: Copy> LimitValue<T> {
 
 /// A change of a billable's limits for a window of time.
 ///
-/// It applies to evaluations at instants `t` with `starts_at <= t < ends_at`. (The original
-/// required the override to cover the whole computed period, and its own documented example
-/// never matched.)
+/// It applies to evaluations at instants `t` with `starts_at <= t < ends_at`, whatever the
+/// period's boundaries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitOverride {
     /// Whose limits change.

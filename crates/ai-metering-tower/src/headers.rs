@@ -1,7 +1,7 @@
-//! The quota headers: the original package's `X-Remaining-*` headers and the IETF
+//! The quota headers: the `X-Remaining-*` headers and the IETF
 //! `RateLimit-Policy` / `RateLimit` fields.
 //!
-//! # The original's headers
+//! # The `X-Remaining-*` headers
 //!
 //! - `X-Remaining-Tokens`: an integer, or `unlimited` without a token limit;
 //! - `X-Remaining-Cost`: a decimal with trailing zeros trimmed (`50`, `49.5`), or
@@ -53,8 +53,7 @@ const SF_INTEGER_MAX: u64 = 999_999_999_999_999;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum HeaderStyle {
-    /// The original package's `X-Remaining-Tokens`, `X-Remaining-Cost` and
-    /// `X-Usage-Percentage`.
+    /// The `X-Remaining-Tokens`, `X-Remaining-Cost` and `X-Usage-Percentage` headers.
     Original,
     /// The IETF `RateLimit-Policy` and `RateLimit` fields.
     Ietf,

@@ -229,7 +229,7 @@ impl<S: Store, B, T> QuotaLayer<S, B, T> {
     }
 
     /// The tokens to reserve for each request before the route runs (default 0: check
-    /// only, as the original did). With an estimate, concurrent requests cannot take more
+    /// only). With an estimate, concurrent requests cannot take more
     /// than the limit: a request is refused (429) when the estimate does not fit what is
     /// left. Capped at [`MAX_TOKENS_PER_CALL`].
     ///

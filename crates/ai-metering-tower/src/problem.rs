@@ -33,10 +33,9 @@
 //!   called again) is a **409**: the stored row is kept in the rejection for a handler that
 //!   wants to answer from it.
 //!
-//! The 429 body also carries the original package's fields (`error`, `message`,
-//! `remaining_tokens`, `remaining_cost`, `usage_percentage`) so that its clients keep
-//! working. Unlike the original, which always sent `0`, `0.0` and `100.0`, the values are
-//! the real ones: `remaining_tokens` may be above 0 when the route's estimate is what does
+//! The 429 body also carries the fields `error`, `message`, `remaining_tokens`,
+//! `remaining_cost` and `usage_percentage`, so that existing clients reading them keep
+//! working. The values are the real ones: `remaining_tokens` may be above 0 when the route's estimate is what does
 //! not fit, and a dimension without a limit is `null`. Amounts are exact JSON numbers
 //! (never rounded through a float).
 

@@ -8,8 +8,7 @@ use ai_metering_core::store::SubscriptionStore;
 use crate::error::BillingError;
 use crate::handle::StoreHandle;
 
-/// The subscription `meta` key holding the Stripe customer id (as the original's observer
-/// stored it).
+/// The subscription `meta` key holding the Stripe customer id.
 pub const CUSTOMER_ID_META_KEY: &str = "stripe_customer_id";
 
 /// Maps a billable to its Stripe customer id (`cus_...`).

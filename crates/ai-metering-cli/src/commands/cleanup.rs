@@ -1,7 +1,6 @@
 //! `ai-metering cleanup`: delete usage rows older than the retention period.
 //!
-//! Unlike the original, it works non-interactively with `--yes` (the original's confirm
-//! defaulted to "no", so scheduled cleanups never deleted anything), and it refuses with a
+//! It runs non-interactively with `--yes` (for scheduled cleanups), and it refuses with a
 //! clear message when there is no terminal to ask and no `--yes`.
 
 use ai_metering_core::store::{GroupBy, UsageFilter, UsageStore};

@@ -1,7 +1,7 @@
 //! `ai-metering plans list|create|sync`.
 //!
-//! `sync` really syncs (the original's `sync-plans` only listed them): it upserts every plan
-//! of a TOML file by slug and says which were created, updated or unchanged.
+//! `sync` upserts every plan of a TOML file by slug and says which were created, updated or
+//! unchanged.
 //!
 //! ```toml
 //! [[plans]]

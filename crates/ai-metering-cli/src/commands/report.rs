@@ -1,7 +1,6 @@
 //! `ai-metering report`: totals and the full breakdown by provider and model.
 //!
-//! Fixes the original's report, whose breakdown reused a query already cut to one row and so
-//! never showed more than one provider/model.
+//! The breakdown has one row per provider/model pair used in the period.
 
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{GroupBy, UsageFilter, UsageStore, UsageSums};

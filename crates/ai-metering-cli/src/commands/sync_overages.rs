@@ -3,9 +3,9 @@
 //! Each overage is marked synced only after the driver reported it (and only once), oldest
 //! first, until `--limit` are synced; a failure leaves it pending for the next run without
 //! holding back newer overages (the run reads on past it), and a credentials error stops
-//! the run. Unlike the original, which exited 0 whatever happened, the command exits non-zero
-//! when an overage failed, and when overages are pending but no billing driver is
-//! configured (they stay pending, never silently marked as synced).
+//! the run. The command exits non-zero when an overage failed, and when overages are pending
+//! but no billing driver is configured (they stay pending, never silently marked as synced),
+//! so that a scheduler sees the failure.
 
 use ai_metering_billing::stripe::{MetaCustomerLookup, StripeBillingDriver, StripeMode};
 use ai_metering_billing::{BillingDriver, NullBillingDriver, SyncOutcome, report_overage_now};

@@ -1,8 +1,8 @@
 //! `ai-metering validate`: configuration, database connectivity and data integrity.
 //!
-//! Exits 1 when an error is found (warnings do not fail). Unlike the original, a database
-//! that cannot be reached is reported as an error, never a crash, and the integrity checks
-//! are then skipped with a note.
+//! Exits 1 when an error is found (warnings do not fail). A database that cannot be reached
+//! is reported as an error, never a crash, and the integrity checks are then skipped with a
+//! note.
 
 use std::collections::BTreeSet;
 

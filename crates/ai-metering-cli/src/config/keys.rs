@@ -1,8 +1,8 @@
 //! The table of configuration keys: TOML key, environment variables, default, accepted values.
 //!
-//! Names and defaults are the original package's (`config/ai-metering.php`), with the TOML key
-//! spelled as its dotted config key. Keys marked *inert* are accepted for compatibility and
-//! type-checked, but have no effect here; `ai-metering validate` says why when one is set.
+//! TOML keys are dotted paths (`stripe.mode`); the environment variables are `AI_METERING_*`
+//! names. Keys marked *inert* are accepted (so existing configurations still load) and
+//! type-checked, but have no effect; `ai-metering validate` says why when one is set.
 
 /// What a key accepts, for parsing and for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Configuration: a TOML file, the original's `AI_METERING_*` environment variables, defaults.
+//! Configuration: a TOML file, `AI_METERING_*` environment variables, defaults.
 //!
 //! Precedence, highest first: the `--database-url` flag (for `database.url` only), the
 //! environment, the file, the defaults. The file is `--config PATH` when given (it must then
@@ -128,7 +128,7 @@ pub struct Sources<'a> {
 pub struct StripeSettings {
     /// The secret key (`sk_...` or a restricted `rk_...`); empty when unset.
     pub secret: String,
-    /// `invoice_items` (the original's way) or `meter_events`.
+    /// `invoice_items` (an invoice item per overage) or `meter_events` (a Billing Meter event).
     pub mode: String,
     /// The Billing Meter's event name, in `meter_events` mode.
     pub meter_event_name: String,

@@ -212,7 +212,7 @@ mod tests {
         Period::new(utc(start), utc(end)).unwrap()
     }
 
-    /// Mon 2024-01-15 14:30 UTC, the reference instant of the original's documentation.
+    /// Mon 2024-01-15 14:30 UTC, the reference instant of these tests.
     fn reference() -> DateTime<Utc> {
         utc("2024-01-15T14:30:00Z")
     }
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn seed_examples_with_corrected_semantics() {
-        // The original's table (SEED_BEHAVIOUR §5), with exclusive ends that are the next
+        // Each kind at the reference instant, with exclusive ends that are the next
         // period's start (no one-second-short ends) and Monday weeks for both alignments.
         let month = period("2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z");
         let week = period("2024-01-15T00:00:00Z", "2024-01-22T00:00:00Z");
@@ -242,8 +242,7 @@ mod tests {
 
     #[test]
     fn seed_rolling_type_is_a_fixed_30_day_window_not_one_starting_now() {
-        // The original started the window at "now", so past usage was never counted. Here
-        // 30-day windows are anchored at 1970-01-01: 2023-12-19 is 19,710 = 657 × 30 days on.
+        // Not a window starting at "now" (past usage would never count): 30-day windows are anchored at 1970-01-01: 2023-12-19 is 19,710 = 657 × 30 days on.
         let spec = from_config("rolling", "calendar");
         let window = period("2023-12-19T00:00:00Z", "2024-01-18T00:00:00Z");
         assert_eq!(spec.period_at(reference()).unwrap(), window);

@@ -11,8 +11,7 @@ use crate::error::{Error, Result};
 ///
 /// Text form (for [`FromStr`], [`Display`](fmt::Display) and serde): `daily`, `weekly`,
 /// `monthly`, `yearly` and `rolling:N` for N days. Parsing ignores case and surrounding spaces,
-/// and also accepts a bare `rolling`, which means 30 days (the original package's rolling
-/// type). `N` must be between 1 and [`PeriodKind::MAX_ROLLING_DAYS`].
+/// and also accepts a bare `rolling`, which means 30 days. `N` must be between 1 and [`PeriodKind::MAX_ROLLING_DAYS`].
 ///
 /// ```
 /// use ai_metering_core::period::PeriodKind;
@@ -41,7 +40,7 @@ pub enum PeriodKind {
     },
 }
 
-/// The number of days of the original package's `rolling` period type.
+/// The number of days of a bare `rolling` period type.
 pub(super) const DEFAULT_ROLLING_DAYS: u32 = 30;
 
 /// The accepted text forms, for error messages.

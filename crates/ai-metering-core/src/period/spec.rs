@@ -39,7 +39,7 @@ pub enum Alignment {
 
 /// What periods a limit is counted in: their length, where they start and in which time zone.
 ///
-/// The default is the original package's: monthly, calendar-aligned, in UTC.
+/// The default is monthly, calendar-aligned, in UTC.
 ///
 /// Local times that do not exist (clocks jumped forward) or exist twice (clocks went back)
 /// resolve deterministically, to **the first instant at which the local clock shows that time
@@ -196,7 +196,7 @@ impl PeriodSpec {
 }
 
 impl Default for PeriodSpec {
-    /// Monthly, calendar-aligned, in UTC: the original package's default.
+    /// Monthly, calendar-aligned, in UTC.
     fn default() -> Self {
         Self::monthly()
     }

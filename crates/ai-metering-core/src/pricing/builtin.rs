@@ -109,7 +109,7 @@ const OPENAI: &[Row] = &[
     Row::new("gpt-4.1-mini", usd("0.40"), usd("1.60")).cached(usd("0.10")),
     // page
     Row::new("gpt-4.1-nano", usd("0.10"), usd("0.40")).cached(usd("0.025")),
-    // page; also the original package's default table ($0.01 / $0.03 per 1k)
+    // page
     Row::new("gpt-4-turbo", usd("10.00"), usd("30.00")),
     // page
     Row::new("o1", usd("15.00"), usd("60.00")).cached(usd("7.50")),
@@ -155,11 +155,11 @@ const ANTHROPIC: &[Row] = &[
     claude("claude-haiku-4-5", "1", "5", "0.10", "1.25", "2"),
     // page + litellm (claude-3-7-sonnet-20250219)
     claude("claude-3-7-sonnet", "3", "15", "0.30", "3.75", "6"),
-    // page; also the original package's default table. Not in litellm at 00035b69.
+    // page. Not in litellm at 00035b69.
     claude("claude-3-5-sonnet", "3", "15", "0.30", "3.75", "6"),
     // page. Not in litellm at 00035b69.
     claude("claude-3-5-haiku", "0.80", "4", "0.08", "1", "1.60"),
-    // page; also the original package's default table. litellm's one-hour write (6e-06)
+    // page. litellm's one-hour write (6e-06)
     // contradicts its own five-minute write (1.875e-05); the page's 2x input is used.
     claude("claude-3-opus", "15", "75", "1.50", "18.75", "30"),
     // page + litellm, except the one-hour write: litellm lists 6e-06 ($6, 24x input, a value

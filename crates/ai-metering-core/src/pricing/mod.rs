@@ -7,7 +7,7 @@
 //!   [built in](PriceCatalog::builtin) (current OpenAI, Anthropic and Gemini prices, sources
 //!   documented row by row), or [from TOML](PriceCatalog::from_toml_str),
 //!   [from LiteLLM's price map](PriceCatalog::from_litellm_json) or
-//!   [from the original package's per-1k config](PriceCatalog::from_per_1k_config), and
+//!   [from a per-1k price config](PriceCatalog::from_per_1k_config), and
 //!   catalogs [merge](PriceCatalog::merge);
 //! - [`CostBreakdown`]: the cost of one [`TokenUsage`](crate::TokenUsage), class by class,
 //!   with the catalog version that priced it.

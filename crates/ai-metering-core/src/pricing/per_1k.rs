@@ -1,5 +1,5 @@
-//! [`PriceCatalog::from_per_1k_config`]: the original package's price configuration (its shape
-//! is documented on that method).
+//! [`PriceCatalog::from_per_1k_config`]: prices configured in USD per thousand tokens (the
+//! shape is documented on that method).
 
 use crate::error::{Error, Result};
 use crate::money::Currency;
@@ -14,10 +14,10 @@ impl PriceCatalog {
     /// The version of catalogs read from a per-1k config.
     pub const PER_1K_CONFIG_VERSION: &'static str = "per-1k-config";
 
-    /// Reads the original package's per-1k price config from a JSON value, in USD, version
+    /// Reads a per-1k price config from a JSON value, in USD, version
     /// [`PER_1K_CONFIG_VERSION`](Self::PER_1K_CONFIG_VERSION).
     ///
-    /// The PHP package priced calls from its config array, USD per **thousand** tokens:
+    /// The config gives prices per provider and model, in USD per **thousand** tokens:
     ///
     /// ```toml
     /// [providers.openai]
@@ -31,10 +31,10 @@ impl PriceCatalog {
     /// Prices are converted exactly (x 1000) to per-million prices, and read from their literal
     /// text (TOML) or shortest decimal text (JSON numbers), never through binary float arithmetic.
     /// Keys outside `providers`, and provider keys other than `models`, are ignored so the whole
-    /// original config can be passed. Deliberate differences from the original:
+    /// application config can be passed. Nothing defaults silently:
     ///
     /// - a missing `input_price_per_1k` or `output_price_per_1k` is an error, not a price of 0;
-    /// - negative prices are errors, not clamped to 0 at costing time;
+    /// - negative prices are errors;
     /// - models absent from the config are unknown models (see
     ///   [`UnknownModelPolicy`](super::UnknownModelPolicy)), not free.
     ///
@@ -142,7 +142,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// The original package's default price table, as its config wrote it.
+    /// A full per-1k price table, as a config writes it.
     fn seed_defaults() -> serde_json::Value {
         json!({
             "providers": {
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!((mini.input(), mini.output()), (d("0.15"), d("0.6")));
         let opus = c.price("anthropic", "claude-3-opus-20240229").unwrap();
         assert_eq!((opus.input(), opus.output()), (d("15"), d("75")));
-        // The original's worked example: 1000 in + 500 out = 0.00015 + 0.0003.
+        // 1000 in + 500 out = 0.00015 + 0.0003.
         let cost = c
             .cost(
                 "openai",

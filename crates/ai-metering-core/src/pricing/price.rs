@@ -68,7 +68,7 @@ impl ModelPrice {
         })
     }
 
-    /// A price given per **thousand** tokens, as the original package's config wrote them;
+    /// A price given per **thousand** tokens, as per-1k configs write them;
     /// stored exactly as the per-million equivalent (x 1000).
     ///
     /// ```

@@ -1,9 +1,8 @@
 //! Validation of what callers attach to a usage record: [`FeatureName`] and [`Metadata`].
 //!
-//! The original package declared `security.validate_feature_names` and
-//! `security.sanitize_metadata` settings but never read them. Here both checks always run, at
-//! construction: a value of these types is valid by definition, including after
-//! deserialization.
+//! Both checks always run, at construction: a value of these types is valid by definition,
+//! including after deserialization. (So the `security.validate_feature_names` and
+//! `security.sanitize_metadata` settings have no effect.)
 //!
 //! ```
 //! use ai_metering_core::validate::{FeatureName, Metadata};
