@@ -7,10 +7,12 @@
 #   FAULTS="pg-stop kill-pg" scripts/faults.sh
 #
 # Faults: pg-stop (PostgreSQL stopped 10 s, then started), kill-pg / kill-sqlite (SIGKILL one
-# of two app processes), disk-full (the SQLite file on a 4 MB tmpfs filled up, then freed),
+# of two app processes), disk-full (the SQLite file on a tmpfs of DISK_FULL_SIZE, default
+# 4m, filled up, then freed),
 # lock-pg / lock-sqlite (a table, or the SQLite file, locked from another session for 5 s).
 # PostgreSQL is a private instance on port 54349 (its own data directory), never the test
 # one. Only 127.0.0.1; every loop is bounded. Results: a Markdown table on stdout.
+# KEEP_WORK=1 keeps the work directory (logs, wrk and probe output, check's JSON).
 set -euo pipefail
 source "$(dirname "$0")/lib-load.sh"
 
@@ -25,7 +27,7 @@ PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 WORK="$(mktemp -d)"
 LOAD_LOG="$WORK/servers.log"
 MNT="$WORK/tmpfs"
-trap 'cleanup_servers; stop_pg; mountpoint -q "$MNT" && umount "$MNT"; rm -rf "$WORK"' EXIT
+trap 'cleanup_servers; stop_pg; mountpoint -q "$MNT" && umount "$MNT"; if [ -n "${KEEP_WORK:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi' EXIT
 
 ensure_wrk
 if [ -z "${SKIP_BUILD:-}" ]; then
@@ -187,7 +189,7 @@ for fault in $FAULTS; do
         lock-sqlite) run "$fault" sqlite "$(sqlite_url "$WORK/lock.db")" 1 ;;
         disk-full)
             mkdir -p "$MNT"
-            mount -t tmpfs -o size=4m tmpfs "$MNT"
+            mount -t tmpfs -o "size=${DISK_FULL_SIZE:-4m}" tmpfs "$MNT"
             run "$fault" sqlite "$(sqlite_url "$MNT/full.db")" 1
             umount "$MNT"
             ;;
