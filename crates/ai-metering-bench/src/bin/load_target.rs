@@ -22,6 +22,14 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let options = Options::parse();
+    // Fault runs want the store's errors; load runs do not pay for logging.
+    if std::env::var_os("AI_METERING_LOAD_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .init();
+    }
     let router: Router = match options.store {
         StoreKind::Bare => app::<MemoryStore>(None, &options),
         StoreKind::Memory => {
