@@ -107,26 +107,7 @@ impl CreditStore for SeaOrmStore {
             txn.rollback().await.map_err(db_err)?;
             return Ok(CreditOutcome::Insufficient { available });
         }
-        let held = state
-            .held
-            .checked_add(amount.amount)
-            .ok_or_else(|| invalid("the held amount overflows"))?;
-        set_wallet(&txn, wallet.id, None, Some(held)).await?;
-        let row = credit_hold::ActiveModel {
-            wallet_id: Set(wallet.id),
-            billable_type: Set(billable.kind.clone()),
-            billable_id: Set(billable.id.clone()),
-            currency: Set(amount.currency.as_str().to_owned()),
-            amount: Set(money_text(amount.amount)),
-            created_at: Set(Utc::now()),
-            expires_at: Set(instant(expires_at)),
-            ..Default::default()
-        };
-        let id = credit_hold::Entity::insert(row)
-            .exec(&txn)
-            .await
-            .map_err(db_err)?
-            .last_insert_id;
+        let id = hold_in(&txn, &wallet, amount, expires_at).await?;
         txn.commit().await.map_err(db_err)?;
         Ok(CreditOutcome::Done(HoldId(id)))
     }

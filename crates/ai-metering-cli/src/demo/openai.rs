@@ -199,7 +199,8 @@ impl ApiError {
             kind: "server_error",
             code: None,
             param: None,
-            retry_after: None,
+            // An unavailable store usually comes back: tell clients when to try again.
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
             request_id: Some(request_id),
         }
     }
@@ -329,6 +330,7 @@ mod tests {
         assert_eq!(a.body()["error"]["type"], "server_error");
         let resp = b.into_response();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
         assert!(
             resp.headers()["x-request-id"]
                 .to_str()
