@@ -349,6 +349,10 @@ impl<S: Store> Metering<S> {
     /// Starts the background sweeper once, if configured and possible (see
     /// [`MeteringConfig::sweep_interval`]).
     pub(crate) fn ensure_sweeper(&self) {
+        // Every reservation calls this: once the sweeper runs, one atomic load.
+        if self.inner.sweeper.is_completed() {
+            return;
+        }
         let Some(every) = self.inner.config.sweep_interval else {
             return;
         };

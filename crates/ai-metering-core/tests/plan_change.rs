@@ -79,7 +79,7 @@ async fn the_new_plan_counts_the_usage_since_the_change() {
 
     // One PlanChanged; a change to the plan in force changes nothing.
     let again = metering
-        .change_plan(&team, "mini", clock_now(&metering))
+        .change_plan(&team, "mini", metering.now())
         .await
         .unwrap();
     assert!(!again.changed);
@@ -94,21 +94,15 @@ async fn the_new_plan_counts_the_usage_since_the_change() {
 
     // Unknown plans and billables without a subscription are typed errors.
     assert!(matches!(
-        metering
-            .change_plan(&team, "nope", clock_now(&metering))
-            .await,
+        metering.change_plan(&team, "nope", metering.now()).await,
         Err(Error::UnknownPlan(_))
     ));
     assert!(matches!(
         metering
-            .change_plan(&Billable::new("team", "none"), "mini", clock_now(&metering))
+            .change_plan(&Billable::new("team", "none"), "mini", metering.now())
             .await,
         Err(Error::NoSubscription { .. })
     ));
-}
-
-fn clock_now(metering: &Metering<MemoryStore>) -> chrono::DateTime<Utc> {
-    metering.now()
 }
 
 /// `SubscriptionExpired` is emitted once per subscription, when a sweep first sees it

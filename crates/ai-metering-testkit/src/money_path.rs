@@ -617,7 +617,7 @@ pub async fn the_sweep_gives_back_what_expired<S: Store>(store: S) {
     assert!(metering.sweep().await.unwrap().reservations >= 1);
     let store = metering.store();
     let usage = store
-        .period_usage(&who, &period, clock_now(&metering))
+        .period_usage(&who, &period, metering.now())
         .await
         .unwrap();
     assert_eq!(usage.reserved.tokens, 0);
@@ -625,10 +625,6 @@ pub async fn the_sweep_gives_back_what_expired<S: Store>(store: S) {
         store.wallet(&who, Currency::USD).await.unwrap().held,
         Decimal::ZERO
     );
-}
-
-fn clock_now<S: Store>(metering: &Metering<S>) -> chrono::DateTime<chrono::Utc> {
-    metering.now()
 }
 
 /// Runs every money-path scenario of this module against a store: one `#[test]` each.

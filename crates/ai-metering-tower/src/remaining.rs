@@ -128,21 +128,58 @@ impl<S: Store> Context<DynStore> for Erased<S> {
     }
 }
 
-/// The store type a layer serves, in the extensions next to its quota, so that a handler
-/// asking for another one is told which.
-#[derive(Clone, Copy)]
-struct InstalledStore(&'static str);
+/// Next to the typed `RemainingQuota<S>` in the request's extensions: the request's
+/// [`QuotaContext`] over whatever store the layer serves, from which an extractor builds
+/// the [`DynStore`] view only when a handler asks for it (no allocation otherwise), or
+/// names the installed store type in its rejection.
+#[derive(Clone)]
+struct Installed(Arc<dyn InstalledContext>);
 
-/// Puts the request's quota in `extensions`: as `RemainingQuota<S>` and as
-/// `RemainingQuota` (over [`DynStore`]).
-pub(crate) fn insert<S: Store>(extensions: &mut http::Extensions, ctx: &Arc<QuotaContext<S>>) {
-    let typed: Arc<dyn Context<S>> = Arc::clone(ctx) as Arc<dyn Context<S>>;
-    extensions.insert(RemainingQuota { ctx: typed });
-    if std::any::TypeId::of::<S>() != std::any::TypeId::of::<DynStore>() {
-        let erased: Arc<dyn Context<DynStore>> = Arc::new(Erased(Arc::clone(ctx)));
-        extensions.insert(RemainingQuota { ctx: erased });
+trait InstalledContext: Send + Sync {
+    /// The store type the layer serves, for the rejection of a mismatched extractor.
+    fn store_type(&self) -> &'static str;
+    /// The context itself, to downcast to `QuotaContext<S>`.
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+    /// The context seen over [`DynStore`].
+    fn erased(self: Arc<Self>) -> Arc<dyn Context<DynStore>>;
+}
+
+impl<S: Store> InstalledContext for QuotaContext<S> {
+    fn store_type(&self) -> &'static str {
+        std::any::type_name::<S>()
     }
-    extensions.insert(InstalledStore(std::any::type_name::<S>()));
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+    fn erased(self: Arc<Self>) -> Arc<dyn Context<DynStore>> {
+        Arc::new(Erased(self))
+    }
+}
+
+/// Puts the request's quota in `extensions`: as `RemainingQuota<S>` (what plain tower
+/// services read), and as [`Installed`], for `RemainingQuota` over [`DynStore`].
+pub(crate) fn insert<S: Store>(extensions: &mut http::Extensions, ctx: &Arc<QuotaContext<S>>) {
+    extensions.insert(RemainingQuota::<S> {
+        ctx: Arc::clone(ctx) as Arc<dyn Context<S>>,
+    });
+    extensions.insert(Installed(Arc::clone(ctx) as Arc<dyn InstalledContext>));
+}
+
+/// The request's quota as `RemainingQuota<S>`: the layer's own store type, or [`DynStore`]
+/// for any layer. `Err` with the installed store type when neither fits.
+fn quota_from<S: Store>(installed: &Installed) -> Result<RemainingQuota<S>, &'static str> {
+    let Installed(ctx) = installed;
+    if let Ok(typed) = Arc::clone(ctx).as_any().downcast::<QuotaContext<S>>() {
+        return Ok(RemainingQuota { ctx: typed });
+    }
+    // `S` is `DynStore` here exactly when this downcast of the erased view succeeds.
+    let erased: Box<dyn std::any::Any> = Box::new(RemainingQuota {
+        ctx: Arc::clone(ctx).erased(),
+    });
+    erased
+        .downcast::<RemainingQuota<S>>()
+        .map(|quota| *quota)
+        .map_err(|_| ctx.store_type())
 }
 
 /// The state of one request, shared by the layer and the handler's [`RemainingQuota`].
@@ -286,7 +323,7 @@ impl<S: Store> RemainingQuota<S> {
 
 impl<S, State> FromRequestParts<State> for RemainingQuota<S>
 where
-    S: Send + Sync + 'static,
+    S: Store,
     State: Send + Sync,
 {
     type Rejection = RemainingQuotaRejection;
@@ -299,19 +336,21 @@ where
             return Ok(quota.clone());
         }
         let requested = std::any::type_name::<S>();
-        Err(match parts.extensions.get::<InstalledStore>() {
-            Some(InstalledStore(installed)) => RemainingQuotaRejection::StoreTypeMismatch {
-                requested,
-                installed,
-            },
-            None => RemainingQuotaRejection::MissingQuotaLayer { store: requested },
-        })
+        match parts.extensions.get::<Installed>() {
+            Some(installed) => quota_from(installed).map_err(|installed| {
+                RemainingQuotaRejection::StoreTypeMismatch {
+                    requested,
+                    installed,
+                }
+            }),
+            None => Err(RemainingQuotaRejection::MissingQuotaLayer { store: requested }),
+        }
     }
 }
 
 impl<S, State> OptionalFromRequestParts<State> for RemainingQuota<S>
 where
-    S: Send + Sync + 'static,
+    S: Store,
     State: Send + Sync,
 {
     type Rejection = std::convert::Infallible;
@@ -320,7 +359,13 @@ where
         parts: &mut Parts,
         _state: &State,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Self>().cloned())
+        if let Some(quota) = parts.extensions.get::<Self>() {
+            return Ok(Some(quota.clone()));
+        }
+        Ok(parts
+            .extensions
+            .get::<Installed>()
+            .and_then(|installed| quota_from(installed).ok()))
     }
 }
 
