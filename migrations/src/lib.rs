@@ -67,6 +67,7 @@ mod m20250601_000005_overages_and_aggregates;
 mod m20250601_000006_webhook_events;
 mod m20261205_000007_reservation_claims;
 mod m20261205_000008_subscription_changes;
+mod m20261205_000009_counter_reservations;
 
 pub use sea_orm_migration::prelude::*;
 
@@ -85,6 +86,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250601_000006_webhook_events::Migration),
             Box::new(m20261205_000007_reservation_claims::Migration),
             Box::new(m20261205_000008_subscription_changes::Migration),
+            Box::new(m20261205_000009_counter_reservations::Migration),
         ]
     }
 }

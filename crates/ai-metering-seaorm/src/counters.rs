@@ -1,11 +1,14 @@
 //! [`CounterStore`] for [`SeaOrmStore`]: period counters and atomic reservations.
 //!
-//! A counter row holds what was *recorded* in one billable's period window; what is
-//! *reserved* is the sum of its live `ai_reservations` rows. `reserve` runs in one transaction
-//! serialised per billable (see [`SeaOrmStore`]): it creates the counter if needed (seeded from
-//! the usage rows already in its window), drops the counter's expired reservations, adds up
-//! the live ones, evaluates the limits with [`evaluate`], and inserts the reservation only if
-//! it fits.
+//! A counter row holds what was *recorded* in one billable's period window and what its
+//! `ai_reservations` rows *reserve* (their sum, kept on the row by every write that adds or
+//! drops a reservation). Reservations, settlements and releases go through the store's
+//! writer ([`crate::writer`]), which runs many of them in one transaction; the operations it
+//! cannot batch (those with credit holds) run here, one transaction each,
+//! serialised per billable (see [`SeaOrmStore`]): create the counter if needed (seeded from
+//! the usage rows already in its window), drop the billable's expired reservations, evaluate
+//! the limits with [`evaluate`] against recorded + reserved, and insert the reservation only
+//! if it fits.
 
 use ai_metering_core::limit::{Thresholds, UsageTotals, evaluate};
 use ai_metering_core::overage::overage;
@@ -18,10 +21,10 @@ use ai_metering_core::store::{
 use ai_metering_core::{Billable, Currency, Money};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, Select, TransactionTrait,
+    QueryFilter, QuerySelect, Select, TransactionTrait,
 };
 
 use crate::codec::{instant, invalid, money_from_text, money_text, to_i64, to_u64};
@@ -38,6 +41,128 @@ use crate::usage::{find_by_key, insert_usage_in};
 
 impl CounterStore for SeaOrmStore {
     async fn reserve(&self, req: &ReserveRequest) -> StoreResult<ReserveOutcome> {
+        match self.writer() {
+            Some(writer) if batchable_reserve(req) || writer.serialises_all() => {
+                writer.reserve(req.clone()).await
+            }
+            _ => self.reserve_single(req).await,
+        }
+    }
+
+    async fn settle(&self, settlement: &Settlement) -> StoreResult<Settled> {
+        match self.writer() {
+            Some(writer) if !settlement.debit_credits || writer.serialises_all() => {
+                writer.settle(settlement.clone()).await
+            }
+            _ => self.settle_single(settlement).await,
+        }
+    }
+
+    async fn release(&self, id: ReservationId) -> StoreResult<bool> {
+        let Some(owner) = reservation::Entity::find_by_id(id.0)
+            .one(self.connection())
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(false);
+        };
+        let owner = Billable::new(owner.billable_type, owner.billable_id);
+        match self.writer() {
+            Some(writer) => writer.release(id, owner).await,
+            None => self.release_single(id, &owner).await,
+        }
+    }
+
+    async fn expire_reservations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let expired = reservation::Entity::find()
+            .filter(reservation::Column::ExpiresAt.lte(instant(now)))
+            .all(self.connection())
+            .await
+            .map_err(db_err)?;
+        let mut billables: Vec<Billable> = expired
+            .into_iter()
+            .map(|r| Billable::new(r.billable_type, r.billable_id))
+            .collect();
+        billables.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+        billables.dedup();
+        let mut dropped = 0;
+        for billable in billables {
+            // One billable at a time, under its lock, with the holds given back.
+            let txn = self.begin_for([&billable]).await?;
+            dropped += expire_in(&txn, Some(&billable), now).await?;
+            txn.commit().await.map_err(db_err)?;
+        }
+        Ok(dropped)
+    }
+
+    async fn period_usage(
+        &self,
+        billable: &Billable,
+        period: &Period,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PeriodUsage> {
+        let db = self.connection();
+        match counter_at(db, billable, period, now).await? {
+            // One read in the common case: the counter row carries both totals, unless a
+            // reservation of it expired and was not swept yet.
+            Some((counter, false)) => Ok(PeriodUsage {
+                recorded: recorded_of(&counter)?,
+                reserved: reserved_on(&counter)?,
+            }),
+            Some((counter, true)) => Ok(PeriodUsage {
+                recorded: recorded_of(&counter)?,
+                reserved: reserved_of(db, counter.id, Some(now)).await?,
+            }),
+            None => Ok(PeriodUsage {
+                recorded: recorded_in_window(db, billable, period).await?,
+                reserved: UsageTotals::ZERO,
+            }),
+        }
+    }
+
+    async fn claim_threshold(
+        &self,
+        billable: &Billable,
+        period: &Period,
+        threshold: Decimal,
+    ) -> StoreResult<bool> {
+        let row = threshold_claim::ActiveModel {
+            billable_type: Set(billable.kind.clone()),
+            billable_id: Set(billable.id.clone()),
+            period_start: Set(instant(period.start)),
+            period_end: Set(instant(period.end)),
+            threshold: Set(threshold.normalize().to_string()),
+            claimed_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        let inserted = threshold_claim::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    threshold_claim::Column::BillableType,
+                    threshold_claim::Column::BillableId,
+                    threshold_claim::Column::PeriodStart,
+                    threshold_claim::Column::PeriodEnd,
+                    threshold_claim::Column::Threshold,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(self.connection())
+            .await
+            .map_err(db_err)?;
+        Ok(inserted == 1)
+    }
+}
+
+/// True for a reservation the writer batches: one without a credit hold (those run in a
+/// transaction of their own).
+pub(crate) fn batchable_reserve(req: &ReserveRequest) -> bool {
+    req.hold.is_none()
+}
+
+impl SeaOrmStore {
+    /// A reservation in a transaction of its own.
+    pub(crate) async fn reserve_single(&self, req: &ReserveRequest) -> StoreResult<ReserveOutcome> {
         let tokens = to_i64("reserved tokens", req.amount.tokens)?;
         if req.amount.cost.is_sign_negative() {
             return Err(invalid("a reservation's cost must not be negative"));
@@ -87,7 +212,7 @@ impl CounterStore for SeaOrmStore {
                 .map_err(db_err)?,
             None => None,
         };
-        let mut reserved = reserved_of(&txn, counter.id, None).await?;
+        let mut reserved = reserved_on(&counter)?;
         if let Some(r) = replaced.as_ref().filter(|r| r.counter_id == counter.id) {
             let amount = amount_of(r)?;
             reserved = UsageTotals::new(
@@ -157,6 +282,8 @@ impl CounterStore for SeaOrmStore {
             .await
             .map_err(db_err)?
             .last_insert_id;
+        self.step("counting the reservation")?;
+        shift_reserved(&txn, counter.id, req.amount, Shift::Add).await?;
         self.step("committing the reservation")?;
         txn.commit().await.map_err(db_err)?;
         let reserved = usage
@@ -170,7 +297,8 @@ impl CounterStore for SeaOrmStore {
         })
     }
 
-    async fn settle(&self, settlement: &Settlement) -> StoreResult<Settled> {
+    /// A settlement in a transaction of its own.
+    pub(crate) async fn settle_single(&self, settlement: &Settlement) -> StoreResult<Settled> {
         let entry = &settlement.entry;
         let billable = &entry.billable;
         let period = &settlement.period;
@@ -195,7 +323,7 @@ impl CounterStore for SeaOrmStore {
             if let Some(r) = &reserved {
                 drop_reservation_in(&txn, r).await?;
             }
-            let usage = usage_in(&txn, billable, period, entry.occurred_at).await?;
+            let usage = usage_in(&txn, billable, period).await?;
             txn.commit().await.map_err(db_err)?;
             return Ok(Settled::replayed(record, usage));
         }
@@ -207,6 +335,7 @@ impl CounterStore for SeaOrmStore {
                     .exec(&txn)
                     .await
                     .map_err(db_err)?;
+                shift_reserved(&txn, r.counter_id, amount_of(r)?, Shift::Remove).await?;
                 match r.hold_id {
                     Some(h) => take_hold(&txn, HoldId(h)).await?,
                     None => None,
@@ -257,7 +386,7 @@ impl CounterStore for SeaOrmStore {
             None
         };
 
-        let usage = usage_in(&txn, billable, period, entry.occurred_at).await?;
+        let usage = usage_in(&txn, billable, period).await?;
         self.step("committing the settlement")?;
         txn.commit().await.map_err(db_err)?;
         Ok(Settled {
@@ -268,16 +397,13 @@ impl CounterStore for SeaOrmStore {
         })
     }
 
-    async fn release(&self, id: ReservationId) -> StoreResult<bool> {
-        let Some(owner) = reservation::Entity::find_by_id(id.0)
-            .one(self.connection())
-            .await
-            .map_err(db_err)?
-        else {
-            return Ok(false);
-        };
-        let billable = Billable::new(owner.billable_type, owner.billable_id);
-        let txn = self.begin_for([&billable]).await?;
+    /// A release in a transaction of its own.
+    pub(crate) async fn release_single(
+        &self,
+        id: ReservationId,
+        billable: &Billable,
+    ) -> StoreResult<bool> {
+        let txn = self.begin_for([billable]).await?;
         let reserved = reservation::Entity::find_by_id(id.0)
             .one(&txn)
             .await
@@ -291,80 +417,6 @@ impl CounterStore for SeaOrmStore {
         };
         txn.commit().await.map_err(db_err)?;
         Ok(released)
-    }
-
-    async fn expire_reservations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let expired = reservation::Entity::find()
-            .filter(reservation::Column::ExpiresAt.lte(instant(now)))
-            .all(self.connection())
-            .await
-            .map_err(db_err)?;
-        let mut billables: Vec<Billable> = expired
-            .into_iter()
-            .map(|r| Billable::new(r.billable_type, r.billable_id))
-            .collect();
-        billables.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
-        billables.dedup();
-        let mut dropped = 0;
-        for billable in billables {
-            // One billable at a time, under its lock, with the holds given back.
-            let txn = self.begin_for([&billable]).await?;
-            dropped += expire_in(&txn, Some(&billable), now).await?;
-            txn.commit().await.map_err(db_err)?;
-        }
-        Ok(dropped)
-    }
-
-    async fn period_usage(
-        &self,
-        billable: &Billable,
-        period: &Period,
-        now: DateTime<Utc>,
-    ) -> StoreResult<PeriodUsage> {
-        let db = self.connection();
-        match find_counter(db, billable, period).await? {
-            Some(counter) => Ok(PeriodUsage {
-                recorded: recorded_of(&counter)?,
-                reserved: reserved_of(db, counter.id, Some(now)).await?,
-            }),
-            None => Ok(PeriodUsage {
-                recorded: recorded_in_window(db, billable, period).await?,
-                reserved: UsageTotals::ZERO,
-            }),
-        }
-    }
-
-    async fn claim_threshold(
-        &self,
-        billable: &Billable,
-        period: &Period,
-        threshold: Decimal,
-    ) -> StoreResult<bool> {
-        let row = threshold_claim::ActiveModel {
-            billable_type: Set(billable.kind.clone()),
-            billable_id: Set(billable.id.clone()),
-            period_start: Set(instant(period.start)),
-            period_end: Set(instant(period.end)),
-            threshold: Set(threshold.normalize().to_string()),
-            claimed_at: Set(Utc::now()),
-            ..Default::default()
-        };
-        let inserted = threshold_claim::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([
-                    threshold_claim::Column::BillableType,
-                    threshold_claim::Column::BillableId,
-                    threshold_claim::Column::PeriodStart,
-                    threshold_claim::Column::PeriodEnd,
-                    threshold_claim::Column::Threshold,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(self.connection())
-            .await
-            .map_err(db_err)?;
-        Ok(inserted == 1)
     }
 }
 
@@ -383,9 +435,79 @@ async fn find_counter<C: ConnectionTrait>(
         .map_err(db_err)
 }
 
+/// The counter of `billable` for `period`, and whether one of its reservations expired by
+/// `now` (and still counts on the row), in one read.
+async fn counter_at<C: ConnectionTrait>(
+    db: &C,
+    billable: &Billable,
+    period: &Period,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<(period_counter::Model, bool)>> {
+    let stale = Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(reservation::Entity)
+            .and_where(
+                Expr::col((reservation::Entity, reservation::Column::CounterId))
+                    .equals((period_counter::Entity, period_counter::Column::Id)),
+            )
+            .and_where(reservation::Column::ExpiresAt.lte(instant(now)))
+            .to_owned(),
+    );
+    let row = period_counter::Entity::find()
+        .filter(period_counter::Column::BillableType.eq(billable.kind.as_str()))
+        .filter(period_counter::Column::BillableId.eq(billable.id.as_str()))
+        .filter(period_counter::Column::PeriodStart.eq(instant(period.start)))
+        .filter(period_counter::Column::PeriodEnd.eq(instant(period.end)))
+        .expr_as(stale, "stale")
+        .into_model::<CounterAt>()
+        .one(db)
+        .await
+        .map_err(db_err)?;
+    Ok(row.map(|r| {
+        let stale = r.stale;
+        (r.into_counter(), stale)
+    }))
+}
+
+/// A counter row with whether one of its reservations expired.
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct CounterAt {
+    id: i64,
+    billable_type: String,
+    billable_id: String,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+    recorded_tokens: i64,
+    recorded_cost: String,
+    reserved_tokens: i64,
+    reserved_cost: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    stale: bool,
+}
+
+impl CounterAt {
+    fn into_counter(self) -> period_counter::Model {
+        period_counter::Model {
+            id: self.id,
+            billable_type: self.billable_type,
+            billable_id: self.billable_id,
+            period_start: self.period_start,
+            period_end: self.period_end,
+            recorded_tokens: self.recorded_tokens,
+            recorded_cost: self.recorded_cost,
+            reserved_tokens: self.reserved_tokens,
+            reserved_cost: self.reserved_cost,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
 /// The counter of `billable` for `period`, created from the usage rows already in its window
 /// when missing. Call with the billable's lock held.
-async fn counter_for_update<C>(
+pub(crate) async fn counter_for_update<C>(
     txn: &C,
     billable: &Billable,
     period: &Period,
@@ -405,6 +527,8 @@ where
         period_end: Set(instant(period.end)),
         recorded_tokens: Set(to_i64("recorded tokens", seed.tokens)?),
         recorded_cost: Set(money_text(seed.cost)),
+        reserved_tokens: Set(0),
+        reserved_cost: Set(money_text(Decimal::ZERO)),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -422,6 +546,8 @@ where
         period_end: instant(period.end),
         recorded_tokens: to_i64("recorded tokens", seed.tokens)?,
         recorded_cost: money_text(seed.cost),
+        reserved_tokens: 0,
+        reserved_cost: money_text(Decimal::ZERO),
         created_at: now,
         updated_at: now,
     })
@@ -447,6 +573,76 @@ pub(crate) fn recorded_of(counter: &period_counter::Model) -> StoreResult<UsageT
         )?,
         money_from_text("ai_period_counters.recorded_cost", &counter.recorded_cost)?,
     ))
+}
+
+/// What the counter's reservations add up to, as kept on its row.
+pub(crate) fn reserved_on(counter: &period_counter::Model) -> StoreResult<UsageTotals> {
+    Ok(UsageTotals::new(
+        to_u64(
+            "ai_period_counters.reserved_tokens",
+            counter.reserved_tokens,
+        )?,
+        money_from_text("ai_period_counters.reserved_cost", &counter.reserved_cost)?,
+    ))
+}
+
+/// Which way [`shift_reserved`] moves a counter's reserved totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shift {
+    /// A reservation was made.
+    Add,
+    /// A reservation was settled, released or swept.
+    Remove,
+}
+
+/// `reserved` after a reservation of `amount` is added or removed (never below zero).
+pub(crate) fn shifted(
+    reserved: UsageTotals,
+    amount: UsageTotals,
+    shift: Shift,
+) -> StoreResult<UsageTotals> {
+    match shift {
+        Shift::Add => reserved
+            .checked_add(amount)
+            .map_err(|e| invalid(e.to_string())),
+        Shift::Remove => Ok(UsageTotals::new(
+            reserved.tokens.saturating_sub(amount.tokens),
+            (reserved.cost - amount.cost).max(Decimal::ZERO),
+        )),
+    }
+}
+
+/// Adds a reservation's amount to its counter's reserved totals, or takes it off. Call with
+/// the billable's lock held.
+pub(crate) async fn shift_reserved<C: ConnectionTrait>(
+    db: &C,
+    counter_id: i64,
+    amount: UsageTotals,
+    shift: Shift,
+) -> StoreResult<()> {
+    let Some(counter) = period_counter::Entity::find_by_id(counter_id)
+        .one(db)
+        .await
+        .map_err(db_err)?
+    else {
+        // The counter went with its billable (a GDPR deletion): nothing to count.
+        return Ok(());
+    };
+    let reserved = shifted(reserved_on(&counter)?, amount, shift)?;
+    period_counter::Entity::update_many()
+        .col_expr(
+            period_counter::Column::ReservedTokens,
+            Expr::value(to_i64("reserved tokens", reserved.tokens)?),
+        )
+        .col_expr(
+            period_counter::Column::ReservedCost,
+            Expr::value(money_text(reserved.cost)),
+        )
+        .filter(period_counter::Column::Id.eq(counter_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 /// The reservations of a counter (those still live at `now`, when given), summed.
@@ -555,6 +751,7 @@ async fn drop_reservation_in(txn: &DatabaseTransaction, r: &reservation::Model) 
         .exec(txn)
         .await
         .map_err(db_err)?;
+    shift_reserved(txn, r.counter_id, amount_of(r)?, Shift::Remove).await?;
     if let Some(hold) = r.hold_id {
         release_hold_in(txn, hold).await?;
     }
@@ -583,17 +780,17 @@ async fn expire_in(
     Ok(expired.len() as u64)
 }
 
-/// The usage of `billable` in `period` inside `txn`, reservations live at `now`.
+/// The usage of `billable` in `period` inside `txn`, as its counter says (reservations not
+/// yet swept included).
 async fn usage_in(
     txn: &DatabaseTransaction,
     billable: &Billable,
     period: &Period,
-    now: DateTime<Utc>,
 ) -> StoreResult<PeriodUsage> {
     match find_counter(txn, billable, period).await? {
         Some(counter) => Ok(PeriodUsage {
             recorded: recorded_of(&counter)?,
-            reserved: reserved_of(txn, counter.id, Some(now)).await?,
+            reserved: reserved_on(&counter)?,
         }),
         None => Ok(PeriodUsage {
             recorded: recorded_in_window(txn, billable, period).await?,

@@ -32,6 +32,7 @@ compile_error!("ai-metering-seaorm needs a backend: enable the `sqlite` or `post
 
 mod aggregates;
 mod audit;
+mod batch;
 mod codec;
 mod counters;
 mod credits;
@@ -47,6 +48,7 @@ mod sums;
 mod usage;
 mod usage_rows;
 mod webhook_events;
+mod writer;
 
 pub use ai_metering_migration::Migrator;
 pub use retention::RowCounts;

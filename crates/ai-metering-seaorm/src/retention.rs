@@ -8,7 +8,8 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
 };
 
-use crate::codec::{instant, invalid, money_from_text, money_text, nano_units};
+use crate::codec::{instant, invalid, money_from_text, money_text, nano_units, to_i64};
+use crate::counters::{Shift, reserved_on, shifted};
 use crate::entity::{credit_wallet, daily_aggregate, period_counter, reservation, usage};
 use crate::error::db_err;
 use crate::store::SeaOrmStore;
@@ -324,6 +325,7 @@ async fn merge_counters(
                         &c.recorded_cost,
                     )?)
                     .ok_or_else(|| invalid("a merged counter overflows"))?;
+                let reserved = shifted(reserved_on(&t)?, reserved_on(c)?, Shift::Add)?;
                 period_counter::Entity::update_many()
                     .col_expr(
                         period_counter::Column::RecordedTokens,
@@ -332,6 +334,14 @@ async fn merge_counters(
                     .col_expr(
                         period_counter::Column::RecordedCost,
                         Expr::value(money_text(cost)),
+                    )
+                    .col_expr(
+                        period_counter::Column::ReservedTokens,
+                        Expr::value(to_i64("reserved tokens", reserved.tokens)?),
+                    )
+                    .col_expr(
+                        period_counter::Column::ReservedCost,
+                        Expr::value(money_text(reserved.cost)),
                     )
                     .filter(period_counter::Column::Id.eq(t.id))
                     .exec(txn)

@@ -15,6 +15,7 @@ use sea_orm::{
 };
 
 use crate::error::db_err;
+use crate::writer::{Writer, WriterSlot};
 
 /// How long a SQLite connection waits for another writer (another process, say) before
 /// giving up with [`StoreErrorKind::Unavailable`].
@@ -61,8 +62,13 @@ const MIGRATION_LOCK: (i32, i32) = (0x4149_4d54, 1);
 #[derive(Debug, Clone)]
 pub struct SeaOrmStore {
     db: DatabaseConnection,
+    /// The writer task's connection: its own, so that it never queues behind reads for one
+    /// of the pool's (the same pool for an in-memory database or one given to `new`).
+    write_db: DatabaseConnection,
     /// Steps until an injected failure (0: none); see `fail_at_step`.
     fault: Arc<AtomicU64>,
+    /// The group-commit writer; `None` in the writer's own copy of the store.
+    writer: Option<Arc<WriterSlot>>,
 }
 
 impl SeaOrmStore {
@@ -140,16 +146,48 @@ impl SeaOrmStore {
     /// # Errors
     /// [`StoreErrorKind::Unavailable`] when the database cannot be reached or opened.
     pub async fn connect_with(options: ConnectOptions) -> StoreResult<Self> {
+        let url = options.get_url();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut writer = options.clone();
+        writer.max_connections(1).min_connections(0);
         let db = Database::connect(options).await.map_err(db_err)?;
-        Ok(Self::new(db))
+        let write_db = if in_memory {
+            db.clone()
+        } else {
+            Database::connect(writer).await.map_err(db_err)?
+        };
+        let mut store = Self::new(db);
+        store.write_db = write_db;
+        Ok(store)
     }
 
     /// Wraps a connection the application already has. For SQLite, configure WAL mode and a
     /// busy timeout yourself (or use [`connect`](Self::connect)).
     pub fn new(db: DatabaseConnection) -> Self {
+        let writer = WriterSlot::new(db.get_database_backend());
         Self {
+            write_db: db.clone(),
             db,
             fault: Arc::new(AtomicU64::new(0)),
+            writer: Some(Arc::new(writer)),
+        }
+    }
+
+    /// The writer that batches this store's reservations, settlements and releases.
+    pub(crate) fn writer(&self) -> Option<Writer<'_>> {
+        self.writer
+            .as_deref()
+            .map(|slot| Writer { slot, store: self })
+    }
+
+    /// The store as its writer task uses it: writes run in transactions of their own, and
+    /// the task holds no handle on itself (it stops when the last store is dropped).
+    pub(crate) fn without_writer(&self) -> Self {
+        Self {
+            db: self.write_db.clone(),
+            write_db: self.write_db.clone(),
+            fault: Arc::clone(&self.fault),
+            writer: None,
         }
     }
 
@@ -261,11 +299,19 @@ impl SeaOrmStore {
             // One order for every transaction, so that two of them never wait on each other.
             keys.sort_unstable();
             keys.dedup();
-            for key in keys {
+            if !keys.is_empty() {
+                // One statement for all of them, taken in the order of the sorted list.
+                let values = (1..=keys.len())
+                    .map(|i| format!("(${i}::bigint)"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT pg_advisory_xact_lock(k) FROM (VALUES {values}) AS locks(k) ORDER BY k"
+                );
                 txn.execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    "SELECT pg_advisory_xact_lock($1)",
-                    [key.into()],
+                    sql,
+                    keys.into_iter().map(Into::into),
                 ))
                 .await
                 .map_err(db_err)?;

@@ -185,6 +185,11 @@ impl<S: Store> Settings<S> {
         if let Some(cost) = self.estimate_cost {
             meter = meter.estimate_cost(cost);
         }
+        // Which limits apply is as fresh as the cache; whether the call fits them is decided
+        // by the store, atomically, whatever the cache says.
+        if let Some(checked) = self.cache.get(&billable, now) {
+            meter = meter.entitlement(checked.status.entitlement.clone());
+        }
         match meter.begin_deferred().await {
             Ok(reservation) => {
                 let status = QuotaStatus {

@@ -56,7 +56,7 @@ use crate::billable::{Billable, Tenant};
 use crate::error::{Error, Result};
 use crate::estimate::RequestEstimate;
 use crate::limit::LimitCheck;
-use crate::metering::Metering;
+use crate::metering::{Entitlement, Metering};
 use crate::money::Money;
 use crate::plan::BillingMode;
 use crate::pricing::CostBreakdown;
@@ -174,6 +174,7 @@ pub struct Meter<S> {
     request: Option<RequestEstimate>,
     manual_usage: Option<TokenUsage>,
     cost: Option<Money>,
+    entitlement: Option<Entitlement>,
     adopted: Option<Reservation<S>>,
 }
 
@@ -206,6 +207,7 @@ impl<S: Store> Meter<S> {
             request: None,
             manual_usage: None,
             cost: None,
+            entitlement: None,
             adopted: None,
         }
     }
@@ -254,6 +256,20 @@ impl<S: Store> Meter<S> {
     /// The feature name (1 to 100 characters of `[A-Za-z0-9_.:-]`).
     pub fn feature(mut self, feature: impl Into<String>) -> Self {
         self.feature = Some(feature.into());
+        self
+    }
+
+    /// Uses an entitlement resolved earlier (a cached one, say) instead of reading the
+    /// billable's subscription, plan and limit override from the store. The limits are
+    /// still enforced by the store, atomically; this only decides which limits. It is
+    /// ignored when it is of another billable or its period has ended.
+    ///
+    /// The [`QuotaLayer`]-style callers that cache a billable's status for a short time use
+    /// it so that a call does not read the store for what the cache already holds.
+    ///
+    /// [`QuotaLayer`]: https://docs.rs/ai-metering-tower
+    pub fn entitlement(mut self, entitlement: Entitlement) -> Self {
+        self.entitlement = Some(entitlement);
         self
     }
 

@@ -58,6 +58,7 @@ struct Validated<S> {
     estimate_cost: Option<Decimal>,
     request: Option<RequestEstimate>,
     cost: Option<Money>,
+    entitlement: Option<Entitlement>,
 }
 
 impl<S> Validated<S> {
@@ -154,6 +155,7 @@ impl<S: Store> Meter<S> {
             estimate_cost: self.estimate_cost,
             request: self.request,
             cost: self.cost,
+            entitlement: self.entitlement,
         })
     }
 
@@ -298,7 +300,13 @@ impl<S: Store> Meter<S> {
             })?;
 
         let now = metering.now();
-        let entitlement = metering.entitlement(&billable, now).await?;
+        let known = v.entitlement.clone().filter(|e| {
+            e.billable == billable && e.period.is_some_and(|p| p.start <= now && now < p.end)
+        });
+        let entitlement = match known {
+            Some(entitlement) => entitlement,
+            None => metering.entitlement(&billable, now).await?,
+        };
         if let Some(mode) = v.billing_mode
             && mode != entitlement.billing_mode
         {

@@ -1,4 +1,4 @@
-//! `ai_period_counters`: recorded usage per billable and period window.
+//! `ai_period_counters`: recorded and reserved usage per billable and period window.
 
 use sea_orm::entity::prelude::*;
 
@@ -21,6 +21,10 @@ pub struct Model {
     pub recorded_tokens: i64,
     /// Their cost, exact decimal text.
     pub recorded_cost: String,
+    /// Tokens of the counter's reservations (settled, released or swept ones leave).
+    pub reserved_tokens: i64,
+    /// Their cost, exact decimal text.
+    pub reserved_cost: String,
     /// When created.
     pub created_at: DateTimeUtc,
     /// When last changed.

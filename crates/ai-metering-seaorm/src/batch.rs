@@ -1,0 +1,825 @@
+//! Many reservations, settlements and releases in one transaction (the writer's batches).
+//!
+//! A batch takes the locks of all its billables at once (SQLite's write lock; on
+//! PostgreSQL the advisory locks, in one fixed order), reads what its operations need in a
+//! few statements (their counters, the reservations they settle or release, the idempotency
+//! keys they claim), applies each operation in order with the same rules as a transaction
+//! of its own, and writes the counters once at the end. An operation's own refusal or invalid
+//! input is decided before it writes anything, so it never leaves part of itself behind; a
+//! database failure fails the whole batch, and then nothing of it is stored.
+//!
+//! Operations on a reservation that holds credits are left to a transaction of their own
+//! ([`Outcome::Deferred`]).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use ai_metering_core::Billable;
+use ai_metering_core::limit::{Thresholds, UsageTotals, evaluate};
+use ai_metering_core::overage::overage;
+use ai_metering_core::period::Period;
+use ai_metering_core::store::{
+    OverageRecord, PeriodUsage, Recorded, ReservationId, ReserveOutcome, ReserveRequest, Settled,
+    Settlement, StoreResult, UsageRecord,
+};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+};
+
+use crate::codec::{instant, invalid, money_text, to_i64};
+use crate::counters::{Shift, amount_of, counter_for_update, recorded_of, reserved_on, shifted};
+use crate::credits::release_hold_in;
+use crate::entity::{overage as overage_row, period_counter, reservation, usage};
+use crate::error::db_err;
+use crate::overages::to_record;
+use crate::store::SeaOrmStore;
+use crate::usage_rows::{as_stored, usage_record, usage_row};
+
+/// One operation of a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op<'a> {
+    /// A reservation without a credit hold.
+    Reserve(&'a ReserveRequest),
+    /// A settlement that debits no credits.
+    Settle(&'a Settlement),
+    /// The release of a reservation of this billable.
+    Release(ReservationId, &'a Billable),
+}
+
+impl Op<'_> {
+    fn billable(&self) -> &Billable {
+        match self {
+            Op::Reserve(r) => &r.billable,
+            Op::Settle(s) => &s.entry.billable,
+            Op::Release(_, b) => b,
+        }
+    }
+}
+
+/// What a committed batch did with one operation.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// A reservation's outcome (or why it was not made; nothing was stored then).
+    Reserved(StoreResult<ReserveOutcome>),
+    /// A settlement's result (or why nothing was stored).
+    Settled(Box<StoreResult<Settled>>),
+    /// Whether the reservation was released.
+    Released(bool),
+    /// Not done here: it needs a transaction of its own.
+    Deferred,
+}
+
+/// Runs `ops` in one transaction. `Err` when the database failed: nothing of the batch was
+/// stored.
+pub(crate) async fn run(store: &SeaOrmStore, ops: &[Op<'_>]) -> StoreResult<Vec<Outcome>> {
+    let billables: BTreeSet<&Billable> = ops.iter().map(Op::billable).collect();
+    let txn = store.begin_for(billables.iter().copied()).await?;
+    let mut state = State::load(store, &txn, ops).await?;
+    let mut drafts = Vec::with_capacity(ops.len());
+    for op in ops {
+        let draft = match op {
+            Op::Reserve(req) => state.reserve(store, &txn, req).await?,
+            Op::Settle(s) => state.settle(store, &txn, s).await?,
+            Op::Release(id, owner) => Draft::Done(state.release(*id, owner)),
+        };
+        drafts.push(draft);
+    }
+    let written = state.write(store, &txn).await?;
+    store.step("committing the batch")?;
+    txn.commit().await.map_err(db_err)?;
+    Ok(drafts
+        .into_iter()
+        .map(|draft| written.finish(draft))
+        .collect())
+}
+
+/// An operation's outcome before the batch's rows are inserted (and their ids known).
+enum Draft {
+    Done(Outcome),
+    /// Reserved: the `n`th new reservation.
+    Reserved {
+        row: usize,
+        usage: PeriodUsage,
+    },
+    /// Refused: the key was recorded by the `n`th new usage row.
+    AlreadyRecorded(Key),
+    /// Settled: the `n`th new usage row (and its overage row, if any).
+    Settled {
+        row: usize,
+        usage: PeriodUsage,
+    },
+    /// A retry of a recorded key.
+    Replayed(Key, PeriodUsage),
+}
+
+/// A usage row stored under an idempotency key: before the batch, or by it.
+#[derive(Clone)]
+enum Key {
+    Stored(Box<UsageRecord>),
+    New(usize),
+}
+
+/// A new usage row, with the overage row to insert with it.
+struct NewUsage {
+    row: usage::ActiveModel,
+    record: UsageRecord,
+    /// The settlement's period, and the overage's tokens and amount.
+    overage: Option<(Period, i64, Decimal)>,
+}
+
+/// The ids the batch's inserts got, to finish its drafts with.
+struct Written {
+    reservations: Vec<i64>,
+    usage: Vec<UsageRecord>,
+    overages: HashMap<usize, OverageRecord>,
+}
+
+impl Written {
+    fn record(&self, key: Key) -> UsageRecord {
+        match key {
+            Key::Stored(record) => *record,
+            Key::New(n) => self.usage[n].clone(),
+        }
+    }
+
+    fn finish(&self, draft: Draft) -> Outcome {
+        match draft {
+            Draft::Done(outcome) => outcome,
+            Draft::Reserved { row, usage } => Outcome::Reserved(Ok(ReserveOutcome::Reserved {
+                id: ReservationId(self.reservations[row]),
+                hold: None,
+                usage,
+            })),
+            Draft::AlreadyRecorded(key) => Outcome::Reserved(Ok(ReserveOutcome::AlreadyRecorded(
+                Box::new(self.record(key)),
+            ))),
+            Draft::Settled { row, usage } => Outcome::Settled(Box::new(Ok(Settled {
+                recorded: Recorded {
+                    record: self.usage[row].clone(),
+                    created: true,
+                },
+                usage,
+                debit: None,
+                overage: self.overages.get(&row).cloned(),
+            }))),
+            Draft::Replayed(key, usage) => {
+                Outcome::Settled(Box::new(Ok(Settled::replayed(self.record(key), usage))))
+            }
+        }
+    }
+}
+
+/// A counter as the batch has it: read under the lock, changed in memory, written at the end.
+struct Counter {
+    row: period_counter::Model,
+    recorded: UsageTotals,
+    reserved: UsageTotals,
+    dirty: bool,
+}
+
+impl Counter {
+    fn new(row: period_counter::Model) -> StoreResult<Self> {
+        Ok(Self {
+            recorded: recorded_of(&row)?,
+            reserved: reserved_on(&row)?,
+            row,
+            dirty: false,
+        })
+    }
+
+    fn is_of(&self, billable: &Billable) -> bool {
+        self.row.billable_type == billable.kind && self.row.billable_id == billable.id
+    }
+
+    fn usage(&self) -> PeriodUsage {
+        PeriodUsage {
+            recorded: self.recorded,
+            reserved: self.reserved,
+        }
+    }
+}
+
+/// Everything a batch reads, and what it changed so far.
+#[derive(Default)]
+struct State {
+    counters: Vec<Counter>,
+    /// Counter index by id.
+    by_id: HashMap<i64, usize>,
+    /// The reservations the batch settles or releases, by id.
+    reservations: HashMap<i64, reservation::Model>,
+    /// Live reservations claiming an idempotency key, or exclusive, of reserving billables
+    /// (those made by this batch included).
+    claims: Vec<reservation::Model>,
+    /// Reservations dropped by this batch.
+    dropped: Vec<i64>,
+    dropped_set: HashSet<i64>,
+    /// Usage rows stored under the keys the batch names (those it inserts included).
+    keys: HashMap<(Billable, String), Key>,
+    /// Reservations to insert at the end, in order.
+    new_reservations: Vec<reservation::ActiveModel>,
+    /// Usage rows to insert at the end, in order.
+    new_usage: Vec<NewUsage>,
+}
+
+fn of_billables<'a, C: ColumnTrait>(
+    kind: C,
+    id: C,
+    billables: impl IntoIterator<Item = &'a Billable>,
+) -> Condition {
+    billables.into_iter().fold(Condition::any(), |any, b| {
+        any.add(
+            Condition::all()
+                .add(kind.eq(b.kind.as_str()))
+                .add(id.eq(b.id.as_str())),
+        )
+    })
+}
+
+impl State {
+    async fn load(
+        store: &SeaOrmStore,
+        txn: &DatabaseTransaction,
+        ops: &[Op<'_>],
+    ) -> StoreResult<Self> {
+        let mut state = State::default();
+
+        // Reservations that expired by the time of a reservation of their billable go first,
+        // as in a transaction of its own. One indexed read, nearly always empty.
+        let mut expiry: HashMap<&Billable, DateTime<Utc>> = HashMap::new();
+        for op in ops {
+            if let Op::Reserve(r) = op {
+                let now = expiry.entry(&r.billable).or_insert(r.now);
+                *now = (*now).max(r.now);
+            }
+        }
+        let mut expired = Vec::new();
+        if !expiry.is_empty() {
+            store.step("finding expired reservations")?;
+            let cond = expiry.iter().fold(Condition::any(), |any, (b, now)| {
+                any.add(
+                    Condition::all()
+                        .add(reservation::Column::BillableType.eq(b.kind.as_str()))
+                        .add(reservation::Column::BillableId.eq(b.id.as_str()))
+                        .add(reservation::Column::ExpiresAt.lte(instant(*now))),
+                )
+            });
+            expired = reservation::Entity::find()
+                .filter(cond)
+                .all(txn)
+                .await
+                .map_err(db_err)?;
+        }
+
+        let ids: Vec<i64> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Settle(s) => Some(s.reservation.0),
+                Op::Release(id, _) => Some(id.0),
+                Op::Reserve(r) => r.replaces.map(|id| id.0),
+            })
+            .collect();
+        if !ids.is_empty() {
+            store.step("reading the reservations")?;
+            for r in reservation::Entity::find()
+                .filter(reservation::Column::Id.is_in(ids))
+                .all(txn)
+                .await
+                .map_err(db_err)?
+            {
+                state.reservations.insert(r.id, r);
+            }
+        }
+
+        // Keys and exclusive calls claimed by live reservations of reserving billables.
+        let claim_keys: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Reserve(r) => r.idempotency_key.as_deref(),
+                _ => None,
+            })
+            .collect();
+        let exclusive = ops
+            .iter()
+            .any(|op| matches!(op, Op::Reserve(r) if r.exclusive));
+        if !claim_keys.is_empty() || exclusive {
+            store.step("reading the claims")?;
+            let expired_ids: HashSet<i64> = expired.iter().map(|r| r.id).collect();
+            let mut claimed = Condition::any().add(reservation::Column::Exclusive.eq(true));
+            if !claim_keys.is_empty() {
+                claimed = claimed.add(reservation::Column::IdempotencyKey.is_in(claim_keys));
+            }
+            state.claims = reservation::Entity::find()
+                .filter(of_billables(
+                    reservation::Column::BillableType,
+                    reservation::Column::BillableId,
+                    expiry.keys().copied(),
+                ))
+                .filter(claimed)
+                .all(txn)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .filter(|r| !expired_ids.contains(&r.id))
+                .collect();
+        }
+
+        // Usage rows already stored under the keys the batch names.
+        let keys: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Reserve(r) => r.idempotency_key.as_deref(),
+                Op::Settle(s) => s.entry.idempotency_key.as_deref(),
+                Op::Release(..) => None,
+            })
+            .collect();
+        if !keys.is_empty() {
+            store.step("reading the idempotency keys")?;
+            let billables: BTreeSet<&Billable> = ops.iter().map(Op::billable).collect();
+            for row in usage::Entity::find()
+                .filter(of_billables(
+                    usage::Column::BillableType,
+                    usage::Column::BillableId,
+                    billables,
+                ))
+                .filter(usage::Column::IdempotencyKey.is_in(keys))
+                .all(txn)
+                .await
+                .map_err(db_err)?
+            {
+                let record = usage_record(row)?;
+                if let Some(key) = record.entry.idempotency_key.clone() {
+                    state.keys.insert(
+                        (record.entry.billable.clone(), key),
+                        Key::Stored(Box::new(record)),
+                    );
+                }
+            }
+        }
+
+        // The counters: those of the batch's windows and every one a settlement adds to
+        // (they end after the earliest instant involved), plus those the dropped
+        // reservations count against.
+        let since = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Reserve(r) => Some(r.period.start),
+                Op::Settle(s) => Some(s.period.start.min(s.entry.occurred_at)),
+                Op::Release(..) => None,
+            })
+            .min();
+        let counter_ids: Vec<i64> = expired
+            .iter()
+            .chain(state.reservations.values())
+            .map(|r| r.counter_id)
+            .collect();
+        let mut wanted = Condition::any();
+        if let Some(since) = since {
+            let billables: BTreeSet<&Billable> = ops
+                .iter()
+                .filter(|op| !matches!(op, Op::Release(..)))
+                .map(Op::billable)
+                .collect();
+            wanted = wanted.add(
+                Condition::all()
+                    .add(of_billables(
+                        period_counter::Column::BillableType,
+                        period_counter::Column::BillableId,
+                        billables,
+                    ))
+                    .add(period_counter::Column::PeriodEnd.gt(instant(since))),
+            );
+        }
+        if !counter_ids.is_empty() {
+            wanted = wanted.add(period_counter::Column::Id.is_in(counter_ids));
+        }
+        if !wanted.is_empty() {
+            store.step("reading the counters")?;
+            for row in period_counter::Entity::find()
+                .filter(wanted)
+                .all(txn)
+                .await
+                .map_err(db_err)?
+            {
+                state.add_counter(Counter::new(row)?);
+            }
+        }
+
+        for r in expired {
+            if let Some(hold) = r.hold_id {
+                store.step("giving back an expired hold")?;
+                release_hold_in(txn, hold).await?;
+            }
+            state.drop_reservation(&r)?;
+        }
+        Ok(state)
+    }
+
+    fn add_counter(&mut self, counter: Counter) -> usize {
+        let index = self.counters.len();
+        self.by_id.insert(counter.row.id, index);
+        self.counters.push(counter);
+        index
+    }
+
+    /// The counter of `billable` for `period`, created (seeded from the usage rows already in
+    /// its window) when there is none.
+    async fn counter(
+        &mut self,
+        store: &SeaOrmStore,
+        txn: &DatabaseTransaction,
+        billable: &Billable,
+        period: &Period,
+    ) -> StoreResult<usize> {
+        let (start, end) = (instant(period.start), instant(period.end));
+        let found = self.counters.iter().position(|c| {
+            c.is_of(billable) && c.row.period_start == start && c.row.period_end == end
+        });
+        if let Some(index) = found {
+            return Ok(index);
+        }
+        store.step("creating a counter")?;
+        let row = counter_for_update(txn, billable, period).await?;
+        Ok(self.add_counter(Counter::new(row)?))
+    }
+
+    fn is_live(&self, r: &reservation::Model) -> bool {
+        !self.dropped_set.contains(&r.id)
+    }
+
+    /// Drops a reservation (its row goes at the end) and takes it off its counter.
+    fn drop_reservation(&mut self, r: &reservation::Model) -> StoreResult<()> {
+        if !self.dropped_set.insert(r.id) {
+            return Ok(());
+        }
+        self.dropped.push(r.id);
+        if let Some(&index) = self.by_id.get(&r.counter_id) {
+            let counter = &mut self.counters[index];
+            counter.reserved = shifted(counter.reserved, amount_of(r)?, Shift::Remove)?;
+            counter.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// The live reservation `id` of `billable` the batch read.
+    fn reservation_of(&self, id: ReservationId, billable: &Billable) -> Option<reservation::Model> {
+        self.reservations
+            .get(&id.0)
+            .filter(|r| r.billable_type == billable.kind && r.billable_id == billable.id)
+            .filter(|r| self.is_live(r))
+            .cloned()
+    }
+
+    async fn reserve(
+        &mut self,
+        store: &SeaOrmStore,
+        txn: &DatabaseTransaction,
+        req: &ReserveRequest,
+    ) -> StoreResult<Draft> {
+        let refuse = |e| Ok(Draft::Done(Outcome::Reserved(Err(e))));
+        let tokens = match to_i64("reserved tokens", req.amount.tokens) {
+            Ok(tokens) => tokens,
+            Err(e) => return refuse(e),
+        };
+        if req.amount.cost.is_sign_negative() {
+            return refuse(invalid("a reservation's cost must not be negative"));
+        }
+        let billable = &req.billable;
+        let replaced = req
+            .replaces
+            .and_then(|id| self.reservation_of(id, billable));
+        if replaced.as_ref().is_some_and(|r| r.hold_id.is_some()) {
+            return Ok(Draft::Done(Outcome::Deferred));
+        }
+        let replaced_id = replaced.as_ref().map(|r| r.id);
+        let claimed = |r: &reservation::Model| {
+            self.is_live(r)
+                && Some(r.id) != replaced_id
+                && r.billable_type == billable.kind
+                && r.billable_id == billable.id
+        };
+        let done = |outcome| Ok(Draft::Done(Outcome::Reserved(Ok(outcome))));
+        if let Some(key) = &req.idempotency_key {
+            if let Some(stored) = self.keys.get(&(billable.clone(), key.clone())) {
+                return Ok(Draft::AlreadyRecorded(stored.clone()));
+            }
+            let in_flight = self
+                .claims
+                .iter()
+                .any(|r| claimed(r) && r.idempotency_key.as_deref() == Some(key.as_str()));
+            if in_flight {
+                return done(ReserveOutcome::KeyInFlight);
+            }
+        }
+        if req.exclusive && self.claims.iter().any(|r| claimed(r) && r.exclusive) {
+            return done(ReserveOutcome::Busy);
+        }
+
+        let index = self.counter(store, txn, billable, &req.period).await?;
+        let mut usage = self.counters[index].usage();
+        let counter_id = self.counters[index].row.id;
+        if let Some(r) = replaced.as_ref().filter(|r| r.counter_id == counter_id) {
+            // What it replaces does not count against it.
+            match amount_of(r).and_then(|a| shifted(usage.reserved, a, Shift::Remove)) {
+                Ok(reserved) => usage.reserved = reserved,
+                Err(e) => return refuse(e),
+            }
+        }
+        let check = evaluate(
+            &req.limits,
+            usage.committed(),
+            req.amount,
+            &Thresholds::default(),
+        );
+        if let Some(exceeded) = check.exceeded {
+            return done(ReserveOutcome::Rejected { exceeded, usage });
+        }
+        let reserved = match shifted(usage.reserved, req.amount, Shift::Add) {
+            Ok(reserved) => reserved,
+            Err(e) => return refuse(e),
+        };
+
+        if let Some(r) = &replaced {
+            self.drop_reservation(r)?;
+        }
+        let row = reservation::ActiveModel {
+            counter_id: Set(counter_id),
+            billable_type: Set(billable.kind.clone()),
+            billable_id: Set(billable.id.clone()),
+            tokens: Set(tokens),
+            cost: Set(money_text(req.amount.cost)),
+            created_at: Set(instant(req.now)),
+            expires_at: Set(instant(req.expires_at)),
+            hold_id: Set(None),
+            idempotency_key: Set(req.idempotency_key.clone()),
+            exclusive: Set(req.exclusive),
+            ..Default::default()
+        };
+        if req.idempotency_key.is_some() || req.exclusive {
+            // Its id is not known yet; it is never dropped by the batch that makes it.
+            self.claims.push(reservation::Model {
+                id: NEW_ROW,
+                counter_id,
+                billable_type: billable.kind.clone(),
+                billable_id: billable.id.clone(),
+                tokens,
+                cost: money_text(req.amount.cost),
+                created_at: instant(req.now),
+                expires_at: instant(req.expires_at),
+                hold_id: None,
+                idempotency_key: req.idempotency_key.clone(),
+                exclusive: req.exclusive,
+            });
+        }
+        self.new_reservations.push(row);
+        let counter = &mut self.counters[index];
+        counter.reserved = reserved;
+        counter.dirty = true;
+        Ok(Draft::Reserved {
+            row: self.new_reservations.len() - 1,
+            usage: counter.usage(),
+        })
+    }
+
+    async fn settle(
+        &mut self,
+        store: &SeaOrmStore,
+        txn: &DatabaseTransaction,
+        settlement: &Settlement,
+    ) -> StoreResult<Draft> {
+        let refuse = |e| Ok(Draft::Done(Outcome::Settled(Box::new(Err(e)))));
+        let entry = &settlement.entry;
+        let billable = &entry.billable;
+        let period = &settlement.period;
+        if entry.cost.total.is_sign_negative() {
+            return refuse(invalid(format!(
+                "a usage cost cannot be negative, got {} {}",
+                entry.cost.total, entry.cost.currency
+            )));
+        }
+        let reserved = self.reservation_of(settlement.reservation, billable);
+        if settlement.debit_credits || reserved.as_ref().is_some_and(|r| r.hold_id.is_some()) {
+            return Ok(Draft::Done(Outcome::Deferred));
+        }
+        let index = self.counter(store, txn, billable, period).await?;
+
+        if let Some(key) = &entry.idempotency_key
+            && let Some(stored) = self.keys.get(&(billable.clone(), key.clone())).cloned()
+        {
+            // Recorded before (a retry): only the reservation goes.
+            if let Some(r) = &reserved {
+                self.drop_reservation(r)?;
+            }
+            return Ok(Draft::Replayed(stored, self.counters[index].usage()));
+        }
+
+        // Everything that can refuse the settlement is decided before anything changes.
+        let row = match usage_row(entry) {
+            Ok(row) => row,
+            Err(e) => return refuse(e),
+        };
+        let totals = entry.totals();
+        let before = self.counters[index].recorded;
+        let overage = match &settlement.overage {
+            Some(rule) if period.start <= entry.occurred_at && entry.occurred_at < period.end => {
+                match overage(rule, before, totals) {
+                    Ok(o) => o,
+                    Err(e) => return refuse(invalid(e.to_string())),
+                }
+            }
+            _ => None,
+        };
+        let overage = match overage {
+            Some(o) => match to_i64("overage tokens", o.tokens) {
+                Ok(tokens) => Some((tokens, o.amount)),
+                Err(e) => return refuse(e),
+            },
+            None => None,
+        };
+        let at = instant(entry.occurred_at);
+        let mut added = Vec::new();
+        for (i, c) in self.counters.iter().enumerate() {
+            if c.is_of(billable) && c.row.period_start <= at && at < c.row.period_end {
+                let Ok(recorded) = c.recorded.checked_add(totals) else {
+                    return refuse(invalid("a counter's recorded usage overflows"));
+                };
+                added.push((i, recorded));
+            }
+        }
+
+        if let Some(r) = &reserved {
+            self.drop_reservation(r)?;
+        }
+        for (i, recorded) in added {
+            let counter = &mut self.counters[i];
+            counter.recorded = recorded;
+            counter.dirty = true;
+        }
+        let n = self.new_usage.len();
+        self.new_usage.push(NewUsage {
+            row,
+            record: UsageRecord {
+                id: NEW_ROW,
+                entry: as_stored(entry),
+            },
+            overage: overage.map(|(tokens, amount)| (*period, tokens, amount)),
+        });
+        if let Some(key) = &entry.idempotency_key {
+            self.keys
+                .insert((billable.clone(), key.clone()), Key::New(n));
+        }
+        Ok(Draft::Settled {
+            row: n,
+            usage: self.counters[index].usage(),
+        })
+    }
+
+    fn release(&mut self, id: ReservationId, owner: &Billable) -> Outcome {
+        match self.reservation_of(id, owner) {
+            Some(r) if r.hold_id.is_some() => Outcome::Deferred,
+            Some(r) => match self.drop_reservation(&r) {
+                Ok(()) => Outcome::Released(true),
+                // Only a corrupt stored amount gets here; a transaction of its own says so.
+                Err(_) => Outcome::Deferred,
+            },
+            None => Outcome::Released(false),
+        }
+    }
+
+    /// Inserts the new rows (a few multi-row statements), deletes the dropped reservations
+    /// and writes the changed counters.
+    async fn write(self, store: &SeaOrmStore, txn: &DatabaseTransaction) -> StoreResult<Written> {
+        let mut written = Written {
+            reservations: Vec::new(),
+            usage: Vec::new(),
+            overages: HashMap::new(),
+        };
+        if !self.new_reservations.is_empty() {
+            store.step("inserting the reservations")?;
+            written.reservations = insert_rows(txn, self.new_reservations).await?;
+        }
+        if !self.new_usage.is_empty() {
+            store.step("inserting the usage rows")?;
+            let (rows, rest): (Vec<_>, Vec<_>) = self
+                .new_usage
+                .into_iter()
+                .map(|u| (u.row, (u.record, u.overage)))
+                .unzip();
+            let ids = insert_rows(txn, rows).await?;
+            let mut overages = Vec::new();
+            let mut by_usage = HashMap::new();
+            for (n, (id, (mut record, overage))) in ids.into_iter().zip(rest).enumerate() {
+                record.id = id;
+                if let Some((period, tokens, amount)) = overage {
+                    overages.push(overage_model(&record, &period, tokens, amount));
+                    by_usage.insert(id, n);
+                }
+                written.usage.push(record);
+            }
+            if !overages.is_empty() {
+                store.step("inserting the overages")?;
+                for stored in overage_row::Entity::insert_many(overages)
+                    .exec_with_returning(txn)
+                    .await
+                    .map_err(db_err)?
+                {
+                    if let Some(&n) = by_usage.get(&stored.usage_id) {
+                        written.overages.insert(n, to_record(stored)?);
+                    }
+                }
+            }
+        }
+        if !self.dropped.is_empty() {
+            store.step("deleting reservations")?;
+            reservation::Entity::delete_many()
+                .filter(reservation::Column::Id.is_in(self.dropped.iter().copied()))
+                .exec(txn)
+                .await
+                .map_err(db_err)?;
+        }
+        let now = Utc::now();
+        for c in self.counters.iter().filter(|c| c.dirty) {
+            store.step("writing a counter")?;
+            period_counter::Entity::update_many()
+                .col_expr(
+                    period_counter::Column::RecordedTokens,
+                    Expr::value(to_i64("recorded tokens", c.recorded.tokens)?),
+                )
+                .col_expr(
+                    period_counter::Column::RecordedCost,
+                    Expr::value(money_text(c.recorded.cost)),
+                )
+                .col_expr(
+                    period_counter::Column::ReservedTokens,
+                    Expr::value(to_i64("reserved tokens", c.reserved.tokens)?),
+                )
+                .col_expr(
+                    period_counter::Column::ReservedCost,
+                    Expr::value(money_text(c.reserved.cost)),
+                )
+                .col_expr(period_counter::Column::UpdatedAt, Expr::value(now))
+                .filter(period_counter::Column::Id.eq(c.row.id))
+                .exec(txn)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(written)
+    }
+}
+
+/// The id of a row the batch has not inserted yet.
+const NEW_ROW: i64 = -1;
+
+/// Inserts `rows` in one statement and returns their ids in the order of `rows`.
+///
+/// Both databases number the rows of one multi-row `INSERT` in the order of its `VALUES`
+/// (SQLite under its write lock; PostgreSQL takes each row's `nextval` in turn), so the
+/// returned ids, sorted, are the rows' ids in order, whatever order `RETURNING` lists them in.
+async fn insert_rows<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> StoreResult<Vec<i64>>
+where
+    A: sea_orm::ActiveModelTrait,
+    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: Into<i64>,
+{
+    let count = rows.len();
+    let mut ids: Vec<i64> = A::Entity::insert_many(rows)
+        .exec_with_returning_keys(txn)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    if ids.len() != count {
+        return Err(invalid(format!(
+            "a multi-row insert of {count} rows returned {} ids",
+            ids.len()
+        )));
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The overage row of the new usage row `record`, in the settlement's `period`.
+fn overage_model(
+    record: &UsageRecord,
+    period: &Period,
+    tokens: i64,
+    amount: Decimal,
+) -> overage_row::ActiveModel {
+    let entry = &record.entry;
+    overage_row::ActiveModel {
+        billable_type: Set(entry.billable.kind.clone()),
+        billable_id: Set(entry.billable.id.clone()),
+        usage_id: Set(record.id),
+        period_start: Set(instant(period.start)),
+        period_end: Set(instant(period.end)),
+        tokens: Set(tokens),
+        amount: Set(money_text(amount)),
+        currency: Set(entry.cost.currency.as_str().to_owned()),
+        created_at: Set(instant(entry.occurred_at)),
+        synced_at: Set(None),
+        external_id: Set(None),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,243 @@
+//! The store's writer: one task that takes the reservations, settlements and releases of
+//! every caller and commits them in batches (group commit).
+//!
+//! Each call waits for the commit of the batch that holds it, so nothing is answered before
+//! it is durable. While a batch is being written, the calls that arrive queue up and form
+//! the next one: under load, one transaction (one `BEGIN`, one lock, one `COMMIT`) serves
+//! many calls; alone, a call is a batch of one. On SQLite, which has one writer at a time,
+//! every money-guarding write of the store goes through the task, so that the store's own
+//! connections never wait on each other's write lock; on PostgreSQL, the operations a batch
+//! does not cover (those with credit holds) keep running in parallel in
+//! transactions of their own.
+
+use std::sync::Mutex;
+
+use ai_metering_core::Billable;
+use ai_metering_core::store::{
+    ReservationId, ReserveOutcome, ReserveRequest, Settled, Settlement, StoreError, StoreErrorKind,
+    StoreResult,
+};
+use sea_orm::DbBackend;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::{self, Op, Outcome};
+use crate::counters::batchable_reserve;
+use crate::store::SeaOrmStore;
+
+/// The most operations one batch takes.
+const MAX_BATCH: usize = 64;
+/// Calls that may wait for the writer before callers wait to hand theirs over.
+const QUEUE: usize = 1024;
+
+/// One call handed to the writer, with where its answer goes.
+enum Job {
+    Reserve(ReserveRequest, oneshot::Sender<StoreResult<ReserveOutcome>>),
+    Settle(Box<Settlement>, oneshot::Sender<StoreResult<Settled>>),
+    Release(ReservationId, Billable, oneshot::Sender<StoreResult<bool>>),
+}
+
+impl Job {
+    /// True when the caller stopped waiting (its request was dropped).
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Reserve(_, reply) => reply.is_closed(),
+            Job::Settle(_, reply) => reply.is_closed(),
+            Job::Release(_, _, reply) => reply.is_closed(),
+        }
+    }
+
+    /// Whether a batch covers it.
+    fn batchable(&self) -> bool {
+        match self {
+            Job::Reserve(req, _) => batchable_reserve(req),
+            Job::Settle(s, _) => !s.debit_credits,
+            Job::Release(..) => true,
+        }
+    }
+
+    fn op(&self) -> Op<'_> {
+        match self {
+            Job::Reserve(req, _) => Op::Reserve(req),
+            Job::Settle(s, _) => Op::Settle(s),
+            Job::Release(id, owner, _) => Op::Release(*id, owner),
+        }
+    }
+}
+
+/// Where a store's writer is found; the task starts on first use, on the caller's runtime,
+/// and stops when every clone of the store is gone.
+#[derive(Debug)]
+pub(crate) struct WriterSlot {
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    /// SQLite: every money-guarding write goes through the writer.
+    serialises_all: bool,
+}
+
+impl WriterSlot {
+    pub(crate) fn new(backend: DbBackend) -> Self {
+        Self {
+            sender: Mutex::new(None),
+            serialises_all: backend == DbBackend::Sqlite,
+        }
+    }
+}
+
+/// A store's writer, as its callers see it.
+pub(crate) struct Writer<'a> {
+    pub(crate) slot: &'a WriterSlot,
+    pub(crate) store: &'a SeaOrmStore,
+}
+
+impl Writer<'_> {
+    /// True when every money-guarding write should go through the writer (SQLite).
+    pub(crate) fn serialises_all(&self) -> bool {
+        self.slot.serialises_all
+    }
+
+    pub(crate) async fn reserve(&self, req: ReserveRequest) -> StoreResult<ReserveOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Reserve(req, tx)).await?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    pub(crate) async fn settle(&self, settlement: Settlement) -> StoreResult<Settled> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Settle(Box::new(settlement), tx)).await?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    pub(crate) async fn release(&self, id: ReservationId, owner: Billable) -> StoreResult<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Release(id, owner, tx)).await?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Hands `job` to the writer, starting it when it is not running (first use, or its
+    /// runtime ended).
+    async fn submit(&self, job: Job) -> StoreResult<()> {
+        let sender = self.sender(false);
+        let job = match sender.send(job).await {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::SendError(job)) => job,
+        };
+        self.sender(true).send(job).await.map_err(|_| stopped())
+    }
+
+    fn sender(&self, restart: bool) -> mpsc::Sender<Job> {
+        // A poisoned lock only means a caller panicked while cloning the sender; the slot
+        // itself is always whole.
+        let mut slot = self
+            .slot
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(sender) if !restart || !sender.is_closed() => sender.clone(),
+            _ => {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(run(self.store.without_writer(), rx));
+                *slot = Some(tx.clone());
+                tx
+            }
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Unavailable,
+        "the store's writer stopped (its runtime shut down) before answering",
+    )
+}
+
+/// The writer task: takes what has queued up, up to [`MAX_BATCH`], and writes it.
+async fn run(store: SeaOrmStore, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        write(&store, std::mem::take(&mut jobs)).await;
+    }
+}
+
+/// Writes one batch, then the calls it does not cover, each in a transaction of its own.
+async fn write(store: &SeaOrmStore, jobs: Vec<Job>) {
+    let (batched, mut single): (Vec<Job>, Vec<Job>) = jobs
+        .into_iter()
+        .filter(|job| !job.abandoned())
+        .partition(Job::batchable);
+    if !batched.is_empty() {
+        let ops: Vec<Op<'_>> = batched.iter().map(Job::op).collect();
+        let outcomes = batch::run(store, &ops).await;
+        drop(ops);
+        match outcomes {
+            Ok(outcomes) => {
+                for (job, outcome) in batched.into_iter().zip(outcomes) {
+                    if let Some(job) = answer(store, job, outcome).await {
+                        single.push(job);
+                    }
+                }
+            }
+            Err(e) => {
+                for job in batched {
+                    fail(job, &e);
+                }
+            }
+        }
+    }
+    for job in single {
+        match job {
+            Job::Reserve(req, reply) => {
+                let outcome = store.reserve_single(&req).await;
+                if let Err(Ok(ReserveOutcome::Reserved { id, .. })) = reply.send(outcome) {
+                    let _ = store.release_single(id, &req.billable).await;
+                }
+            }
+            Job::Settle(s, reply) => {
+                let _ = reply.send(store.settle_single(&s).await);
+            }
+            Job::Release(id, owner, reply) => {
+                let _ = reply.send(store.release_single(id, &owner).await);
+            }
+        }
+    }
+}
+
+/// Sends a committed batch's outcome to its caller; gives the job back when it was deferred.
+/// A reservation whose caller is gone is released at once rather than left to expire.
+async fn answer(store: &SeaOrmStore, job: Job, outcome: Outcome) -> Option<Job> {
+    match (job, outcome) {
+        (job, Outcome::Deferred) => Some(job),
+        (Job::Reserve(req, reply), Outcome::Reserved(outcome)) => {
+            if let Err(Ok(ReserveOutcome::Reserved { id, .. })) = reply.send(outcome) {
+                // If this fails too, the reservation expires by itself.
+                let _ = store.release_single(id, &req.billable).await;
+            }
+            None
+        }
+        (Job::Settle(_, reply), Outcome::Settled(outcome)) => {
+            let _ = reply.send(*outcome);
+            None
+        }
+        (Job::Release(_, _, reply), Outcome::Released(released)) => {
+            let _ = reply.send(Ok(released));
+            None
+        }
+        // The batch answers each operation with its own kind of outcome.
+        (job, _) => Some(job),
+    }
+}
+
+/// Tells a caller that its batch failed (rolled back, or its commit was not confirmed).
+fn fail(job: Job, e: &StoreError) {
+    let error = || StoreError::new(e.kind(), e.message());
+    match job {
+        Job::Reserve(_, reply) => {
+            let _ = reply.send(Err(error()));
+        }
+        Job::Settle(_, reply) => {
+            let _ = reply.send(Err(error()));
+        }
+        Job::Release(_, _, reply) => {
+            let _ = reply.send(Err(error()));
+        }
+    }
+}
