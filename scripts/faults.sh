@@ -87,7 +87,7 @@ run() {
     local billable="fault-$fault-$$" ports=() pids=() wrks=()
     "$BIN" --store "$store" --url "$url" --setup-only --billable "$billable"
     for n in $(seq 1 "$processes"); do
-        local port=$((39600 + n))
+        local port=$((29600 + n))
         serve "$port" --store "$store" --url "$url" --billable "$billable" --estimate 100 --cache-ms 1000
         ports+=("$port"); pids+=("$SERVER_PID")
     done

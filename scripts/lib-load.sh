@@ -28,7 +28,8 @@ start_pg() {
 
 stop_pg() { "$ROOT/.ci/start-postgres.sh" stop >/dev/null 2>&1 || true; }
 
-# serve PORT ARGS...: starts load_target on 127.0.0.1:PORT, waits until it accepts
+# serve PORT ARGS...: starts load_target on 127.0.0.1:PORT (below 32768, outside Linux's
+# ephemeral range, so that no client socket of another server holds it), waits until it accepts
 # connections, and sets SERVER_PID.
 serve() {
     local port="$1"; shift

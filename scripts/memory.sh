@@ -17,11 +17,11 @@ trap 'cleanup_servers; rm -rf "$WORK"' EXIT
 ensure_wrk
 build_target
 
-serve 39300 --store memory
+serve 29300 --store memory
 pid="$SERVER_PID"
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
 echo "before load: VmRSS $(rss) kB"
-wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:39300$ROUTE" > "$WORK/wrk" &
+wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:29300$ROUTE" > "$WORK/wrk" &
 wrk_pid=$!
 t=0
 echo "| t (s) | VmRSS (kB) |"

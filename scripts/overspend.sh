@@ -40,14 +40,14 @@ for scenario in "${list[@]}"; do
     "$BIN" --store postgres --url "$PG_URL" --setup-only --billable "$billable" --limit "$limit"
     pids=()
     for n in $(seq 1 "$N"); do
-        serve $((39200 + 10 * i + n)) --store postgres --url "$PG_URL" --billable "$billable" \
+        serve $((29200 + 10 * i + n)) --store postgres --url "$PG_URL" --billable "$billable" \
             --limit "$limit" --estimate "$estimate" --usage "$usage" --cache-ms 5000
         pids+=("$SERVER_PID")
     done
     log "scenario $i: L=$limit estimate=$estimate usage=$usage, $N processes x $M connections, $DURATION"
     wrks=()
     for n in $(seq 1 "$N"); do
-        wrk -t1 -c"$M" -d"$DURATION" -s "$WORK/post.lua" "http://127.0.0.1:$((39200 + 10 * i + n))/chat" > "$WORK/wrk-$i-$n" &
+        wrk -t1 -c"$M" -d"$DURATION" -s "$WORK/post.lua" "http://127.0.0.1:$((29200 + 10 * i + n))/chat" > "$WORK/wrk-$i-$n" &
         wrks+=($!)
     done
     wait "${wrks[@]}"
