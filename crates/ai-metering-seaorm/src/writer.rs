@@ -37,12 +37,13 @@ enum Job {
 }
 
 impl Job {
-    /// True when the caller stopped waiting (its request was dropped).
+    /// True for a reservation whose caller stopped waiting (its request was dropped): it
+    /// is not made. A settlement is recorded whoever waits for it (the money was spent),
+    /// and a release is done (it only gives back).
     fn abandoned(&self) -> bool {
         match self {
             Job::Reserve(_, reply) => reply.is_closed(),
-            Job::Settle(_, reply) => reply.is_closed(),
-            Job::Release(_, _, reply) => reply.is_closed(),
+            Job::Settle(..) | Job::Release(..) => false,
         }
     }
 

@@ -6,7 +6,7 @@
 //! tokens, and billables of its own.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ai_metering_core::clock::ManualClock;
 use ai_metering_core::plan::{BillingMode, OveragePolicy, Plan, Subscription};
@@ -18,7 +18,7 @@ use ai_metering_core::{
 use chrono::Duration;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tokio::sync::Barrier;
+use tokio::sync::{Barrier, Notify};
 use tokio::task::JoinSet;
 
 use crate::builders::{dec, fresh_billable, fresh_name, hour};
@@ -143,16 +143,64 @@ where
     F: Fn(ai_metering_core::Meter<S>, usize) -> ai_metering_core::Meter<S>,
 {
     let barrier = Arc::new(Barrier::new(calls));
+    let wave = Arc::new(Wave::new(calls));
     let mut tasks = JoinSet::new();
     for i in 0..calls {
         let m = meter(metering.meter(), i);
-        let (barrier, counter) = (barrier.clone(), provider_calls.clone());
+        let (barrier, counter, wave) = (barrier.clone(), provider_calls.clone(), wave.clone());
         tasks.spawn(async move {
             barrier.wait().await;
-            outcome(m.call(provider(counter, input, output)).await)
+            let entered = AtomicBool::new(false);
+            let result = m
+                .call(async {
+                    entered.store(true, Ordering::SeqCst);
+                    wave.arrive();
+                    wave.all_arrived().await;
+                    provider(counter, input, output).await
+                })
+                .await;
+            if !entered.load(Ordering::SeqCst) {
+                wave.arrive();
+            }
+            outcome(result)
         });
     }
     tasks.join_all().await
+}
+
+/// The calls of one wave overlap by construction, whatever the store's timing: no provider
+/// call returns before every call of the wave has reached its provider or been refused.
+struct Wave {
+    calls: usize,
+    arrived: AtomicUsize,
+    all_in: Notify,
+}
+
+impl Wave {
+    fn new(calls: usize) -> Self {
+        Self {
+            calls,
+            arrived: AtomicUsize::new(0),
+            all_in: Notify::new(),
+        }
+    }
+
+    fn arrive(&self) {
+        if self.arrived.fetch_add(1, Ordering::SeqCst) + 1 >= self.calls {
+            self.all_in.notify_waiters();
+        }
+    }
+
+    async fn all_arrived(&self) {
+        loop {
+            let mut notified = std::pin::pin!(self.all_in.notified());
+            notified.as_mut().enable();
+            if self.arrived.load(Ordering::SeqCst) >= self.calls {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 async fn recorded_tokens<S: Store>(metering: &Metering<S>, who: &Billable) -> u64 {
