@@ -19,6 +19,11 @@
 #   postgres          QuotaLayer + PostgreSQL, 5 s cache
 #   postgres-nocache  QuotaLayer + PostgreSQL, every request reads the store
 #   *-chat            POST /chat: reserve an estimate, run, settle the exact usage (writes)
+#   *-chat-spread     the same spread over 1,000 billables (BILLABLES), charged in turn
+#   raw-sqlite-chat, raw-postgres-chat (and -spread)
+#                     the floor: the same writes by hand with sqlx, no layer (a conditional
+#                     counter UPDATE to reserve; INSERT usage + counter UPDATE to settle).
+#                     The table shows each store configuration's ratio to its raw twin.
 set -euo pipefail
 source "$(dirname "$0")/lib-load.sh"
 
@@ -26,7 +31,8 @@ DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
 ROUNDS="${ROUNDS:-1}"
-CONFIGS="${CONFIGS:-bare memory sqlite sqlite-nocache postgres postgres-nocache memory-chat sqlite-chat postgres-chat}"
+BILLABLES="${BILLABLES:-1000}"
+CONFIGS="${CONFIGS:-bare memory sqlite sqlite-nocache postgres postgres-nocache memory-chat sqlite-chat raw-sqlite-chat postgres-chat raw-postgres-chat sqlite-chat-spread raw-sqlite-chat-spread postgres-chat-spread raw-postgres-chat-spread}"
 
 WORK="$(mktemp -d)"
 LOAD_LOG="$WORK/servers.log"
@@ -47,21 +53,25 @@ for config in $CONFIGS; do
     billable="load-$$-$config"
     path=/hello; script=()
     case "$config" in
-        *-chat) path=/chat; script=(-s "$WORK/post.lua") ;;
+        *-chat|*-chat-spread) path=/chat; script=(-s "$WORK/post.lua") ;;
     esac
+    many=()
+    case "$config" in *-spread) many=(--billables "$BILLABLES") ;; esac
     case "$config" in
         bare) args=(--store bare) ;;
         memory|memory-chat) args=(--store memory --estimate 200) ;;
         memory-noheaders) args=(--store memory --headers none) ;;
         sqlite) args=(--store sqlite --url "sqlite://$WORK/$config.db" --setup --cache-ms 5000) ;;
         sqlite-nocache) args=(--store sqlite --url "sqlite://$WORK/$config.db" --setup --cache-ms 0) ;;
-        sqlite-chat) args=(--store sqlite --url "sqlite://$WORK/$config.db" --setup --cache-ms 5000 --estimate 200) ;;
+        sqlite-chat|sqlite-chat-spread) args=(--store sqlite --url "sqlite://$WORK/$config.db" --setup --cache-ms 5000 --estimate 200) ;;
         postgres) args=(--store postgres --url "$PG_URL" --setup --cache-ms 5000) ;;
         postgres-nocache) args=(--store postgres --url "$PG_URL" --setup --cache-ms 0) ;;
-        postgres-chat) args=(--store postgres --url "$PG_URL" --setup --cache-ms 5000 --estimate 200) ;;
+        postgres-chat|postgres-chat-spread) args=(--store postgres --url "$PG_URL" --setup --cache-ms 5000 --estimate 200) ;;
+        raw-sqlite-chat|raw-sqlite-chat-spread) args=(--store raw-sqlite --url "sqlite://$WORK/$config.db" --setup --estimate 200) ;;
+        raw-postgres-chat|raw-postgres-chat-spread) args=(--store raw-postgres --url "$PG_URL" --setup --estimate 200) ;;
         *) log "unknown configuration $config"; exit 2 ;;
     esac
-    serve "$port" "${args[@]}" --billable "$billable"
+    serve "$port" "${args[@]}" "${many[@]}" --billable "$billable"
     log "round $round/$ROUNDS, $config: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency http://127.0.0.1:$port$path"
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${script[@]}" "http://127.0.0.1:$port$path")"
     stop_server "$SERVER_PID"
@@ -90,8 +100,8 @@ spread() {
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on 127.0.0.1, $(nproc) CPUs (load generator and server share them), median of $ROUNDS round(s)"
 bare="$(median 2 bare 2>/dev/null || true)"
-printf '| %-17s | %10s | %13s | %9s | %9s | %8s | %11s |\n' configuration requests/s "range (rps)" "p50 ms" "p99 ms" non-2xx ratio/bare
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' -------------------  ------------ --------------- ----------- ----------- ---------- -------------
+printf '| %-24s | %10s | %13s | %9s | %9s | %8s | %10s | %9s |\n' configuration requests/s "range (rps)" "p50 ms" "p99 ms" non-2xx ratio/bare ratio/raw
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' -------------------------- ------------ --------------- ----------- ----------- ---------- ------------ -----------
 seen=" "
 for config in $CONFIGS; do
     case "$seen" in *" $config "*) continue ;; esac
@@ -99,6 +109,8 @@ for config in $CONFIGS; do
     rps="$(median 2 "$config")"
     ratio="$(awk -v r="$rps" -v b="${bare:-0}" 'BEGIN { if (b > 0) printf "%.2fx", r / b; else print "n/a" }')"
     non2xx="$(awk -v c="$config" '$1 == c { n += $5 } END { print n + 0 }' "$RESULTS")"
-    printf '| %-17s | %10.0f | %13s | %9.3f | %9.3f | %8d | %11s |\n' \
-        "$config" "$rps" "$(spread "$config")" "$(median 3 "$config")" "$(median 4 "$config")" "$non2xx" "$ratio"
+    raw="$(median 2 "raw-$config" 2>/dev/null || true)"
+    vs_raw="$(awk -v r="$rps" -v b="${raw:-0}" 'BEGIN { if (b > 0) printf "%.2fx", r / b; else print "" }')"
+    printf '| %-24s | %10.0f | %13s | %9.3f | %9.3f | %8d | %10s | %9s |\n' \
+        "$config" "$rps" "$(spread "$config")" "$(median 3 "$config")" "$(median 4 "$config")" "$non2xx" "$ratio" "$vs_raw"
 done

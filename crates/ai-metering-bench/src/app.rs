@@ -1,6 +1,8 @@
 //! The app: the routes, the billable middleware, and the store setup.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ai_metering_core::plan::{Plan, Subscription};
 use ai_metering_core::store::{Store, StoreResult};
@@ -17,7 +19,8 @@ use crate::Options;
 
 const PLAN: &str = "load";
 
-/// Creates the plan with `options.limit` and subscribes `options.billable` to it (once).
+/// Creates the plan with `options.limit` and subscribes the billables of `options` to it
+/// (once).
 ///
 /// # Errors
 /// The store's.
@@ -25,21 +28,23 @@ pub async fn prepare<S: Store>(store: &S, options: &Options) -> StoreResult<()> 
     store
         .upsert_plan(&Plan::new(PLAN, "Load").with_token_limit(options.limit))
         .await?;
-    let billable = Billable::new("user", options.billable.as_str());
-    if store
-        .current_subscription(&billable, chrono::Utc::now())
-        .await?
-        .is_none()
-    {
-        store
-            .insert_subscription(&Subscription::new(billable, PLAN, DateTime::UNIX_EPOCH))
-            .await?;
+    for id in options.billables() {
+        let billable = Billable::new("user", id);
+        if store
+            .current_subscription(&billable, chrono::Utc::now())
+            .await?
+            .is_none()
+        {
+            store
+                .insert_subscription(&Subscription::new(billable, PLAN, DateTime::UNIX_EPOCH))
+                .await?;
+        }
     }
     Ok(())
 }
 
-/// The app over `store`, or the bare app when `store` is `None`. Every request is charged
-/// to `options.billable` (as a host's auth middleware would decide).
+/// The app over `store`, or the bare app when `store` is `None`. Each request is charged to
+/// the next of `options.billables()` in turn (as a host's auth middleware would decide).
 pub fn app<S: Store>(store: Option<S>, options: &Options) -> Router {
     let (input, output) = options.usage;
     let usage = TokenUsage::new(input, output).unwrap_or_default();
@@ -57,10 +62,17 @@ pub fn app<S: Store>(store: Option<S>, options: &Options) -> Router {
             )
         }
     };
-    let billable = Billable::new("user", options.billable.as_str());
+    let billables: Arc<[Billable]> = options
+        .billables()
+        .into_iter()
+        .map(|id| Billable::new("user", id))
+        .collect();
+    let next = Arc::new(AtomicUsize::new(0));
     routes.layer(axum::middleware::map_request(
         move |mut request: Request| {
-            let billable = billable.clone();
+            // Each request is charged to the next billable in turn.
+            let n = next.fetch_add(1, Ordering::Relaxed) % billables.len();
+            let billable = billables[n].clone();
             async move {
                 request.extensions_mut().insert(billable);
                 request

@@ -9,6 +9,7 @@
 
 mod app;
 mod options;
+pub mod raw;
 
 pub use app::{app, prepare};
 pub use options::{Headers, Options, StoreKind};

@@ -14,6 +14,10 @@ pub enum StoreKind {
     Sqlite,
     /// `QuotaLayer` over `SeaOrmStore` on PostgreSQL.
     Postgres,
+    /// No layer: the same writes by hand with sqlx on an SQLite file (the floor).
+    RawSqlite,
+    /// No layer: the same writes by hand with sqlx on PostgreSQL (the floor).
+    RawPostgres,
 }
 
 /// The quota headers the layer adds (`HeaderStyle` as a command-line value).
@@ -61,11 +65,17 @@ pub struct Options {
     #[arg(long, default_value_t = 3000)]
     pub port: u16,
     /// The database URL (SQLite and PostgreSQL).
-    #[arg(long, required_if_eq_any = [("store", "sqlite"), ("store", "postgres")])]
+    #[arg(long, required_if_eq_any = [
+        ("store", "sqlite"), ("store", "postgres"), ("store", "raw-sqlite"), ("store", "raw-postgres"),
+    ])]
     pub url: Option<String>,
-    /// The billable every request is charged to.
+    /// The billable every request is charged to (with `--billables N`, the prefix of N
+    /// billables `NAME-0` .. `NAME-{N-1}`, charged in turn).
     #[arg(long, default_value = "load")]
     pub billable: String,
+    /// How many billables the requests are spread over.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub billables: u32,
     /// The plan's token limit (the default is never reached by a load run).
     #[arg(long, default_value_t = 1_000_000_000_000_000)]
     pub limit: u64,
@@ -91,6 +101,16 @@ pub struct Options {
 }
 
 impl Options {
+    /// The billables' ids: `--billable` alone, or `NAME-0` .. `NAME-{N-1}`.
+    pub fn billables(&self) -> Vec<String> {
+        if self.billables <= 1 {
+            return vec![self.billable.clone()];
+        }
+        (0..self.billables)
+            .map(|i| format!("{}-{i}", self.billable))
+            .collect()
+    }
+
     /// Whether to create the tables, plan and subscription.
     pub fn sets_up(&self) -> bool {
         self.setup || self.setup_only

@@ -1,6 +1,7 @@
-//! `SeaOrmStore` on an SQLite file: a reservation settled with the actual usage, and the
-//! recording of 1000 usage rows with `insert_usage_batch` against raw sqlx inserts of the
-//! same rows into the same table through the same connection pool, in the same run.
+//! `SeaOrmStore` on an SQLite file: a reservation settled with the actual usage next to its
+//! raw sqlx twin (the same logical writes by hand), and the recording of 1000 usage rows
+//! with `insert_usage_batch` against raw sqlx inserts of the same rows into the same table
+//! through the same connection pool, in the same run.
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 #![allow(clippy::expect_used, clippy::panic)] // benchmark setup: failing fast is the point
@@ -140,6 +141,68 @@ fn reserve_settle(c: &mut Criterion) {
     });
 }
 
+/// The raw twin of `reserve_settle`: the same logical writes by hand on the same pool, a
+/// conditional counter `UPDATE` to reserve, then `INSERT` usage + counter `UPDATE` in one
+/// `BEGIN IMMEDIATE` transaction to settle.
+async fn raw_reserve_settle(pool: &SqlitePool, e: &UsageEntry) {
+    let done = sqlx::query(
+        "UPDATE raw_counters SET reserved = reserved + 2000 \
+         WHERE id = 1 AND used + reserved + 2000 <= lim",
+    )
+    .execute(pool)
+    .await
+    .expect("reserve");
+    assert_eq!(
+        done.rows_affected(),
+        1,
+        "refused: the limit is effectively unlimited"
+    );
+    let mut conn = pool.acquire().await.expect("a connection");
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .expect("begin");
+    let mut q: QueryBuilder<Sqlite> =
+        QueryBuilder::new(format!("INSERT INTO ai_usages ({COLUMNS}) VALUES ("));
+    Row(e).push(q.separated(", "));
+    q.push(")");
+    q.build().execute(&mut *conn).await.expect("insert");
+    sqlx::query("UPDATE raw_counters SET used = used + ?, reserved = reserved - 2000 WHERE id = 1")
+        .bind(i64::try_from(e.usage.total_tokens()).expect("tokens fit"))
+        .execute(&mut *conn)
+        .await
+        .expect("count");
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut *conn)
+        .await
+        .expect("commit");
+}
+
+fn raw_twin(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = runtime.block_on(open(&dir));
+    let pool = store.connection().get_sqlite_connection_pool().clone();
+    runtime.block_on(async {
+        sqlx::raw_sql(
+            "CREATE TABLE raw_counters (id INTEGER PRIMARY KEY, used BIGINT NOT NULL, \
+             reserved BIGINT NOT NULL, lim BIGINT NOT NULL); \
+             INSERT INTO raw_counters VALUES (1, 0, 0, 4611686018427387903)",
+        )
+        .execute(&pool)
+        .await
+        .expect("the raw counter");
+    });
+    let row = entry(&Billable::new("user", 1), 1_550, dec("0.00042"), hour(1));
+    c.bench_function("raw_sqlx/reserve_settle", |b| {
+        b.iter(|| runtime.block_on(raw_reserve_settle(&pool, &row)))
+    });
+}
+
 fn batch(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -179,5 +242,5 @@ fn batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reserve_settle, batch);
+criterion_group!(benches, reserve_settle, raw_twin, batch);
 criterion_main!(benches);

@@ -19,7 +19,7 @@ use ai_metering_core::overage::overage;
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
     OverageRecord, PeriodUsage, Recorded, ReservationId, ReserveOutcome, ReserveRequest, Settled,
-    Settlement, StoreResult, UsageRecord,
+    Settlement, StoreResult, UsageEntry, UsageRecord,
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -46,6 +46,8 @@ pub(crate) enum Op<'a> {
     Settle(&'a Settlement),
     /// The release of a reservation of this billable.
     Release(ReservationId, &'a Billable),
+    /// A usage row recorded without a reservation (idempotent by its key).
+    Record(&'a UsageEntry),
 }
 
 impl Op<'_> {
@@ -54,6 +56,7 @@ impl Op<'_> {
             Op::Reserve(r) => &r.billable,
             Op::Settle(s) => &s.entry.billable,
             Op::Release(_, b) => b,
+            Op::Record(e) => &e.billable,
         }
     }
 }
@@ -67,13 +70,42 @@ pub(crate) enum Outcome {
     Settled(Box<StoreResult<Settled>>),
     /// Whether the reservation was released.
     Released(bool),
+    /// A recorded row (or why nothing was stored).
+    Recorded(Box<StoreResult<Recorded>>),
     /// Not done here: it needs a transaction of its own.
     Deferred,
+}
+
+/// Records `entries` in one transaction, each idempotent by its key; when one of them is
+/// refused (invalid), nothing is stored and its error is returned.
+pub(crate) async fn record_all(
+    store: &SeaOrmStore,
+    entries: &[UsageEntry],
+) -> StoreResult<Vec<Recorded>> {
+    let ops: Vec<Op<'_>> = entries.iter().map(Op::Record).collect();
+    run_as(store, &ops, true)
+        .await?
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Recorded(recorded) => *recorded,
+            _ => Err(invalid("a recorded row came back as another operation")),
+        })
+        .collect()
 }
 
 /// Runs `ops` in one transaction. `Err` when the database failed: nothing of the batch was
 /// stored.
 pub(crate) async fn run(store: &SeaOrmStore, ops: &[Op<'_>]) -> StoreResult<Vec<Outcome>> {
+    run_as(store, ops, false).await
+}
+
+/// [`run`]; with `all_or_nothing`, an operation refused on its own fails the whole batch
+/// (with its error) instead of only itself.
+async fn run_as(
+    store: &SeaOrmStore,
+    ops: &[Op<'_>],
+    all_or_nothing: bool,
+) -> StoreResult<Vec<Outcome>> {
     let billables: BTreeSet<&Billable> = ops.iter().map(Op::billable).collect();
     let txn = store.begin_for(billables.iter().copied()).await?;
     let mut state = State::load(store, &txn, ops).await?;
@@ -83,7 +115,15 @@ pub(crate) async fn run(store: &SeaOrmStore, ops: &[Op<'_>]) -> StoreResult<Vec<
             Op::Reserve(req) => state.reserve(store, &txn, req).await?,
             Op::Settle(s) => state.settle(store, &txn, s).await?,
             Op::Release(id, owner) => Draft::Done(state.release(*id, owner)),
+            Op::Record(entry) => state.record(entry),
         };
+        if all_or_nothing && let Draft::Done(Outcome::Recorded(refused)) = draft {
+            // Dropping `txn` rolls back the whole batch.
+            return Err(match *refused {
+                Err(e) => e,
+                Ok(_) => invalid("a recorded row came back unfinished"),
+            });
+        }
         drafts.push(draft);
     }
     let written = state.write(store, &txn).await?;
@@ -112,6 +152,11 @@ enum Draft {
     },
     /// A retry of a recorded key.
     Replayed(Key, PeriodUsage),
+    /// Recorded: the `n`th new usage row, or the row stored under its key before.
+    Recorded {
+        row: Key,
+        created: bool,
+    },
 }
 
 /// A usage row stored under an idempotency key: before the batch, or by it.
@@ -163,6 +208,10 @@ impl Written {
                 usage,
                 debit: None,
                 overage: self.overages.get(&row).cloned(),
+            }))),
+            Draft::Recorded { row, created } => Outcome::Recorded(Box::new(Ok(Recorded {
+                record: self.record(row),
+                created,
             }))),
             Draft::Replayed(key, usage) => {
                 Outcome::Settled(Box::new(Ok(Settled::replayed(self.record(key), usage))))
@@ -278,6 +327,7 @@ impl State {
                 Op::Settle(s) => Some(s.reservation.0),
                 Op::Release(id, _) => Some(id.0),
                 Op::Reserve(r) => r.replaces.map(|id| id.0),
+                Op::Record(_) => None,
             })
             .collect();
         if !ids.is_empty() {
@@ -331,6 +381,7 @@ impl State {
             .filter_map(|op| match op {
                 Op::Reserve(r) => r.idempotency_key.as_deref(),
                 Op::Settle(s) => s.entry.idempotency_key.as_deref(),
+                Op::Record(e) => e.idempotency_key.as_deref(),
                 Op::Release(..) => None,
             })
             .collect();
@@ -366,6 +417,7 @@ impl State {
             .filter_map(|op| match op {
                 Op::Reserve(r) => Some(r.period.start),
                 Op::Settle(s) => Some(s.period.start.min(s.entry.occurred_at)),
+                Op::Record(e) => Some(e.occurred_at),
                 Op::Release(..) => None,
             })
             .min();
@@ -637,20 +689,86 @@ impl State {
             },
             None => None,
         };
-        let at = instant(entry.occurred_at);
-        let mut added = Vec::new();
-        for (i, c) in self.counters.iter().enumerate() {
-            if c.is_of(billable) && c.row.period_start <= at && at < c.row.period_end {
-                let Ok(recorded) = c.recorded.checked_add(totals) else {
-                    return refuse(invalid("a counter's recorded usage overflows"));
-                };
-                added.push((i, recorded));
-            }
-        }
+        let added = match self.counters_adding(entry) {
+            Ok(added) => added,
+            Err(e) => return refuse(e),
+        };
 
         if let Some(r) = &reserved {
             self.drop_reservation(r)?;
         }
+        let n = self.add_usage(
+            entry,
+            row,
+            added,
+            overage.map(|(tokens, amount)| (*period, tokens, amount)),
+        );
+        Ok(Draft::Settled {
+            row: n,
+            usage: self.counters[index].usage(),
+        })
+    }
+
+    /// A row recorded without a reservation: as a settlement without reservation, overage or
+    /// counter of its own (it adds to the counters whose window contains it).
+    fn record(&mut self, entry: &UsageEntry) -> Draft {
+        let refuse = |e| Draft::Done(Outcome::Recorded(Box::new(Err(e))));
+        if entry.cost.total.is_sign_negative() {
+            return refuse(invalid(format!(
+                "a usage cost cannot be negative, got {} {}",
+                entry.cost.total, entry.cost.currency
+            )));
+        }
+        if let Some(key) = &entry.idempotency_key
+            && let Some(stored) = self.keys.get(&(entry.billable.clone(), key.clone()))
+        {
+            return Draft::Recorded {
+                row: stored.clone(),
+                created: false,
+            };
+        }
+        let row = match usage_row(entry) {
+            Ok(row) => row,
+            Err(e) => return refuse(e),
+        };
+        let added = match self.counters_adding(entry) {
+            Ok(added) => added,
+            Err(e) => return refuse(e),
+        };
+        let n = self.add_usage(entry, row, added, None);
+        Draft::Recorded {
+            row: Key::New(n),
+            created: true,
+        }
+    }
+
+    /// The counters of `entry`'s billable whose window contains it, with their recorded
+    /// totals once it is added.
+    fn counters_adding(&self, entry: &UsageEntry) -> StoreResult<Vec<(usize, UsageTotals)>> {
+        let at = instant(entry.occurred_at);
+        let totals = entry.totals();
+        let mut added = Vec::new();
+        for (i, c) in self.counters.iter().enumerate() {
+            if c.is_of(&entry.billable) && c.row.period_start <= at && at < c.row.period_end {
+                let recorded = c
+                    .recorded
+                    .checked_add(totals)
+                    .map_err(|_| invalid("a counter's recorded usage overflows"))?;
+                added.push((i, recorded));
+            }
+        }
+        Ok(added)
+    }
+
+    /// Queues the usage row (inserted at the end) and applies `added` to the counters;
+    /// returns the row's place among the new ones.
+    fn add_usage(
+        &mut self,
+        entry: &UsageEntry,
+        row: usage::ActiveModel,
+        added: Vec<(usize, UsageTotals)>,
+        overage: Option<(Period, i64, Decimal)>,
+    ) -> usize {
         for (i, recorded) in added {
             let counter = &mut self.counters[i];
             counter.recorded = recorded;
@@ -663,16 +781,13 @@ impl State {
                 id: NEW_ROW,
                 entry: as_stored(entry),
             },
-            overage: overage.map(|(tokens, amount)| (*period, tokens, amount)),
+            overage,
         });
         if let Some(key) = &entry.idempotency_key {
             self.keys
-                .insert((billable.clone(), key.clone()), Key::New(n));
+                .insert((entry.billable.clone(), key.clone()), Key::New(n));
         }
-        Ok(Draft::Settled {
-            row: n,
-            usage: self.counters[index].usage(),
-        })
+        n
     }
 
     fn release(&mut self, id: ReservationId, owner: &Billable) -> Outcome {

@@ -20,24 +20,22 @@ use crate::usage_rows::{as_stored, usage_record, usage_row};
 
 impl UsageStore for SeaOrmStore {
     async fn insert_usage(&self, entry: &UsageEntry) -> StoreResult<Recorded> {
-        let txn = self.begin_for([&entry.billable]).await?;
-        let recorded = insert_usage_in(&txn, entry).await?;
-        txn.commit().await.map_err(db_err)?;
-        Ok(recorded)
+        self.insert_usage_batch(std::slice::from_ref(entry))
+            .await?
+            .pop()
+            .ok_or_else(|| crate::codec::invalid("one row recorded, none returned"))
     }
 
+    /// One transaction of a few statements whatever the number of rows (multi-row inserts,
+    /// one update per counter); on SQLite it runs in the store's writer.
     async fn insert_usage_batch(&self, entries: &[UsageEntry]) -> StoreResult<Vec<Recorded>> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin_for(entries.iter().map(|e| &e.billable)).await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            // An error drops `txn`, which rolls everything back.
-            out.push(insert_usage_in(&txn, entry).await?);
+        match self.writer() {
+            Some(writer) if writer.serialises_all() => writer.record_all(entries.to_vec()).await,
+            _ => crate::batch::record_all(self, entries).await,
         }
-        txn.commit().await.map_err(db_err)?;
-        Ok(out)
     }
 
     async fn usage_by_idempotency_key(

@@ -14,8 +14,8 @@ use std::sync::Mutex;
 
 use ai_metering_core::Billable;
 use ai_metering_core::store::{
-    ReservationId, ReserveOutcome, ReserveRequest, Settled, Settlement, StoreError, StoreErrorKind,
-    StoreResult,
+    Recorded, ReservationId, ReserveOutcome, ReserveRequest, Settled, Settlement, StoreError,
+    StoreErrorKind, StoreResult, UsageEntry,
 };
 use sea_orm::DbBackend;
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +34,8 @@ enum Job {
     Reserve(ReserveRequest, oneshot::Sender<StoreResult<ReserveOutcome>>),
     Settle(Box<Settlement>, oneshot::Sender<StoreResult<Settled>>),
     Release(ReservationId, Billable, oneshot::Sender<StoreResult<bool>>),
+    /// Rows recorded together, all or nothing, in a transaction of their own.
+    RecordAll(Vec<UsageEntry>, oneshot::Sender<StoreResult<Vec<Recorded>>>),
 }
 
 impl Job {
@@ -43,7 +45,7 @@ impl Job {
     fn abandoned(&self) -> bool {
         match self {
             Job::Reserve(_, reply) => reply.is_closed(),
-            Job::Settle(..) | Job::Release(..) => false,
+            Job::Settle(..) | Job::Release(..) | Job::RecordAll(..) => false,
         }
     }
 
@@ -53,14 +55,17 @@ impl Job {
             Job::Reserve(req, _) => batchable_reserve(req),
             Job::Settle(s, _) => !s.debit_credits,
             Job::Release(..) => true,
+            Job::RecordAll(..) => false,
         }
     }
 
-    fn op(&self) -> Op<'_> {
+    /// The batch operation of a batchable job.
+    fn op(&self) -> Option<Op<'_>> {
         match self {
-            Job::Reserve(req, _) => Op::Reserve(req),
-            Job::Settle(s, _) => Op::Settle(s),
-            Job::Release(id, owner, _) => Op::Release(*id, owner),
+            Job::Reserve(req, _) => Some(Op::Reserve(req)),
+            Job::Settle(s, _) => Some(Op::Settle(s)),
+            Job::Release(id, owner, _) => Some(Op::Release(*id, owner)),
+            Job::RecordAll(..) => None,
         }
     }
 }
@@ -110,6 +115,12 @@ impl Writer<'_> {
     pub(crate) async fn release(&self, id: ReservationId, owner: Billable) -> StoreResult<bool> {
         let (tx, rx) = oneshot::channel();
         self.submit(Job::Release(id, owner, tx)).await?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    pub(crate) async fn record_all(&self, entries: Vec<UsageEntry>) -> StoreResult<Vec<Recorded>> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::RecordAll(entries, tx)).await?;
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
@@ -166,7 +177,7 @@ async fn write(store: &SeaOrmStore, jobs: Vec<Job>) {
         .filter(|job| !job.abandoned())
         .partition(Job::batchable);
     if !batched.is_empty() {
-        let ops: Vec<Op<'_>> = batched.iter().map(Job::op).collect();
+        let ops: Vec<Op<'_>> = batched.iter().filter_map(Job::op).collect();
         let outcomes = batch::run(store, &ops).await;
         drop(ops);
         match outcomes {
@@ -197,6 +208,9 @@ async fn write(store: &SeaOrmStore, jobs: Vec<Job>) {
             }
             Job::Release(id, owner, reply) => {
                 let _ = reply.send(store.release_single(id, &owner).await);
+            }
+            Job::RecordAll(entries, reply) => {
+                let _ = reply.send(batch::record_all(store, &entries).await);
             }
         }
     }
@@ -238,6 +252,9 @@ fn fail(job: Job, e: &StoreError) {
             let _ = reply.send(Err(error()));
         }
         Job::Release(_, _, reply) => {
+            let _ = reply.send(Err(error()));
+        }
+        Job::RecordAll(_, reply) => {
             let _ = reply.send(Err(error()));
         }
     }

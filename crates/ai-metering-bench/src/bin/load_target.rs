@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use ai_metering_bench::{Options, StoreKind, app, prepare};
+use ai_metering_bench::{Options, StoreKind, app, prepare, raw};
 use ai_metering_core::store::MemoryStore;
 use ai_metering_seaorm::SeaOrmStore;
 use axum::Router;
@@ -45,6 +45,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 prepare(&store, &options).await?;
             }
             app(Some(store), &options)
+        }
+        StoreKind::RawSqlite | StoreKind::RawPostgres => {
+            let url = options.url.as_deref().unwrap_or_default();
+            let pool = raw::connect(url).await?;
+            if options.sets_up() {
+                raw::prepare(&pool, &options).await?;
+            }
+            raw::app(pool, &options)
         }
     };
     if options.setup_only {
