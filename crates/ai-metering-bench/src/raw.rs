@@ -34,12 +34,19 @@ struct Raw {
     usage: i64,
 }
 
+/// The two tables, with `{id}` and `{at}` the backend's auto-increment key and instant.
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS raw_counters (billable TEXT PRIMARY KEY, used BIGINT NOT NULL, \
      reserved BIGINT NOT NULL, lim BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS raw_usage (id BIGSERIAL PRIMARY KEY, billable TEXT NOT NULL, \
-     tokens BIGINT NOT NULL, occurred_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS raw_usage (id {id} PRIMARY KEY, billable TEXT NOT NULL, \
+     tokens BIGINT NOT NULL, occurred_at {at} NOT NULL)",
 ];
+
+fn schema(id: &str, at: &str) -> impl Iterator<Item = String> {
+    SCHEMA
+        .iter()
+        .map(move |sql| sql.replace("{id}", id).replace("{at}", at))
+}
 
 /// Connects to `url` (`sqlite://...` or `postgres://...`) with the store's pool sizes.
 ///
@@ -75,10 +82,8 @@ pub async fn prepare(pool: &RawPool, options: &Options) -> Result<(), sqlx::Erro
     let limit = i64::try_from(options.limit).unwrap_or(i64::MAX);
     match pool {
         RawPool::Sqlite(p) => {
-            for sql in SCHEMA {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.replace("BIGSERIAL", "INTEGER")))
-                    .execute(p)
-                    .await?;
+            for sql in schema("INTEGER", "TEXT") {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(p).await?;
             }
             for b in options.billables() {
                 sqlx::query(
@@ -91,8 +96,8 @@ pub async fn prepare(pool: &RawPool, options: &Options) -> Result<(), sqlx::Erro
             }
         }
         RawPool::Postgres(p) => {
-            for sql in SCHEMA {
-                p.execute(*sql).await?;
+            for sql in schema("BIGSERIAL", "TIMESTAMPTZ") {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(p).await?;
             }
             for b in options.billables() {
                 sqlx::query(
@@ -210,9 +215,10 @@ async fn settle_postgres(
     usage: i64,
 ) -> Result<(), sqlx::Error> {
     let mut txn = p.begin().await?;
-    sqlx::query("INSERT INTO raw_usage (billable, tokens) VALUES ($1, $2)")
+    sqlx::query("INSERT INTO raw_usage (billable, tokens, occurred_at) VALUES ($1, $2, $3)")
         .bind(b)
         .bind(usage)
+        .bind(chrono::Utc::now())
         .execute(&mut *txn)
         .await?;
     sqlx::query(

@@ -66,6 +66,7 @@ pub mod plan;
 pub mod pricing;
 pub mod provider;
 pub mod reconcile;
+pub mod recorder;
 pub mod store;
 pub mod telemetry;
 pub mod validate;

@@ -1,13 +1,15 @@
 //! `SeaOrmStore` on an SQLite file: a reservation settled with the actual usage next to its
 //! raw sqlx twin (the same logical writes by hand), and the recording of 1000 usage rows
-//! with `insert_usage_batch` against raw sqlx inserts of the same rows into the same table
-//! through the same connection pool, in the same run.
+//! with `insert_usage_batch` and through the write-behind `Recorder` (taken, then flushed at
+//! shutdown) against raw sqlx inserts of the same rows into the same table through the same
+//! connection pool, in the same run.
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 #![allow(clippy::expect_used, clippy::panic)] // benchmark setup: failing fast is the point
 
-use ai_metering_core::Billable;
+use ai_metering_core::recorder::{Recorder, RecorderConfig};
 use ai_metering_core::store::{CounterStore, ReserveOutcome, UsageEntry, UsageStore};
+use ai_metering_core::{Billable, Metering};
 use ai_metering_seaorm::SeaOrmStore;
 use ai_metering_testkit::builders::{
     dec, entry, hour, month, reserve_request, settlement, token_limit, totals,
@@ -223,6 +225,18 @@ fn batch(c: &mut Criterion) {
             runtime
                 .block_on(store.insert_usage_batch(&entries))
                 .expect("batch")
+        })
+    });
+    let metering = Metering::new(store.clone());
+    group.bench_function("recorder_write_behind", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let recorder = Recorder::start(&metering, RecorderConfig::default());
+                for e in &entries {
+                    recorder.record(e.clone()).await.expect("taken");
+                }
+                recorder.shutdown().await.expect("stored")
+            })
         })
     });
     group.bench_function("raw_sqlx_insert_per_row", |b| {

@@ -17,7 +17,7 @@ use crate::period::Period;
 use crate::plan::BillingMode;
 use crate::store::{
     HoldRequest, Page, PeriodUsage, ReservationId, ReserveOutcome, ReserveRequest, Store,
-    UsageFilter, UsageRecord,
+    UsageEntry, UsageFilter, UsageRecord,
 };
 use crate::telemetry;
 use crate::usage::TokenUsage;
@@ -62,6 +62,20 @@ struct Validated<S> {
 }
 
 impl<S> Validated<S> {
+    /// Who pays: the billable, or `.user(id)` alone bills the user.
+    fn billable(&self) -> Result<Billable> {
+        self.billable
+            .clone()
+            .or_else(|| {
+                self.user_id
+                    .as_ref()
+                    .map(|id| Billable::new("user", id.as_str()))
+            })
+            .ok_or_else(|| {
+                Error::InvalidInput("no billable: call .billable(...) or .user(...) first".into())
+            })
+    }
+
     /// True when the caller gave an estimate, or a request that yields one.
     fn has_estimate(&self) -> bool {
         self.estimate_usage.is_some()
@@ -281,23 +295,53 @@ impl<S: Store> Meter<S> {
         Ok(())
     }
 
+    /// The usage row this builder describes (`.manual_usage(..)` and `.provider(..)` are
+    /// required), validated and priced, **without storing it or checking any limit**: for
+    /// usage nothing enforces, handed to a [`Recorder`](crate::recorder::Recorder) that
+    /// stores it in the background. Limits, credits and reservations are the metered
+    /// call's business ([`Meter::call`]); the row still counts in the billable's counters
+    /// once stored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a missing usage, provider or billable, an invalid
+    /// feature name, metadata or key; [`Error::UnknownModel`] for a model without a price
+    /// (unless `.cost(..)` gives one).
+    pub fn entry(self) -> Result<UsageEntry> {
+        let Some(usage) = self.manual_usage else {
+            return Err(Error::InvalidInput(
+                "no usage: call .manual_usage(...) first".into(),
+            ));
+        };
+        let v = self.validate(true)?;
+        let billable = v.billable()?;
+        let Some((provider, model)) = v.provider else {
+            return Err(Error::InvalidInput(
+                "no provider: call .provider(name, model) first".into(),
+            ));
+        };
+        let cost = v.metering.price_call(&provider, &model, &usage, v.cost)?;
+        Ok(UsageEntry {
+            billable,
+            user_id: v.user_id,
+            tenant: v.tenant,
+            provider,
+            model,
+            feature: v.feature,
+            usage,
+            cost,
+            metadata: v.metadata.unwrap_or_default(),
+            idempotency_key: v.idempotency_key,
+            occurred_at: v.metering.now(),
+            estimated: false,
+        })
+    }
+
     /// A new reservation; `deferred` allows an unknown provider and reserves a placeholder
     /// when no estimate is given.
     async fn reserve_new(self, deferred: bool) -> Result<Reservation<S>, ReserveError> {
         let v = self.validate(!deferred)?;
         let metering = v.metering.clone();
-        // `.user(id)` alone bills the user.
-        let billable = v
-            .billable
-            .clone()
-            .or_else(|| {
-                v.user_id
-                    .as_ref()
-                    .map(|id| Billable::new("user", id.as_str()))
-            })
-            .ok_or_else(|| {
-                Error::InvalidInput("no billable: call .billable(...) or .user(...) first".into())
-            })?;
+        let billable = v.billable()?;
 
         let now = metering.now();
         let known = v.entitlement.clone().filter(|e| {
