@@ -23,9 +23,9 @@ use ai_metering_core::store::{
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, Statement,
 };
 
 use crate::codec::{instant, invalid, money_text, to_i64};
@@ -853,34 +853,60 @@ impl State {
                 .await
                 .map_err(db_err)?;
         }
-        let now = Utc::now();
-        for c in self.counters.iter().filter(|c| c.dirty) {
-            store.step("writing a counter")?;
-            period_counter::Entity::update_many()
-                .col_expr(
-                    period_counter::Column::RecordedTokens,
-                    Expr::value(to_i64("recorded tokens", c.recorded.tokens)?),
-                )
-                .col_expr(
-                    period_counter::Column::RecordedCost,
-                    Expr::value(money_text(c.recorded.cost)),
-                )
-                .col_expr(
-                    period_counter::Column::ReservedTokens,
-                    Expr::value(to_i64("reserved tokens", c.reserved.tokens)?),
-                )
-                .col_expr(
-                    period_counter::Column::ReservedCost,
-                    Expr::value(money_text(c.reserved.cost)),
-                )
-                .col_expr(period_counter::Column::UpdatedAt, Expr::value(now))
-                .filter(period_counter::Column::Id.eq(c.row.id))
-                .exec(txn)
-                .await
-                .map_err(db_err)?;
+        let dirty: Vec<&Counter> = self.counters.iter().filter(|c| c.dirty).collect();
+        if !dirty.is_empty() {
+            store.step("writing the counters")?;
+            write_counters(txn, &dirty).await?;
         }
         Ok(written)
     }
+}
+
+/// Writes the counters' totals in one statement: `UPDATE ... FROM (VALUES ...)`, which
+/// PostgreSQL and SQLite (3.33 and later) both take, `VALUES` columns being `column1`.. in
+/// both.
+async fn write_counters(txn: &DatabaseTransaction, counters: &[&Counter]) -> StoreResult<()> {
+    let backend = txn.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counters.len() * 5 + 1);
+    let mut param = |v: sea_orm::Value| {
+        values.push(v);
+        match backend {
+            DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    let now = param(Utc::now().into());
+    let mut rows = Vec::with_capacity(counters.len());
+    for c in counters {
+        rows.push(format!(
+            "(CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS TEXT), CAST({} AS BIGINT), CAST({} AS TEXT))",
+            param(c.row.id.into()),
+            param(to_i64("recorded tokens", c.recorded.tokens)?.into()),
+            param(money_text(c.recorded.cost).into()),
+            param(to_i64("reserved tokens", c.reserved.tokens)?.into()),
+            param(money_text(c.reserved.cost).into()),
+        ));
+    }
+    let sql = format!(
+        "UPDATE ai_period_counters SET recorded_tokens = v.column2, recorded_cost = v.column3, \
+         reserved_tokens = v.column4, reserved_cost = v.column5, updated_at = {now} \
+         FROM (VALUES {}) AS v WHERE ai_period_counters.id = v.column1",
+        rows.join(", ")
+    );
+    let done = txn
+        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() != counters.len() as u64 {
+        // A counter read under the lock went missing: only a write outside the locks does
+        // that. Nothing of the batch is kept.
+        return Err(invalid(format!(
+            "{} of {} counters were written",
+            done.rows_affected(),
+            counters.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The id of a row the batch has not inserted yet.

@@ -74,8 +74,9 @@ const MIGRATION_LOCK: (i32, i32) = (0x4149_4d54, 1);
 #[derive(Debug, Clone)]
 pub struct SeaOrmStore {
     db: DatabaseConnection,
-    /// The writer task's connection: its own, so that it never queues behind reads for one
-    /// of the pool's (the same pool for an in-memory database or one given to `new`).
+    /// The writer tasks' connections: their own (one per task), so that they never queue
+    /// behind reads for one of the pool's (the same pool for an in-memory database or one
+    /// given to `new`).
     write_db: DatabaseConnection,
     /// Steps until an injected failure (0: none); see `fail_at_step`.
     fault: Arc<AtomicU64>,
@@ -161,7 +162,12 @@ impl SeaOrmStore {
         let url = options.get_url();
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut writer = options.clone();
-        writer.max_connections(1).min_connections(0);
+        let writers = if url.starts_with("sqlite:") {
+            1
+        } else {
+            crate::writer::POSTGRES_WRITERS as u32
+        };
+        writer.max_connections(writers).min_connections(0);
         let db = Database::connect(options).await.map_err(db_err)?;
         let write_db = if in_memory {
             db.clone()

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{self, Op, Outcome};
 use crate::counters::batchable_reserve;
-use crate::store::SeaOrmStore;
+use crate::store::{SeaOrmStore, lock_key};
 
 /// The most operations one batch takes.
 const MAX_BATCH: usize = 64;
@@ -59,6 +59,22 @@ impl Job {
         }
     }
 
+    /// The writer that takes it, of `writers`: by its billable's lock key, so that one
+    /// billable's operations keep their order.
+    fn shard(&self, writers: usize) -> usize {
+        let billable = match self {
+            Job::Reserve(req, _) => &req.billable,
+            Job::Settle(s, _) => &s.entry.billable,
+            Job::Release(_, owner, _) => owner,
+            Job::RecordAll(entries, _) => match entries.first() {
+                Some(e) => &e.billable,
+                None => return 0,
+            },
+        };
+        let key = u64::from_ne_bytes(lock_key(billable).to_ne_bytes());
+        usize::try_from(key % writers.max(1) as u64).unwrap_or(0)
+    }
+
     /// The batch operation of a batchable job.
     fn op(&self) -> Option<Op<'_>> {
         match self {
@@ -70,20 +86,34 @@ impl Job {
     }
 }
 
-/// Where a store's writer is found; the task starts on first use, on the caller's runtime,
+/// Writer tasks per store on PostgreSQL: each takes the billables whose lock key falls to
+/// it, so batches of different billables commit in parallel (SQLite has one writer at a
+/// time, so one task).
+pub(crate) const POSTGRES_WRITERS: usize = 4;
+
+/// Where a store's writers are found; a task starts on first use, on the caller's runtime,
 /// and stops when every clone of the store is gone.
 #[derive(Debug)]
 pub(crate) struct WriterSlot {
-    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    senders: Mutex<Vec<Option<mpsc::Sender<Job>>>>,
     /// SQLite: every money-guarding write goes through the writer.
     serialises_all: bool,
 }
 
 impl WriterSlot {
+    fn senders_len(&self) -> usize {
+        self.senders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
     pub(crate) fn new(backend: DbBackend) -> Self {
+        let sqlite = backend == DbBackend::Sqlite;
+        let tasks = if sqlite { 1 } else { POSTGRES_WRITERS };
         Self {
-            sender: Mutex::new(None),
-            serialises_all: backend == DbBackend::Sqlite,
+            senders: Mutex::new(vec![None; tasks]),
+            serialises_all: sqlite,
         }
     }
 }
@@ -124,25 +154,31 @@ impl Writer<'_> {
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
-    /// Hands `job` to the writer, starting it when it is not running (first use, or its
-    /// runtime ended).
+    /// Hands `job` to the writer of its billable, starting it when it is not running (first
+    /// use, or its runtime ended).
     async fn submit(&self, job: Job) -> StoreResult<()> {
-        let sender = self.sender(false);
+        let shard = job.shard(self.slot.senders_len());
+        let sender = self.sender(shard, false);
         let job = match sender.send(job).await {
             Ok(()) => return Ok(()),
             Err(mpsc::error::SendError(job)) => job,
         };
-        self.sender(true).send(job).await.map_err(|_| stopped())
+        self.sender(shard, true)
+            .send(job)
+            .await
+            .map_err(|_| stopped())
     }
 
-    fn sender(&self, restart: bool) -> mpsc::Sender<Job> {
-        // A poisoned lock only means a caller panicked while cloning the sender; the slot
-        // itself is always whole.
-        let mut slot = self
+    fn sender(&self, shard: usize, restart: bool) -> mpsc::Sender<Job> {
+        // A poisoned lock only means a caller panicked while cloning a sender; the slots
+        // themselves are always whole.
+        let mut senders = self
             .slot
-            .sender
+            .senders
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let len = senders.len();
+        let slot = &mut senders[shard % len];
         match slot.as_ref() {
             Some(sender) if !restart || !sender.is_closed() => sender.clone(),
             _ => {
