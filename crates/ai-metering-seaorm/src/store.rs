@@ -74,10 +74,10 @@ const MIGRATION_LOCK: (i32, i32) = (0x4149_4d54, 1);
 #[derive(Debug, Clone)]
 pub struct SeaOrmStore {
     db: DatabaseConnection,
-    /// The writer tasks' connections: their own (one per task), so that they never queue
-    /// behind reads for one of the pool's (the same pool for an in-memory database or one
-    /// given to `new`).
-    write_db: DatabaseConnection,
+    /// How the writer tasks open connections of their own (one each), so that they never
+    /// queue behind reads and can be replaced after a failure; `None` for an in-memory
+    /// database or a connection given to `new` (the writers share the pool then).
+    write_options: Option<Arc<ConnectOptions>>,
     /// Steps until an injected failure (0: none); see `fail_at_step`.
     fault: Arc<AtomicU64>,
     /// The group-commit writer; `None` in the writer's own copy of the store.
@@ -162,20 +162,12 @@ impl SeaOrmStore {
         let url = options.get_url();
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut writer = options.clone();
-        let writers = if url.starts_with("sqlite:") {
-            1
-        } else {
-            crate::writer::POSTGRES_WRITERS as u32
-        };
-        writer.max_connections(writers).min_connections(0);
+        writer.max_connections(1).min_connections(0);
         let db = Database::connect(options).await.map_err(db_err)?;
-        let write_db = if in_memory {
-            db.clone()
-        } else {
-            Database::connect(writer).await.map_err(db_err)?
-        };
         let mut store = Self::new(db);
-        store.write_db = write_db;
+        if !in_memory {
+            store.write_options = Some(Arc::new(writer));
+        }
         Ok(store)
     }
 
@@ -184,7 +176,7 @@ impl SeaOrmStore {
     pub fn new(db: DatabaseConnection) -> Self {
         let writer = WriterSlot::new(db.get_database_backend());
         Self {
-            write_db: db.clone(),
+            write_options: None,
             db,
             fault: Arc::new(AtomicU64::new(0)),
             writer: Some(Arc::new(writer)),
@@ -202,11 +194,27 @@ impl SeaOrmStore {
     /// the task holds no handle on itself (it stops when the last store is dropped).
     pub(crate) fn without_writer(&self) -> Self {
         Self {
-            db: self.write_db.clone(),
-            write_db: self.write_db.clone(),
+            db: self.db.clone(),
+            write_options: self.write_options.clone(),
             fault: Arc::clone(&self.fault),
             writer: None,
         }
+    }
+
+    /// A writer's own connection, when the store knows how to open one.
+    pub(crate) async fn open_writer_connection(&self) -> Option<StoreResult<Self>> {
+        let options = self.write_options.as_deref()?.clone();
+        Some(
+            Database::connect(options)
+                .await
+                .map_err(db_err)
+                .map(|db| Self {
+                    db,
+                    write_options: self.write_options.clone(),
+                    fault: Arc::clone(&self.fault),
+                    writer: None,
+                }),
+        )
     }
 
     /// Makes the `n`th statement-level step of the money-guarding writes (`reserve` and

@@ -199,15 +199,47 @@ fn stopped() -> StoreError {
 }
 
 /// The writer task: takes what has queued up, up to [`MAX_BATCH`], and writes it.
+///
+/// It writes on a connection of its own, and replaces that connection after any failed
+/// batch: a connection on which a write failed half-way (SQLite out of disk space, say) may
+/// be left inside a transaction that its driver no longer knows about, where every later
+/// "commit" would only release a savepoint and nothing would ever be durable. A fresh
+/// connection cannot carry that over; closing the old one rolls back whatever it held.
 async fn run(store: SeaOrmStore, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
+    let mut own: Option<SeaOrmStore> = None;
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        write(&store, std::mem::take(&mut jobs)).await;
+        let jobs = std::mem::take(&mut jobs);
+        let conn = match &own {
+            Some(conn) => conn.clone(),
+            None => match store.open_writer_connection().await {
+                // The store gave no way to open connections (in-memory, or `new`): the pool.
+                None => store.clone(),
+                Some(Ok(conn)) => {
+                    own = Some(conn.clone());
+                    conn
+                }
+                Some(Err(e)) => {
+                    for job in jobs {
+                        fail(job, &e);
+                    }
+                    continue;
+                }
+            },
+        };
+        if !write(&conn, jobs).await
+            && let Some(old) = own.take()
+        {
+            // Closing it rolls back whatever it still held; the next batch opens another.
+            let _ = old.connection().close_by_ref().await;
+        }
     }
 }
 
 /// Writes one batch, then the calls it does not cover, each in a transaction of its own.
-async fn write(store: &SeaOrmStore, jobs: Vec<Job>) {
+/// False when the database failed (the connection is suspect).
+async fn write(store: &SeaOrmStore, jobs: Vec<Job>) -> bool {
+    let mut healthy = true;
     let (batched, mut single): (Vec<Job>, Vec<Job>) = jobs
         .into_iter()
         .filter(|job| !job.abandoned())
@@ -225,6 +257,7 @@ async fn write(store: &SeaOrmStore, jobs: Vec<Job>) {
                 }
             }
             Err(e) => {
+                healthy = false;
                 for job in batched {
                     fail(job, &e);
                 }
@@ -235,21 +268,35 @@ async fn write(store: &SeaOrmStore, jobs: Vec<Job>) {
         match job {
             Job::Reserve(req, reply) => {
                 let outcome = store.reserve_single(&req).await;
+                healthy &= !suspect(&outcome);
                 if let Err(Ok(ReserveOutcome::Reserved { id, .. })) = reply.send(outcome) {
                     let _ = store.release_single(id, &req.billable).await;
                 }
             }
             Job::Settle(s, reply) => {
-                let _ = reply.send(store.settle_single(&s).await);
+                let outcome = store.settle_single(&s).await;
+                healthy &= !suspect(&outcome);
+                let _ = reply.send(outcome);
             }
             Job::Release(id, owner, reply) => {
-                let _ = reply.send(store.release_single(id, &owner).await);
+                let outcome = store.release_single(id, &owner).await;
+                healthy &= !suspect(&outcome);
+                let _ = reply.send(outcome);
             }
             Job::RecordAll(entries, reply) => {
-                let _ = reply.send(batch::record_all(store, &entries).await);
+                let outcome = batch::record_all(store, &entries).await;
+                healthy &= !suspect(&outcome);
+                let _ = reply.send(outcome);
             }
         }
     }
+    healthy
+}
+
+/// True for an error that may have come from the database half-way through a write (not a
+/// refusal decided before writing).
+fn suspect<T>(outcome: &StoreResult<T>) -> bool {
+    matches!(outcome, Err(e) if !matches!(e.kind(), StoreErrorKind::Invalid | StoreErrorKind::NotFound))
 }
 
 /// Sends a committed batch's outcome to its caller; gives the job back when it was deferred.
