@@ -3,12 +3,12 @@
 //! A counter row holds what was *recorded* in one billable's period window and what its
 //! `ai_reservations` rows *reserve* (their sum, kept on the row by every write that adds or
 //! drops a reservation). Reservations, settlements and releases go through the store's
-//! writer ([`crate::writer`]), which runs many of them in one transaction; the operations it
-//! cannot batch (those with credit holds) run here, one transaction each,
-//! serialised per billable (see [`SeaOrmStore`]): create the counter if needed (seeded from
-//! the usage rows already in its window), drop the billable's expired reservations, evaluate
-//! the limits with [`evaluate`] against recorded + reserved, and insert the reservation only
-//! if it fits.
+//! writer ([`crate::writer`]), which runs many of them in one transaction ([`crate::batch`]).
+//! The functions here run one operation in a transaction of its own, serialised per
+//! billable (see [`SeaOrmStore`]), for a store without a writer and for what a batch gives
+//! back: create the counter if needed (seeded from the usage rows already in its window),
+//! drop the billable's expired reservations, evaluate the limits with [`evaluate`] against
+//! recorded + reserved, and insert the reservation only if it fits.
 
 use ai_metering_core::limit::{Thresholds, UsageTotals, evaluate};
 use ai_metering_core::overage::overage;
@@ -42,19 +42,15 @@ use crate::usage::{find_by_key, insert_usage_in};
 impl CounterStore for SeaOrmStore {
     async fn reserve(&self, req: &ReserveRequest) -> StoreResult<ReserveOutcome> {
         match self.writer() {
-            Some(writer) if batchable_reserve(req) || writer.serialises_all() => {
-                writer.reserve(req.clone()).await
-            }
-            _ => self.reserve_single(req).await,
+            Some(writer) => writer.reserve(req.clone()).await,
+            None => self.reserve_single(req).await,
         }
     }
 
     async fn settle(&self, settlement: &Settlement) -> StoreResult<Settled> {
         match self.writer() {
-            Some(writer) if !settlement.debit_credits || writer.serialises_all() => {
-                writer.settle(settlement.clone()).await
-            }
-            _ => self.settle_single(settlement).await,
+            Some(writer) => writer.settle(settlement.clone()).await,
+            None => self.settle_single(settlement).await,
         }
     }
 
@@ -152,12 +148,6 @@ impl CounterStore for SeaOrmStore {
             .map_err(db_err)?;
         Ok(inserted == 1)
     }
-}
-
-/// True for a reservation the writer batches: one without a credit hold (those run in a
-/// transaction of their own).
-pub(crate) fn batchable_reserve(req: &ReserveRequest) -> bool {
-    req.hold.is_none()
 }
 
 impl SeaOrmStore {

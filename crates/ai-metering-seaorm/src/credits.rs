@@ -434,7 +434,7 @@ pub(crate) async fn hold_in(
         .last_insert_id)
 }
 
-fn direction_text(d: Direction) -> &'static str {
+pub(crate) fn direction_text(d: Direction) -> &'static str {
     match d {
         Direction::Credit => "credit",
         Direction::Debit => "debit",

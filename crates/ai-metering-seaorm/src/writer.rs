@@ -4,11 +4,11 @@
 //! Each call waits for the commit of the batch that holds it, so nothing is answered before
 //! it is durable. While a batch is being written, the calls that arrive queue up and form
 //! the next one: under load, one transaction (one `BEGIN`, one lock, one `COMMIT`) serves
-//! many calls; alone, a call is a batch of one. On SQLite, which has one writer at a time,
-//! every money-guarding write of the store goes through the task, so that the store's own
-//! connections never wait on each other's write lock; on PostgreSQL, the operations a batch
-//! does not cover (those with credit holds) keep running in parallel in
-//! transactions of their own.
+//! many calls; alone, a call is a batch of one. Credits mode (holds, captures, debits) is
+//! batched like the rest. SQLite has one writer task (one writer at a time is all SQLite
+//! allows, so the store's own connections never wait on each other's write lock);
+//! PostgreSQL has [`POSTGRES_WRITERS`], each taking the billables whose lock key falls to
+//! it.
 
 use std::sync::Mutex;
 
@@ -21,7 +21,6 @@ use sea_orm::DbBackend;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{self, Op, Outcome};
-use crate::counters::batchable_reserve;
 use crate::store::{SeaOrmStore, lock_key};
 
 /// The most operations one batch takes.
@@ -52,9 +51,7 @@ impl Job {
     /// Whether a batch covers it.
     fn batchable(&self) -> bool {
         match self {
-            Job::Reserve(req, _) => batchable_reserve(req),
-            Job::Settle(s, _) => !s.debit_credits,
-            Job::Release(..) => true,
+            Job::Reserve(..) | Job::Settle(..) | Job::Release(..) => true,
             Job::RecordAll(..) => false,
         }
     }

@@ -8,19 +8,21 @@
 //! input is decided before it writes anything, so it never leaves part of itself behind; a
 //! database failure fails the whole batch, and then nothing of it is stored.
 //!
-//! Operations on a reservation that holds credits are left to a transaction of their own
-//! ([`Outcome::Deferred`]).
+//! Credits mode is batched too ([`wallets`]): holds are made, captured and given back, and
+//! usage debited, on the wallets read under the same locks.
+
+mod wallets;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use ai_metering_core::Billable;
 use ai_metering_core::limit::{Thresholds, UsageTotals, evaluate};
 use ai_metering_core::overage::overage;
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
-    OverageRecord, PeriodUsage, Recorded, ReservationId, ReserveOutcome, ReserveRequest, Settled,
-    Settlement, StoreResult, UsageEntry, UsageRecord,
+    HoldId, OverageRecord, PeriodUsage, Recorded, ReservationId, ReserveOutcome, ReserveRequest,
+    Settled, Settlement, StoreResult, UsageEntry, UsageRecord,
 };
+use ai_metering_core::{Billable, Money};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sea_orm::{
@@ -30,12 +32,12 @@ use sea_orm::{
 
 use crate::codec::{instant, invalid, money_text, to_i64};
 use crate::counters::{Shift, amount_of, counter_for_update, recorded_of, reserved_on, shifted};
-use crate::credits::release_hold_in;
 use crate::entity::{overage as overage_row, period_counter, reservation, usage};
 use crate::error::db_err;
 use crate::overages::to_record;
 use crate::store::SeaOrmStore;
 use crate::usage_rows::{as_stored, usage_record, usage_row};
+use wallets::{Wallets, WrittenCredits};
 
 /// One operation of a batch.
 #[derive(Debug, Clone, Copy)]
@@ -138,16 +140,19 @@ async fn run_as(
 /// An operation's outcome before the batch's rows are inserted (and their ids known).
 enum Draft {
     Done(Outcome),
-    /// Reserved: the `n`th new reservation.
+    /// Reserved: the `n`th new reservation, with the `n`th new hold.
     Reserved {
         row: usize,
+        hold: Option<usize>,
         usage: PeriodUsage,
     },
     /// Refused: the key was recorded by the `n`th new usage row.
     AlreadyRecorded(Key),
-    /// Settled: the `n`th new usage row (and its overage row, if any).
+    /// Settled: the `n`th new usage row (and its overage row, if any), with the `n`th new
+    /// ledger row.
     Settled {
         row: usize,
+        debit: Option<usize>,
         usage: PeriodUsage,
     },
     /// A retry of a recorded key.
@@ -176,6 +181,7 @@ struct NewUsage {
 
 /// The ids the batch's inserts got, to finish its drafts with.
 struct Written {
+    credits: WrittenCredits,
     reservations: Vec<i64>,
     usage: Vec<UsageRecord>,
     overages: HashMap<usize, OverageRecord>,
@@ -192,21 +198,23 @@ impl Written {
     fn finish(&self, draft: Draft) -> Outcome {
         match draft {
             Draft::Done(outcome) => outcome,
-            Draft::Reserved { row, usage } => Outcome::Reserved(Ok(ReserveOutcome::Reserved {
-                id: ReservationId(self.reservations[row]),
-                hold: None,
-                usage,
-            })),
+            Draft::Reserved { row, hold, usage } => {
+                Outcome::Reserved(Ok(ReserveOutcome::Reserved {
+                    id: ReservationId(self.reservations[row]),
+                    hold: hold.map(|n| HoldId(self.credits.holds[n])),
+                    usage,
+                }))
+            }
             Draft::AlreadyRecorded(key) => Outcome::Reserved(Ok(ReserveOutcome::AlreadyRecorded(
                 Box::new(self.record(key)),
             ))),
-            Draft::Settled { row, usage } => Outcome::Settled(Box::new(Ok(Settled {
+            Draft::Settled { row, debit, usage } => Outcome::Settled(Box::new(Ok(Settled {
                 recorded: Recorded {
                     record: self.usage[row].clone(),
                     created: true,
                 },
                 usage,
-                debit: None,
+                debit: debit.map(|n| self.credits.entries[n].clone()),
                 overage: self.overages.get(&row).cloned(),
             }))),
             Draft::Recorded { row, created } => Outcome::Recorded(Box::new(Ok(Recorded {
@@ -267,7 +275,9 @@ struct State {
     /// Usage rows stored under the keys the batch names (those it inserts included).
     keys: HashMap<(Billable, String), Key>,
     /// Reservations to insert at the end, in order.
-    new_reservations: Vec<reservation::ActiveModel>,
+    new_reservations: Vec<(reservation::ActiveModel, Option<usize>)>,
+    /// Wallets and holds (credits mode).
+    wallets: Wallets,
     /// Usage rows to insert at the end, in order.
     new_usage: Vec<NewUsage>,
 }
@@ -458,11 +468,24 @@ impl State {
             }
         }
 
+        // Wallets and holds, when credits are involved at all.
+        let hold_ids: Vec<i64> = expired
+            .iter()
+            .chain(state.reservations.values())
+            .filter_map(|r| r.hold_id)
+            .collect();
+        let credits = ops.iter().any(|op| match op {
+            Op::Reserve(r) => r.hold.is_some(),
+            Op::Settle(s) => s.debit_credits,
+            _ => false,
+        });
+        if credits || !hold_ids.is_empty() {
+            store.step("reading the wallets")?;
+            let billables: BTreeSet<&Billable> = ops.iter().map(Op::billable).collect();
+            state.wallets = Wallets::load(txn, billables, hold_ids).await?;
+        }
+
         for r in expired {
-            if let Some(hold) = r.hold_id {
-                store.step("giving back an expired hold")?;
-                release_hold_in(txn, hold).await?;
-            }
             state.drop_reservation(&r)?;
         }
         Ok(state)
@@ -506,6 +529,9 @@ impl State {
             return Ok(());
         }
         self.dropped.push(r.id);
+        if let Some(hold) = r.hold_id {
+            self.wallets.release(hold)?;
+        }
         if let Some(&index) = self.by_id.get(&r.counter_id) {
             let counter = &mut self.counters[index];
             counter.reserved = shifted(counter.reserved, amount_of(r)?, Shift::Remove)?;
@@ -541,9 +567,6 @@ impl State {
         let replaced = req
             .replaces
             .and_then(|id| self.reservation_of(id, billable));
-        if replaced.as_ref().is_some_and(|r| r.hold_id.is_some()) {
-            return Ok(Draft::Done(Outcome::Deferred));
-        }
         let replaced_id = replaced.as_ref().map(|r| r.id);
         let claimed = |r: &reservation::Model| {
             self.is_live(r)
@@ -592,9 +615,39 @@ impl State {
             Err(e) => return refuse(e),
         };
 
+        // Credits mode: the wallet must have room for the hold (what the replaced
+        // reservation holds counts as room).
+        let wallet = match &req.hold {
+            Some(hold) => {
+                store.step("checking the wallet")?;
+                let wallet = self
+                    .wallets
+                    .wallet(txn, billable, hold.amount.currency)
+                    .await?;
+                let mut available = self.wallets.available(wallet);
+                if let Some(h) = replaced.as_ref().and_then(|r| r.hold_id) {
+                    available += match self.wallets.held_in(h, hold.amount.currency) {
+                        Ok(amount) => amount,
+                        Err(e) => return refuse(e),
+                    };
+                }
+                if !hold.permits(available) {
+                    return done(ReserveOutcome::InsufficientCredits { available });
+                }
+                Some(wallet)
+            }
+            None => None,
+        };
+
         if let Some(r) = &replaced {
             self.drop_reservation(r)?;
         }
+        let new_hold = match (&req.hold, wallet) {
+            (Some(hold), Some(wallet)) if hold.amount.amount > Decimal::ZERO => {
+                Some(self.wallets.hold(wallet, hold.amount, req.expires_at)?)
+            }
+            _ => None,
+        };
         let row = reservation::ActiveModel {
             counter_id: Set(counter_id),
             billable_type: Set(billable.kind.clone()),
@@ -624,12 +677,13 @@ impl State {
                 exclusive: req.exclusive,
             });
         }
-        self.new_reservations.push(row);
+        self.new_reservations.push((row, new_hold));
         let counter = &mut self.counters[index];
         counter.reserved = reserved;
         counter.dirty = true;
         Ok(Draft::Reserved {
             row: self.new_reservations.len() - 1,
+            hold: new_hold,
             usage: counter.usage(),
         })
     }
@@ -651,8 +705,19 @@ impl State {
             )));
         }
         let reserved = self.reservation_of(settlement.reservation, billable);
-        if settlement.debit_credits || reserved.as_ref().is_some_and(|r| r.hold_id.is_some()) {
-            return Ok(Draft::Done(Outcome::Deferred));
+        let cost = Money::new(entry.cost.total, entry.cost.currency);
+        let debit = settlement.debit_credits && cost.amount > Decimal::ZERO;
+        if debit
+            && let Some(currency) = reserved
+                .as_ref()
+                .and_then(|r| r.hold_id)
+                .and_then(|h| self.wallets.hold_currency(h))
+            && currency != cost.currency.as_str()
+        {
+            return refuse(invalid(format!(
+                "the credit hold is in {currency}, the usage cost in {}",
+                cost.currency
+            )));
         }
         let index = self.counter(store, txn, billable, period).await?;
 
@@ -694,6 +759,13 @@ impl State {
             Err(e) => return refuse(e),
         };
 
+        let wallet = if debit {
+            store.step("reading the wallet to debit")?;
+            Some(self.wallets.wallet(txn, billable, cost.currency).await?)
+        } else {
+            None
+        };
+
         if let Some(r) = &reserved {
             self.drop_reservation(r)?;
         }
@@ -703,8 +775,14 @@ impl State {
             added,
             overage.map(|(tokens, amount)| (*period, tokens, amount)),
         );
+        // The capture of the hold: it was given back above, and the actual cost is debited.
+        let debit = match wallet {
+            Some(wallet) => Some(self.wallets.debit(wallet, cost, entry.occurred_at)?),
+            None => None,
+        };
         Ok(Draft::Settled {
             row: n,
+            debit,
             usage: self.counters[index].usage(),
         })
     }
@@ -792,7 +870,6 @@ impl State {
 
     fn release(&mut self, id: ReservationId, owner: &Billable) -> Outcome {
         match self.reservation_of(id, owner) {
-            Some(r) if r.hold_id.is_some() => Outcome::Deferred,
             Some(r) => match self.drop_reservation(&r) {
                 Ok(()) => Outcome::Released(true),
                 // Only a corrupt stored amount gets here; a transaction of its own says so.
@@ -805,14 +882,28 @@ impl State {
     /// Inserts the new rows (a few multi-row statements), deletes the dropped reservations
     /// and writes the changed counters.
     async fn write(self, store: &SeaOrmStore, txn: &DatabaseTransaction) -> StoreResult<Written> {
+        // Holds first: the new reservations name them.
+        store.step("writing the wallets")?;
+        let credits = self.wallets.write(txn).await?;
         let mut written = Written {
+            credits,
             reservations: Vec::new(),
             usage: Vec::new(),
             overages: HashMap::new(),
         };
         if !self.new_reservations.is_empty() {
             store.step("inserting the reservations")?;
-            written.reservations = insert_rows(txn, self.new_reservations).await?;
+            let mut rows = Vec::with_capacity(self.new_reservations.len());
+            for (mut row, hold) in self.new_reservations {
+                if let Some(n) = hold {
+                    let id = written.credits.holds.get(n).copied().ok_or_else(|| {
+                        invalid("a reservation names a hold the batch did not insert")
+                    })?;
+                    row.hold_id = Set(Some(id));
+                }
+                rows.push(row);
+            }
+            written.reservations = insert_rows(txn, rows).await?;
         }
         if !self.new_usage.is_empty() {
             store.step("inserting the usage rows")?;

@@ -1,0 +1,310 @@
+//! The wallets and credit holds of a batch: read under the batch's locks, changed in memory
+//! by its operations, written at the end (a multi-row insert of the new holds and of the
+//! ledger rows, one delete of the dropped holds, one update of the changed wallets).
+
+use std::collections::{HashMap, HashSet};
+
+use ai_metering_core::store::{CreditTransaction, Direction, StoreResult, USAGE_DEBIT_REASON};
+use ai_metering_core::{Billable, Currency, Money};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, Statement,
+};
+
+use super::{insert_rows, of_billables};
+use crate::codec::{instant, invalid, money_from_text, money_text};
+use crate::credits::{direction_text, wallet_for_update};
+use crate::entity::{credit_hold, credit_transaction, credit_wallet};
+use crate::error::db_err;
+
+/// A wallet as the batch has it.
+struct Wallet {
+    row: credit_wallet::Model,
+    balance: Decimal,
+    held: Decimal,
+    dirty: bool,
+}
+
+/// A ledger row to insert, and the entry it becomes once its id is known.
+struct NewEntry {
+    row: credit_transaction::ActiveModel,
+    entry: CreditTransaction,
+}
+
+#[derive(Default)]
+pub(super) struct Wallets {
+    wallets: Vec<Wallet>,
+    /// The holds of the reservations the batch read, by id.
+    holds: HashMap<i64, credit_hold::Model>,
+    dropped: HashSet<i64>,
+    new_holds: Vec<credit_hold::ActiveModel>,
+    new_entries: Vec<NewEntry>,
+}
+
+/// The ids the batch's new holds and ledger rows got, in order.
+#[derive(Default)]
+pub(super) struct WrittenCredits {
+    pub(super) holds: Vec<i64>,
+    pub(super) entries: Vec<CreditTransaction>,
+}
+
+impl Wallets {
+    /// Reads the wallets of `billables` and the holds `hold_ids`.
+    pub(super) async fn load<'a>(
+        txn: &DatabaseTransaction,
+        billables: impl IntoIterator<Item = &'a Billable>,
+        hold_ids: Vec<i64>,
+    ) -> StoreResult<Self> {
+        let mut wallets = Wallets::default();
+        for row in credit_wallet::Entity::find()
+            .filter(of_billables(
+                credit_wallet::Column::BillableType,
+                credit_wallet::Column::BillableId,
+                billables,
+            ))
+            .all(txn)
+            .await
+            .map_err(db_err)?
+        {
+            wallets.add(row)?;
+        }
+        if !hold_ids.is_empty() {
+            for hold in credit_hold::Entity::find()
+                .filter(credit_hold::Column::Id.is_in(hold_ids))
+                .all(txn)
+                .await
+                .map_err(db_err)?
+            {
+                wallets.holds.insert(hold.id, hold);
+            }
+        }
+        Ok(wallets)
+    }
+
+    fn add(&mut self, row: credit_wallet::Model) -> StoreResult<usize> {
+        self.wallets.push(Wallet {
+            balance: money_from_text("ai_credit_wallets.balance", &row.balance)?,
+            held: money_from_text("ai_credit_wallets.held", &row.held)?,
+            row,
+            dirty: false,
+        });
+        Ok(self.wallets.len() - 1)
+    }
+
+    /// The wallet of `billable` in `currency`, created empty when missing.
+    pub(super) async fn wallet(
+        &mut self,
+        txn: &DatabaseTransaction,
+        billable: &Billable,
+        currency: Currency,
+    ) -> StoreResult<usize> {
+        let found = self.wallets.iter().position(|w| {
+            w.row.billable_type == billable.kind
+                && w.row.billable_id == billable.id
+                && w.row.currency == currency.as_str()
+        });
+        match found {
+            Some(index) => Ok(index),
+            None => {
+                let row = wallet_for_update(txn, billable, currency).await?;
+                self.add(row)
+            }
+        }
+    }
+
+    /// Balance minus holds, as [`WalletBalance::available`](ai_metering_core::store::WalletBalance::available).
+    pub(super) fn available(&self, wallet: usize) -> Decimal {
+        let w = &self.wallets[wallet];
+        w.balance.saturating_sub(w.held)
+    }
+
+    /// The amount of a live hold in `currency` (zero when gone or in another currency).
+    pub(super) fn held_in(&self, hold: i64, currency: Currency) -> StoreResult<Decimal> {
+        match self.holds.get(&hold) {
+            Some(h) if !self.dropped.contains(&hold) && h.currency == currency.as_str() => {
+                money_from_text("ai_credit_holds.amount", &h.amount)
+            }
+            _ => Ok(Decimal::ZERO),
+        }
+    }
+
+    /// The currency of a live hold's wallet.
+    pub(super) fn hold_currency(&self, hold: i64) -> Option<&str> {
+        self.holds
+            .get(&hold)
+            .filter(|_| !self.dropped.contains(&hold))
+            .map(|h| h.currency.as_str())
+    }
+
+    /// Holds `amount` (positive) in `wallet` until `expires_at`; the hold's place among the
+    /// new ones. The caller checked that the wallet permits it.
+    pub(super) fn hold(
+        &mut self,
+        wallet: usize,
+        amount: Money,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let w = &mut self.wallets[wallet];
+        w.held = w
+            .held
+            .checked_add(amount.amount)
+            .ok_or_else(|| invalid("the held amount overflows"))?;
+        w.dirty = true;
+        self.new_holds.push(credit_hold::ActiveModel {
+            wallet_id: Set(w.row.id),
+            billable_type: Set(w.row.billable_type.clone()),
+            billable_id: Set(w.row.billable_id.clone()),
+            currency: Set(amount.currency.as_str().to_owned()),
+            amount: Set(money_text(amount.amount)),
+            created_at: Set(Utc::now()),
+            expires_at: Set(instant(expires_at)),
+            ..Default::default()
+        });
+        Ok(self.new_holds.len() - 1)
+    }
+
+    /// Drops a hold the batch read and gives its amount back to its wallet's available
+    /// balance; nothing when it is gone.
+    pub(super) fn release(&mut self, hold: i64) -> StoreResult<()> {
+        let Some(h) = self.holds.get(&hold) else {
+            return Ok(());
+        };
+        if !self.dropped.insert(hold) {
+            return Ok(());
+        }
+        let amount = money_from_text("ai_credit_holds.amount", &h.amount)?;
+        if let Some(w) = self.wallets.iter_mut().find(|w| w.row.id == h.wallet_id) {
+            w.held = w
+                .held
+                .checked_sub(amount)
+                .unwrap_or(Decimal::ZERO)
+                .max(Decimal::ZERO);
+            w.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// The debit of a settled call's `cost` (never refused: the money was spent); the
+    /// ledger row's place among the new ones.
+    pub(super) fn debit(
+        &mut self,
+        wallet: usize,
+        cost: Money,
+        at: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let w = &mut self.wallets[wallet];
+        let balance = w
+            .balance
+            .checked_sub(cost.amount)
+            .ok_or_else(|| invalid("the wallet balance overflows"))?;
+        w.balance = balance;
+        w.dirty = true;
+        let at = instant(at);
+        let billable = Billable::new(w.row.billable_type.clone(), w.row.billable_id.clone());
+        self.new_entries.push(NewEntry {
+            row: credit_transaction::ActiveModel {
+                wallet_id: Set(w.row.id),
+                billable_type: Set(w.row.billable_type.clone()),
+                billable_id: Set(w.row.billable_id.clone()),
+                currency: Set(w.row.currency.clone()),
+                amount: Set(money_text(cost.amount)),
+                direction: Set(direction_text(Direction::Debit).to_owned()),
+                reason: Set(USAGE_DEBIT_REASON.to_owned()),
+                balance_after: Set(money_text(balance)),
+                metadata: Set("{}".to_owned()),
+                created_at: Set(at),
+                ..Default::default()
+            },
+            entry: CreditTransaction {
+                id: super::NEW_ROW,
+                billable,
+                amount: cost,
+                direction: Direction::Debit,
+                reason: USAGE_DEBIT_REASON.to_owned(),
+                balance_after: balance,
+                metadata: serde_json::Map::new(),
+                created_at: at,
+            },
+        });
+        Ok(self.new_entries.len() - 1)
+    }
+
+    /// Inserts the new holds (their ids, in order, are the first part of the result), the
+    /// ledger rows, deletes the dropped holds and writes the changed wallets.
+    pub(super) async fn write(self, txn: &DatabaseTransaction) -> StoreResult<WrittenCredits> {
+        let mut written = WrittenCredits::default();
+        if !self.new_holds.is_empty() {
+            written.holds = insert_rows(txn, self.new_holds).await?;
+        }
+        if !self.new_entries.is_empty() {
+            let (rows, entries): (Vec<_>, Vec<_>) = self
+                .new_entries
+                .into_iter()
+                .map(|e| (e.row, e.entry))
+                .unzip();
+            let ids = insert_rows(txn, rows).await?;
+            written.entries = ids
+                .into_iter()
+                .zip(entries)
+                .map(|(id, entry)| CreditTransaction { id, ..entry })
+                .collect();
+        }
+        if !self.dropped.is_empty() {
+            credit_hold::Entity::delete_many()
+                .filter(credit_hold::Column::Id.is_in(self.dropped.iter().copied()))
+                .exec(txn)
+                .await
+                .map_err(db_err)?;
+        }
+        let dirty: Vec<&Wallet> = self.wallets.iter().filter(|w| w.dirty).collect();
+        if !dirty.is_empty() {
+            write_wallets(txn, &dirty).await?;
+        }
+        Ok(written)
+    }
+}
+
+/// Writes the wallets' balances in one `UPDATE ... FROM (VALUES ...)` (see the counters').
+async fn write_wallets(txn: &DatabaseTransaction, wallets: &[&Wallet]) -> StoreResult<()> {
+    let backend = txn.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(wallets.len() * 3 + 1);
+    let mut param = |v: sea_orm::Value| {
+        values.push(v);
+        match backend {
+            DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    let now = param(Utc::now().into());
+    let rows: Vec<String> = wallets
+        .iter()
+        .map(|w| {
+            // Normalised, as every write of a wallet: no trailing zeros pile up.
+            format!(
+                "(CAST({} AS BIGINT), CAST({} AS TEXT), CAST({} AS TEXT))",
+                param(w.row.id.into()),
+                param(money_text(w.balance.normalize()).into()),
+                param(money_text(w.held.normalize()).into()),
+            )
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE ai_credit_wallets SET balance = v.column2, held = v.column3, updated_at = {now} \
+         FROM (VALUES {}) AS v WHERE ai_credit_wallets.id = v.column1",
+        rows.join(", ")
+    );
+    let done = txn
+        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() != wallets.len() as u64 {
+        return Err(invalid(format!(
+            "{} of {} wallets were written",
+            done.rows_affected(),
+            wallets.len()
+        )));
+    }
+    Ok(())
+}
