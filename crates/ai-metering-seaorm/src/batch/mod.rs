@@ -42,9 +42,9 @@ use wallets::{Wallets, WrittenCredits};
 /// One operation of a batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op<'a> {
-    /// A reservation without a credit hold.
+    /// A reservation (with its credit hold, in credits mode).
     Reserve(&'a ReserveRequest),
-    /// A settlement that debits no credits.
+    /// A settlement (capturing the hold and debiting the cost, in credits mode).
     Settle(&'a Settlement),
     /// The release of a reservation of this billable.
     Release(ReservationId, &'a Billable),
@@ -953,48 +953,92 @@ impl State {
     }
 }
 
-/// Writes the counters' totals in one statement: `UPDATE ... FROM (VALUES ...)`, which
-/// PostgreSQL and SQLite (3.33 and later) both take, `VALUES` columns being `column1`.. in
-/// both.
+/// Writes the counters' totals in one statement.
 async fn write_counters(txn: &DatabaseTransaction, counters: &[&Counter]) -> StoreResult<()> {
-    let backend = txn.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counters.len() * 5 + 1);
-    let mut param = |v: sea_orm::Value| {
-        values.push(v);
-        match backend {
-            DbBackend::Postgres => format!("${}", values.len()),
-            _ => "?".to_owned(),
-        }
-    };
-    let now = param(Utc::now().into());
     let mut rows = Vec::with_capacity(counters.len());
     for c in counters {
-        rows.push(format!(
-            "(CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS TEXT), CAST({} AS BIGINT), CAST({} AS TEXT))",
-            param(c.row.id.into()),
-            param(to_i64("recorded tokens", c.recorded.tokens)?.into()),
-            param(money_text(c.recorded.cost).into()),
-            param(to_i64("reserved tokens", c.reserved.tokens)?.into()),
-            param(money_text(c.reserved.cost).into()),
-        ));
+        rows.push(vec![
+            c.row.id.into(),
+            to_i64("recorded tokens", c.recorded.tokens)?.into(),
+            money_text(c.recorded.cost).into(),
+            to_i64("reserved tokens", c.reserved.tokens)?.into(),
+            money_text(c.reserved.cost).into(),
+        ]);
     }
+    update_rows(
+        txn,
+        "ai_period_counters",
+        &[
+            ("recorded_tokens", "BIGINT"),
+            ("recorded_cost", "TEXT"),
+            ("reserved_tokens", "BIGINT"),
+            ("reserved_cost", "TEXT"),
+        ],
+        rows,
+    )
+    .await
+}
+
+/// Sets `columns` (name and SQL type) of the rows of `table` whose ids lead each of `rows`,
+/// and their `updated_at`, in one `UPDATE ... FROM (VALUES ...)`: PostgreSQL and SQLite
+/// (3.33 and later) both take it, and both name the `VALUES` columns `column1`, `column2`...
+/// Every row must exist: the batch read them under its locks, so one missing means a write
+/// outside the locks, and nothing of the batch is kept.
+pub(super) async fn update_rows(
+    txn: &DatabaseTransaction,
+    table: &str,
+    columns: &[(&str, &str)],
+    rows: Vec<Vec<sea_orm::Value>>,
+) -> StoreResult<()> {
+    let backend = txn.get_database_backend();
+    let count = rows.len();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(count * (columns.len() + 1) + 1);
+    let mut param = |v: sea_orm::Value, ty: &str| {
+        values.push(v);
+        match backend {
+            DbBackend::Postgres => format!("CAST(${} AS {ty})", values.len()),
+            _ => format!("CAST(? AS {ty})"),
+        }
+    };
+    let now = param(Utc::now().into(), "TIMESTAMPTZ");
+    let now = match backend {
+        // SQLite stores instants as text; a cast to an unknown type name would mangle it.
+        DbBackend::Postgres => now,
+        _ => "?".to_owned(),
+    };
+    let types: Vec<&str> = std::iter::once("BIGINT")
+        .chain(columns.iter().map(|(_, ty)| *ty))
+        .collect();
+    let tuples: Vec<String> = rows
+        .into_iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .into_iter()
+                .zip(&types)
+                .map(|(value, ty)| param(value, ty))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("{name} = v.column{}", i + 2))
+        .collect();
     let sql = format!(
-        "UPDATE ai_period_counters SET recorded_tokens = v.column2, recorded_cost = v.column3, \
-         reserved_tokens = v.column4, reserved_cost = v.column5, updated_at = {now} \
-         FROM (VALUES {}) AS v WHERE ai_period_counters.id = v.column1",
-        rows.join(", ")
+        "UPDATE {table} SET {}, updated_at = {now} FROM (VALUES {}) AS v \
+         WHERE {table}.id = v.column1",
+        sets.join(", "),
+        tuples.join(", ")
     );
     let done = txn
         .execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await
         .map_err(db_err)?;
-    if done.rows_affected() != counters.len() as u64 {
-        // A counter read under the lock went missing: only a write outside the locks does
-        // that. Nothing of the batch is kept.
+    if done.rows_affected() != count as u64 {
         return Err(invalid(format!(
-            "{} of {} counters were written",
-            done.rows_affected(),
-            counters.len()
+            "{} of {count} rows of {table} were written",
+            done.rows_affected()
         )));
     }
     Ok(())

@@ -8,12 +8,9 @@ use ai_metering_core::store::{CreditTransaction, Direction, StoreResult, USAGE_D
 use ai_metering_core::{Billable, Currency, Money};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, Statement,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
-use super::{insert_rows, of_billables};
+use super::{insert_rows, of_billables, update_rows};
 use crate::codec::{instant, invalid, money_from_text, money_text};
 use crate::credits::{direction_text, wallet_for_update};
 use crate::entity::{credit_hold, credit_transaction, credit_wallet};
@@ -266,45 +263,24 @@ impl Wallets {
     }
 }
 
-/// Writes the wallets' balances in one `UPDATE ... FROM (VALUES ...)` (see the counters').
+/// Writes the wallets' balances in one statement, normalised as every write of a wallet
+/// (no trailing zeros pile up).
 async fn write_wallets(txn: &DatabaseTransaction, wallets: &[&Wallet]) -> StoreResult<()> {
-    let backend = txn.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(wallets.len() * 3 + 1);
-    let mut param = |v: sea_orm::Value| {
-        values.push(v);
-        match backend {
-            DbBackend::Postgres => format!("${}", values.len()),
-            _ => "?".to_owned(),
-        }
-    };
-    let now = param(Utc::now().into());
-    let rows: Vec<String> = wallets
+    let rows = wallets
         .iter()
         .map(|w| {
-            // Normalised, as every write of a wallet: no trailing zeros pile up.
-            format!(
-                "(CAST({} AS BIGINT), CAST({} AS TEXT), CAST({} AS TEXT))",
-                param(w.row.id.into()),
-                param(money_text(w.balance.normalize()).into()),
-                param(money_text(w.held.normalize()).into()),
-            )
+            vec![
+                w.row.id.into(),
+                money_text(w.balance.normalize()).into(),
+                money_text(w.held.normalize()).into(),
+            ]
         })
         .collect();
-    let sql = format!(
-        "UPDATE ai_credit_wallets SET balance = v.column2, held = v.column3, updated_at = {now} \
-         FROM (VALUES {}) AS v WHERE ai_credit_wallets.id = v.column1",
-        rows.join(", ")
-    );
-    let done = txn
-        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .map_err(db_err)?;
-    if done.rows_affected() != wallets.len() as u64 {
-        return Err(invalid(format!(
-            "{} of {} wallets were written",
-            done.rows_affected(),
-            wallets.len()
-        )));
-    }
-    Ok(())
+    update_rows(
+        txn,
+        "ai_credit_wallets",
+        &[("balance", "TEXT"), ("held", "TEXT")],
+        rows,
+    )
+    .await
 }
