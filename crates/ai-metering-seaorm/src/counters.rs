@@ -254,19 +254,7 @@ impl SeaOrmStore {
         }
 
         self.step("inserting the reservation")?;
-        let row = reservation::ActiveModel {
-            counter_id: Set(counter.id),
-            billable_type: Set(billable.kind.clone()),
-            billable_id: Set(billable.id.clone()),
-            tokens: Set(tokens),
-            cost: Set(money_text(req.amount.cost)),
-            created_at: Set(instant(req.now)),
-            expires_at: Set(instant(req.expires_at)),
-            hold_id: Set(hold_id),
-            idempotency_key: Set(req.idempotency_key.clone()),
-            exclusive: Set(req.exclusive),
-            ..Default::default()
-        };
+        let row = reservation_row(req, counter.id, tokens, hold_id);
         let id = reservation::Entity::insert(row)
             .exec(&txn)
             .await
@@ -563,6 +551,28 @@ pub(crate) fn recorded_of(counter: &period_counter::Model) -> StoreResult<UsageT
         )?,
         money_from_text("ai_period_counters.recorded_cost", &counter.recorded_cost)?,
     ))
+}
+
+/// The row of reservation `req` (of `tokens` tokens) against counter `counter_id`.
+pub(crate) fn reservation_row(
+    req: &ReserveRequest,
+    counter_id: i64,
+    tokens: i64,
+    hold_id: Option<i64>,
+) -> reservation::ActiveModel {
+    reservation::ActiveModel {
+        counter_id: Set(counter_id),
+        billable_type: Set(req.billable.kind.clone()),
+        billable_id: Set(req.billable.id.clone()),
+        tokens: Set(tokens),
+        cost: Set(money_text(req.amount.cost)),
+        created_at: Set(instant(req.now)),
+        expires_at: Set(instant(req.expires_at)),
+        hold_id: Set(hold_id),
+        idempotency_key: Set(req.idempotency_key.clone()),
+        exclusive: Set(req.exclusive),
+        ..Default::default()
+    }
 }
 
 /// What the counter's reservations add up to, as kept on its row.

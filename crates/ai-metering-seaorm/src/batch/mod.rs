@@ -31,7 +31,9 @@ use sea_orm::{
 };
 
 use crate::codec::{instant, invalid, money_text, to_i64};
-use crate::counters::{Shift, amount_of, counter_for_update, recorded_of, reserved_on, shifted};
+use crate::counters::{
+    Shift, amount_of, counter_for_update, recorded_of, reservation_row, reserved_on, shifted,
+};
 use crate::entity::{overage as overage_row, period_counter, reservation, usage};
 use crate::error::db_err;
 use crate::overages::to_record;
@@ -648,19 +650,8 @@ impl State {
             }
             _ => None,
         };
-        let row = reservation::ActiveModel {
-            counter_id: Set(counter_id),
-            billable_type: Set(billable.kind.clone()),
-            billable_id: Set(billable.id.clone()),
-            tokens: Set(tokens),
-            cost: Set(money_text(req.amount.cost)),
-            created_at: Set(instant(req.now)),
-            expires_at: Set(instant(req.expires_at)),
-            hold_id: Set(None),
-            idempotency_key: Set(req.idempotency_key.clone()),
-            exclusive: Set(req.exclusive),
-            ..Default::default()
-        };
+        // Its hold's id is set once the new holds are inserted.
+        let row = reservation_row(req, counter_id, tokens, None);
         if req.idempotency_key.is_some() || req.exclusive {
             // Its id is not known yet; it is never dropped by the batch that makes it.
             self.claims.push(reservation::Model {
