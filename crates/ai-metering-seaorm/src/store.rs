@@ -106,6 +106,12 @@ impl SeaOrmStore {
     /// The connection options [`connect`](Self::connect) uses for `url`, to adjust (pool size,
     /// timeouts) before [`connect_with`](Self::connect_with).
     ///
+    /// A connection that goes back to the pool still inside a transaction (its rollback
+    /// failed, say on a full disk) is closed rather than reused, which rolls the transaction
+    /// back: reused, every later transaction on it would be a savepoint inside it, and nothing
+    /// written on it would ever be committed. (Not for an in-memory SQLite database, whose
+    /// only connection is the database.)
+    ///
     /// # Errors
     /// [`StoreErrorKind::Invalid`] for a URL that is neither SQLite nor PostgreSQL.
     ///
@@ -134,12 +140,31 @@ impl SeaOrmStore {
                         .busy_timeout(SQLITE_BUSY_TIMEOUT)
                         .foreign_keys(true)
                 });
+                if !in_memory {
+                    // (A new connection to `:memory:` would be an empty database.)
+                    options.map_sqlx_sqlite_pool_opts(|o| {
+                        o.after_release(|conn, _| {
+                            Box::pin(async move {
+                                Ok(!sea_orm::sqlx::Connection::is_in_transaction(conn))
+                            })
+                        })
+                    });
+                }
             }
             #[cfg(not(feature = "sqlite"))]
             return Err(backend_not_built("sqlite", url));
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
-            options.max_connections(POSTGRES_POOL_SIZE);
+            {
+                options.max_connections(POSTGRES_POOL_SIZE);
+                options.map_sqlx_postgres_pool_opts(|o| {
+                    o.after_release(|conn, _| {
+                        Box::pin(
+                            async move { Ok(!sea_orm::sqlx::Connection::is_in_transaction(conn)) },
+                        )
+                    })
+                });
+            }
             #[cfg(not(feature = "postgres"))]
             return Err(backend_not_built("postgres", url));
         } else {

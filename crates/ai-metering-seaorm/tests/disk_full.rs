@@ -13,8 +13,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ai_metering_core::Billable;
-use ai_metering_core::store::{UsageFilter, UsageStore};
+use ai_metering_core::store::{CreditStore, UsageFilter, UsageStore};
+use ai_metering_core::{Billable, Currency, Money};
 use ai_metering_seaorm::SeaOrmStore;
 use common::{at, dec, entry};
 
@@ -111,6 +111,18 @@ async fn writes_after_a_full_disk_are_durable() {
         }
     }
     assert!(refused > 0, "the full disk refused a write");
+    // Writes on the store's pool (not the writer's) on the full disk.
+    let mut credited = rust_decimal::Decimal::ZERO;
+    for _ in 0..20 {
+        let amount = Money::new(dec("1"), Currency::USD);
+        if store
+            .add_credits(&b, amount, "top-up", at(10, 12))
+            .await
+            .is_ok()
+        {
+            credited += dec("1");
+        }
+    }
 
     // Room again: every write reported as done is seen by another connection.
     std::fs::remove_file(fs.0.join("filler")).unwrap();
@@ -118,10 +130,25 @@ async fn writes_after_a_full_disk_are_durable() {
         record(100_000 + i).await.unwrap();
         done += 1;
     }
+    for _ in 0..5 {
+        let amount = Money::new(dec("1"), Currency::USD);
+        store
+            .add_credits(&b, amount, "top-up", at(10, 12))
+            .await
+            .unwrap();
+        credited += dec("1");
+    }
     assert_eq!(
         rows(&url, &b).await,
         done,
         "every acknowledged row is durable"
     );
+    let reader = SeaOrmStore::connect(&url).await.unwrap();
+    let wallet = reader.wallet(&b, Currency::USD).await.unwrap();
+    assert_eq!(
+        wallet.balance, credited,
+        "every acknowledged top-up is durable"
+    );
+    reader.connection().close_by_ref().await.unwrap();
     store.connection().close_by_ref().await.unwrap();
 }
