@@ -286,6 +286,9 @@ impl<S: Store> Settings<S> {
 pub(crate) struct After<S> {
     pub(crate) settings: Arc<Settings<S>>,
     pub(crate) ctx: Arc<QuotaContext<S>>,
+    /// When the cache decided the request: the headers' reset countdown is taken from that
+    /// instant (one clock read per request), stale by at most the route's duration.
+    pub(crate) decided_at: Option<DateTime<Utc>>,
 }
 
 impl<S: Store> After<S> {
@@ -298,7 +301,8 @@ impl<S: Store> After<S> {
     /// Adds the headers of the status known before the route ran.
     pub(crate) fn finish_now(self, mut response: Response<Body>) -> Response<Body> {
         if let Some(checked) = &self.ctx.checked {
-            self.write_headers(checked, &mut response);
+            let now = self.decided_at.unwrap_or_else(|| self.ctx.metering.now());
+            self.write_headers_at(checked, now, &mut response);
         }
         response
     }
@@ -337,10 +341,18 @@ impl<S: Store> After<S> {
     }
 
     fn write_headers(&self, checked: &Checked, response: &mut Response<Body>) {
+        self.write_headers_at(checked, self.ctx.metering.now(), response);
+    }
+
+    fn write_headers_at(
+        &self,
+        checked: &Checked,
+        now: DateTime<Utc>,
+        response: &mut Response<Body>,
+    ) {
         if self.settings.headers == HeaderStyle::None {
             return;
         }
-        let now = self.ctx.metering.now();
         checked
             .headers
             .write(self.settings.headers, now, response.headers_mut());

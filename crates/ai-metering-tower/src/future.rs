@@ -9,6 +9,7 @@ use std::task::{Context, Poll, ready};
 use ai_metering_core::store::Store;
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
+use chrono::{DateTime, Utc};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -100,12 +101,18 @@ where
         inner: I,
         mut request: Request<ReqBody>,
         span: tracing::Span,
+        now: DateTime<Utc>,
     ) -> Self {
         span.record("decision", decision.label());
         match decision {
             Decision::Proceed(ctx) => {
                 crate::remaining::insert(request.extensions_mut(), &ctx);
-                Self::call(inner, request, Some(After { settings, ctx }), span)
+                let after = After {
+                    settings,
+                    ctx,
+                    decided_at: Some(now),
+                };
+                Self::call(inner, request, Some(after), span)
             }
             Decision::Reject {
                 rejection,
@@ -165,6 +172,7 @@ where
                                     after: Some(After {
                                         settings: Arc::clone(settings),
                                         ctx,
+                                        decided_at: None,
                                     }),
                                 }
                             }

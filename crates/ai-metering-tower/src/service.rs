@@ -120,7 +120,7 @@ where
         let now = settings.metering.now();
         match settings.decide_cached((billable, tenant), now) {
             Ok(decision) => {
-                ResponseFuture::decided(decision, Arc::clone(settings), inner, request, span)
+                ResponseFuture::decided(decision, Arc::clone(settings), inner, request, span, now)
             }
             Err(parties) => {
                 let check = Box::pin(Arc::clone(settings).decide(parties));
