@@ -6,7 +6,9 @@
 //! `ai-metering check`). Per billable it checks that:
 //!
 //! 1. each period counter's recorded tokens and cost equal the sums of the usage rows in
-//!    its window ([`FindingKind::CounterMismatch`]);
+//!    its window ([`FindingKind::CounterMismatch`]), and, where the store keeps it, its
+//!    reserved total equals the sum of its reservations
+//!    ([`FindingKind::CounterReservedMismatch`]);
 //! 2. each wallet's balance equals its ledger's credits minus debits
 //!    ([`FindingKind::LedgerSum`]), and each entry's `balance_after` follows from the one
 //!    before ([`FindingKind::LedgerChain`]);
@@ -124,6 +126,8 @@ impl fmt::Display for Severity {
 pub enum FindingKind {
     /// A counter's recorded usage is not the sum of the usage rows in its window.
     CounterMismatch,
+    /// A counter's reserved total is not the sum of its reservations.
+    CounterReservedMismatch,
     /// A wallet's balance is not its ledger's credits minus debits.
     LedgerSum,
     /// A ledger entry's `balance_after` does not follow from the entry before it.
@@ -158,6 +162,7 @@ impl FindingKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::CounterMismatch => "counter_mismatch",
+            Self::CounterReservedMismatch => "counter_reserved_mismatch",
             Self::LedgerSum => "ledger_sum",
             Self::LedgerChain => "ledger_chain",
             Self::HeldMismatch => "held_mismatch",
@@ -355,6 +360,27 @@ fn totals_text(t: UsageTotals) -> String {
 fn check_counters(b: &Billable, s: &AuditSnapshot, o: &CheckOptions, out: &mut Vec<Finding>) {
     for counter in &s.counters {
         let p = counter.period;
+        if let Some(stored) = counter.reserved {
+            // Reservations are never pruned: checked whatever the cutoff.
+            let reservations = s.reservations.iter().filter(|r| r.period == p).fold(
+                UsageTotals::ZERO,
+                |acc, r| {
+                    UsageTotals::new(
+                        acc.tokens.saturating_add(r.amount.tokens),
+                        acc.cost.saturating_add(r.amount.cost),
+                    )
+                },
+            );
+            if reservations != stored {
+                out.push(Finding::new(
+                    b,
+                    FindingKind::CounterReservedMismatch,
+                    format!("counter {}..{}", p.start.to_rfc3339(), p.end.to_rfc3339()),
+                    totals_text(reservations),
+                    totals_text(stored),
+                ));
+            }
+        }
         if !o.counts(p.start) {
             continue;
         }
@@ -663,6 +689,7 @@ mod tests {
             counters: vec![AuditCounter {
                 period: month,
                 recorded: UsageTotals::new(150, Decimal::from(3)),
+                reserved: Some(UsageTotals::new(10, Decimal::from(2))),
             }],
             reservations: vec![AuditReservation {
                 id: ReservationId(9),
@@ -720,6 +747,27 @@ mod tests {
     #[test]
     fn a_consistent_snapshot_has_no_findings() {
         assert_eq!(check_snapshot(&team(), &clean(), &options()), vec![]);
+    }
+
+    #[test]
+    fn a_reserved_total_off_its_reservations_is_found() {
+        let mut s = clean();
+        s.counters[0].reserved = Some(UsageTotals::new(11, Decimal::from(2)));
+        let findings = check_snapshot(&team(), &s, &options());
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].kind, FindingKind::CounterReservedMismatch);
+        assert_eq!(findings[0].expected, "10 tokens, cost 2");
+        assert_eq!(findings[0].actual, "11 tokens, cost 2");
+        // A released reservation whose total stayed on the counter.
+        let mut s = clean();
+        s.reservations.clear();
+        assert_eq!(
+            kinds(&s, &options()),
+            vec![FindingKind::CounterReservedMismatch]
+        );
+        // Stores that do not keep the total are not held to it.
+        s.counters[0].reserved = None;
+        assert_eq!(kinds(&s, &options()), vec![]);
     }
 
     #[test]
@@ -796,6 +844,8 @@ mod tests {
         let mut twin = s.reservations[0].clone();
         twin.id = ReservationId(11);
         s.reservations.push(twin);
+        // The counter counts both.
+        s.counters[0].reserved = Some(UsageTotals::new(20, Decimal::from(4)));
         assert_eq!(
             kinds(&s, &options()),
             vec![FindingKind::HoldSharedByReservations]

@@ -16,7 +16,7 @@ use sea_orm::{
 };
 
 use crate::codec::{currency, invalid, money_from_text, to_u64};
-use crate::counters::{amount_of, recorded_of};
+use crate::counters::{amount_of, recorded_of, reserved_on};
 use crate::credits::{balance_of, to_transaction};
 use crate::entity::{
     credit_hold, credit_transaction, credit_wallet, overage, period_counter, reservation, usage,
@@ -108,6 +108,7 @@ async fn read_snapshot<C: ConnectionTrait + TransactionTrait>(
         counters.push(AuditCounter {
             period,
             recorded: recorded_of(c)?,
+            reserved: Some(reserved_on(c)?),
         });
     }
 

@@ -83,6 +83,10 @@ pub struct AuditCounter {
     pub period: Period,
     /// The usage it says was recorded in the window.
     pub recorded: UsageTotals,
+    /// What it says its reservations add up to, for a store that keeps that total on the
+    /// counter (the SeaORM store); `None` where it is only ever summed from them.
+    #[serde(default)]
+    pub reserved: Option<UsageTotals>,
 }
 
 /// A reservation as stored (expired or not).

@@ -59,6 +59,7 @@ fn snapshot(s: &State, billable: &Billable) -> AuditSnapshot {
         counters.push(AuditCounter {
             period: *period,
             recorded: counter.recorded,
+            reserved: None,
         });
         reservations.extend(counter.reservations.iter().map(|(id, r)| AuditReservation {
             id: ReservationId(*id),
