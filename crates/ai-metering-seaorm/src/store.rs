@@ -198,6 +198,12 @@ impl SeaOrmStore {
 
     /// Wraps a connection the application already has. For SQLite, configure WAL mode and a
     /// busy timeout yourself (or use [`connect`](Self::connect)).
+    ///
+    /// Prefer [`connect_with`](Self::connect_with) with [`default_options`](Self::default_options):
+    /// with a pool it did not open, the store's writer shares that pool and cannot replace a
+    /// connection a failed write left inside a transaction, and the pool lacks the guard that
+    /// closes such connections (see `default_options`). After a full disk, writes on such a
+    /// connection would be acknowledged and never committed.
     pub fn new(db: DatabaseConnection) -> Self {
         let writer = WriterSlot::new(db.get_database_backend());
         Self {
