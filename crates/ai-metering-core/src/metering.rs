@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
 
 use crate::billable::Billable;
 use crate::clock::{Clock, SystemClock};
@@ -144,6 +145,64 @@ pub(crate) struct Inner<S> {
     pub(crate) sweeper: std::sync::Once,
     /// This metering over a [`DynStore`], made on first use by [`Metering::erased`].
     pub(crate) erased: std::sync::OnceLock<Metering<DynStore>>,
+    /// Approaching-limit notices known to be claimed (shared with the erased twin).
+    pub(crate) claimed: Arc<ClaimedThresholds>,
+}
+
+/// The approaching-limit notices this process knows are claimed, by itself or by another
+/// instance: asking the store again could only be told no, and costs a write per call once
+/// a billable is past a threshold.
+#[derive(Debug, Default)]
+pub(crate) struct ClaimedThresholds(std::sync::Mutex<std::collections::HashSet<ClaimKey>>);
+
+type ClaimKey = (Billable, DateTime<Utc>, DateTime<Utc>, Decimal);
+
+impl ClaimedThresholds {
+    /// Entries kept before those of ended periods are dropped.
+    const MAX: usize = 100_000;
+
+    fn key(billable: &Billable, period: &Period, threshold: Decimal) -> ClaimKey {
+        (
+            billable.clone(),
+            period.start,
+            period.end,
+            threshold.normalize(),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<ClaimKey>> {
+        // Every operation is one insert, lookup or retain: a poisoned set is still whole.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn contains(
+        &self,
+        billable: &Billable,
+        period: &Period,
+        threshold: Decimal,
+    ) -> bool {
+        self.lock()
+            .contains(&Self::key(billable, period, threshold))
+    }
+
+    pub(crate) fn insert(
+        &self,
+        billable: &Billable,
+        period: &Period,
+        threshold: Decimal,
+        now: DateTime<Utc>,
+    ) {
+        let mut set = self.lock();
+        if set.len() >= Self::MAX {
+            set.retain(|(_, _, end, _)| *end > now);
+            if set.len() >= Self::MAX {
+                set.clear();
+            }
+        }
+        set.insert(Self::key(billable, period, threshold));
+    }
 }
 
 /// The shared metering service: cheap to clone (an `Arc` inside), generic over the store.
@@ -246,6 +305,7 @@ impl<S: Store> Metering<S> {
                 events: self.inner.events.clone(),
                 sweeper: std::sync::Once::new(),
                 erased: std::sync::OnceLock::new(),
+                claimed: Arc::clone(&self.inner.claimed),
             }),
         })
     }
@@ -855,6 +915,7 @@ impl<S: Store> MeteringBuilder<S> {
                 events: self.events,
                 sweeper: std::sync::Once::new(),
                 erased: std::sync::OnceLock::new(),
+                claimed: Arc::default(),
             }),
         }
     }

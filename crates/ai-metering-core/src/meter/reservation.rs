@@ -356,11 +356,16 @@ impl<S: Store> Reservation<S> {
             if check.usage_percentage < threshold {
                 break;
             }
-            if metering
+            let claimed = &metering.inner.claimed;
+            if claimed.contains(billable, &self.period, threshold) {
+                continue;
+            }
+            let ours = metering
                 .store()
                 .claim_threshold(billable, &self.period, threshold)
-                .await?
-            {
+                .await?;
+            claimed.insert(billable, &self.period, threshold, metering.now());
+            if ours {
                 metering.emit(MeterEvent::LimitApproaching {
                     billable: billable.clone(),
                     threshold,
