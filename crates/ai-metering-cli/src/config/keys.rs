@@ -276,7 +276,7 @@ pub const KEYS: &[Key] = &[
         &["AI_METERING_BATCH_SIZE"],
         "100",
         Accepts::Integer { min: 1 },
-        "it was never read by the original either",
+        "laravel-ai-metering never read it either",
     ),
     inert(
         "security.validate_feature_names",
