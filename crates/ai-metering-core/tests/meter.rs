@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ai_metering_core::clock::{Clock, ManualClock};
 use ai_metering_core::events::{BroadcastSink, MeterEvent};
 use ai_metering_core::limit::LimitKind;
-use ai_metering_core::period::PeriodSpec;
+use ai_metering_core::period::{Period, PeriodSpec};
 use ai_metering_core::plan::{BillingMode, OveragePolicy, Plan, Subscription};
 use ai_metering_core::pricing::{ModelPrice, PriceCatalog};
 use ai_metering_core::store::{
@@ -761,4 +761,39 @@ async fn a_required_subscription_refuses_billables_without_one_before_the_call()
         .await
         .unwrap();
     assert!(metering.check(&user(), Default::default()).await.is_ok());
+}
+
+/// A known entitlement (the layer's cached one) decides which limits apply without reading
+/// the subscription again; one of another billable, or whose period has ended, is ignored.
+#[tokio::test]
+async fn a_known_entitlement_is_used_only_for_its_billable_and_period() {
+    let plan = Plan::new("basic", "Basic").with_token_limit(1000);
+    let f = fixture(Some(plan), BillingMode::Plan, &user()).await;
+    let mut known = f.metering.entitlement(&user(), jan(15)).await.unwrap();
+    known.limits.tokens = Some(10);
+    let begin = |entitlement| {
+        f.metering
+            .meter()
+            .billable(user())
+            .provider("openai", "gpt-4o-mini")
+            .estimate(TokenUsage::new(100, 0).unwrap())
+            .entitlement(entitlement)
+            .begin()
+    };
+
+    // Its (cached) limit of 10 tokens refuses the 100-token call: it was used.
+    match begin(known.clone()).await {
+        Err(Error::LimitExceeded { check }) => assert_eq!(check.limits.tokens, Some(10)),
+        other => panic!("expected LimitExceeded under the known limits, got {other:?}"),
+    }
+
+    // Another billable's entitlement is ignored: the stored plan's 1,000 tokens apply.
+    let mut foreign = known.clone();
+    foreign.billable = Billable::new("user", 7);
+    begin(foreign).await.unwrap().release().await.unwrap();
+
+    // So is one whose period has ended.
+    let mut ended = known;
+    ended.period = Some(Period::new(jan(1) - Duration::days(31), jan(1)).unwrap());
+    begin(ended).await.unwrap().release().await.unwrap();
 }

@@ -25,6 +25,19 @@ const COLUMNS: &str = "billable_type, billable_id, user_id, tenant_id, provider,
     reasoning_cost, total_cost, total_cost_nano, currency, catalog_version, priced, metadata, \
     idempotency_key, occurred_at, estimated, created_at";
 
+/// A one-worker runtime and a migrated store on a fresh file (the directory lives as long
+/// as the returned guard).
+fn setup() -> (tokio::runtime::Runtime, tempfile::TempDir, SeaOrmStore) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = runtime.block_on(open(&dir));
+    (runtime, dir, store)
+}
+
 async fn open(dir: &tempfile::TempDir) -> SeaOrmStore {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = SeaOrmStore::connect(&url).await.expect("connect");
@@ -113,13 +126,7 @@ async fn raw_multi_row(pool: &SqlitePool, entries: &[UsageEntry]) {
 }
 
 fn reserve_settle(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let store = runtime.block_on(open(&dir));
+    let (runtime, _dir, store) = setup();
     let billable = Billable::new("user", 1);
     let request = reserve_request(
         &billable,
@@ -181,13 +188,7 @@ async fn raw_reserve_settle(pool: &SqlitePool, e: &UsageEntry) {
 }
 
 fn raw_twin(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let store = runtime.block_on(open(&dir));
+    let (runtime, _dir, store) = setup();
     let pool = store.connection().get_sqlite_connection_pool().clone();
     runtime.block_on(async {
         sqlx::raw_sql(
@@ -206,13 +207,7 @@ fn raw_twin(c: &mut Criterion) {
 }
 
 fn batch(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let store = runtime.block_on(open(&dir));
+    let (runtime, _dir, store) = setup();
     let pool = store.connection().get_sqlite_connection_pool().clone();
     let entries = rows(&Billable::new("team", "batch"));
 

@@ -33,7 +33,9 @@ impl UsageStore for SeaOrmStore {
             return Ok(Vec::new());
         }
         match self.writer() {
-            Some(writer) if writer.serialises_all() => writer.record_all(entries.to_vec()).await,
+            Some(writer) if writer.takes_usage_inserts() => {
+                writer.record_all(entries.to_vec()).await
+            }
             _ => crate::batch::record_all(self, entries).await,
         }
     }

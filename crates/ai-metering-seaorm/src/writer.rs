@@ -93,24 +93,18 @@ pub(crate) const POSTGRES_WRITERS: usize = 4;
 #[derive(Debug)]
 pub(crate) struct WriterSlot {
     senders: Mutex<Vec<Option<mpsc::Sender<Job>>>>,
-    /// SQLite: every money-guarding write goes through the writer.
-    serialises_all: bool,
+    /// SQLite: plain usage inserts go through the writer too (on PostgreSQL they run on
+    /// the pool, in parallel).
+    takes_usage_inserts: bool,
 }
 
 impl WriterSlot {
-    fn senders_len(&self) -> usize {
-        self.senders
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
-
     pub(crate) fn new(backend: DbBackend) -> Self {
         let sqlite = backend == DbBackend::Sqlite;
         let tasks = if sqlite { 1 } else { POSTGRES_WRITERS };
         Self {
             senders: Mutex::new(vec![None; tasks]),
-            serialises_all: sqlite,
+            takes_usage_inserts: sqlite,
         }
     }
 }
@@ -122,9 +116,10 @@ pub(crate) struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// True when every money-guarding write should go through the writer (SQLite).
-    pub(crate) fn serialises_all(&self) -> bool {
-        self.slot.serialises_all
+    /// True when plain usage inserts go through the writer too (SQLite, where only one
+    /// connection writes at a time).
+    pub(crate) fn takes_usage_inserts(&self) -> bool {
+        self.slot.takes_usage_inserts
     }
 
     pub(crate) async fn reserve(&self, req: ReserveRequest) -> StoreResult<ReserveOutcome> {
@@ -154,19 +149,18 @@ impl Writer<'_> {
     /// Hands `job` to the writer of its billable, starting it when it is not running (first
     /// use, or its runtime ended).
     async fn submit(&self, job: Job) -> StoreResult<()> {
-        let shard = job.shard(self.slot.senders_len());
-        let sender = self.sender(shard, false);
+        let sender = self.sender(&job, false);
         let job = match sender.send(job).await {
             Ok(()) => return Ok(()),
             Err(mpsc::error::SendError(job)) => job,
         };
-        self.sender(shard, true)
+        self.sender(&job, true)
             .send(job)
             .await
             .map_err(|_| stopped())
     }
 
-    fn sender(&self, shard: usize, restart: bool) -> mpsc::Sender<Job> {
+    fn sender(&self, job: &Job, restart: bool) -> mpsc::Sender<Job> {
         // A poisoned lock only means a caller panicked while cloning a sender; the slots
         // themselves are always whole.
         let mut senders = self
@@ -174,8 +168,8 @@ impl Writer<'_> {
             .senders
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let len = senders.len();
-        let slot = &mut senders[shard % len];
+        let shard = job.shard(senders.len());
+        let slot = &mut senders[shard];
         match slot.as_ref() {
             Some(sender) if !restart || !sender.is_closed() => sender.clone(),
             _ => {
