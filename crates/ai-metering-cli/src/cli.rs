@@ -227,6 +227,22 @@ pub enum GdprCommand {
     Delete(GdprArgs),
     /// Keep the usage for totals but remove what identifies the billable.
     Anonymize(GdprArgs),
+    /// Delete the usage one user made (`.user(..)`), whatever billable paid for it; the
+    /// counters and daily aggregates drop it.
+    DeleteUser(GdprUserArgs),
+    /// Keep one user's usage for totals but drop the user id, metadata and idempotency keys.
+    AnonymizeUser(GdprUserArgs),
+}
+
+/// `gdpr delete-user|anonymize-user` arguments.
+#[derive(Debug, Args)]
+pub struct GdprUserArgs {
+    /// The user id, as recorded with the usage.
+    #[arg(value_name = "USER_ID")]
+    pub user_id: String,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 /// `gdpr` arguments.

@@ -5,10 +5,10 @@ mod common;
 
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
-    CreditStore, NewOverage, OverageStore, SubscriptionStore, UsageFilter, UsageStore,
+    CreditStore, NewOverage, OverageStore, Page, SubscriptionStore, UsageFilter, UsageStore,
 };
 use ai_metering_core::{Billable, Currency, Money};
-use common::{Workspace, at, fixture, s, write};
+use common::{Workspace, at, entry, fixture, s, write};
 use rust_decimal::Decimal;
 
 #[test]
@@ -568,6 +568,56 @@ async fn gdpr_delete_and_anonymize() {
         after["totals"]["total_tokens"]
     );
     ws.fails(&["report", "--billable", "user:1"], 1, "unknown billable");
+}
+
+#[tokio::test]
+async fn gdpr_delete_and_anonymize_a_user() {
+    let ws = fixture().await;
+    let store = ws.store().await;
+    let team = Billable::new("user", 1);
+    for (user, tokens) in [("alice", 100), ("alice", 200), ("bob", 50)] {
+        let mut e = entry(&team, "openai", "gpt-4o", tokens, 0, at(2024, 1, 20, 0));
+        e.user_id = Some(user.into());
+        e.metadata
+            .insert("email".into(), format!("{user}@example.com").into());
+        store.insert_usage(&e).await.unwrap();
+    }
+    ws.fails(&["gdpr", "delete-user", "alice"], 1, "--yes");
+    let before = ws
+        .ok(&["report", "--month", "2024-01", "--format", "json"])
+        .json();
+    let r = ws
+        .ok(&["gdpr", "anonymize-user", "bob", "--yes", "--format", "json"])
+        .json();
+    assert_eq!(
+        (r["action"].as_str(), r["rows"]["ai_usages"].as_u64()),
+        (Some("anonymized"), Some(1))
+    );
+    let after = ws
+        .ok(&["report", "--month", "2024-01", "--format", "json"])
+        .json();
+    assert_eq!(before["totals"], after["totals"]);
+
+    let out = ws.ok(&["gdpr", "delete-user", "alice", "--yes"]).stdout;
+    assert!(
+        out.contains("Deleted 2 usage rows of user \"alice\""),
+        "{out}"
+    );
+    let after = ws
+        .ok(&["report", "--month", "2024-01", "--format", "json"])
+        .json();
+    assert_eq!(
+        before["totals"]["total_tokens"].as_u64().unwrap() - 300,
+        after["totals"]["total_tokens"].as_u64().unwrap()
+    );
+    let left = store
+        .query_usage(&UsageFilter::for_billable(team), Page::first(100))
+        .await
+        .unwrap();
+    assert!(
+        left.iter()
+            .all(|r| r.entry.user_id.is_none() && r.entry.metadata.is_empty())
+    );
 }
 
 #[tokio::test]

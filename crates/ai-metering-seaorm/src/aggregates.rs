@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use ai_metering_core::store::{StoreResult, UsageFilter};
+use ai_metering_core::Billable;
+use ai_metering_core::store::{StoreResult, UsageFilter, UsageSums};
 use chrono::{NaiveDate, NaiveTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
@@ -23,15 +24,12 @@ const INSERT_CHUNK: usize = 200;
 
 impl SeaOrmStore {
     /// Recomputes the daily aggregates of the UTC days `from..until` (end exclusive) from
-    /// the usage rows, in one transaction; returns how many aggregate rows were written.
+    /// the usage rows, in one transaction; returns how many aggregate rows were written
+    /// ([`RetentionStore::rebuild_daily_aggregates`](ai_metering_core::store::RetentionStore::rebuild_daily_aggregates)).
     ///
-    /// Only days that still have usage rows are replaced, so days whose rows were pruned keep
-    /// their aggregates (a day pruned only in part would be replaced by what is left of it:
-    /// prune at day boundaries, after aggregating).
-    ///
-    /// # Errors
-    /// A [`ai_metering_core::store::StoreError`] when the database fails; nothing changes then.
-    pub async fn rebuild_daily_aggregates(
+    /// Only days that still have usage rows are replaced, so days whose rows were pruned
+    /// before aggregates were kept for them have none.
+    pub(crate) async fn rebuild_aggregates(
         &self,
         from: NaiveDate,
         until: NaiveDate,
@@ -56,17 +54,7 @@ impl SeaOrmStore {
             .await
             .map_err(db_err)?;
         }
-        let keys = [
-            day_sql(backend),
-            r#""billable_type""#,
-            r#""billable_id""#,
-            r#"COALESCE("tenant_id", '')"#,
-            r#""provider""#,
-            r#""model""#,
-            r#"COALESCE("feature", '')"#,
-            r#""currency""#,
-        ];
-        let groups = grouped_sums(&txn, condition(&filter), &keys).await?;
+        let groups = grouped_sums(&txn, condition(&filter), &keys(backend)).await?;
         let days: BTreeSet<String> = groups
             .iter()
             .filter_map(|(k, _)| k.first().cloned())
@@ -79,43 +67,99 @@ impl SeaOrmStore {
                 .await
                 .map_err(db_err)?;
         }
-        let now = Utc::now();
-        let mut rows = Vec::with_capacity(groups.len());
-        for (key, s) in groups {
-            let mut k = key.into_iter();
-            let mut next = || k.next().unwrap_or_default();
-            rows.push(daily_aggregate::ActiveModel {
-                day: Set(next()),
-                billable_type: Set(next()),
-                billable_id: Set(next()),
-                tenant_id: Set(next()),
-                provider: Set(next()),
-                model: Set(next()),
-                feature: Set(next()),
-                currency: Set(next()),
-                calls: Set(to_i64("calls", s.calls)?),
-                input_tokens: Set(to_i64("input tokens", s.input_tokens)?),
-                cached_input_tokens: Set(to_i64("cached input tokens", s.cached_input_tokens)?),
-                cache_write_tokens: Set(to_i64("cache-write tokens", s.cache_write_tokens)?),
-                output_tokens: Set(to_i64("output tokens", s.output_tokens)?),
-                reasoning_tokens: Set(to_i64("reasoning tokens", s.reasoning_tokens)?),
-                total_tokens: Set(to_i64("total tokens", s.total_tokens)?),
-                total_cost: Set(money_text(s.cost)),
-                total_cost_nano: Set(nano_units(s.cost)),
-                updated_at: Set(now),
-                ..Default::default()
-            });
-        }
-        let written = rows.len() as u64;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
-            daily_aggregate::Entity::insert_many(chunk)
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db_err)?;
-        }
+        let written = insert_groups(&txn, groups).await?;
         txn.commit().await.map_err(db_err)?;
         Ok(written)
     }
+}
+
+/// The key of an aggregate row, as SQL over `ai_usages`: the UTC day first.
+fn keys(backend: DbBackend) -> [&'static str; 8] {
+    [
+        day_sql(backend),
+        r#""billable_type""#,
+        r#""billable_id""#,
+        r#"COALESCE("tenant_id", '')"#,
+        r#""provider""#,
+        r#""model""#,
+        r#"COALESCE("feature", '')"#,
+        r#""currency""#,
+    ]
+}
+
+/// Recomputes the aggregates of `billable` on `day` (`YYYY-MM-DD`, UTC) from its remaining
+/// rows, if it had any; returns how many aggregate rows were deleted or written. Called in
+/// the transaction that deleted some of those rows, with the billable's lock held.
+pub(crate) async fn refresh_aggregates<C: ConnectionTrait>(
+    db: &C,
+    backend: DbBackend,
+    billable: &Billable,
+    day: NaiveDate,
+) -> StoreResult<u64> {
+    use daily_aggregate::Column as A;
+    let deleted = daily_aggregate::Entity::delete_many()
+        .filter(A::BillableType.eq(billable.kind.as_str()))
+        .filter(A::BillableId.eq(billable.id.as_str()))
+        .filter(A::Day.eq(day.format("%Y-%m-%d").to_string()))
+        .exec(db)
+        .await
+        .map_err(db_err)?
+        .rows_affected;
+    if deleted == 0 {
+        // No aggregates were kept for that day: none are made.
+        return Ok(0);
+    }
+    let start = day.and_time(NaiveTime::MIN).and_utc();
+    let filter = UsageFilter {
+        from: Some(start),
+        until: Some(start + chrono::Duration::days(1)),
+        ..UsageFilter::for_billable(billable.clone())
+    };
+    let groups = grouped_sums(db, condition(&filter), &keys(backend)).await?;
+    let written = insert_groups(db, groups).await?;
+    Ok(deleted.max(written))
+}
+
+/// Inserts one aggregate row per group of [`keys`]; returns how many.
+async fn insert_groups<C: ConnectionTrait>(
+    db: &C,
+    groups: Vec<(Vec<String>, UsageSums)>,
+) -> StoreResult<u64> {
+    let now = Utc::now();
+    let mut rows = Vec::with_capacity(groups.len());
+    for (key, s) in groups {
+        let mut k = key.into_iter();
+        let mut next = || k.next().unwrap_or_default();
+        rows.push(daily_aggregate::ActiveModel {
+            day: Set(next()),
+            billable_type: Set(next()),
+            billable_id: Set(next()),
+            tenant_id: Set(next()),
+            provider: Set(next()),
+            model: Set(next()),
+            feature: Set(next()),
+            currency: Set(next()),
+            calls: Set(to_i64("calls", s.calls)?),
+            input_tokens: Set(to_i64("input tokens", s.input_tokens)?),
+            cached_input_tokens: Set(to_i64("cached input tokens", s.cached_input_tokens)?),
+            cache_write_tokens: Set(to_i64("cache-write tokens", s.cache_write_tokens)?),
+            output_tokens: Set(to_i64("output tokens", s.output_tokens)?),
+            reasoning_tokens: Set(to_i64("reasoning tokens", s.reasoning_tokens)?),
+            total_tokens: Set(to_i64("total tokens", s.total_tokens)?),
+            total_cost: Set(money_text(s.cost)),
+            total_cost_nano: Set(nano_units(s.cost)),
+            updated_at: Set(now),
+            ..Default::default()
+        });
+    }
+    let written = rows.len() as u64;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+        daily_aggregate::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(written)
 }

@@ -532,7 +532,7 @@ where
 }
 
 /// The usage rows of `billable` in `period`, summed.
-async fn recorded_in_window<C: ConnectionTrait>(
+pub(crate) async fn recorded_in_window<C: ConnectionTrait>(
     db: &C,
     billable: &Billable,
     period: &Period,

@@ -50,7 +50,7 @@ mod usage_rows;
 mod webhook_events;
 mod writer;
 
+pub use ai_metering_core::store::RowCounts;
 pub use ai_metering_migration::Migrator;
-pub use retention::RowCounts;
 pub use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend};
 pub use store::SeaOrmStore;

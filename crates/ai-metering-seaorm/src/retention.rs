@@ -1,72 +1,37 @@
-//! Retention and privacy: pruning old usage, deleting or anonymising one billable.
+//! [`RetentionStore`] for [`SeaOrmStore`]: erasure, anonymisation, pruning and the daily
+//! aggregates' rebuild.
+//!
+//! Every operation runs in transactions serialised with the money path of the billables it
+//! touches ([`SeaOrmStore::begin_for`]): it first reads which billables the doomed rows
+//! belong to, locks them, and reads the rows again under the locks (retrying if a row moved
+//! to another billable in between). Deleting usage rows also deletes their overage rows,
+//! recounts the counters whose windows held them, and recomputes the daily aggregates of
+//! their days (where aggregates were kept), in the same transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use ai_metering_core::Billable;
-use ai_metering_core::store::{StoreError, StoreErrorKind, StoreResult};
-use chrono::{DateTime, Utc};
+use ai_metering_core::period::Period;
+use ai_metering_core::store::{RetentionStore, RowCounts, StoreError, StoreErrorKind, StoreResult};
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
+use crate::aggregates::refresh_aggregates;
 use crate::codec::{instant, invalid, money_from_text, money_text, nano_units, to_i64};
-use crate::counters::{Shift, reserved_on, shifted};
-use crate::entity::{credit_wallet, daily_aggregate, period_counter, reservation, usage};
+use crate::counters::{Shift, recorded_in_window, recorded_of, reserved_on, shifted};
+use crate::entity::{credit_wallet, daily_aggregate, overage, period_counter, reservation, usage};
 use crate::error::db_err;
 use crate::store::SeaOrmStore;
 
-/// How many rows of each table an operation deleted or changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RowCounts {
-    /// `ai_usages`.
-    pub usages: u64,
-    /// `ai_subscriptions`.
-    pub subscriptions: u64,
-    /// `ai_usage_limit_overrides`.
-    pub limit_overrides: u64,
-    /// `ai_period_counters`.
-    pub counters: u64,
-    /// `ai_reservations`.
-    pub reservations: u64,
-    /// `ai_threshold_claims`.
-    pub threshold_claims: u64,
-    /// `ai_credit_wallets`.
-    pub wallets: u64,
-    /// `ai_credit_transactions`.
-    pub credit_transactions: u64,
-    /// `ai_credit_holds`.
-    pub credit_holds: u64,
-    /// `ai_overages`.
-    pub overages: u64,
-    /// `ai_usage_daily_aggregates`.
-    pub aggregates: u64,
-}
-
-impl RowCounts {
-    /// Rows of every table together.
-    ///
-    /// ```
-    /// use ai_metering_seaorm::RowCounts;
-    /// let counts = RowCounts { usages: 3, wallets: 1, ..RowCounts::default() };
-    /// assert_eq!(counts.total(), 4);
-    /// ```
-    pub fn total(&self) -> u64 {
-        [
-            self.usages,
-            self.subscriptions,
-            self.limit_overrides,
-            self.counters,
-            self.reservations,
-            self.threshold_claims,
-            self.wallets,
-            self.credit_transactions,
-            self.credit_holds,
-            self.overages,
-            self.aggregates,
-        ]
-        .iter()
-        .fold(0_u64, |a, b| a.saturating_add(*b))
-    }
-}
+/// How many times an operation re-reads its rows when one moved to a billable it had not
+/// locked (a concurrent anonymisation) before giving up.
+const LOCK_ATTEMPTS: usize = 5;
+/// Usage ids per `IN (...)` list.
+const ID_CHUNK: usize = 500;
 
 /// Tables that hold a billable, in the order rows are deleted (children first).
 const BILLABLE_TABLES: [&str; 11] = [
@@ -83,56 +48,8 @@ const BILLABLE_TABLES: [&str; 11] = [
     "ai_usage_daily_aggregates",
 ];
 
-impl SeaOrmStore {
-    /// Deletes the usage rows that occurred before `cutoff`, `batch_size` rows per
-    /// transaction (so that writers are never blocked for long); returns how many.
-    ///
-    /// Counters, overages and daily aggregates are kept: run
-    /// [`rebuild_daily_aggregates`](Self::rebuild_daily_aggregates) before pruning to keep
-    /// the history of the pruned days.
-    ///
-    /// # Errors
-    /// [`StoreErrorKind::Invalid`] for a batch size of 0; a [`StoreError`] when the database
-    /// fails (the batches already deleted stay deleted).
-    pub async fn prune_usage_before(
-        &self,
-        cutoff: DateTime<Utc>,
-        batch_size: u64,
-    ) -> StoreResult<u64> {
-        if batch_size == 0 {
-            return Err(invalid("the prune batch size must be at least 1"));
-        }
-        let mut total = 0_u64;
-        loop {
-            let batch = Query::select()
-                .column(usage::Column::Id)
-                .from(usage::Entity)
-                .and_where(Expr::col(usage::Column::OccurredAt).lt(instant(cutoff)))
-                .order_by(usage::Column::Id, sea_orm::Order::Asc)
-                .limit(batch_size)
-                .to_owned();
-            let txn = self.begin_write().await?;
-            let deleted = usage::Entity::delete_many()
-                .filter(usage::Column::Id.in_subquery(batch))
-                .exec(&txn)
-                .await
-                .map_err(db_err)?
-                .rows_affected;
-            txn.commit().await.map_err(db_err)?;
-            total = total.saturating_add(deleted);
-            if deleted < batch_size {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// Deletes everything stored about `billable` (usage, counters, reservations,
-    /// subscriptions, overrides, wallets and their ledgers, overages, aggregates) in one
-    /// transaction; returns the rows deleted per table.
-    ///
-    /// # Errors
-    /// A [`StoreError`] when the database fails; nothing is deleted then.
-    pub async fn delete_billable(&self, billable: &Billable) -> StoreResult<RowCounts> {
+impl RetentionStore for SeaOrmStore {
+    async fn delete_billable(&self, billable: &Billable) -> StoreResult<RowCounts> {
         let txn = self.begin_for([billable]).await?;
         let mut counts = RowCounts::default();
         for table in BILLABLE_TABLES {
@@ -147,19 +64,7 @@ impl SeaOrmStore {
         Ok(counts)
     }
 
-    /// Replaces `billable` by `tombstone` everywhere and drops what identifies a person
-    /// (acting user ids, metadata, idempotency keys), in one transaction. Usage rows stay,
-    /// so every total (per period, tenant, provider, model, feature, day) is unchanged; the
-    /// billable's counters and daily aggregates are merged into the tombstone's.
-    ///
-    /// Use one tombstone per erased billable (say `deleted`/`<random id>`) when the billable
-    /// has credit wallets: two wallets in one currency are not merged.
-    ///
-    /// # Errors
-    /// [`StoreErrorKind::Invalid`] when `tombstone` is `billable`;
-    /// [`StoreErrorKind::Conflict`] when the tombstone already has a wallet in a currency the
-    /// billable has one in; a [`StoreError`] when the database fails. Nothing changes then.
-    pub async fn anonymize_billable(
+    async fn anonymize_billable(
         &self,
         billable: &Billable,
         tombstone: &Billable,
@@ -169,7 +74,6 @@ impl SeaOrmStore {
         }
         let txn = self.begin_for([billable, tombstone]).await?;
         let mut counts = RowCounts::default();
-        let null = || SimpleExpr::Constant(sea_orm::sea_query::Value::String(None));
         let empty_json = || Expr::val("{}");
 
         counts.wallets = rekey_wallets(&txn, billable, tombstone).await?;
@@ -182,18 +86,7 @@ impl SeaOrmStore {
         )
         .await?;
         counts.credit_holds = rekey(&txn, "ai_credit_holds", billable, tombstone, vec![]).await?;
-        counts.usages = rekey(
-            &txn,
-            "ai_usages",
-            billable,
-            tombstone,
-            vec![
-                ("user_id", null()),
-                ("metadata", empty_json()),
-                ("idempotency_key", null()),
-            ],
-        )
-        .await?;
+        counts.usages = rekey(&txn, "ai_usages", billable, tombstone, personal_columns()).await?;
         counts.subscriptions = rekey(
             &txn,
             "ai_subscriptions",
@@ -222,6 +115,254 @@ impl SeaOrmStore {
         txn.commit().await.map_err(db_err)?;
         Ok(counts)
     }
+
+    async fn delete_user(&self, user_id: &str) -> StoreResult<RowCounts> {
+        let picked = Condition::all().add(usage::Column::UserId.eq(user_id));
+        let (txn, rows) = self.lock_rows(picked, None).await?;
+        let counts = self.remove_rows(&txn, &rows).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(counts)
+    }
+
+    async fn anonymize_user(&self, user_id: &str) -> StoreResult<RowCounts> {
+        self.anonymize_where(usage::Column::UserId.eq(user_id))
+            .await
+    }
+
+    async fn anonymize_usage_before(&self, cutoff: DateTime<Utc>) -> StoreResult<RowCounts> {
+        self.anonymize_where(usage::Column::OccurredAt.lt(instant(cutoff)))
+            .await
+    }
+
+    async fn prune_usage_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch_size: u64,
+    ) -> StoreResult<RowCounts> {
+        if batch_size == 0 {
+            return Err(invalid("the prune batch size must be at least 1"));
+        }
+        let picked = Condition::all().add(usage::Column::OccurredAt.lt(instant(cutoff)));
+        let mut total = RowCounts::default();
+        loop {
+            let (txn, rows) = self.lock_rows(picked.clone(), Some(batch_size)).await?;
+            let counts = self.remove_rows(&txn, &rows).await?;
+            txn.commit().await.map_err(db_err)?;
+            total.add(&counts);
+            if (rows.len() as u64) < batch_size {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn rebuild_daily_aggregates(
+        &self,
+        from: NaiveDate,
+        until: NaiveDate,
+    ) -> StoreResult<u64> {
+        self.rebuild_aggregates(from, until).await
+    }
+}
+
+/// A usage row about to be deleted: what its deletion changes besides itself.
+#[derive(Debug, Clone)]
+struct Doomed {
+    id: i64,
+    billable: Billable,
+    occurred_at: DateTime<Utc>,
+}
+
+impl SeaOrmStore {
+    /// Opens a transaction holding the locks of the billables of the usage rows `picked`
+    /// picks (the first `limit` by id), and returns it with those rows as read under the
+    /// locks.
+    async fn lock_rows(
+        &self,
+        picked: Condition,
+        limit: Option<u64>,
+    ) -> StoreResult<(DatabaseTransaction, Vec<Doomed>)> {
+        let mut billables: BTreeSet<Billable> = doomed(self.connection(), &picked, limit)
+            .await?
+            .into_iter()
+            .map(|d| d.billable)
+            .collect();
+        for _ in 0..LOCK_ATTEMPTS {
+            let txn = self.begin_for(&billables).await?;
+            let rows = doomed(&txn, &picked, limit).await?;
+            let unlocked: Vec<Billable> = rows
+                .iter()
+                .filter(|d| !billables.contains(&d.billable))
+                .map(|d| d.billable.clone())
+                .collect();
+            if unlocked.is_empty() {
+                return Ok((txn, rows));
+            }
+            // A row moved to a billable not locked (or appeared): lock that one too.
+            txn.rollback().await.map_err(db_err)?;
+            billables.extend(unlocked);
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Conflict,
+            "the usage rows to delete kept moving between billables; try again",
+        ))
+    }
+
+    /// Deletes `rows` with their overage rows, recounts the counters that held them and
+    /// recomputes the aggregates of their days. In a transaction holding their billables'
+    /// locks.
+    async fn remove_rows(
+        &self,
+        txn: &DatabaseTransaction,
+        rows: &[Doomed],
+    ) -> StoreResult<RowCounts> {
+        let mut counts = RowCounts::default();
+        for chunk in rows.chunks(ID_CHUNK) {
+            let ids: Vec<i64> = chunk.iter().map(|d| d.id).collect();
+            counts.overages += overage::Entity::delete_many()
+                .filter(overage::Column::UsageId.is_in(ids.clone()))
+                .exec(txn)
+                .await
+                .map_err(db_err)?
+                .rows_affected;
+            counts.usages += usage::Entity::delete_many()
+                .filter(usage::Column::Id.is_in(ids))
+                .exec(txn)
+                .await
+                .map_err(db_err)?
+                .rows_affected;
+        }
+        // The instants and days each billable lost rows at.
+        let mut lost: BTreeMap<&Billable, (Vec<DateTime<Utc>>, BTreeSet<NaiveDate>)> =
+            BTreeMap::new();
+        for d in rows {
+            let (instants, days) = lost.entry(&d.billable).or_default();
+            instants.push(d.occurred_at);
+            days.insert(d.occurred_at.date_naive());
+        }
+        for (billable, (instants, days)) in lost {
+            counts.counters += recount(txn, billable, &instants).await?;
+            for day in days {
+                counts.aggregates += refresh_aggregates(txn, self.backend(), billable, day).await?;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Drops the personal columns of the usage rows `picked` picks, in one transaction that
+    /// holds their billables' locks (an idempotency key must not vanish under a settlement
+    /// that is checking it).
+    async fn anonymize_where(&self, picked: SimpleExpr) -> StoreResult<RowCounts> {
+        let (txn, _) = self
+            .lock_rows(Condition::all().add(picked.clone()), None)
+            .await?;
+        let mut values: Vec<(Alias, SimpleExpr)> = Vec::new();
+        values.extend(
+            personal_columns()
+                .into_iter()
+                .map(|(c, v)| (Alias::new(c), v)),
+        );
+        let stmt = Query::update()
+            .table(Alias::new("ai_usages"))
+            .values(values)
+            .and_where(picked)
+            .to_owned();
+        let usages = txn.execute(&stmt).await.map_err(db_err)?.rows_affected();
+        txn.commit().await.map_err(db_err)?;
+        Ok(RowCounts {
+            usages,
+            ..RowCounts::default()
+        })
+    }
+}
+
+/// The columns of a usage row that may identify a person, and what anonymisation sets them to.
+fn personal_columns() -> Vec<(&'static str, SimpleExpr)> {
+    let null = || SimpleExpr::Constant(sea_orm::sea_query::Value::String(None));
+    vec![
+        ("user_id", null()),
+        ("metadata", Expr::val("{}")),
+        ("idempotency_key", null()),
+    ]
+}
+
+/// The usage rows matching `picked`, the first `limit` by id.
+async fn doomed<C: ConnectionTrait>(
+    db: &C,
+    picked: &Condition,
+    limit: Option<u64>,
+) -> StoreResult<Vec<Doomed>> {
+    let mut select = usage::Entity::find()
+        .select_only()
+        .column(usage::Column::Id)
+        .column(usage::Column::BillableType)
+        .column(usage::Column::BillableId)
+        .column(usage::Column::OccurredAt)
+        .filter(picked.clone())
+        .order_by_asc(usage::Column::Id);
+    if let Some(limit) = limit {
+        select = select.limit(limit);
+    }
+    let rows: Vec<(i64, String, String, DateTime<Utc>)> =
+        select.into_tuple().all(db).await.map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, kind, bid, occurred_at)| Doomed {
+            id,
+            billable: Billable::new(kind, bid),
+            occurred_at,
+        })
+        .collect())
+}
+
+/// Sets the recorded totals of `billable`'s counters whose windows contain one of `instants`
+/// to the sum of the rows left in them; returns how many changed.
+async fn recount(
+    txn: &DatabaseTransaction,
+    billable: &Billable,
+    instants: &[DateTime<Utc>],
+) -> StoreResult<u64> {
+    let (Some(first), Some(last)) = (instants.iter().min(), instants.iter().max()) else {
+        return Ok(0);
+    };
+    let counters = period_counter::Entity::find()
+        .filter(period_counter::Column::BillableType.eq(billable.kind.as_str()))
+        .filter(period_counter::Column::BillableId.eq(billable.id.as_str()))
+        .filter(period_counter::Column::PeriodStart.lte(instant(*last)))
+        .filter(period_counter::Column::PeriodEnd.gt(instant(*first)))
+        .all(txn)
+        .await
+        .map_err(db_err)?;
+    let mut changed = 0;
+    for c in counters {
+        let period = Period::new(c.period_start, c.period_end)
+            .map_err(|e| invalid(format!("counter {}: {e}", c.id)))?;
+        if !instants
+            .iter()
+            .any(|at| period.start <= *at && *at < period.end)
+        {
+            continue;
+        }
+        let recorded = recorded_in_window(txn, billable, &period).await?;
+        if recorded == recorded_of(&c)? {
+            continue;
+        }
+        period_counter::Entity::update_many()
+            .col_expr(
+                period_counter::Column::RecordedTokens,
+                Expr::value(to_i64("recorded tokens", recorded.tokens)?),
+            )
+            .col_expr(
+                period_counter::Column::RecordedCost,
+                Expr::value(money_text(recorded.cost)),
+            )
+            .col_expr(period_counter::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(period_counter::Column::Id.eq(c.id))
+            .exec(txn)
+            .await
+            .map_err(db_err)?;
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 /// `billable_type = kind AND billable_id = id`.

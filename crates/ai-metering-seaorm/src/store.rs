@@ -38,10 +38,11 @@ const MIGRATION_LOCK: (i32, i32) = (0x4149_4d54, 1);
 
 /// The SeaORM storage backend: embedded SQLite or a shared PostgreSQL.
 ///
-/// It implements every storage trait of [`ai_metering_core::store`], plus queries for
-/// retention and privacy ([`prune_usage_before`](Self::prune_usage_before),
-/// [`delete_billable`](Self::delete_billable), [`anonymize_billable`](Self::anonymize_billable))
-/// and [`rebuild_daily_aggregates`](Self::rebuild_daily_aggregates).
+/// It implements every storage trait of [`ai_metering_core::store`]: those of the money path
+/// ([`Store`](ai_metering_core::store::Store)), the reconciliation's reads
+/// ([`AuditStore`](ai_metering_core::store::AuditStore)), retention and privacy
+/// ([`RetentionStore`](ai_metering_core::store::RetentionStore), which also rebuilds the
+/// daily aggregates that only this store keeps) and webhook deduplication.
 ///
 /// # Atomicity
 ///

@@ -71,12 +71,15 @@ async fn stored(store: &SeaOrmStore, b: &Billable) -> (UsageTotals, UsageTotals,
             b.id
         )))
         .await
-        .unwrap()
-        .expect("the counter exists");
-    let totals = |tokens: &str, cost: &str| {
-        let t: i64 = counter.try_get("", tokens).unwrap();
-        let c: String = counter.try_get("", cost).unwrap();
-        UsageTotals::new(t as u64, Decimal::from_str(&c).unwrap())
+        .unwrap();
+    let totals = |tokens: &str, cost: &str| match &counter {
+        Some(counter) => {
+            let t: i64 = counter.try_get("", tokens).unwrap();
+            let c: String = counter.try_get("", cost).unwrap();
+            UsageTotals::new(t as u64, Decimal::from_str(&c).unwrap())
+        }
+        // No batch of this billable committed yet (the first one may be the failed one).
+        None => UsageTotals::ZERO,
     };
     let recorded = totals("recorded_tokens", "recorded_cost");
     let on_row = totals("reserved_tokens", "reserved_cost");

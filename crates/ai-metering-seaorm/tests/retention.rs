@@ -7,8 +7,8 @@ mod common;
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::plan::Subscription;
 use ai_metering_core::store::{
-    CounterStore, CreditStore, GroupBy, Page, ReserveRequest, SubscriptionStore, UsageFilter,
-    UsageStore,
+    CounterStore, CreditStore, GroupBy, OverageStore, Page, ReserveRequest, RetentionStore,
+    SubscriptionStore, UsageFilter, UsageStore,
 };
 use ai_metering_core::{Billable, Currency, Money, Tenant};
 use ai_metering_seaorm::entity::daily_aggregate;
@@ -45,9 +45,15 @@ async fn prune_deletes_old_rows_in_batches_and_returns_the_count() {
                 .await
                 .unwrap();
         }
-        assert_eq!(store.prune_usage_before(at(1, 0), 2).await.unwrap(), 0);
+        assert_eq!(
+            store.prune_usage_before(at(1, 0), 2).await.unwrap().usages,
+            0
+        );
         // Days 1..=5 go, in batches of 2 (2 + 2 + 1).
-        assert_eq!(store.prune_usage_before(at(6, 0), 2).await.unwrap(), 5);
+        assert_eq!(
+            store.prune_usage_before(at(6, 0), 2).await.unwrap().usages,
+            5
+        );
         let left = store
             .query_usage(&UsageFilter::default(), Page::default())
             .await
@@ -57,7 +63,10 @@ async fn prune_deletes_old_rows_in_batches_and_returns_the_count() {
             [at(7, 12), at(6, 12)]
         );
         // Exactly a multiple of the batch size.
-        assert_eq!(store.prune_usage_before(at(8, 0), 1).await.unwrap(), 2);
+        assert_eq!(
+            store.prune_usage_before(at(8, 0), 1).await.unwrap().usages,
+            2
+        );
         assert!(store.prune_usage_before(at(8, 0), 0).await.is_err());
     })
     .await;
@@ -281,7 +290,7 @@ async fn anonymize_replaces_ids_drops_metadata_and_keeps_totals() {
 }
 
 #[tokio::test]
-async fn daily_aggregates_are_rebuilt_from_the_rows_and_survive_pruning() {
+async fn daily_aggregates_are_rebuilt_from_the_rows_and_follow_pruning() {
     on_each_backend("aggregates", |store| async move {
         let b = Billable::new("user", 1);
         let mut chat = entry(&b, 100, 20, dec("0.00000015"), at(2, 1));
@@ -327,8 +336,11 @@ async fn daily_aggregates_are_rebuilt_from_the_rows_and_survive_pruning() {
         );
         let before = aggregates(&store).await;
         assert_eq!(before.len(), 3);
-        // Pruning day 2 keeps its aggregates, even after another rebuild.
-        assert_eq!(store.prune_usage_before(at(3, 0), 100).await.unwrap(), 3);
+        // Pruning day 2 drops its aggregates with its rows, and a rebuild agrees.
+        let pruned = store.prune_usage_before(at(3, 0), 100).await.unwrap();
+        assert_eq!((pruned.usages, pruned.aggregates), (3, 2));
+        let after = aggregates(&store).await;
+        assert_eq!(after, before[2..].to_vec());
         assert_eq!(
             store
                 .rebuild_daily_aggregates(day(1), day(4))
@@ -336,13 +348,171 @@ async fn daily_aggregates_are_rebuilt_from_the_rows_and_survive_pruning() {
                 .unwrap(),
             1
         );
-        assert_eq!(aggregates(&store).await, before);
+        assert_eq!(aggregates(&store).await, after);
         assert_eq!(
             store
                 .rebuild_daily_aggregates(day(4), day(4))
                 .await
                 .unwrap(),
             0
+        );
+    })
+    .await;
+}
+
+/// The aggregates, grouped from the rows that remain, as `aggregates` lists them.
+async fn aggregates_of_rows(store: &SeaOrmStore) -> Vec<(String, String, i64, i64, String)> {
+    use std::collections::BTreeMap;
+    let rows = store
+        .query_usage(&UsageFilter::default(), Page::first(Page::MAX_LIMIT))
+        .await
+        .unwrap();
+    // (day, billable id, model, feature) -> (calls, tokens, cost)
+    type Key = (String, String, String, String);
+    let mut groups: BTreeMap<Key, (i64, i64, rust_decimal::Decimal)> = BTreeMap::new();
+    for r in rows {
+        let e = &r.entry;
+        let key = (
+            e.occurred_at.format("%Y-%m-%d").to_string(),
+            e.billable.id.clone(),
+            e.model.clone(),
+            e.feature.clone().unwrap_or_default(),
+        );
+        let g = groups.entry(key).or_default();
+        g.0 += 1;
+        g.1 += i64::try_from(e.usage.total_tokens()).unwrap();
+        g.2 += e.cost.total;
+    }
+    groups
+        .into_iter()
+        .map(|((day, id, _, _), (calls, tokens, cost))| {
+            (day, id, calls, tokens, cost.normalize().to_string())
+        })
+        .collect()
+}
+
+/// After each retention operation the daily aggregates equal the sums of the rows left, and
+/// every counter's recorded total the sum of its window's rows; overage rows go with their
+/// usage rows.
+#[tokio::test]
+async fn aggregates_counters_and_overages_follow_every_retention_operation() {
+    on_each_backend("retention_consistency", |store| async move {
+        let (a, b, c) = (
+            Billable::new("team", "a"),
+            Billable::new("team", "b"),
+            Billable::new("team", "c"),
+        );
+        let mut n = 0;
+        for who in [&a, &b, &c] {
+            // A counter for the month exists before any usage (seeded, then kept live).
+            store
+                .reserve(&ReserveRequest::new(
+                    who.clone(),
+                    march(),
+                    Limits::UNLIMITED,
+                    UsageTotals::new(1, dec("0.01")),
+                    at(1, 0),
+                    at(1, 0) + Duration::minutes(1),
+                ))
+                .await
+                .unwrap();
+            for d in 1..=4 {
+                for user in ["u1", "u2"] {
+                    n += 1;
+                    let mut e = entry(
+                        who,
+                        10 * n,
+                        n,
+                        dec("0.25") * dec(&d.to_string()),
+                        at(d, n as u32 % 24),
+                    );
+                    e.user_id = Some(user.into());
+                    e.model = if n % 2 == 0 { "gpt-4o" } else { "gpt-4o-mini" }.into();
+                    let id = store.insert_usage(&e).await.unwrap().record.id;
+                    if d == 2 {
+                        store
+                            .insert_overage(&ai_metering_core::store::NewOverage {
+                                billable: who.clone(),
+                                usage_id: id,
+                                period: march(),
+                                tokens: 5,
+                                amount: Money::new(dec("0.5"), Currency::USD),
+                                created_at: at(d, 23),
+                            })
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        }
+        assert!(
+            store
+                .rebuild_daily_aggregates(day(1), day(31))
+                .await
+                .unwrap()
+                > 0
+        );
+
+        async fn consistent(store: &SeaOrmStore, who: &[&Billable]) {
+            assert_eq!(aggregates(store).await, aggregates_of_rows(store).await);
+            for b in who {
+                let rows = store
+                    .sum_usage(&UsageFilter::for_billable((*b).clone()).in_period(&march()))
+                    .await
+                    .unwrap();
+                let usage = store.period_usage(b, &march(), at(5, 0)).await.unwrap();
+                assert_eq!(
+                    usage.recorded,
+                    UsageTotals::new(rows.total_tokens, rows.cost),
+                    "{b}"
+                );
+            }
+        }
+        consistent(&store, &[&a, &b, &c]).await;
+
+        let erased = store.delete_user("u1").await.unwrap();
+        assert_eq!(
+            (erased.usages, erased.overages, erased.counters),
+            (12, 3, 3)
+        );
+        assert!(erased.aggregates > 0);
+        consistent(&store, &[&a, &b, &c]).await;
+
+        let pruned = store.prune_usage_before(at(3, 0), 2).await.unwrap();
+        assert_eq!((pruned.usages, pruned.overages), (6, 3));
+        consistent(&store, &[&a, &b, &c]).await;
+        assert!(store.pending_overages(None, 100).await.unwrap().is_empty());
+
+        let anonymized = store.anonymize_usage_before(at(4, 0)).await.unwrap();
+        assert_eq!(anonymized.usages, 3);
+        assert!(
+            store
+                .query_usage(
+                    &UsageFilter {
+                        user_id: Some("u2".into()),
+                        ..UsageFilter::default()
+                    },
+                    Page::default()
+                )
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.entry.occurred_at >= at(4, 0))
+        );
+        assert_eq!(store.anonymize_user("u2").await.unwrap().usages, 3);
+        consistent(&store, &[&a, &b, &c]).await;
+
+        let tombstone = Billable::new("deleted", "x");
+        store.anonymize_billable(&b, &tombstone).await.unwrap();
+        store.delete_billable(&c).await.unwrap();
+        consistent(&store, &[&a, &b, &c, &tombstone]).await;
+        assert_eq!(
+            store
+                .sum_usage(&UsageFilter::default())
+                .await
+                .unwrap()
+                .calls,
+            4
         );
     })
     .await;

@@ -61,8 +61,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// module `store_conformance`.
 ///
 /// The argument is an expression of a future that makes a fresh store, evaluated once per
-/// case; the store's type must implement [`Store`](ai_metering_core::store::Store) and
-/// [`AuditStore`](ai_metering_core::store::AuditStore). Names
+/// case; the store's type must implement [`Store`](ai_metering_core::store::Store),
+/// [`AuditStore`](ai_metering_core::store::AuditStore) and
+/// [`RetentionStore`](ai_metering_core::store::RetentionStore). Names
 /// imported in the calling module are visible to it. To run the suite on several stores in
 /// one file, call the macro once inside each of several modules.
 ///
@@ -160,6 +161,10 @@ macro_rules! store_conformance_tests {
             pending_overages_page_after_a_cursor,
             // The reconciliation's reads.
             audit_snapshot_shows_the_money_path,
+            // Retention and privacy.
+            retention_delete_user_keeps_counters_and_keys_consistent,
+            retention_anonymize_and_prune_by_user_and_date,
+            retention_anonymize_then_delete_a_billable,
         }
     };
 }

@@ -1,6 +1,7 @@
 //! `ai-metering aggregate`: rebuild the daily usage rollups that feed the dashboard, one
 //! day, week or month per transaction, and show the totals per period.
 
+use ai_metering_core::store::RetentionStore;
 use std::collections::BTreeMap;
 
 use ai_metering_core::store::{GroupBy, UsageFilter, UsageStore, UsageSums};

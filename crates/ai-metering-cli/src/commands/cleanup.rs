@@ -3,6 +3,7 @@
 //! It runs non-interactively with `--yes` (for scheduled cleanups), and it refuses with a
 //! clear message when there is no terminal to ask and no `--yes`.
 
+use ai_metering_core::store::RetentionStore;
 use ai_metering_core::store::{GroupBy, UsageFilter, UsageStore};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
@@ -71,11 +72,11 @@ pub async fn run(ctx: &Ctx, args: &CleanupArgs) -> CliResult {
     let mut deleted = 0_u64;
     for day in &per_day {
         let bound = day_end(&day.key).map_or(cutoff, |end| end.min(cutoff));
-        deleted = deleted.saturating_add(store.prune_usage_before(bound, BATCH_SIZE).await?);
+        deleted = deleted.saturating_add(store.prune_usage_before(bound, BATCH_SIZE).await?.usages);
         bar.set_position(deleted.min(count));
     }
     // Rows that arrived meanwhile with an old timestamp.
-    deleted = deleted.saturating_add(store.prune_usage_before(cutoff, BATCH_SIZE).await?);
+    deleted = deleted.saturating_add(store.prune_usage_before(cutoff, BATCH_SIZE).await?.usages);
     bar.finish_and_clear();
     out.success(&format!(
         "Successfully deleted {} usage records.",

@@ -1,9 +1,13 @@
-//! `ai-metering gdpr delete|anonymize TYPE:ID`: erase one billable.
+//! `ai-metering gdpr delete|anonymize TYPE:ID`: erase one billable;
+//! `ai-metering gdpr delete-user|anonymize-user USER_ID`: erase one user's usage.
 //!
 //! `delete` removes every row about the billable. `anonymize` keeps usage for the totals
 //! but moves it to a random tombstone billable (`anonymized:<random hex>`) and drops user
-//! ids, metadata and idempotency keys.
+//! ids, metadata and idempotency keys. `delete-user` deletes the usage rows one user made,
+//! whatever billable paid; `anonymize-user` keeps them without the user id, metadata and
+//! idempotency keys. Counters and daily aggregates follow the rows left.
 
+use ai_metering_core::store::RetentionStore;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
@@ -12,7 +16,7 @@ use ai_metering_seaorm::RowCounts;
 use serde_json::json;
 
 use super::{Ctx, ensure_known};
-use crate::cli::{Format, GdprCommand};
+use crate::cli::{Format, GdprArgs, GdprCommand, GdprUserArgs};
 use crate::error::CliResult;
 use crate::output::{num, text, thousands};
 use crate::prompt::confirm;
@@ -20,10 +24,16 @@ use crate::prompt::confirm;
 /// Runs a `gdpr` subcommand.
 pub async fn run(ctx: &Ctx, command: &GdprCommand) -> CliResult {
     ctx.out.no_csv("gdpr")?;
-    let (args, anonymize) = match command {
-        GdprCommand::Delete(a) => (a, false),
-        GdprCommand::Anonymize(a) => (a, true),
-    };
+    match command {
+        GdprCommand::Delete(a) => billable(ctx, a, false).await,
+        GdprCommand::Anonymize(a) => billable(ctx, a, true).await,
+        GdprCommand::DeleteUser(a) => user(ctx, a, false).await,
+        GdprCommand::AnonymizeUser(a) => user(ctx, a, true).await,
+    }
+}
+
+/// `gdpr delete|anonymize TYPE:ID`.
+async fn billable(ctx: &Ctx, args: &GdprArgs, anonymize: bool) -> CliResult {
     let metering = ctx.metering().await?;
     let billable = &args.billable;
     ensure_known(&metering, &ctx.config, billable).await?;
@@ -46,19 +56,81 @@ pub async fn run(ctx: &Ctx, command: &GdprCommand) -> CliResult {
     } else {
         (store.delete_billable(billable).await?, None)
     };
-    let tables = table_counts(&counts);
+    let done = match &tombstone {
+        Some(t) => format!(
+            "Anonymised {billable}: {} rows now belong to {t}.",
+            thousands(counts.total())
+        ),
+        None => format!(
+            "Deleted {} rows about {billable}.",
+            thousands(counts.total())
+        ),
+    };
+    report(
+        ctx,
+        &counts,
+        json!({
+            "billable": billable.to_string(),
+            "action": if anonymize { "anonymized" } else { "deleted" },
+            "tombstone": tombstone.as_ref().map(Billable::to_string),
+        }),
+        &done,
+    )
+}
+
+/// `gdpr delete-user|anonymize-user USER_ID`.
+async fn user(ctx: &Ctx, args: &GdprUserArgs, anonymize: bool) -> CliResult {
+    let metering = ctx.metering().await?;
+    let store = metering.store();
+    let user_id = args.user_id.as_str();
+    let question = if anonymize {
+        format!("Remove user {user_id:?} from every usage row (the totals stay)?")
+    } else {
+        format!("Delete every usage row of user {user_id:?}? This cannot be undone.")
+    };
+    if !confirm(&question, args.yes)? {
+        ctx.out.line("Cancelled: nothing was changed.");
+        return Ok(());
+    }
+    let counts = if anonymize {
+        store.anonymize_user(user_id).await?
+    } else {
+        store.delete_user(user_id).await?
+    };
+    let done = if anonymize {
+        format!(
+            "Anonymised {} usage rows of user {user_id:?}.",
+            thousands(counts.usages)
+        )
+    } else {
+        format!(
+            "Deleted {} usage rows of user {user_id:?}.",
+            thousands(counts.usages)
+        )
+    };
+    report(
+        ctx,
+        &counts,
+        json!({
+            "user_id": user_id,
+            "action": if anonymize { "anonymized" } else { "deleted" },
+        }),
+        &done,
+    )
+}
+
+/// Prints what changed, per table: `summary` plus the counts as JSON, or a table and `done`.
+fn report(ctx: &Ctx, counts: &RowCounts, summary: serde_json::Value, done: &str) -> CliResult {
+    let tables = table_counts(counts);
     if ctx.out.format() == Format::Json {
         let rows: serde_json::Map<String, serde_json::Value> = tables
             .iter()
             .map(|(t, n)| ((*t).to_owned(), json!(n)))
             .collect();
-        return ctx.out.json(&json!({
-            "billable": billable.to_string(),
-            "action": if anonymize { "anonymized" } else { "deleted" },
-            "tombstone": tombstone.as_ref().map(Billable::to_string),
-            "rows": rows,
-            "total": counts.total(),
-        }));
+        let mut out = summary;
+        out["rows"] = json!(rows);
+        out["total"] = json!(counts.total());
+        return ctx.out.json(&out);
     }
     let rows: Vec<Vec<String>> = tables
         .iter()
@@ -68,16 +140,7 @@ pub async fn run(ctx: &Ctx, command: &GdprCommand) -> CliResult {
     if !rows.is_empty() {
         ctx.out.table(&[text("Table"), num("Rows")], &rows)?;
     }
-    match tombstone {
-        Some(t) => ctx.out.success(&format!(
-            "Anonymised {billable}: {} rows now belong to {t}.",
-            thousands(counts.total())
-        )),
-        None => ctx.out.success(&format!(
-            "Deleted {} rows about {billable}.",
-            thousands(counts.total())
-        )),
-    }
+    ctx.out.success(done);
     Ok(())
 }
 

@@ -34,6 +34,7 @@ mod dyn_store;
 mod error;
 mod memory;
 mod records;
+mod retention;
 
 use std::future::Future;
 
@@ -55,6 +56,7 @@ pub use records::{
     ReserveOutcome, ReserveRequest, Settled, Settlement, SubscriptionId, UsageEntry, UsageFilter,
     UsageRecord, UsageSums, WalletBalance,
 };
+pub use retention::{RetentionStore, RowCounts};
 
 /// The reason of the ledger entry with which [`CounterStore::settle`] debits a call's cost
 /// in credits mode.

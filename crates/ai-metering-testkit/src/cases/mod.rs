@@ -10,6 +10,7 @@ mod credits;
 mod idempotency;
 mod overages;
 mod plans;
+mod retention;
 mod settlement;
 mod usage;
 
@@ -20,6 +21,7 @@ pub use credits::*;
 pub use idempotency::*;
 pub use overages::*;
 pub use plans::*;
+pub use retention::*;
 pub use settlement::*;
 pub use usage::*;
 

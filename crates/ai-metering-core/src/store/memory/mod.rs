@@ -9,6 +9,7 @@ mod counters;
 mod credits;
 mod overages;
 mod plans;
+mod retention;
 mod subscriptions;
 mod usage;
 mod webhooks;
