@@ -45,7 +45,7 @@
 //! | `ai_credit_transactions` | the append-only ledger, with the balance after each entry |
 //! | `ai_credit_holds` | credits held by calls in flight |
 //! | `ai_overages` | usage beyond a limit, waiting to be billed; one per usage row |
-//! | `ai_usage_daily_aggregates` | sums per UTC day, billable, tenant, provider, model, feature |
+//! | `ai_usage_daily_aggregates` | sums per UTC day, billable, tenant, provider, model, feature; kept by every usage insert |
 //! | `ai_webhook_events` | payment-provider webhook events already processed (unique id) |
 //!
 //! ```no_run
@@ -68,6 +68,7 @@ mod m20250601_000006_webhook_events;
 mod m20261205_000007_reservation_claims;
 mod m20261205_000008_subscription_changes;
 mod m20261205_000009_counter_reservations;
+mod m20261205_000010_live_daily_aggregates;
 
 pub use sea_orm_migration::prelude::*;
 
@@ -87,6 +88,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000007_reservation_claims::Migration),
             Box::new(m20261205_000008_subscription_changes::Migration),
             Box::new(m20261205_000009_counter_reservations::Migration),
+            Box::new(m20261205_000010_live_daily_aggregates::Migration),
         ]
     }
 }

@@ -1,21 +1,36 @@
 //! Daily usage aggregates: sums per UTC day, billable, tenant, provider, model, feature and
-//! currency, rebuilt from the usage rows.
+//! currency, kept live and read for long ranges.
+//!
+//! Every usage insert adds its row to its aggregate in the same transaction (under the
+//! billable's lock, which every writer of that billable's aggregates holds):
+//! [`add_to_aggregates`] reads the aggregate rows the inserted rows fall in, then inserts the
+//! new ones in one statement and updates the others in one `UPDATE ... FROM (VALUES ...)`.
+//! Deleting usage rows recomputes their days ([`refresh_aggregates`]); migration
+//! `m20261205_000010_live_daily_aggregates` built them for the rows stored before. So for
+//! every UTC day the aggregates equal the sums of that day's rows, and [`sums`] answers a
+//! range from them for its whole days, adding the partial days at its edges from the rows.
+//!
+//! Aggregates are keyed by UTC day, not by each billable's own time zone: a range is a pair
+//! of instants, and only days that start at the same instant for every billable can answer
+//! it for several billables at once.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 
 use ai_metering_core::Billable;
-use ai_metering_core::store::{StoreResult, UsageFilter, UsageSums};
-use chrono::{NaiveDate, NaiveTime, Utc};
+use ai_metering_core::store::{GroupBy, StoreResult, UsageEntry, UsageFilter, UsageSums};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use sea_orm::sea_query::Condition;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
 };
 
-use crate::codec::{money_text, nano_units, to_i64};
+use crate::batch::update_rows;
+use crate::codec::{money_from_text, money_text, nano_units, to_i64, to_u64};
 use crate::entity::daily_aggregate;
 use crate::error::db_err;
 use crate::filter::condition;
 use crate::store::SeaOrmStore;
-use crate::sums::{day_sql, grouped_sums};
+use crate::sums::{Source, day_sql, group_key_sql, grouped_sums, sums_from};
 
 /// The PostgreSQL advisory lock (two-key space) that serialises concurrent rebuilds.
 const REBUILD_LOCK: (i32, i32) = (0x4149_4d54, 2);
@@ -24,11 +39,12 @@ const INSERT_CHUNK: usize = 200;
 
 impl SeaOrmStore {
     /// Recomputes the daily aggregates of the UTC days `from..until` (end exclusive) from
-    /// the usage rows, in one transaction; returns how many aggregate rows were written
+    /// the usage rows, in one transaction; returns how many aggregate rows the days hold now
     /// ([`RetentionStore::rebuild_daily_aggregates`](ai_metering_core::store::RetentionStore::rebuild_daily_aggregates)).
     ///
-    /// Only days that still have usage rows are replaced, so days whose rows were pruned
-    /// before aggregates were kept for them have none.
+    /// Aggregates are kept live, so a rebuild only repairs what was changed behind the
+    /// store's back. On PostgreSQL it holds off usage inserts while it reads (`SHARE` lock on
+    /// `ai_usages`), so that no settlement adds to an aggregate it is replacing.
     pub(crate) async fn rebuild_aggregates(
         &self,
         from: NaiveDate,
@@ -38,8 +54,8 @@ impl SeaOrmStore {
             return Ok(0);
         }
         let filter = UsageFilter {
-            from: Some(from.and_time(NaiveTime::MIN).and_utc()),
-            until: Some(until.and_time(NaiveTime::MIN).and_utc()),
+            from: Some(midnight(from)),
+            until: Some(midnight(until)),
             ..UsageFilter::default()
         };
         let backend = self.backend();
@@ -53,24 +69,31 @@ impl SeaOrmStore {
             ))
             .await
             .map_err(db_err)?;
-        }
-        let groups = grouped_sums(&txn, condition(&filter), &keys(backend)).await?;
-        let days: BTreeSet<String> = groups
-            .iter()
-            .filter_map(|(k, _)| k.first().cloned())
-            .collect();
-        let days: Vec<String> = days.into_iter().collect();
-        for chunk in days.chunks(INSERT_CHUNK) {
-            daily_aggregate::Entity::delete_many()
-                .filter(daily_aggregate::Column::Day.is_in(chunk.iter().cloned()))
-                .exec(&txn)
+            txn.execute_unprepared("LOCK TABLE ai_usages IN SHARE MODE")
                 .await
                 .map_err(db_err)?;
         }
+        let groups = grouped_sums(&txn, condition(&filter), &keys(backend)).await?;
+        daily_aggregate::Entity::delete_many()
+            .filter(daily_aggregate::Column::Day.gte(day_text(from)))
+            .filter(daily_aggregate::Column::Day.lt(day_text(until)))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
         let written = insert_groups(&txn, groups).await?;
         txn.commit().await.map_err(db_err)?;
         Ok(written)
     }
+}
+
+/// The instant `day` starts at, in UTC.
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// `YYYY-MM-DD`, the form of an aggregate's day.
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
 }
 
 /// The key of an aggregate row, as SQL over `ai_usages`: the UTC day first.
@@ -100,7 +123,7 @@ pub(crate) async fn refresh_aggregates<C: ConnectionTrait>(
     let deleted = daily_aggregate::Entity::delete_many()
         .filter(A::BillableType.eq(billable.kind.as_str()))
         .filter(A::BillableId.eq(billable.id.as_str()))
-        .filter(A::Day.eq(day.format("%Y-%m-%d").to_string()))
+        .filter(A::Day.eq(day_text(day)))
         .exec(db)
         .await
         .map_err(db_err)?
@@ -109,10 +132,10 @@ pub(crate) async fn refresh_aggregates<C: ConnectionTrait>(
         // No aggregates were kept for that day: none are made.
         return Ok(0);
     }
-    let start = day.and_time(NaiveTime::MIN).and_utc();
+    let start = midnight(day);
     let filter = UsageFilter {
         from: Some(start),
-        until: Some(start + chrono::Duration::days(1)),
+        until: Some(start + Duration::days(1)),
         ..UsageFilter::for_billable(billable.clone())
     };
     let groups = grouped_sums(db, condition(&filter), &keys(backend)).await?;
@@ -162,4 +185,388 @@ async fn insert_groups<C: ConnectionTrait>(
             .map_err(db_err)?;
     }
     Ok(written)
+}
+
+/// The key of the aggregate a usage row adds to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    day: String,
+    billable_type: String,
+    billable_id: String,
+    tenant_id: String,
+    provider: String,
+    model: String,
+    feature: String,
+    currency: String,
+}
+
+impl Key {
+    fn of_entry(e: &UsageEntry) -> Self {
+        Self {
+            day: day_text(e.occurred_at.date_naive()),
+            billable_type: e.billable.kind.clone(),
+            billable_id: e.billable.id.clone(),
+            tenant_id: e
+                .tenant
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+            feature: e.feature.clone().unwrap_or_default(),
+            currency: e.cost.currency.as_str().to_owned(),
+        }
+    }
+
+    fn of_row(a: &daily_aggregate::Model) -> Self {
+        Self {
+            day: a.day.clone(),
+            billable_type: a.billable_type.clone(),
+            billable_id: a.billable_id.clone(),
+            tenant_id: a.tenant_id.clone(),
+            provider: a.provider.clone(),
+            model: a.model.clone(),
+            feature: a.feature.clone(),
+            currency: a.currency.clone(),
+        }
+    }
+}
+
+/// The sums an aggregate row holds.
+fn sums_of_row(a: &daily_aggregate::Model) -> StoreResult<UsageSums> {
+    const T: &str = "ai_usage_daily_aggregates";
+    Ok(UsageSums {
+        calls: to_u64(T, a.calls)?,
+        input_tokens: to_u64(T, a.input_tokens)?,
+        cached_input_tokens: to_u64(T, a.cached_input_tokens)?,
+        cache_write_tokens: to_u64(T, a.cache_write_tokens)?,
+        output_tokens: to_u64(T, a.output_tokens)?,
+        reasoning_tokens: to_u64(T, a.reasoning_tokens)?,
+        total_tokens: to_u64(T, a.total_tokens)?,
+        cost: money_from_text("ai_usage_daily_aggregates.total_cost", &a.total_cost)?,
+    })
+}
+
+/// `a + b`, saturating like [`UsageSums::add`].
+fn plus(a: UsageSums, b: &UsageSums) -> UsageSums {
+    UsageSums {
+        calls: a.calls.saturating_add(b.calls),
+        input_tokens: a.input_tokens.saturating_add(b.input_tokens),
+        cached_input_tokens: a.cached_input_tokens.saturating_add(b.cached_input_tokens),
+        cache_write_tokens: a.cache_write_tokens.saturating_add(b.cache_write_tokens),
+        output_tokens: a.output_tokens.saturating_add(b.output_tokens),
+        reasoning_tokens: a.reasoning_tokens.saturating_add(b.reasoning_tokens),
+        total_tokens: a.total_tokens.saturating_add(b.total_tokens),
+        cost: a.cost.saturating_add(b.cost).normalize(),
+    }
+}
+
+/// Adds just-inserted usage rows to their daily aggregates: one read, then at most one
+/// multi-row insert and one multi-row update. Call in the transaction that inserted them,
+/// with their billables' locks held.
+pub(crate) async fn add_to_aggregates<C: ConnectionTrait>(
+    db: &C,
+    entries: &[&UsageEntry],
+) -> StoreResult<()> {
+    let mut deltas: HashMap<Key, UsageSums> = HashMap::new();
+    for e in entries {
+        deltas.entry(Key::of_entry(e)).or_default().add(e);
+    }
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    use daily_aggregate::Column as A;
+    // The billables' aggregates of those days: a superset of the keys, read by the index.
+    let wanted = deltas.keys().fold(Condition::any(), |any, k| {
+        any.add(
+            Condition::all()
+                .add(A::BillableType.eq(k.billable_type.as_str()))
+                .add(A::BillableId.eq(k.billable_id.as_str()))
+                .add(A::Day.eq(k.day.as_str())),
+        )
+    });
+    let stored = daily_aggregate::Entity::find()
+        .filter(wanted)
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    let mut updates = Vec::new();
+    for row in &stored {
+        let Some(delta) = deltas.remove(&Key::of_row(row)) else {
+            continue;
+        };
+        let s = plus(sums_of_row(row)?, &delta);
+        updates.push(vec![
+            row.id.into(),
+            to_i64("calls", s.calls)?.into(),
+            to_i64("input tokens", s.input_tokens)?.into(),
+            to_i64("cached input tokens", s.cached_input_tokens)?.into(),
+            to_i64("cache-write tokens", s.cache_write_tokens)?.into(),
+            to_i64("output tokens", s.output_tokens)?.into(),
+            to_i64("reasoning tokens", s.reasoning_tokens)?.into(),
+            to_i64("total tokens", s.total_tokens)?.into(),
+            money_text(s.cost).into(),
+            nano_units(s.cost).into(),
+        ]);
+    }
+    if !updates.is_empty() {
+        update_rows(
+            db,
+            "ai_usage_daily_aggregates",
+            &[
+                ("calls", "BIGINT"),
+                ("input_tokens", "BIGINT"),
+                ("cached_input_tokens", "BIGINT"),
+                ("cache_write_tokens", "BIGINT"),
+                ("output_tokens", "BIGINT"),
+                ("reasoning_tokens", "BIGINT"),
+                ("total_tokens", "BIGINT"),
+                ("total_cost", "TEXT"),
+                ("total_cost_nano", "BIGINT"),
+            ],
+            updates,
+        )
+        .await?;
+    }
+    // The keys left are new; in key order, so that concurrent batches insert alike.
+    let mut fresh: Vec<(Key, UsageSums)> = deltas.into_iter().collect();
+    fresh.sort_by(|a, b| a.0.cmp(&b.0));
+    let groups = fresh
+        .into_iter()
+        .map(|(k, mut s)| {
+            // Normalised, as a rebuild writes it.
+            s.cost = s.cost.normalize();
+            let key = vec![
+                k.day,
+                k.billable_type,
+                k.billable_id,
+                k.tenant_id,
+                k.provider,
+                k.model,
+                k.feature,
+                k.currency,
+            ];
+            (key, s)
+        })
+        .collect();
+    insert_groups(db, groups).await?;
+    Ok(())
+}
+
+/// A range of instants, either end open.
+type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// How a range of usage splits between the aggregates and the rows: the whole UTC days
+/// `days` (either end open), and the partial days at its edges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Split {
+    days: (Option<NaiveDate>, Option<NaiveDate>),
+    edges: Vec<Range>,
+}
+
+/// The split of `filter`'s range, when the aggregates can answer part of it: the filter
+/// names nothing they do not keep (a user, a search), and its range holds at least two
+/// whole UTC days (or is open at an end).
+fn split(filter: &UsageFilter) -> Option<Split> {
+    if filter.user_id.is_some()
+        || filter.search.is_some()
+        // Aggregates store "no tenant" and "no feature" as ''; a filter on '' matches no row.
+        || filter.tenant.as_ref().is_some_and(|t| t.as_str().is_empty())
+        || filter.feature.as_deref() == Some("")
+    {
+        return None;
+    }
+    // The first whole day starts at or after `from`; the last ends at or before `until`.
+    let first = filter.from.map(|from| {
+        let day = from.date_naive();
+        if midnight(day) == from {
+            day
+        } else {
+            day + Duration::days(1)
+        }
+    });
+    let end = filter.until.map(|until| until.date_naive());
+    if let (Some(first), Some(end)) = (first, end)
+        && (end - first).num_days() < 2
+    {
+        return None;
+    }
+    let mut edges = Vec::new();
+    if let (Some(from), Some(first)) = (filter.from, first)
+        && from < midnight(first)
+    {
+        edges.push((Some(from), Some(midnight(first))));
+    }
+    if let (Some(until), Some(end)) = (filter.until, end)
+        && midnight(end) < until
+    {
+        edges.push((Some(midnight(end)), Some(until)));
+    }
+    Some(Split {
+        days: (first, end),
+        edges,
+    })
+}
+
+/// The condition on `ai_usage_daily_aggregates` for `filter` over the days `days`.
+fn aggregate_condition(
+    filter: &UsageFilter,
+    days: (Option<NaiveDate>, Option<NaiveDate>),
+) -> Condition {
+    use daily_aggregate::Column as A;
+    let mut c = Condition::all();
+    if let Some(b) = &filter.billable {
+        c = c
+            .add(A::BillableType.eq(b.kind.as_str()))
+            .add(A::BillableId.eq(b.id.as_str()));
+    }
+    if let Some(tenant) = &filter.tenant {
+        c = c.add(A::TenantId.eq(tenant.as_str()));
+    }
+    if let Some(provider) = &filter.provider {
+        c = c.add(A::Provider.eq(provider.as_str()));
+    }
+    if let Some(model) = &filter.model {
+        c = c.add(A::Model.eq(model.as_str()));
+    }
+    if let Some(feature) = &filter.feature {
+        c = c.add(A::Feature.eq(feature.as_str()));
+    }
+    if let Some(first) = days.0 {
+        c = c.add(A::Day.gte(day_text(first)));
+    }
+    if let Some(end) = days.1 {
+        c = c.add(A::Day.lt(day_text(end)));
+    }
+    c
+}
+
+/// The usage `filter` matches, summed per `group_by` key (one group with an empty key
+/// without it): from the daily aggregates for the whole days of a long range, from the rows
+/// for the rest.
+pub(crate) async fn sums<C: ConnectionTrait>(
+    db: &C,
+    filter: &UsageFilter,
+    group_by: Option<GroupBy>,
+) -> StoreResult<Vec<(String, UsageSums)>> {
+    let backend = db.get_database_backend();
+    let row_key: Vec<&str> = group_by
+        .map(|g| group_key_sql(g, backend))
+        .into_iter()
+        .collect();
+    let Some(split) = split(filter) else {
+        let groups = grouped_sums(db, condition(filter), &row_key).await?;
+        return Ok(flatten(groups));
+    };
+    let aggregate_key: Vec<&str> = group_by
+        .map(|g| match g {
+            GroupBy::Day => r#""day""#,
+            other => group_key_sql(other, backend),
+        })
+        .into_iter()
+        .collect();
+    let mut merged: Vec<(String, UsageSums)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut merge = |groups: Vec<(Vec<String>, UsageSums)>| {
+        for (key, sums) in flatten(groups) {
+            match index.get(&key) {
+                Some(&i) => merged[i].1 = plus(merged[i].1, &sums),
+                None => {
+                    index.insert(key.clone(), merged.len());
+                    merged.push((key, sums));
+                }
+            }
+        }
+    };
+    let cond = aggregate_condition(filter, split.days);
+    merge(sums_from(db, Source::Aggregates, cond, &aggregate_key).await?);
+    for (from, until) in split.edges {
+        let edge = UsageFilter {
+            from,
+            until,
+            ..filter.clone()
+        };
+        merge(grouped_sums(db, condition(&edge), &row_key).await?);
+    }
+    if group_by.is_some() {
+        // Groups that only the edges or only the days had may be empty elsewhere: drop the
+        // empty ones the SQL never returns for rows.
+        merged.retain(|(_, s)| s.calls > 0);
+    }
+    Ok(merged)
+}
+
+/// Groups keyed by one expression (or none), as (key, sums).
+fn flatten(groups: Vec<(Vec<String>, UsageSums)>) -> Vec<(String, UsageSums)> {
+    groups
+        .into_iter()
+        .map(|(mut key, sums)| (key.pop().unwrap_or_default(), sums))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, d, h, 0, 0).unwrap()
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 3, d).unwrap()
+    }
+
+    fn range(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> UsageFilter {
+        UsageFilter {
+            from,
+            until,
+            ..UsageFilter::default()
+        }
+    }
+
+    #[test]
+    fn a_long_range_splits_into_whole_days_and_partial_edges() {
+        let s = split(&range(Some(at(1, 6)), Some(at(5, 18)))).unwrap();
+        assert_eq!(s.days, (Some(day(2)), Some(day(5))));
+        assert_eq!(
+            s.edges,
+            [
+                (Some(at(1, 6)), Some(at(2, 0))),
+                (Some(at(5, 0)), Some(at(5, 18)))
+            ]
+        );
+        // Aligned to midnight: no edges.
+        let s = split(&range(Some(at(1, 0)), Some(at(4, 0)))).unwrap();
+        assert_eq!((s.days, s.edges.len()), ((Some(day(1)), Some(day(4))), 0));
+        // Open ends read every day on that side from the aggregates.
+        let s = split(&range(None, Some(at(3, 12)))).unwrap();
+        assert_eq!(s.days, (None, Some(day(3))));
+        assert_eq!(s.edges, [(Some(at(3, 0)), Some(at(3, 12)))]);
+        assert_eq!(split(&UsageFilter::default()).unwrap().days, (None, None));
+    }
+
+    #[test]
+    fn short_ranges_and_filters_the_aggregates_lack_read_the_rows() {
+        assert_eq!(split(&range(Some(at(1, 0)), Some(at(2, 0)))), None);
+        assert_eq!(split(&range(Some(at(1, 6)), Some(at(3, 18)))), None);
+        assert!(split(&range(Some(at(1, 0)), Some(at(3, 0)))).is_some());
+        for filter in [
+            UsageFilter {
+                user_id: Some("u".into()),
+                ..UsageFilter::default()
+            },
+            UsageFilter {
+                search: Some("gpt".into()),
+                ..UsageFilter::default()
+            },
+            UsageFilter {
+                feature: Some(String::new()),
+                ..UsageFilter::default()
+            },
+        ] {
+            assert_eq!(split(&filter), None);
+        }
+    }
 }

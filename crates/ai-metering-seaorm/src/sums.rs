@@ -11,7 +11,6 @@ use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbBackend};
 
 use crate::codec::{from_nano_sum_text, money_from_text, to_u64};
-use crate::entity::usage;
 use crate::error::db_err;
 
 /// The SQL expression of the group key of `group_by` (see [`GroupBy::key_of`]).
@@ -44,17 +43,53 @@ const TOKEN_COLUMNS: [&str; 6] = [
     "total_tokens",
 ];
 
-/// Sums of the rows matching `cond`, one entry per distinct value of the `keys` expressions
-/// (a single entry with an empty key when `keys` is empty, even without rows).
+/// What sums are read from: the usage rows, or the daily aggregates (the same token and cost
+/// columns, plus a count of calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `ai_usages`: a row is a call.
+    Usage,
+    /// `ai_usage_daily_aggregates`: a row holds `calls` calls.
+    Aggregates,
+}
+
+impl Source {
+    fn table(self) -> &'static str {
+        match self {
+            Source::Usage => "ai_usages",
+            Source::Aggregates => "ai_usage_daily_aggregates",
+        }
+    }
+
+    fn calls(self) -> &'static str {
+        match self {
+            Source::Usage => "COUNT(*)",
+            Source::Aggregates => r#"CAST(COALESCE(SUM("calls"), 0) AS BIGINT)"#,
+        }
+    }
+}
+
+/// Sums of the usage rows matching `cond`, one entry per distinct value of the `keys`
+/// expressions (a single entry with an empty key when `keys` is empty, even without rows).
 pub(crate) async fn grouped_sums<C: ConnectionTrait>(
     db: &C,
     cond: Condition,
     keys: &[&str],
 ) -> StoreResult<Vec<(Vec<String>, UsageSums)>> {
+    sums_from(db, Source::Usage, cond, keys).await
+}
+
+/// [`grouped_sums`] over the rows of `source`.
+pub(crate) async fn sums_from<C: ConnectionTrait>(
+    db: &C,
+    source: Source,
+    cond: Condition,
+    keys: &[&str],
+) -> StoreResult<Vec<(Vec<String>, UsageSums)>> {
     let mut q = Query::select();
-    q.from(usage::Entity);
+    q.from(Alias::new(source.table()));
     select_keys(&mut q, keys);
-    q.expr_as(Expr::cust("COUNT(*)"), Alias::new("calls"));
+    q.expr_as(Expr::cust(source.calls()), Alias::new("calls"));
     for col in TOKEN_COLUMNS {
         q.expr_as(
             Expr::cust(format!(r#"CAST(COALESCE(SUM("{col}"), 0) AS BIGINT)"#)),
@@ -96,14 +131,14 @@ pub(crate) async fn grouped_sums<C: ConnectionTrait>(
 
     // Rows whose cost has no exact nano-unit form: add their exact text.
     let mut q = Query::select();
-    q.from(usage::Entity);
+    q.from(Alias::new(source.table()));
     select_keys(&mut q, keys);
-    q.column(usage::Column::TotalCost);
-    q.cond_where(cond.add(Expr::col(usage::Column::TotalCostNano).is_null()));
+    q.column(Alias::new("total_cost"));
+    q.cond_where(cond.add(Expr::col(Alias::new("total_cost_nano")).is_null()));
     for row in db.query_all(&q).await.map_err(db_err)? {
         let key = read_keys(&row, keys.len())?;
         let text: String = row.try_get("", "total_cost").map_err(db_err)?;
-        let cost = money_from_text("ai_usages.total_cost", &text)?;
+        let cost = money_from_text(source.table(), &text)?;
         let slot = match index.get(&key) {
             Some(&i) => i,
             None => {

@@ -10,12 +10,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use crate::aggregates::{add_to_aggregates, sums};
 use crate::counters::add_to_counters;
 use crate::entity::usage;
 use crate::error::db_err;
 use crate::filter::condition;
 use crate::store::SeaOrmStore;
-use crate::sums::{group_key_sql, grouped_sums};
 use crate::usage_rows::{as_stored, usage_record, usage_row};
 
 impl UsageStore for SeaOrmStore {
@@ -64,7 +64,7 @@ impl UsageStore for SeaOrmStore {
     }
 
     async fn sum_usage(&self, filter: &UsageFilter) -> StoreResult<UsageSums> {
-        let groups = grouped_sums(self.connection(), condition(filter), &[]).await?;
+        let groups = sums(self.connection(), filter, None).await?;
         Ok(groups
             .into_iter()
             .next()
@@ -77,14 +77,10 @@ impl UsageStore for SeaOrmStore {
         filter: &UsageFilter,
         group_by: GroupBy,
     ) -> StoreResult<Vec<GroupedSums>> {
-        let key = group_key_sql(group_by, self.backend());
-        let groups = grouped_sums(self.connection(), condition(filter), &[key]).await?;
-        let mut out: Vec<GroupedSums> = groups
+        let mut out: Vec<GroupedSums> = sums(self.connection(), filter, Some(group_by))
+            .await?
             .into_iter()
-            .map(|(mut keys, sums)| GroupedSums {
-                key: keys.pop().unwrap_or_default(),
-                sums,
-            })
+            .map(|(key, sums)| GroupedSums { key, sums })
             .collect();
         // Ordered here, not in SQL: byte order of keys whatever the database's collation.
         out.sort_by(|a, b| {
@@ -137,6 +133,7 @@ where
         .last_insert_id;
     let stored = as_stored(entry);
     add_to_counters(txn, &stored).await?;
+    add_to_aggregates(txn, &[&stored]).await?;
     Ok(Recorded {
         record: UsageRecord { id, entry: stored },
         created: true,

@@ -15,7 +15,7 @@ use ai_metering_seaorm::entity::daily_aggregate;
 use ai_metering_seaorm::{RowCounts, SeaOrmStore};
 use chrono::{Duration, NaiveDate};
 use common::{at, dec, entry, march, on_each_backend};
-use sea_orm::{EntityTrait, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 3, d).unwrap()
@@ -290,7 +290,7 @@ async fn anonymize_replaces_ids_drops_metadata_and_keeps_totals() {
 }
 
 #[tokio::test]
-async fn daily_aggregates_are_rebuilt_from_the_rows_and_follow_pruning() {
+async fn daily_aggregates_are_kept_live_and_follow_pruning() {
     on_each_backend("aggregates", |store| async move {
         let b = Billable::new("user", 1);
         let mut chat = entry(&b, 100, 20, dec("0.00000015"), at(2, 1));
@@ -308,13 +308,7 @@ async fn daily_aggregates_are_rebuilt_from_the_rows_and_follow_pruning() {
             .insert_usage(&entry(&b, 10, 0, dec("1"), at(3, 0)))
             .await
             .unwrap();
-        assert_eq!(
-            store
-                .rebuild_daily_aggregates(day(2), day(3))
-                .await
-                .unwrap(),
-            2
-        );
+        // Every insert added to its aggregate: the live aggregates hold days 2 and 3.
         let expected: Vec<(String, String, i64, i64, String)> = vec![
             (
                 "2025-03-02".into(),
@@ -324,16 +318,20 @@ async fn daily_aggregates_are_rebuilt_from_the_rows_and_follow_pruning() {
                 "0.5000000375".into(),
             ),
             ("2025-03-02".into(), "1".into(), 1, 120, "0.00000015".into()),
+            ("2025-03-03".into(), "1".into(), 1, 10, "1".into()),
         ];
         assert_eq!(aggregates(&store).await, expected);
-        // Rebuilding is idempotent, and covers the next day when asked.
-        assert_eq!(
-            store
-                .rebuild_daily_aggregates(day(1), day(4))
-                .await
-                .unwrap(),
-            3
-        );
+        // A rebuild finds them right, and is idempotent.
+        for _ in 0..2 {
+            assert_eq!(
+                store
+                    .rebuild_daily_aggregates(day(1), day(4))
+                    .await
+                    .unwrap(),
+                3
+            );
+            assert_eq!(aggregates(&store).await, expected);
+        }
         let before = aggregates(&store).await;
         assert_eq!(before.len(), 3);
         // Pruning day 2 drops its aggregates with its rows, and a rebuild agrees.
@@ -445,13 +443,7 @@ async fn aggregates_counters_and_overages_follow_every_retention_operation() {
                 }
             }
         }
-        assert!(
-            store
-                .rebuild_daily_aggregates(day(1), day(31))
-                .await
-                .unwrap()
-                > 0
-        );
+        // No rebuild: every insert added to its aggregate.
 
         async fn consistent(store: &SeaOrmStore, who: &[&Billable]) {
             assert_eq!(aggregates(store).await, aggregates_of_rows(store).await);
@@ -514,6 +506,180 @@ async fn aggregates_counters_and_overages_follow_every_retention_operation() {
                 .calls,
             4
         );
+    })
+    .await;
+}
+
+/// Settlements and inserts from many tasks at once (through the store's writers) keep the
+/// aggregates equal to the rows, and a long range is summed the same from the aggregates as
+/// from the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_settlements_keep_the_aggregates_equal_to_the_rows() {
+    use ai_metering_core::store::ReserveOutcome;
+    use std::sync::Arc;
+    on_each_backend("aggregates_concurrent", |store| async move {
+        let store = Arc::new(store);
+        let tasks: Vec<_> = (0..24_u32)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let who = Billable::new("team", ["a", "b", "c"][i as usize % 3]);
+                    let when = at(1 + i % 5, i % 24);
+                    let request = ReserveRequest::new(
+                        who.clone(),
+                        march(),
+                        Limits::UNLIMITED,
+                        UsageTotals::new(100, dec("1")),
+                        when,
+                        when + Duration::minutes(5),
+                    );
+                    let ReserveOutcome::Reserved { id, .. } =
+                        store.reserve(&request).await.unwrap()
+                    else {
+                        panic!("unlimited");
+                    };
+                    let mut e = entry(&who, u64::from(i) + 1, 3, dec("0.0000000375"), when);
+                    e.feature = (i % 2 == 0).then(|| "chat".to_owned());
+                    store
+                        .settle(&ai_metering_testkit::builders::settlement(id, &e))
+                        .await
+                        .unwrap();
+                    let batch = [
+                        entry(&who, 5, 0, dec("0.1"), when),
+                        entry(&who, 7, 1, dec("0.2"), when + Duration::hours(1)),
+                    ];
+                    store.insert_usage_batch(&batch).await.unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(aggregates(&store).await, aggregates_of_rows(&store).await);
+
+        // A long range, not aligned to midnight: whole days from the aggregates, the edges
+        // from the rows; the same as summing the rows.
+        let rows = store
+            .query_usage(&UsageFilter::default(), Page::first(Page::MAX_LIMIT))
+            .await
+            .unwrap();
+        let (from, until) = (at(1, 7), at(5, 13));
+        let mut expected = ai_metering_core::store::UsageSums::default();
+        for r in rows
+            .iter()
+            .filter(|r| from <= r.entry.occurred_at && r.entry.occurred_at < until)
+        {
+            expected.add(&r.entry);
+        }
+        expected.cost = expected.cost.normalize();
+        let filter = UsageFilter {
+            from: Some(from),
+            until: Some(until),
+            ..UsageFilter::default()
+        };
+        assert_eq!(store.sum_usage(&filter).await.unwrap(), expected);
+        let by_day = store
+            .sum_usage_grouped(&filter, GroupBy::Day)
+            .await
+            .unwrap();
+        assert_eq!(
+            by_day.iter().map(|g| g.sums.calls).sum::<u64>(),
+            expected.calls
+        );
+        assert_eq!(by_day.len(), 5);
+        let chat = UsageFilter {
+            feature: Some("chat".into()),
+            ..filter.clone()
+        };
+        let chat_rows = rows
+            .iter()
+            .filter(|r| {
+                from <= r.entry.occurred_at
+                    && r.entry.occurred_at < until
+                    && r.entry.feature.as_deref() == Some("chat")
+            })
+            .count() as u64;
+        assert_eq!(store.sum_usage(&chat).await.unwrap().calls, chat_rows);
+
+        // The long range really reads the aggregates: damage one day's, and the sum shows it
+        // until a rebuild repairs them.
+        let damaged = daily_aggregate::Entity::update_many()
+            .col_expr(
+                daily_aggregate::Column::Calls,
+                sea_orm::sea_query::ExprTrait::add(
+                    sea_orm::sea_query::Expr::col(daily_aggregate::Column::Calls),
+                    1000,
+                ),
+            )
+            .filter(daily_aggregate::Column::Day.eq("2025-03-03"))
+            .exec(store.connection())
+            .await
+            .unwrap()
+            .rows_affected;
+        assert!(damaged > 0);
+        let seen = store.sum_usage(&filter).await.unwrap().calls;
+        assert_eq!(seen, expected.calls + 1000 * damaged);
+        store
+            .rebuild_daily_aggregates(day(1), day(6))
+            .await
+            .unwrap();
+        assert_eq!(store.sum_usage(&filter).await.unwrap(), expected);
+    })
+    .await;
+}
+
+/// The migration that made the aggregates live rebuilds them all from the rows, dropping
+/// those of days without rows (kept by the pruning of earlier versions) and fixing the rest.
+#[tokio::test]
+async fn the_live_aggregates_migration_rebuilds_them_from_the_rows() {
+    use ai_metering_migration::{Migrator, MigratorTrait};
+    on_each_backend("aggregates_migration", |store| async move {
+        let b = Billable::new("user", 1);
+        for (d, cost) in [(1, "0.1"), (1, "0.0000000375"), (2, "2")] {
+            store
+                .insert_usage(&entry(&b, 10, 5, dec(cost), at(d, 3)))
+                .await
+                .unwrap();
+        }
+        let expected = aggregates_of_rows(&store).await;
+        // As an older version may have left them: one day wrong, one without rows.
+        daily_aggregate::Entity::update_many()
+            .col_expr(
+                daily_aggregate::Column::Calls,
+                sea_orm::sea_query::Expr::value(99),
+            )
+            .exec(store.connection())
+            .await
+            .unwrap();
+        let mut stale = daily_aggregate::Entity::find()
+            .one(store.connection())
+            .await
+            .unwrap()
+            .unwrap();
+        stale.day = "2020-01-01".into();
+        let mut stale: daily_aggregate::ActiveModel = stale.into();
+        stale.id = sea_orm::ActiveValue::NotSet;
+        daily_aggregate::Entity::insert(stale)
+            .exec(store.connection())
+            .await
+            .unwrap();
+        assert_ne!(aggregates(&store).await, expected);
+
+        // Undo and redo the migration (and those after it).
+        let names: Vec<String> = Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        let at_live = names
+            .iter()
+            .position(|n| n == "m20261205_000010_live_daily_aggregates")
+            .unwrap();
+        let undo = u32::try_from(names.len() - at_live).unwrap();
+        Migrator::down(store.connection(), Some(undo))
+            .await
+            .unwrap();
+        Migrator::up(store.connection(), None).await.unwrap();
+        assert_eq!(aggregates(&store).await, expected);
     })
     .await;
 }

@@ -1,10 +1,12 @@
 //! `ai-metering aggregate`: rebuild the daily usage rollups that feed the dashboard, one
 //! day, week or month per transaction, and show the totals per period.
+//!
+//! Every usage insert keeps the rollups up to date; the rebuild repairs days whose rows were
+//! changed behind the store's back (by hand, or by an older version).
 
-use ai_metering_core::store::RetentionStore;
 use std::collections::BTreeMap;
 
-use ai_metering_core::store::{GroupBy, UsageFilter, UsageStore, UsageSums};
+use ai_metering_core::store::{GroupBy, RetentionStore, UsageFilter, UsageStore, UsageSums};
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Serialize;
 

@@ -7,12 +7,11 @@
 //! whatever billable paid; `anonymize-user` keeps them without the user id, metadata and
 //! idempotency keys. Counters and daily aggregates follow the rows left.
 
-use ai_metering_core::store::RetentionStore;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 use ai_metering_core::Billable;
-use ai_metering_seaorm::RowCounts;
+use ai_metering_core::store::{RetentionStore, RowCounts};
 use serde_json::json;
 
 use super::{Ctx, ensure_known};

@@ -30,6 +30,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, Statement,
 };
 
+use crate::aggregates::add_to_aggregates;
 use crate::codec::{instant, invalid, money_text, to_i64};
 use crate::counters::{
     Shift, amount_of, counter_for_update, recorded_of, reservation_row, reserved_on, shifted,
@@ -935,6 +936,11 @@ impl State {
                 .await
                 .map_err(db_err)?;
         }
+        if !written.usage.is_empty() {
+            store.step("adding to the daily aggregates")?;
+            let entries: Vec<&UsageEntry> = written.usage.iter().map(|r| &r.entry).collect();
+            add_to_aggregates(txn, &entries).await?;
+        }
         let dirty: Vec<&Counter> = self.counters.iter().filter(|c| c.dirty).collect();
         if !dirty.is_empty() {
             store.step("writing the counters")?;
@@ -975,8 +981,8 @@ async fn write_counters(txn: &DatabaseTransaction, counters: &[&Counter]) -> Sto
 /// (3.33 and later) both take it, and both name the `VALUES` columns `column1`, `column2`...
 /// Every row must exist: the batch read them under its locks, so one missing means a write
 /// outside the locks, and nothing of the batch is kept.
-pub(super) async fn update_rows(
-    txn: &DatabaseTransaction,
+pub(crate) async fn update_rows<C: ConnectionTrait>(
+    txn: &C,
     table: &str,
     columns: &[(&str, &str)],
     rows: Vec<Vec<sea_orm::Value>>,
