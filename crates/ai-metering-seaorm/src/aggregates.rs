@@ -3,8 +3,10 @@
 //!
 //! Every usage insert adds its row to its aggregate in the same transaction (under the
 //! billable's lock, which every writer of that billable's aggregates holds):
-//! [`add_to_aggregates`] reads the aggregate rows the inserted rows fall in, then inserts the
-//! new ones in one statement and updates the others in one `UPDATE ... FROM (VALUES ...)`.
+//! [`add_to_aggregates`] is one `INSERT ... ON CONFLICT DO UPDATE` on PostgreSQL (exact
+//! `NUMERIC` costs); on SQLite, which has no exact decimal arithmetic, it reads the aggregate
+//! rows the inserted rows fall in, then inserts the new ones in one statement and updates the
+//! others in one `UPDATE ... FROM (VALUES ...)`.
 //! Deleting usage rows recomputes their days ([`refresh_aggregates`]); migration
 //! `m20261205_000010_live_daily_aggregates` built them for the rows stored before. So for
 //! every UTC day the aggregates equal the sums of that day's rows, and [`sums`] answers a
@@ -275,6 +277,9 @@ pub(crate) async fn add_to_aggregates<C: ConnectionTrait>(
     if deltas.is_empty() {
         return Ok(());
     }
+    if db.get_database_backend() == DbBackend::Postgres {
+        return upsert_aggregates(db, deltas).await;
+    }
     use daily_aggregate::Column as A;
     // The billables' aggregates of those days: a superset of the keys, read by the index.
     let wanted = deltas.keys().fold(Condition::any(), |any, k| {
@@ -355,6 +360,110 @@ pub(crate) async fn add_to_aggregates<C: ConnectionTrait>(
 
 /// A range of instants, either end open.
 type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// [`add_to_aggregates`] on PostgreSQL: one `INSERT ... ON CONFLICT DO UPDATE` for every key,
+/// with the costs added exactly as `NUMERIC` (and their nano-unit twins kept only while they
+/// fit a `BIGINT`). SQLite has no exact decimal arithmetic, so there the sums are made here.
+async fn upsert_aggregates<C: ConnectionTrait>(
+    db: &C,
+    deltas: HashMap<Key, UsageSums>,
+) -> StoreResult<()> {
+    const COLUMNS: &str = "day, billable_type, billable_id, tenant_id, provider, model, \
+         feature, currency, calls, input_tokens, cached_input_tokens, cache_write_tokens, \
+         output_tokens, reasoning_tokens, total_tokens, total_cost, total_cost_nano, updated_at";
+    const TYPES: [&str; 18] = [
+        "TEXT",
+        "TEXT",
+        "TEXT",
+        "TEXT",
+        "TEXT",
+        "TEXT",
+        "TEXT",
+        "TEXT",
+        "BIGINT",
+        "BIGINT",
+        "BIGINT",
+        "BIGINT",
+        "BIGINT",
+        "BIGINT",
+        "BIGINT",
+        "TEXT",
+        "BIGINT",
+        "TIMESTAMPTZ",
+    ];
+    // In key order, so that the rows are locked in one order whatever the batch.
+    let mut deltas: Vec<(Key, UsageSums)> = deltas.into_iter().collect();
+    deltas.sort_by(|a, b| a.0.cmp(&b.0));
+    let now = Utc::now();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(deltas.len() * TYPES.len());
+    let mut tuples = Vec::with_capacity(deltas.len());
+    for (k, s) in deltas {
+        let cost = s.cost.normalize();
+        let row: [sea_orm::Value; 18] = [
+            k.day.into(),
+            k.billable_type.into(),
+            k.billable_id.into(),
+            k.tenant_id.into(),
+            k.provider.into(),
+            k.model.into(),
+            k.feature.into(),
+            k.currency.into(),
+            to_i64("calls", s.calls)?.into(),
+            to_i64("input tokens", s.input_tokens)?.into(),
+            to_i64("cached input tokens", s.cached_input_tokens)?.into(),
+            to_i64("cache-write tokens", s.cache_write_tokens)?.into(),
+            to_i64("output tokens", s.output_tokens)?.into(),
+            to_i64("reasoning tokens", s.reasoning_tokens)?.into(),
+            to_i64("total tokens", s.total_tokens)?.into(),
+            money_text(cost).into(),
+            nano_units(cost).into(),
+            now.into(),
+        ];
+        let cells: Vec<String> = row
+            .into_iter()
+            .zip(TYPES)
+            .map(|(v, ty)| {
+                values.push(v);
+                format!("CAST(${} AS {ty})", values.len())
+            })
+            .collect();
+        tuples.push(format!("({})", cells.join(", ")));
+    }
+    let add = |c: &str| format!("{c} = a.{c} + EXCLUDED.{c}");
+    let sets: Vec<String> = [
+        "calls",
+        "input_tokens",
+        "cached_input_tokens",
+        "cache_write_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "total_tokens",
+    ]
+    .iter()
+    .map(|c| add(c))
+    .collect();
+    let sql = format!(
+        "INSERT INTO ai_usage_daily_aggregates AS a ({COLUMNS}) VALUES {} \
+         ON CONFLICT (day, billable_type, billable_id, tenant_id, provider, model, feature, \
+         currency) DO UPDATE SET {}, \
+         total_cost = CAST(trim_scale(CAST(a.total_cost AS NUMERIC) \
+             + CAST(EXCLUDED.total_cost AS NUMERIC)) AS TEXT), \
+         total_cost_nano = CASE WHEN CAST(a.total_cost_nano AS NUMERIC) \
+             + EXCLUDED.total_cost_nano BETWEEN -9223372036854775808 AND 9223372036854775807 \
+             THEN a.total_cost_nano + EXCLUDED.total_cost_nano END, \
+         updated_at = EXCLUDED.updated_at",
+        tuples.join(", "),
+        sets.join(", ")
+    );
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
 
 /// How a range of usage splits between the aggregates and the rows: the whole UTC days
 /// `days` (either end open), and the partial days at its edges.
