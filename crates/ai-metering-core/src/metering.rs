@@ -553,7 +553,12 @@ impl<S: Store> Metering<S> {
     /// # Errors
     /// [`Error::Store`] when the store fails.
     pub async fn has_credits(&self, billable: &Billable, amount: Money) -> Result<bool> {
-        let wallet = self.inner.store.wallet(billable, amount.currency).await?;
+        let now = self.now();
+        let wallet = self
+            .inner
+            .store
+            .wallet_at(billable, amount.currency, now)
+            .await?;
         Ok(self
             .inner
             .config

@@ -670,6 +670,7 @@ mod tests {
             reason: reason.into(),
             balance_after: Decimal::from(after),
             metadata: serde_json::Map::new(),
+            grants: Vec::new(),
             created_at: at(2),
         }
     }
@@ -703,6 +704,7 @@ mod tests {
                 currency: Currency::USD,
                 balance: Decimal::from(7),
                 held: Decimal::from(2),
+                unusable: Decimal::ZERO,
             }],
             ledger: vec![
                 tx(3, 10, Direction::Credit, "top-up", 10),

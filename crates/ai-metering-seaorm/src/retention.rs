@@ -35,6 +35,8 @@ pub struct RowCounts {
     pub credit_transactions: u64,
     /// `ai_credit_holds`.
     pub credit_holds: u64,
+    /// `ai_credit_grants`.
+    pub credit_grants: u64,
     /// `ai_overages`.
     pub overages: u64,
     /// `ai_usage_daily_aggregates`.
@@ -60,6 +62,7 @@ impl RowCounts {
             self.wallets,
             self.credit_transactions,
             self.credit_holds,
+            self.credit_grants,
             self.overages,
             self.aggregates,
         ]
@@ -69,7 +72,7 @@ impl RowCounts {
 }
 
 /// Tables that hold a billable, in the order rows are deleted (children first).
-const BILLABLE_TABLES: [&str; 11] = [
+const BILLABLE_TABLES: [&str; 12] = [
     "ai_reservations",
     "ai_period_counters",
     "ai_threshold_claims",
@@ -77,6 +80,7 @@ const BILLABLE_TABLES: [&str; 11] = [
     "ai_subscriptions",
     "ai_usage_limit_overrides",
     "ai_credit_holds",
+    "ai_credit_grants",
     "ai_credit_transactions",
     "ai_credit_wallets",
     "ai_overages",
@@ -182,6 +186,7 @@ impl SeaOrmStore {
         )
         .await?;
         counts.credit_holds = rekey(&txn, "ai_credit_holds", billable, tombstone, vec![]).await?;
+        counts.credit_grants = rekey(&txn, "ai_credit_grants", billable, tombstone, vec![]).await?;
         counts.usages = rekey(
             &txn,
             "ai_usages",
@@ -240,6 +245,7 @@ fn slot<'a>(counts: &'a mut RowCounts, table: &str) -> &'a mut u64 {
         "ai_subscriptions" => &mut counts.subscriptions,
         "ai_usage_limit_overrides" => &mut counts.limit_overrides,
         "ai_credit_holds" => &mut counts.credit_holds,
+        "ai_credit_grants" => &mut counts.credit_grants,
         "ai_credit_transactions" => &mut counts.credit_transactions,
         "ai_credit_wallets" => &mut counts.wallets,
         "ai_overages" => &mut counts.overages,

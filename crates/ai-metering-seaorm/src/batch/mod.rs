@@ -626,13 +626,11 @@ impl State {
                     .wallets
                     .wallet(txn, billable, hold.amount.currency)
                     .await?;
-                let mut available = self.wallets.available(wallet);
-                if let Some(h) = replaced.as_ref().and_then(|r| r.hold_id) {
-                    available += match self.wallets.held_in(h, hold.amount.currency) {
-                        Ok(amount) => amount,
-                        Err(e) => return refuse(e),
-                    };
-                }
+                let except = replaced.as_ref().and_then(|r| r.hold_id);
+                let available = match self.wallets.available(wallet, req.now, except) {
+                    Ok(available) => available,
+                    Err(e) => return refuse(e),
+                };
                 if !hold.permits(available) {
                     return done(ReserveOutcome::InsufficientCredits { available });
                 }
@@ -645,9 +643,10 @@ impl State {
             self.drop_reservation(r)?;
         }
         let new_hold = match (&req.hold, wallet) {
-            (Some(hold), Some(wallet)) if hold.amount.amount > Decimal::ZERO => {
-                Some(self.wallets.hold(wallet, hold.amount, req.expires_at)?)
-            }
+            (Some(hold), Some(wallet)) if hold.amount.amount > Decimal::ZERO => Some(
+                self.wallets
+                    .hold(wallet, hold.amount, req.now, req.expires_at)?,
+            ),
             _ => None,
         };
         // Its hold's id is set once the new holds are inserted.
@@ -767,8 +766,9 @@ impl State {
             overage.map(|(tokens, amount)| (*period, tokens, amount)),
         );
         // The capture of the hold: it was given back above, and the actual cost is debited.
+        let hold = reserved.as_ref().and_then(|r| r.hold_id);
         let debit = match wallet {
-            Some(wallet) => Some(self.wallets.debit(wallet, cost, entry.occurred_at)?),
+            Some(wallet) => Some(self.wallets.debit(wallet, cost, hold, entry.occurred_at)?),
             None => None,
         };
         Ok(Draft::Settled {

@@ -75,10 +75,9 @@ fn snapshot(s: &State, billable: &Billable) -> AuditSnapshot {
         .iter()
         .filter(|((b, _), _)| b == billable)
         .map(|((b, currency), w)| WalletBalance {
-            billable: b.clone(),
-            currency: *currency,
-            balance: w.balance,
             held: w.held,
+            balance: w.balance,
+            ..WalletBalance::empty(b.clone(), *currency)
         })
         .collect();
     wallets.sort_by_key(|w| w.currency);
