@@ -192,3 +192,63 @@ pub(crate) async fn grants_of<C: ConnectionTrait>(
     grants.sort_by(|a, b| a.grant.burn_cmp(&b.grant));
     Ok(grants)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! The writer batches reservations and settlements (the conformance suite runs the
+    //! grants cases through it); these run the same cases on the single-operation path the
+    //! writer falls back to, on SQLite and, when configured, PostgreSQL.
+
+    use std::sync::Arc;
+
+    use ai_metering_testkit::cases;
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+    use crate::SeaOrmStore;
+
+    /// Migrated stores without a writer: a new SQLite file, and a new PostgreSQL database.
+    async fn single_path_stores(test: &str) -> Vec<Arc<SeaOrmStore>> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let url = format!("sqlite://{}", dir.join("grants.db").display());
+        let sqlite = SeaOrmStore::connect(&url).await.unwrap();
+        sqlite.migrate().await.unwrap();
+        let mut stores = vec![Arc::new(sqlite.without_writer())];
+        if let Some(server) = ai_metering_test_env::postgres_url(test) {
+            let name = format!("aim_{test}");
+            let admin = Database::connect(server.as_str()).await.unwrap();
+            for sql in [
+                format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+                format!(r#"CREATE DATABASE "{name}""#),
+            ] {
+                admin
+                    .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
+                    .await
+                    .unwrap();
+            }
+            admin.close().await.unwrap();
+            let (base, _) = server.rsplit_once('/').unwrap();
+            let pg = SeaOrmStore::connect(&format!("{base}/{name}"))
+                .await
+                .unwrap();
+            pg.migrate().await.unwrap();
+            stores.push(Arc::new(pg.without_writer()));
+        }
+        stores
+    }
+
+    #[test]
+    fn grants_on_the_single_operation_path() {
+        ai_metering_testkit::block_on(async {
+            for store in single_path_stores("grants_single_path").await {
+                assert!(store.writer().is_none());
+                cases::reservations_hold_and_settle_through_grants(store.clone()).await;
+                cases::holds_draw_from_grants_and_captures_name_them(store.clone()).await;
+                cases::expired_grants_stop_counting(store.clone()).await;
+                cases::concurrent_reservations_drawing_from_grants_never_overspend(store.clone())
+                    .await;
+                cases::concurrent_holds_drawing_from_grants_never_overspend(store).await;
+            }
+        });
+    }
+}

@@ -673,6 +673,96 @@ mod tests {
         );
     }
 
+    #[test]
+    fn holds_take_in_burn_order_and_expired_grants_are_unusable() {
+        let now = t0() + Duration::days(1);
+        let mut grants = vec![
+            grant(1, 10).with_priority(1),
+            grant(2, 4).expiring_at(t0() + Duration::days(2)),
+            grant(3, 5).expiring_at(now), // expired at `now`
+        ];
+        assert_eq!(unusable(&grants, now).unwrap(), Decimal::from(5));
+        let hold = apply_hold(&mut grants, Decimal::from(6), now).unwrap();
+        assert_eq!(ids(&hold), vec![2, 1]);
+        assert_eq!(hold.uncovered, Decimal::ZERO);
+        assert_eq!(
+            (grants[0].held, grants[1].held, grants[2].held),
+            (Decimal::from(2), Decimal::from(4), Decimal::ZERO)
+        );
+        // Held credits are neither available nor unusable.
+        assert_eq!(available(&grants, now).unwrap(), Decimal::from(8));
+        let later = t0() + Duration::days(3);
+        assert_eq!(unusable(&grants, later).unwrap(), Decimal::from(5));
+        // A second hold cannot take what the first holds.
+        let more = apply_hold(&mut grants, Decimal::from(9), now).unwrap();
+        assert_eq!(ids(&more), vec![1]);
+        assert_eq!(more.uncovered, Decimal::ONE);
+        release_hold(&mut grants, &more.takes);
+        assert_eq!(grants[0].held, Decimal::from(2));
+    }
+
+    #[test]
+    fn a_capture_spends_what_the_hold_took_even_after_expiry() {
+        let mut grants = vec![
+            grant(1, 4).expiring_at(t0() + Duration::days(1)),
+            grant(2, 10).with_priority(1),
+        ];
+        // 4 from grant 1, 1 from grant 2, 2 from the ungranted balance.
+        let hold = apply_hold(&mut grants, Decimal::from(7), t0()).unwrap();
+        assert_eq!(hold.uncovered, Decimal::ZERO);
+        let held = Decimal::from(7);
+        let after_expiry = t0() + Duration::days(2);
+        let paid = capture_hold(
+            &mut grants,
+            &hold.takes,
+            held,
+            Decimal::from(5),
+            after_expiry,
+        )
+        .unwrap();
+        assert_eq!(ids(&paid), vec![1, 2]);
+        assert_eq!(paid.uncovered, Decimal::ZERO);
+        assert_eq!(grants[0].remaining, Decimal::ZERO);
+        assert_eq!(
+            (grants[1].remaining, grants[1].held),
+            (Decimal::from(9), Decimal::ZERO)
+        );
+        // Beyond the hold: the hold's ungranted part, then the usable grants.
+        let hold = apply_hold(&mut grants, Decimal::ONE, after_expiry).unwrap();
+        let paid = capture_hold(
+            &mut grants,
+            &hold.takes,
+            Decimal::ONE,
+            Decimal::from(12),
+            after_expiry,
+        )
+        .unwrap();
+        assert_eq!(
+            paid.takes,
+            vec![GrantTake {
+                grant: GrantId(2),
+                amount: Decimal::from(9)
+            }]
+        );
+        assert_eq!(paid.uncovered, Decimal::from(3));
+        assert!(
+            capture_hold(&mut grants, &[], Decimal::ZERO, Decimal::NEGATIVE_ONE, t0()).is_err()
+        );
+    }
+
+    #[test]
+    fn a_reset_never_takes_what_is_held() {
+        let mut grants = vec![grant(1, 10).with_rollover(Rollover {
+            min: Decimal::ZERO,
+            max: Decimal::ONE,
+        })];
+        apply_hold(&mut grants, Decimal::from(4), t0()).unwrap();
+        let changes = reset_period(&mut grants, t0());
+        assert_eq!(changes[0].after, Decimal::from(4));
+        assert_eq!(grants[0].remaining, Decimal::from(4));
+        assert!(grants[0].validate().is_ok());
+    }
+
     fn arb_grants() -> impl Strategy<Value = Vec<CreditGrant>> {
         let one = (
             0u32..3,
@@ -705,6 +795,40 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn holds_and_captures_conserve_the_grants(
+            mut grants in arb_grants(),
+            hold_cents in 0i64..30_000,
+            actual_cents in 0i64..30_000,
+            day in -6i64..12,
+        ) {
+            let at = t0() + Duration::days(day);
+            let before = grants.clone();
+            let total = |gs: &[CreditGrant]| gs.iter().map(|g| g.remaining).sum::<Decimal>();
+            let held = Decimal::new(hold_cents, 2);
+            let hold = apply_hold(&mut grants, held, at).unwrap();
+            prop_assert_eq!(hold.covered() + hold.uncovered, held);
+            for g in &grants {
+                prop_assert!(g.validate().is_ok(), "{:?}", g);
+            }
+            // A hold changes no remainder.
+            prop_assert_eq!(total(&grants), total(&before));
+            let actual = Decimal::new(actual_cents, 2);
+            let paid = capture_hold(&mut grants, &hold.takes, held, actual, at).unwrap();
+            prop_assert_eq!(paid.covered() + paid.uncovered, actual);
+            prop_assert_eq!(total(&before) - total(&grants), paid.covered());
+            for (old, new) in before.iter().zip(&grants) {
+                prop_assert_eq!(new.held, Decimal::ZERO);
+                prop_assert!(new.validate().is_ok());
+                let taken: Decimal = paid.takes.iter().filter(|t| t.grant == old.id).map(|t| t.amount).sum();
+                prop_assert_eq!(old.remaining - new.remaining, taken);
+                // Only grants usable at `at` give anything (the hold was made at `at` too).
+                if !old.is_usable_at(at) {
+                    prop_assert_eq!(taken, Decimal::ZERO);
+                }
+            }
+        }
+
         #[test]
         fn deductions_balance_and_respect_validity(
             mut grants in arb_grants(),
