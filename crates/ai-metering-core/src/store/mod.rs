@@ -28,6 +28,15 @@
 //! Every usage insert (settled or not) adds to every counter of its billable whose window
 //! contains the row's `occurred_at`, and a counter created later starts from the sum of the
 //! usage rows already in its window, so counters and rows never disagree.
+//!
+//! # Credits and grants
+//!
+//! A wallet ([`CreditStore`]) has a balance, what calls in flight hold, and grants
+//! ([`CreditStore::add_grant`]) that partition the balance: holds and debits take from the
+//! grants usable at the operation's instant in [`crate::grants`] burn-down order before the
+//! wallet's ungranted credits, a capture spends what its hold took, an expired grant's
+//! remainder is left out of [`WalletBalance::available`] without any job, and each ledger
+//! entry lists the grants it moved ([`CreditTransaction::grants`]).
 
 mod audit;
 mod dyn_store;
