@@ -131,7 +131,7 @@ impl SeaOrmStore {
     }
 
     /// Deletes everything stored about `billable` (usage, counters, reservations,
-    /// subscriptions, overrides, wallets and their ledgers, overages, aggregates) in one
+    /// subscriptions, overrides, wallets with their grants and ledgers, overages, aggregates) in one
     /// transaction; returns the rows deleted per table.
     ///
     /// # Errors
