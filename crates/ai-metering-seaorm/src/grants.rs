@@ -243,6 +243,7 @@ mod tests {
             for store in single_path_stores("grants_single_path").await {
                 assert!(store.writer().is_none());
                 cases::reservations_hold_and_settle_through_grants(store.clone()).await;
+                cases::a_growing_reservation_moves_its_hold_on_the_grants(store.clone()).await;
                 cases::holds_draw_from_grants_and_captures_name_them(store.clone()).await;
                 cases::expired_grants_stop_counting(store.clone()).await;
                 cases::concurrent_reservations_drawing_from_grants_never_overspend(store.clone())

@@ -161,6 +161,7 @@ macro_rules! store_conformance_tests {
             expired_grants_stop_counting,
             holds_draw_from_grants_and_captures_name_them,
             reservations_hold_and_settle_through_grants,
+            a_growing_reservation_moves_its_hold_on_the_grants,
             rollover_tops_up_and_caps_grants,
             concurrent_holds_drawing_from_grants_never_overspend,
             concurrent_reservations_drawing_from_grants_never_overspend,

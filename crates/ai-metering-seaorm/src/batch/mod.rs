@@ -8,8 +8,9 @@
 //! input is decided before it writes anything, so it never leaves part of itself behind; a
 //! database failure fails the whole batch, and then nothing of it is stored.
 //!
-//! Credits mode is batched too ([`wallets`]): holds are made, captured and given back, and
-//! usage debited, on the wallets read under the same locks.
+//! Credits mode is batched too ([`wallets`]): holds are made (on the wallets' grants
+//! first), captured and given back, and usage debited, on the wallets and grants read under
+//! the same locks.
 
 mod wallets;
 

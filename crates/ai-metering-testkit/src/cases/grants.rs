@@ -399,6 +399,61 @@ pub async fn reservations_hold_and_settle_through_grants<S: Store>(store: Arc<S>
     );
 }
 
+/// A reservation that grows (`replaces`) gives its hold's grants back before the new hold
+/// takes from them, so a wallet funded only by grants can grow a hold up to all of them and
+/// the capture leaves no grant paid twice and no ungranted debt.
+pub async fn a_growing_reservation_moves_its_hold_on_the_grants<S: Store>(store: Arc<S>) {
+    let who = fresh_billable();
+    let first = grant(&*store, &who, spec("2")).await;
+    let second = grant(&*store, &who, spec("1").with_priority(1)).await;
+    let march = month(2024, 3);
+    let request = |amount: &str| {
+        let mut r = reserve_request(&who, march, Limits::UNLIMITED, totals(10, amount), hour(1));
+        r.hold = Some(HoldRequest {
+            amount: usd(amount),
+            overdraft: Overdraft::Disallowed,
+        });
+        r
+    };
+    let id = reserved(store.reserve(&request("2")).await.unwrap());
+    assert_eq!(left(&*store, &who, first).await, (dec("2"), dec("2")));
+    let grown = ai_metering_core::store::ReserveRequest {
+        replaces: Some(id),
+        ..request("3")
+    };
+    let id = reserved(store.reserve(&grown).await.unwrap());
+    assert_eq!(left(&*store, &who, first).await, (dec("2"), dec("2")));
+    assert_eq!(left(&*store, &who, second).await, (dec("1"), dec("1")));
+    let too_big = ai_metering_core::store::ReserveRequest {
+        replaces: Some(id),
+        ..request("3.5")
+    };
+    assert_eq!(
+        store.reserve(&too_big).await.unwrap(),
+        ReserveOutcome::InsufficientCredits {
+            available: dec("3")
+        }
+    );
+    let mut settle = settlement(id, &entry(&who, 10, dec("3"), hour(1)));
+    settle.debit_credits = true;
+    let debit = store.settle(&settle).await.unwrap().debit.expect("a debit");
+    assert_eq!(
+        normalized(&debit.grants),
+        takes(&[(first, "2"), (second, "1")])
+    );
+    let wallet = store.wallet_at(&who, Currency::USD, hour(1)).await.unwrap();
+    assert_eq!(
+        (wallet.balance, wallet.held),
+        (Decimal::ZERO, Decimal::ZERO)
+    );
+    for id in [first, second] {
+        assert_eq!(
+            left(&*store, &who, id).await,
+            (Decimal::ZERO, Decimal::ZERO)
+        );
+    }
+}
+
 /// At a period reset each rollover rule tops its grant up or caps it, with a ledger entry
 /// per grant changed; a second reset at once changes nothing.
 pub async fn rollover_tops_up_and_caps_grants<S: Store>(store: Arc<S>) {
