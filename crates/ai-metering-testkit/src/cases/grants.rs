@@ -9,9 +9,10 @@ use ai_metering_core::Billable;
 use ai_metering_core::Currency;
 use ai_metering_core::grants::{GrantId, GrantTake, Rollover};
 use ai_metering_core::limit::Limits;
+use ai_metering_core::reconcile::{CheckOptions, check_snapshot};
 use ai_metering_core::store::{
-    CreditOutcome, CreditTransaction, Direction, HoldRequest, NewGrant, Overdraft, Page,
-    ROLLOVER_REASON, ReserveOutcome, Store, StoreErrorKind, WalletGrant,
+    AuditStore, CreditOutcome, CreditTransaction, Direction, HoldRequest, NewGrant, Overdraft,
+    Page, ROLLOVER_REASON, ReserveOutcome, Store, StoreErrorKind, WalletGrant,
 };
 use rust_decimal::Decimal;
 use tokio::sync::Barrier;
@@ -68,6 +69,15 @@ fn normalized(takes: &[GrantTake]) -> Vec<GrantTake> {
             amount: t.amount.normalize(),
         })
         .collect()
+}
+
+/// Checks that the grants of `who` reconcile with its ledger and holds (and everything else
+/// [`check_snapshot`] checks).
+async fn reconciles<S: Store + AuditStore>(store: &S, who: &Billable) {
+    let snapshot = store.audit_snapshot(who).await.unwrap();
+    assert!(!snapshot.grants.is_empty());
+    let findings = check_snapshot(who, &snapshot, &CheckOptions::at(hour(1)));
+    assert_eq!(findings, vec![], "{snapshot:#?}");
 }
 
 /// Every USD ledger entry of `who`, newest first.
@@ -173,7 +183,7 @@ pub async fn grants_are_validated<S: Store>(store: Arc<S>) {
 
 /// Debits burn the grants by priority, then soonest expiry, then the ungranted balance; each
 /// ledger entry says which grant paid how much.
-pub async fn debits_burn_grants_in_priority_and_expiry_order<S: Store>(store: Arc<S>) {
+pub async fn debits_burn_grants_in_priority_and_expiry_order<S: Store + AuditStore>(store: Arc<S>) {
     let who = fresh_billable();
     let last = grant(&*store, &who, spec("5").with_priority(1)).await;
     let second = grant(&*store, &who, spec("3").expiring_at(hour(48))).await;
@@ -219,11 +229,12 @@ pub async fn debits_burn_grants_in_priority_and_expiry_order<S: Store>(store: Ar
     assert!(tx.grants.is_empty(), "{tx:?}");
     let stored = ledger(&*store, &who).await;
     assert_eq!(normalized(&stored[1].grants), takes(&[(last, "4")]));
+    reconciles(&*store, &who).await;
 }
 
 /// A grant that expired, or is not effective yet, does not count: the available balance
 /// leaves it out at the instant asked, holds and debits cannot take it, and no job is needed.
-pub async fn expired_grants_stop_counting<S: Store>(store: Arc<S>) {
+pub async fn expired_grants_stop_counting<S: Store + AuditStore>(store: Arc<S>) {
     let who = fresh_billable();
     let promo = grant(&*store, &who, spec("5").expiring_at(hour(10))).await;
     let future = store
@@ -285,12 +296,13 @@ pub async fn expired_grants_stop_counting<S: Store>(store: Arc<S>) {
             .unwrap(),
     );
     assert_eq!(normalized(&tx.grants), takes(&[(future, "3")]));
+    reconciles(&*store, &who).await;
 }
 
 /// A hold takes from the grants in burn-down order and keeps them; its capture spends what
 /// it took (even from a grant that expired meanwhile) and names the grants; a release gives
 /// them back.
-pub async fn holds_draw_from_grants_and_captures_name_them<S: Store>(store: Arc<S>) {
+pub async fn holds_draw_from_grants_and_captures_name_them<S: Store + AuditStore>(store: Arc<S>) {
     let who = fresh_billable();
     let a = grant(&*store, &who, spec("3").expiring_at(hour(5))).await;
     let b = grant(&*store, &who, spec("4").with_priority(1)).await;
@@ -349,11 +361,12 @@ pub async fn holds_draw_from_grants_and_captures_name_them<S: Store>(store: Arc<
         .unwrap();
     assert_eq!(normalized(&tx.grants), takes(&[(b, "3")]));
     assert_eq!(tx.balance_after, dec("0.5"));
+    reconciles(&*store, &who).await;
 }
 
 /// A reservation's hold draws from the grants in the same step, its settlement captures them
 /// (a cost beyond the hold burns on), and a release gives them back.
-pub async fn reservations_hold_and_settle_through_grants<S: Store>(store: Arc<S>) {
+pub async fn reservations_hold_and_settle_through_grants<S: Store + AuditStore>(store: Arc<S>) {
     let who = fresh_billable();
     let g = grant(&*store, &who, spec("3")).await;
     let promo = grant(&*store, &who, spec("1").expiring_at(hour(1))).await;
@@ -397,12 +410,15 @@ pub async fn reservations_hold_and_settle_through_grants<S: Store>(store: Arc<S>
         (wallet.balance, wallet.held, wallet.available()),
         (dec("11.5"), Decimal::ZERO, dec("10.5"))
     );
+    reconciles(&*store, &who).await;
 }
 
 /// A reservation that grows (`replaces`) gives its hold's grants back before the new hold
 /// takes from them, so a wallet funded only by grants can grow a hold up to all of them and
 /// the capture leaves no grant paid twice and no ungranted debt.
-pub async fn a_growing_reservation_moves_its_hold_on_the_grants<S: Store>(store: Arc<S>) {
+pub async fn a_growing_reservation_moves_its_hold_on_the_grants<S: Store + AuditStore>(
+    store: Arc<S>,
+) {
     let who = fresh_billable();
     let first = grant(&*store, &who, spec("2")).await;
     let second = grant(&*store, &who, spec("1").with_priority(1)).await;
@@ -452,11 +468,12 @@ pub async fn a_growing_reservation_moves_its_hold_on_the_grants<S: Store>(store:
             (Decimal::ZERO, Decimal::ZERO)
         );
     }
+    reconciles(&*store, &who).await;
 }
 
 /// At a period reset each rollover rule tops its grant up or caps it, with a ledger entry
 /// per grant changed; a second reset at once changes nothing.
-pub async fn rollover_tops_up_and_caps_grants<S: Store>(store: Arc<S>) {
+pub async fn rollover_tops_up_and_caps_grants<S: Store + AuditStore>(store: Arc<S>) {
     let who = fresh_billable();
     let allowance = grant(
         &*store,
@@ -513,6 +530,7 @@ pub async fn rollover_tops_up_and_caps_grants<S: Store>(store: Arc<S>) {
             .unwrap()
             .is_empty()
     );
+    reconciles(&*store, &who).await;
 }
 
 /// Funds `who` with three grants (10 each: two of priority 0 expiring at different times,
@@ -532,7 +550,12 @@ async fn several_grants<S: Store>(store: &S, who: &Billable) -> (Vec<GrantId>, G
 
 /// Checks that every usable grant was spent exactly, the expired one untouched, and that
 /// the ledger's debits name grants summing to what each grant lost.
-async fn check_spent<S: Store>(store: &S, who: &Billable, usable: &[GrantId], gone: GrantId) {
+async fn check_spent<S: Store + AuditStore>(
+    store: &S,
+    who: &Billable,
+    usable: &[GrantId],
+    gone: GrantId,
+) {
     for id in usable {
         assert_eq!(left(store, who, *id).await, (Decimal::ZERO, Decimal::ZERO));
     }
@@ -562,12 +585,15 @@ async fn check_spent<S: Store>(store: &S, who: &Billable, usable: &[GrantId], go
     }
     assert!(!paid.contains_key(&gone));
     assert_eq!(ungranted.normalize(), dec("5"));
+    reconciles(store, who).await;
 }
 
 /// 50 concurrent holds of 1 against several grants holding 35 usable in all: exactly 35
 /// succeed, no grant is ever held beyond what it has, and capturing them spends every
 /// usable grant exactly, never the expired one.
-pub async fn concurrent_holds_drawing_from_grants_never_overspend<S: Store>(store: Arc<S>) {
+pub async fn concurrent_holds_drawing_from_grants_never_overspend<S: Store + AuditStore>(
+    store: Arc<S>,
+) {
     const TASKS: usize = 50;
     let who = fresh_billable();
     let (usable, gone) = several_grants(&*store, &who).await;
@@ -599,7 +625,9 @@ pub async fn concurrent_holds_drawing_from_grants_never_overspend<S: Store>(stor
 
 /// 60 concurrent reservations holding 1 each against several grants (35 usable), each
 /// settled with a debit of 1: exactly 35 go through, and the grants are spent exactly.
-pub async fn concurrent_reservations_drawing_from_grants_never_overspend<S: Store>(store: Arc<S>) {
+pub async fn concurrent_reservations_drawing_from_grants_never_overspend<S: Store + AuditStore>(
+    store: Arc<S>,
+) {
     const TASKS: usize = 60;
     let who = fresh_billable();
     let (usable, gone) = several_grants(&*store, &who).await;
