@@ -42,8 +42,9 @@
 //! | `ai_reservations` | usage reserved by calls in flight, per counter |
 //! | `ai_threshold_claims` | "approaching" notices already sent, per billable, period and threshold |
 //! | `ai_credit_wallets` | one wallet per billable and currency: balance and held amount |
-//! | `ai_credit_transactions` | the append-only ledger, with the balance after each entry |
-//! | `ai_credit_holds` | credits held by calls in flight |
+//! | `ai_credit_transactions` | the append-only ledger, with the balance after each entry and the grants it moved |
+//! | `ai_credit_holds` | credits held by calls in flight, with the grants each took from |
+//! | `ai_credit_grants` | blocks of credits partitioning a wallet's balance: remaining, held, priority, expiry, rollover |
 //! | `ai_overages` | usage beyond a limit, waiting to be billed; one per usage row |
 //! | `ai_usage_daily_aggregates` | sums per UTC day, billable, tenant, provider, model, feature; kept by every usage insert |
 //! | `ai_webhook_events` | payment-provider webhook events already processed (unique id) |
@@ -69,6 +70,7 @@ mod m20261205_000007_reservation_claims;
 mod m20261205_000008_subscription_changes;
 mod m20261205_000009_counter_reservations;
 mod m20261205_000010_live_daily_aggregates;
+mod m20261205_000011_credit_grants;
 
 pub use sea_orm_migration::prelude::*;
 
@@ -89,6 +91,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000008_subscription_changes::Migration),
             Box::new(m20261205_000009_counter_reservations::Migration),
             Box::new(m20261205_000010_live_daily_aggregates::Migration),
+            Box::new(m20261205_000011_credit_grants::Migration),
         ]
     }
 }
@@ -108,4 +111,5 @@ pub const TABLES: &[&str] = &[
     "ai_overages",
     "ai_usage_daily_aggregates",
     "ai_webhook_events",
+    "ai_credit_grants",
 ];

@@ -18,6 +18,9 @@ async fn up_creates_every_table_and_down_drops_them() {
         ("ai_usages", "cache_write_long_tokens"),
         ("ai_credit_transactions", "balance_after"),
         ("ai_overages", "external_id"),
+        ("ai_credit_grants", "remaining"),
+        ("ai_credit_holds", "grants"),
+        ("ai_credit_transactions", "grants"),
     ] {
         assert!(
             manager.has_column(table, column).await.unwrap(),

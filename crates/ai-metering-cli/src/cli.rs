@@ -261,8 +261,43 @@ pub struct GdprArgs {
 pub enum WalletCommand {
     /// Add credits to a billable's wallet.
     Add(WalletAddArgs),
-    /// Show a wallet's balance and latest transactions.
+    /// Grant credits to a billable's wallet: an amount with a burn-down priority, an
+    /// optional start, expiry and rollover rule. Grants are spent before plain top-ups.
+    Grant(WalletGrantArgs),
+    /// Show a wallet's balance, grants and latest transactions.
     Balance(WalletBalanceArgs),
+}
+
+/// `wallet grant` arguments.
+#[derive(Debug, Args)]
+pub struct WalletGrantArgs {
+    /// The billable, as TYPE:ID.
+    #[arg(value_parser = parse_billable, value_name = "TYPE:ID")]
+    pub billable: Billable,
+    /// The amount, a positive decimal such as 25 or 9.99.
+    #[arg(value_parser = parse_amount)]
+    pub amount: Decimal,
+    /// Currency [default: billing.currency].
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// Burn-down priority: lower numbers are spent first.
+    #[arg(long, default_value_t = 0)]
+    pub priority: u32,
+    /// When the grant starts counting, RFC 3339 [default: now].
+    #[arg(long, value_parser = parse_instant, value_name = "INSTANT")]
+    pub starts: Option<DateTime<Utc>>,
+    /// When the grant stops counting, RFC 3339 [default: never].
+    #[arg(long, value_parser = parse_instant, value_name = "INSTANT")]
+    pub expires: Option<DateTime<Utc>>,
+    /// Rollover at period resets: the remainder is topped up to at least this.
+    #[arg(long, value_name = "AMOUNT", requires = "rollover_max")]
+    pub rollover_min: Option<Decimal>,
+    /// Rollover at period resets: the remainder is capped at this.
+    #[arg(long, value_name = "AMOUNT", requires = "rollover_min")]
+    pub rollover_max: Option<Decimal>,
+    /// Reason written in the ledger.
+    #[arg(long, default_value = "grant")]
+    pub reason: String,
 }
 
 /// `wallet add` arguments.

@@ -660,6 +660,86 @@ async fn wallet_add_and_balance() {
     assert_eq!(w.balance, Decimal::new(2999, 2));
 }
 
+#[tokio::test]
+async fn wallet_grants_are_added_and_shown() {
+    let ws = fixture().await;
+    ws.ok(&["wallet", "add", "user:1", "10"]);
+    let granted = ws
+        .ok(&[
+            "wallet",
+            "grant",
+            "user:1",
+            "5",
+            "--priority",
+            "1",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+            "--rollover-min",
+            "0",
+            "--rollover-max",
+            "2",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert_eq!(granted["grant"]["amount"], "5");
+    assert_eq!(granted["transaction"]["balance_after"], "15");
+    let id = granted["grant"]["id"].clone();
+    assert_eq!(granted["transaction"]["grants"][0]["grant"], id);
+    // Expired long ago: part of the balance, not of what is available.
+    ws.ok(&[
+        "wallet",
+        "grant",
+        "user:1",
+        "3",
+        "--starts",
+        "2020-01-01T00:00:00Z",
+        "--expires",
+        "2020-02-01T00:00:00Z",
+        "--reason",
+        "old promo",
+    ]);
+    let b = ws
+        .ok(&["wallet", "balance", "user:1", "--format", "json"])
+        .json();
+    assert_eq!(b["balance"], "18");
+    assert_eq!(b["unusable"], "3");
+    assert_eq!(b["available"], "15");
+    let grants = b["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), 2);
+    // Burn-down order: priority 0 (the expired one) first.
+    assert_eq!(grants[0]["status"], "expired");
+    assert_eq!(grants[1]["id"], id);
+    assert_eq!(grants[1]["remaining"], "5");
+    assert_eq!(grants[1]["priority"], 1);
+    assert_eq!(grants[1]["rollover"]["max"], "2");
+    assert_eq!(grants[1]["status"], "active");
+    let table = ws.ok(&["wallet", "balance", "user:1"]).stdout;
+    assert!(
+        table.contains("Grants") && table.contains("2099-01-01") && table.contains("expired"),
+        "{table}"
+    );
+    ws.fails(
+        &[
+            "wallet",
+            "grant",
+            "user:1",
+            "5",
+            "--starts",
+            "2030-01-01T00:00:00Z",
+            "--expires",
+            "2029-01-01T00:00:00Z",
+        ],
+        2,
+        "expires before it starts",
+    );
+    ws.fails(
+        &["wallet", "grant", "user:1", "5", "--rollover-min", "1"],
+        2,
+        "rollover",
+    );
+}
+
 /// One call of `who` through the store's money path: a reservation holding $1, settled
 /// with its debit and, past 100 tokens, an overage row.
 async fn settled_call(store: &ai_metering_seaorm::SeaOrmStore, who: &Billable, hour: u32) {

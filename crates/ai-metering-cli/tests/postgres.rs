@@ -61,6 +61,22 @@ async fn commands_work_on_postgresql() {
     let r = with_pg(&["wallet", "add", "user:1", "12.345", "--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["balance_after"], "12.345");
+    let r = with_pg(&[
+        "wallet",
+        "grant",
+        "user:1",
+        "2.5",
+        "--expires",
+        "2099-01-01T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["transaction"]["balance_after"], "14.845");
+    let r = with_pg(&["wallet", "balance", "user:1", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["grants"][0]["remaining"], "2.5");
+    assert_eq!(r.json()["grants"][0]["status"], "active");
     let r = with_pg(&["aggregate", "--period", "month", "--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["periods"][1]["total_tokens"], 5_700);

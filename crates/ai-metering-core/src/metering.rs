@@ -487,6 +487,49 @@ impl<S: Store> Metering<S> {
         Ok(tx)
     }
 
+    /// Adds a credit grant (an amount with a burn-down priority, an optional expiry and
+    /// rollover rule; see [`crate::grants`]) to `billable`'s wallet in the grant's currency,
+    /// emits `CreditsAdded`, and returns the stored grant with its ledger entry. Calls in
+    /// credits mode then spend the wallet's grants, in burn-down order, before its other
+    /// credits; an expired grant stops counting on its own.
+    ///
+    /// ```
+    /// use ai_metering_core::store::{MemoryStore, NewGrant};
+    /// use ai_metering_core::{Billable, Currency, Metering, Money};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let metering = Metering::new(MemoryStore::new());
+    /// let promo = NewGrant::new(Money::new(5.into(), Currency::USD), metering.now())
+    ///     .expiring_at(metering.now() + chrono::Duration::days(30));
+    /// let team = Billable::new("team", "acme");
+    /// let (grant, tx) = metering.add_grant(&team, &promo, "welcome offer").await.unwrap();
+    /// assert_eq!(tx.grants[0].grant, grant.grant.id);
+    /// assert_eq!(tx.balance_after, 5.into());
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails or refuses the grant (see
+    /// [`NewGrant::validate`](crate::store::NewGrant::validate)).
+    pub async fn add_grant(
+        &self,
+        billable: &Billable,
+        grant: &crate::store::NewGrant,
+        reason: &str,
+    ) -> Result<(crate::store::WalletGrant, crate::store::CreditTransaction)> {
+        let (stored, tx) = self
+            .inner
+            .store
+            .add_grant(billable, grant, reason, self.now())
+            .await?;
+        self.emit(MeterEvent::CreditsAdded {
+            billable: billable.clone(),
+            amount: grant.amount,
+            reason: tx.reason.clone(),
+            balance_after: tx.balance_after,
+        });
+        Ok((stored, tx))
+    }
+
     /// Adds prepaid credits as [`add_credits`](Self::add_credits) does, keeping `metadata`
     /// (a JSON object: a payment id, an invoice number...) in the ledger entry. The metadata
     /// is validated and its secrets redacted as a call's metadata is.
@@ -553,7 +596,12 @@ impl<S: Store> Metering<S> {
     /// # Errors
     /// [`Error::Store`] when the store fails.
     pub async fn has_credits(&self, billable: &Billable, amount: Money) -> Result<bool> {
-        let wallet = self.inner.store.wallet(billable, amount.currency).await?;
+        let now = self.now();
+        let wallet = self
+            .inner
+            .store
+            .wallet_at(billable, amount.currency, now)
+            .await?;
         Ok(self
             .inner
             .config

@@ -21,13 +21,17 @@
 //!    ([`FindingKind::OverageWithoutUsage`]), at most one per usage row
 //!    ([`FindingKind::DuplicateOverage`]), never with a zero or negative amount
 //!    ([`FindingKind::NonPositiveOverage`]);
-//! 5. optionally ([`CheckOptions::credit_debits`]), for a billable whose ledger has usage
+//! 5. each credit grant keeps `0 <= held <= remaining <= amount`
+//!    ([`FindingKind::GrantInvalid`]), its remaining amount equals what the ledger entries
+//!    naming it added minus what they took ([`FindingKind::GrantLedger`]), and its held
+//!    amount equals what the holds took from it ([`FindingKind::GrantHeld`]);
+//! 6. optionally ([`CheckOptions::credit_debits`]), for a billable whose ledger has usage
 //!    debits (credits mode): as many usage debits as usage rows with a positive cost, adding
 //!    up to the same amount ([`FindingKind::UsageDebits`]): a row without its debit, or a
 //!    debit without its row, is a partial settlement.
 //!
 //! Usage rows may be pruned (`ai-metering cleanup`) while counters and overages are kept:
-//! [`CheckOptions::since`] limits checks 1, 4 and 5 to what happened after the cutoff.
+//! [`CheckOptions::since`] limits checks 1, 4 and 6 to what happened after the cutoff.
 //!
 //! ```
 //! use ai_metering_core::reconcile::{CheckOptions, reconcile};
@@ -56,6 +60,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::billable::Billable;
+use crate::grants::GrantId;
 use crate::limit::UsageTotals;
 use crate::money::Currency;
 use crate::store::{AuditSnapshot, AuditStore, Direction, HoldId, StoreResult, USAGE_DEBIT_REASON};
@@ -150,6 +155,12 @@ pub enum FindingKind {
     NonPositiveOverage,
     /// Usage debits and usage rows with a cost do not match one to one (credits mode).
     UsageDebits,
+    /// A grant outside `0 <= held <= remaining <= amount`.
+    GrantInvalid,
+    /// A grant's remaining amount is not what the ledger entries naming it add up to.
+    GrantLedger,
+    /// A grant's held amount is not what its holds took from it.
+    GrantHeld,
 }
 
 impl FindingKind {
@@ -174,6 +185,9 @@ impl FindingKind {
             Self::DuplicateOverage => "duplicate_overage",
             Self::NonPositiveOverage => "non_positive_overage",
             Self::UsageDebits => "usage_debits",
+            Self::GrantInvalid => "grant_invalid",
+            Self::GrantLedger => "grant_ledger",
+            Self::GrantHeld => "grant_held",
         }
     }
 
@@ -346,6 +360,7 @@ pub fn check_snapshot(
     check_counters(billable, snapshot, options, &mut findings);
     check_wallets(billable, snapshot, &mut findings);
     check_holds(billable, snapshot, options, &mut findings);
+    check_grants(billable, snapshot, &mut findings);
     check_overages(billable, snapshot, options, &mut findings);
     if options.credit_debits {
         check_usage_debits(billable, snapshot, options, &mut findings);
@@ -476,6 +491,62 @@ fn check_wallets(b: &Billable, s: &AuditSnapshot, out: &mut Vec<Finding>) {
                 format!("wallet {code} held"),
                 holds.normalize(),
                 held.normalize(),
+            ));
+        }
+    }
+}
+
+fn check_grants(b: &Billable, s: &AuditSnapshot, out: &mut Vec<Finding>) {
+    let mut ledger: BTreeMap<GrantId, Decimal> = BTreeMap::new();
+    for t in &s.ledger {
+        for take in &t.grants {
+            let sum = ledger.entry(take.grant).or_default();
+            *sum = match t.direction {
+                Direction::Credit => sum.saturating_add(take.amount),
+                Direction::Debit => sum.saturating_sub(take.amount),
+            };
+        }
+    }
+    let mut held: BTreeMap<GrantId, Decimal> = BTreeMap::new();
+    for take in s.holds.iter().flat_map(|h| &h.grants) {
+        let sum = held.entry(take.grant).or_default();
+        *sum = sum.saturating_add(take.amount);
+    }
+    for w in &s.grants {
+        let g = &w.grant;
+        let subject = |what: &str| format!("grant {} {what}", g.id.0);
+        if g.validate().is_err() || g.amount < g.remaining {
+            out.push(Finding::new(
+                b,
+                FindingKind::GrantInvalid,
+                subject("amounts"),
+                "0 <= held <= remaining <= amount",
+                format!(
+                    "held {}, remaining {}, amount {}",
+                    g.held.normalize(),
+                    g.remaining.normalize(),
+                    g.amount.normalize()
+                ),
+            ));
+        }
+        let from_ledger = ledger.get(&g.id).copied().unwrap_or_default();
+        if from_ledger != g.remaining {
+            out.push(Finding::new(
+                b,
+                FindingKind::GrantLedger,
+                subject("remaining"),
+                from_ledger.normalize(),
+                g.remaining.normalize(),
+            ));
+        }
+        let from_holds = held.get(&g.id).copied().unwrap_or_default();
+        if from_holds != g.held {
+            out.push(Finding::new(
+                b,
+                FindingKind::GrantHeld,
+                subject("held"),
+                from_holds.normalize(),
+                g.held.normalize(),
             ));
         }
     }
@@ -670,6 +741,7 @@ mod tests {
             reason: reason.into(),
             balance_after: Decimal::from(after),
             metadata: serde_json::Map::new(),
+            grants: Vec::new(),
             created_at: at(2),
         }
     }
@@ -703,6 +775,7 @@ mod tests {
                 currency: Currency::USD,
                 balance: Decimal::from(7),
                 held: Decimal::from(2),
+                unusable: Decimal::ZERO,
             }],
             ledger: vec![
                 tx(3, 10, Direction::Credit, "top-up", 10),
@@ -713,7 +786,9 @@ mod tests {
                 id: HoldId(8),
                 amount: usd(2),
                 expires_at: at(4),
+                grants: Vec::new(),
             }],
+            grants: Vec::new(),
             overages: vec![OverageRecord {
                 id: 6,
                 overage: NewOverage {
@@ -747,6 +822,50 @@ mod tests {
     #[test]
     fn a_consistent_snapshot_has_no_findings() {
         assert_eq!(check_snapshot(&team(), &clean(), &options()), vec![]);
+        assert_eq!(check_snapshot(&team(), &with_grant(), &options()), vec![]);
+    }
+
+    /// [`clean`] with its top-up made by a grant (id 20) that paid the first debit and
+    /// holds the reservation's 2.
+    fn with_grant() -> AuditSnapshot {
+        use crate::grants::{CreditGrant, GrantId, GrantTake};
+        let take = |amount| GrantTake {
+            grant: GrantId(20),
+            amount: Decimal::from(amount),
+        };
+        let mut s = clean();
+        s.ledger[0].grants = vec![take(10)];
+        s.ledger[1].grants = vec![take(1)];
+        s.holds[0].grants = vec![take(2)];
+        let mut grant = CreditGrant::new(GrantId(20), Decimal::TEN, at(1)).unwrap();
+        grant.remaining = Decimal::from(9);
+        grant.held = Decimal::from(2);
+        s.grants = vec![crate::store::WalletGrant {
+            billable: team(),
+            currency: Currency::USD,
+            grant,
+            created_at: at(1),
+        }];
+        s
+    }
+
+    #[test]
+    fn grants_off_their_ledger_or_holds_are_found() {
+        let mut s = with_grant();
+        s.grants[0].grant.remaining = Decimal::from(8);
+        assert_eq!(kinds(&s, &options()), vec![FindingKind::GrantLedger]);
+        let mut s = with_grant();
+        s.holds[0].grants.clear();
+        assert_eq!(kinds(&s, &options()), vec![FindingKind::GrantHeld]);
+        let mut s = with_grant();
+        s.grants[0].grant.held = Decimal::TEN;
+        let found = check_snapshot(&team(), &s, &options());
+        let found: Vec<_> = found.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            found,
+            vec![FindingKind::GrantInvalid, FindingKind::GrantHeld]
+        );
+        assert_eq!(FindingKind::GrantLedger.as_str(), "grant_ledger");
     }
 
     #[test]

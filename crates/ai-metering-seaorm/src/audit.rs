@@ -19,9 +19,11 @@ use crate::codec::{currency, invalid, money_from_text, to_u64};
 use crate::counters::{amount_of, recorded_of, reserved_on};
 use crate::credits::{balance_of, to_transaction};
 use crate::entity::{
-    credit_hold, credit_transaction, credit_wallet, overage, period_counter, reservation, usage,
+    credit_grant, credit_hold, credit_transaction, credit_wallet, overage, period_counter,
+    reservation, usage,
 };
 use crate::error::db_err;
+use crate::grants::{takes_from_text, wallet_grant_of};
 use crate::overages::to_record;
 use crate::store::SeaOrmStore;
 
@@ -175,8 +177,20 @@ async fn read_snapshot<C: ConnectionTrait + TransactionTrait>(
                     currency(&h.currency)?,
                 ),
                 expires_at: h.expires_at,
+                grants: takes_from_text("ai_credit_holds.grants", &h.grants)?,
             })
         })
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let grants = credit_grant::Entity::find()
+        .filter(credit_grant::Column::BillableType.eq(b.kind.as_str()))
+        .filter(credit_grant::Column::BillableId.eq(b.id.as_str()))
+        .order_by_asc(credit_grant::Column::Id)
+        .all(db)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(wallet_grant_of)
         .collect::<StoreResult<Vec<_>>>()?;
 
     let overages = overage::Entity::find()
@@ -197,6 +211,7 @@ async fn read_snapshot<C: ConnectionTrait + TransactionTrait>(
         wallets,
         ledger,
         holds,
+        grants,
         overages,
     })
 }

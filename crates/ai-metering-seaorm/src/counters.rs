@@ -10,6 +10,7 @@
 //! drop the billable's expired reservations, evaluate the limits with [`evaluate`] against
 //! recorded + reserved, and insert the reservation only if it fits.
 
+use ai_metering_core::grants;
 use ai_metering_core::limit::{Thresholds, UsageTotals, evaluate};
 use ai_metering_core::overage::overage;
 use ai_metering_core::period::Period;
@@ -18,7 +19,7 @@ use ai_metering_core::store::{
     ReserveOutcome, ReserveRequest, Settled, Settlement, StoreResult, USAGE_DEBIT_REASON,
     UsageEntry, UsageFilter,
 };
-use ai_metering_core::{Billable, Currency, Money};
+use ai_metering_core::{Billable, Money};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -29,11 +30,13 @@ use sea_orm::{
 
 use crate::codec::{instant, invalid, money_from_text, money_text, to_i64, to_u64};
 use crate::credits::{
-    balance_of, hold_in, ledger, release_hold_in, set_wallet, take_hold, wallet_for_update,
+    TakenHold, balance_of, hold_in, ledger, release_hold_in, set_wallet, take_hold,
+    wallet_for_update,
 };
 use crate::entity::{period_counter, reservation, threshold_claim};
 use crate::error::db_err;
 use crate::filter::condition;
+use crate::grants::{Book, available_in};
 use crate::overages::insert_overage_in;
 use crate::store::SeaOrmStore;
 use crate::sums::grouped_sums;
@@ -231,10 +234,9 @@ impl SeaOrmStore {
         if let Some(hold) = &req.hold {
             self.step("checking the wallet")?;
             let wallet = wallet_for_update(&txn, billable, hold.amount.currency).await?;
-            let mut available = balance_of(&wallet)?.available();
-            if let Some(h) = replaced.as_ref().and_then(|r| r.hold_id) {
-                available += held_amount(&txn, h, hold.amount.currency).await?;
-            }
+            // What the replaced reservation holds counts as room.
+            let except = replaced.as_ref().and_then(|r| r.hold_id);
+            let available = available_in(&txn, &wallet, req.now, except).await?;
             if !hold.permits(available) {
                 txn.rollback().await.map_err(db_err)?;
                 return Ok(ReserveOutcome::InsufficientCredits { available });
@@ -246,7 +248,7 @@ impl SeaOrmStore {
             if hold.amount.amount > Decimal::ZERO {
                 self.step("holding credits")?;
                 let wallet = wallet_for_update(&txn, billable, hold.amount.currency).await?;
-                hold_id = Some(hold_in(&txn, &wallet, hold.amount, req.expires_at).await?);
+                hold_id = Some(hold_in(&txn, &wallet, hold.amount, req.now, req.expires_at).await?);
             }
         } else if let Some(r) = &replaced {
             self.step("dropping the replaced reservation")?;
@@ -731,20 +733,6 @@ pub(crate) fn amount_of(r: &reservation::Model) -> StoreResult<UsageTotals> {
     ))
 }
 
-/// The amount of a live hold in `currency` (zero when it is gone or in another currency).
-async fn held_amount(txn: &DatabaseTransaction, hold: i64, cur: Currency) -> StoreResult<Decimal> {
-    let row = crate::entity::credit_hold::Entity::find_by_id(hold)
-        .one(txn)
-        .await
-        .map_err(db_err)?;
-    match row {
-        Some(h) if h.currency == cur.as_str() => {
-            money_from_text("ai_credit_holds.amount", &h.amount)
-        }
-        _ => Ok(Decimal::ZERO),
-    }
-}
-
 /// Deletes a reservation and gives its credit hold back. Call with the billable's lock held.
 async fn drop_reservation_in(txn: &DatabaseTransaction, r: &reservation::Model) -> StoreResult<()> {
     reservation::Entity::delete_by_id(r.id)
@@ -800,16 +788,20 @@ async fn usage_in(
 }
 
 /// Debits `cost` from the wallet when `debit`, and drops the taken `hold` from its held
-/// amount: the capture of a credit hold. Never refused (the money was spent).
+/// amount: the capture of a credit hold. The debit is paid by the grants the hold took from,
+/// then as [`grants::spend_hold`] says; without a debit the hold's grants are given back.
+/// Never refused (the money was spent).
 async fn capture(
     txn: &DatabaseTransaction,
     billable: &Billable,
     cost: Money,
     debit: bool,
-    hold: Option<(Decimal, crate::entity::credit_wallet::Model)>,
+    hold: Option<TakenHold>,
     at: DateTime<Utc>,
 ) -> StoreResult<Option<CreditTransaction>> {
-    if let Some((amount, wallet)) = &hold {
+    let mut released = None;
+    if let Some(taken) = &hold {
+        let wallet = &taken.wallet;
         if debit && wallet.currency != cost.currency.as_str() {
             return Err(invalid(format!(
                 "the credit hold is in {}, the usage cost in {}",
@@ -817,10 +809,18 @@ async fn capture(
             )));
         }
         let held = money_from_text("ai_credit_wallets.held", &wallet.held)?
-            .checked_sub(*amount)
+            .checked_sub(taken.amount)
             .unwrap_or(Decimal::ZERO)
             .max(Decimal::ZERO);
         set_wallet(txn, wallet.id, None, Some(held)).await?;
+        let mut book = Book::load(txn, wallet.id).await?;
+        grants::release_hold(&mut book.grants, &taken.takes);
+        if debit {
+            // Spent below, from the same book.
+            released = Some((book, taken.takes.clone(), taken.amount));
+        } else {
+            book.save(txn).await?;
+        }
     }
     if !debit {
         return Ok(None);
@@ -830,6 +830,13 @@ async fn capture(
         .balance
         .checked_sub(cost.amount)
         .ok_or_else(|| invalid("the wallet balance overflows"))?;
+    let (mut book, takes, held) = match released {
+        Some(released) => released,
+        None => (Book::load(txn, wallet.id).await?, Vec::new(), Decimal::ZERO),
+    };
+    let paid = grants::spend_hold(&mut book.grants, &takes, held, cost.amount, at)
+        .map_err(|e| invalid(e.to_string()))?;
+    book.save(txn).await?;
     set_wallet(txn, wallet.id, Some(balance), None).await?;
     let tx = ledger(
         txn,
@@ -838,6 +845,7 @@ async fn capture(
         Direction::Debit,
         USAGE_DEBIT_REASON,
         balance,
+        &paid.takes,
         at,
     )
     .await?;

@@ -1,11 +1,14 @@
 //! [`CreditStore`] for [`SeaOrmStore`]: wallets, holds and the ledger.
 //!
 //! Every change runs in one transaction serialised per billable (see [`SeaOrmStore`]): the
-//! wallet is read, checked with [`Overdraft::permits`], and written back with its ledger entry.
+//! wallet and its grants are read, checked with [`Overdraft::permits`] against the balance
+//! available at the operation's instant (expired grants excluded), and written back with the
+//! ledger entry, which names the grants it moved (see [`crate::grants`]).
 
+use ai_metering_core::grants::{self, GrantId, GrantTake};
 use ai_metering_core::store::{
-    CreditOutcome, CreditStore, CreditTransaction, Direction, HoldId, Overdraft, Page, StoreError,
-    StoreResult, WalletBalance,
+    CreditOutcome, CreditStore, CreditTransaction, Direction, HoldId, NewGrant, Overdraft, Page,
+    ROLLOVER_REASON, StoreError, StoreResult, WalletBalance, WalletGrant,
 };
 use ai_metering_core::{Billable, Currency, Money};
 use chrono::{DateTime, Utc};
@@ -17,20 +20,29 @@ use sea_orm::{
 };
 
 use crate::codec::{currency, instant, invalid, json_from_text, money_from_text, money_text};
-use crate::entity::{credit_hold, credit_transaction, credit_wallet};
+use crate::entity::{credit_grant, credit_hold, credit_transaction, credit_wallet};
 use crate::error::db_err;
+use crate::grants::{
+    Book, available_in, grants_of, priority_value, takes_from_text, takes_text, wallet_grant_of,
+};
 use crate::store::SeaOrmStore;
 
 impl CreditStore for SeaOrmStore {
-    async fn wallet(&self, billable: &Billable, cur: Currency) -> StoreResult<WalletBalance> {
+    async fn wallet_at(
+        &self,
+        billable: &Billable,
+        cur: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<WalletBalance> {
         match find_wallet(self.connection(), billable, cur).await? {
-            Some(w) => balance_of(&w),
-            None => Ok(WalletBalance {
-                billable: billable.clone(),
-                currency: cur,
-                balance: Decimal::ZERO,
-                held: Decimal::ZERO,
-            }),
+            Some(w) => {
+                let unusable = Book::load(self.connection(), w.id).await?.unusable(at)?;
+                Ok(WalletBalance {
+                    unusable,
+                    ..balance_of(&w)?
+                })
+            }
+            None => Ok(WalletBalance::empty(billable.clone(), cur)),
         }
     }
 
@@ -57,6 +69,7 @@ impl CreditStore for SeaOrmStore {
             reason,
             balance,
             metadata,
+            &[],
             at,
         )
         .await?;
@@ -76,7 +89,8 @@ impl CreditStore for SeaOrmStore {
         let txn = self.begin_for([billable]).await?;
         let wallet = wallet_for_update(&txn, billable, amount.currency).await?;
         let state = balance_of(&wallet)?;
-        let available = state.available();
+        let mut book = Book::load(&txn, wallet.id).await?;
+        let available = state.available().saturating_sub(book.unusable(at)?);
         if !overdraft.permits(available, amount.amount) {
             txn.rollback().await.map_err(db_err)?;
             return Ok(CreditOutcome::Insufficient { available });
@@ -85,29 +99,42 @@ impl CreditStore for SeaOrmStore {
             .balance
             .checked_sub(amount.amount)
             .ok_or_else(|| invalid("the wallet balance overflows"))?;
+        let paid = grants::apply_deduction(&mut book.grants, amount.amount, at)
+            .map_err(|e| invalid(e.to_string()))?;
+        book.save(&txn).await?;
         set_wallet(&txn, wallet.id, Some(balance), None).await?;
-        let entry = ledger(&txn, &wallet, amount, Direction::Debit, reason, balance, at).await?;
+        let entry = ledger(
+            &txn,
+            &wallet,
+            amount,
+            Direction::Debit,
+            reason,
+            balance,
+            &paid.takes,
+            at,
+        )
+        .await?;
         txn.commit().await.map_err(db_err)?;
         Ok(CreditOutcome::Done(entry))
     }
 
-    async fn hold_credits(
+    async fn hold_credits_at(
         &self,
         billable: &Billable,
         amount: Money,
         overdraft: Overdraft,
+        now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<CreditOutcome<HoldId>> {
         positive(amount.amount)?;
         let txn = self.begin_for([billable]).await?;
         let wallet = wallet_for_update(&txn, billable, amount.currency).await?;
-        let state = balance_of(&wallet)?;
-        let available = state.available();
+        let available = available_in(&txn, &wallet, now, None).await?;
         if !overdraft.permits(available, amount.amount) {
             txn.rollback().await.map_err(db_err)?;
             return Ok(CreditOutcome::Insufficient { available });
         }
-        let id = hold_in(&txn, &wallet, amount, expires_at).await?;
+        let id = hold_in(&txn, &wallet, amount, now, expires_at).await?;
         txn.commit().await.map_err(db_err)?;
         Ok(CreditOutcome::Done(HoldId(id)))
     }
@@ -127,25 +154,46 @@ impl CreditStore for SeaOrmStore {
             .await?
             .ok_or_else(not_found)?;
         let txn = self.begin_for([&billable]).await?;
-        let (h, wallet) = take_hold(&txn, hold).await?.ok_or_else(not_found)?;
+        let taken = take_hold(&txn, hold).await?.ok_or_else(not_found)?;
+        let wallet = &taken.wallet;
         if actual.currency.as_str() != wallet.currency {
             return Err(invalid(format!(
                 "hold {} is in {}, the settled amount in {}",
                 hold.0, wallet.currency, actual.currency
             )));
         }
-        let state = balance_of(&wallet)?;
+        let state = balance_of(wallet)?;
         let held = state
             .held
-            .checked_sub(h)
+            .checked_sub(taken.amount)
             .unwrap_or(Decimal::ZERO)
             .max(Decimal::ZERO);
         let balance = state
             .balance
             .checked_sub(actual.amount)
             .ok_or_else(|| invalid("the wallet balance overflows"))?;
+        let mut book = Book::load(&txn, wallet.id).await?;
+        let paid = grants::capture_hold(
+            &mut book.grants,
+            &taken.takes,
+            taken.amount,
+            actual.amount,
+            at,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        book.save(&txn).await?;
         set_wallet(&txn, wallet.id, Some(balance), Some(held)).await?;
-        let entry = ledger(&txn, &wallet, actual, Direction::Debit, reason, balance, at).await?;
+        let entry = ledger(
+            &txn,
+            wallet,
+            actual,
+            Direction::Debit,
+            reason,
+            balance,
+            &paid.takes,
+            at,
+        )
+        .await?;
         txn.commit().await.map_err(db_err)?;
         Ok(entry)
     }
@@ -195,6 +243,124 @@ impl CreditStore for SeaOrmStore {
             .into_iter()
             .map(to_transaction)
             .collect()
+    }
+
+    async fn add_grant(
+        &self,
+        billable: &Billable,
+        grant: &NewGrant,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(WalletGrant, CreditTransaction)> {
+        grant.validate()?;
+        let amount = grant.amount;
+        let txn = self.begin_for([billable]).await?;
+        let wallet = wallet_for_update(&txn, billable, amount.currency).await?;
+        let balance = money_from_text("ai_credit_wallets.balance", &wallet.balance)?
+            .checked_add(amount.amount)
+            .ok_or_else(|| invalid("the wallet balance overflows"))?;
+        let now = Utc::now();
+        let row = credit_grant::ActiveModel {
+            wallet_id: Set(wallet.id),
+            billable_type: Set(wallet.billable_type.clone()),
+            billable_id: Set(wallet.billable_id.clone()),
+            currency: Set(wallet.currency.clone()),
+            amount: Set(money_text(amount.amount)),
+            remaining: Set(money_text(amount.amount)),
+            held: Set(money_text(Decimal::ZERO)),
+            priority: Set(priority_value(grant.priority)?),
+            effective_at: Set(instant(grant.effective_at)),
+            expires_at: Set(grant.expires_at.map(instant)),
+            rollover_min: Set(grant.rollover.map(|r| money_text(r.min))),
+            rollover_max: Set(grant.rollover.map(|r| money_text(r.max))),
+            created_at: Set(instant(at)),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        let id = credit_grant::Entity::insert(row)
+            .exec(&txn)
+            .await
+            .map_err(db_err)?
+            .last_insert_id;
+        set_wallet(&txn, wallet.id, Some(balance), None).await?;
+        let take = GrantTake {
+            grant: GrantId(id),
+            amount: amount.amount,
+        };
+        let entry = ledger(
+            &txn,
+            &wallet,
+            amount,
+            Direction::Credit,
+            reason,
+            balance,
+            &[take],
+            at,
+        )
+        .await?;
+        let stored = credit_grant::Entity::find_by_id(id)
+            .one(&txn)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::not_found(format!("credit grant {id}, just added")))?;
+        txn.commit().await.map_err(db_err)?;
+        Ok((wallet_grant_of(&stored)?, entry))
+    }
+
+    async fn grants(&self, billable: &Billable, cur: Currency) -> StoreResult<Vec<WalletGrant>> {
+        grants_of(self.connection(), billable, cur).await
+    }
+
+    async fn roll_over_grants(
+        &self,
+        billable: &Billable,
+        cur: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        let txn = self.begin_for([billable]).await?;
+        let Some(wallet) = find_wallet(&txn, billable, cur).await? else {
+            txn.rollback().await.map_err(db_err)?;
+            return Ok(Vec::new());
+        };
+        let mut book = Book::load(&txn, wallet.id).await?;
+        let changes = grants::reset_period(&mut book.grants, at);
+        let mut balance = money_from_text("ai_credit_wallets.balance", &wallet.balance)?;
+        let mut entries = Vec::with_capacity(changes.len());
+        book.save(&txn).await?;
+        for c in changes {
+            let (direction, amount) = if c.after > c.before {
+                (Direction::Credit, c.after - c.before)
+            } else {
+                (Direction::Debit, c.before - c.after)
+            };
+            balance = match direction {
+                Direction::Credit => balance.checked_add(amount),
+                Direction::Debit => balance.checked_sub(amount),
+            }
+            .ok_or_else(|| invalid("the wallet balance overflows"))?;
+            let take = GrantTake {
+                grant: c.grant,
+                amount,
+            };
+            entries.push(
+                ledger(
+                    &txn,
+                    &wallet,
+                    Money::new(amount, cur),
+                    direction,
+                    ROLLOVER_REASON,
+                    balance,
+                    &[take],
+                    at,
+                )
+                .await?,
+            );
+        }
+        if !entries.is_empty() {
+            set_wallet(&txn, wallet.id, Some(balance), None).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(entries)
     }
 }
 
@@ -257,6 +423,7 @@ pub(crate) fn balance_of(w: &credit_wallet::Model) -> StoreResult<WalletBalance>
         currency: currency(&w.currency)?,
         balance: money_from_text("ai_credit_wallets.balance", &w.balance)?,
         held: money_from_text("ai_credit_wallets.held", &w.held)?,
+        unusable: Decimal::ZERO,
     })
 }
 
@@ -287,6 +454,7 @@ pub(crate) async fn set_wallet(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn ledger(
     txn: &DatabaseTransaction,
     wallet: &credit_wallet::Model,
@@ -294,6 +462,7 @@ pub(crate) async fn ledger(
     direction: Direction,
     reason: &str,
     balance_after: Decimal,
+    grants: &[GrantTake],
     at: DateTime<Utc>,
 ) -> StoreResult<CreditTransaction> {
     let none = serde_json::Map::new();
@@ -305,6 +474,7 @@ pub(crate) async fn ledger(
         reason,
         balance_after,
         &none,
+        grants,
         at,
     )
     .await
@@ -320,6 +490,7 @@ pub(crate) async fn ledger_with_metadata(
     reason: &str,
     balance_after: Decimal,
     metadata: &serde_json::Map<String, serde_json::Value>,
+    grants: &[GrantTake],
     at: DateTime<Utc>,
 ) -> StoreResult<CreditTransaction> {
     let at = instant(at);
@@ -335,6 +506,7 @@ pub(crate) async fn ledger_with_metadata(
         reason: Set(reason.to_owned()),
         balance_after: Set(money_text(balance_after)),
         metadata: Set(metadata_text),
+        grants: Set(takes_text(grants)?),
         created_at: Set(at),
         ..Default::default()
     };
@@ -351,6 +523,7 @@ pub(crate) async fn ledger_with_metadata(
         reason: reason.to_owned(),
         balance_after,
         metadata: metadata.clone(),
+        grants: grants.to_vec(),
         created_at: at,
     })
 }
@@ -364,11 +537,22 @@ async fn hold_owner<C: ConnectionTrait>(db: &C, hold: HoldId) -> StoreResult<Opt
         .map(|h| Billable::new(h.billable_type, h.billable_id)))
 }
 
-/// Deletes a hold under the lock and returns its amount and wallet; `None` if it is gone.
+/// A hold deleted under the lock: its amount, the grants it took from, and its wallet.
+pub(crate) struct TakenHold {
+    /// The amount held.
+    pub(crate) amount: Decimal,
+    /// What it took from the wallet's grants.
+    pub(crate) takes: Vec<GrantTake>,
+    /// The wallet, as it was before the hold was given back.
+    pub(crate) wallet: credit_wallet::Model,
+}
+
+/// Deletes a hold under the lock and returns it; `None` if it is gone. The wallet's held
+/// amount and the grants are the caller's to update.
 pub(crate) async fn take_hold(
     txn: &DatabaseTransaction,
     hold: HoldId,
-) -> StoreResult<Option<(Decimal, credit_wallet::Model)>> {
+) -> StoreResult<Option<TakenHold>> {
     let Some(h) = credit_hold::Entity::find_by_id(hold.0)
         .one(txn)
         .await
@@ -385,37 +569,49 @@ pub(crate) async fn take_hold(
         .await
         .map_err(db_err)?
         .ok_or_else(|| StoreError::not_found(format!("the wallet of credit hold {}", h.id)))?;
-    Ok(Some((
-        money_from_text("ai_credit_holds.amount", &h.amount)?,
+    Ok(Some(TakenHold {
+        amount: money_from_text("ai_credit_holds.amount", &h.amount)?,
+        takes: takes_from_text("ai_credit_holds.grants", &h.grants)?,
         wallet,
-    )))
+    }))
 }
 
-/// Drops a hold and gives its amount back to the wallet's available balance; false when it
-/// is gone. Call with the billable's lock held.
+/// Drops a hold and gives its amount back to the wallet's available balance (and to the
+/// grants it took from); false when it is gone. Call with the billable's lock held.
 pub(crate) async fn release_hold_in(txn: &DatabaseTransaction, hold: i64) -> StoreResult<bool> {
-    let Some((amount, wallet)) = take_hold(txn, HoldId(hold)).await? else {
+    let Some(taken) = take_hold(txn, HoldId(hold)).await? else {
         return Ok(false);
     };
-    let held = money_from_text("ai_credit_wallets.held", &wallet.held)?
-        .checked_sub(amount)
+    let held = money_from_text("ai_credit_wallets.held", &taken.wallet.held)?
+        .checked_sub(taken.amount)
         .unwrap_or(Decimal::ZERO)
         .max(Decimal::ZERO);
-    set_wallet(txn, wallet.id, None, Some(held)).await?;
+    if !taken.takes.is_empty() {
+        let mut book = Book::load(txn, taken.wallet.id).await?;
+        grants::release_hold(&mut book.grants, &taken.takes);
+        book.save(txn).await?;
+    }
+    set_wallet(txn, taken.wallet.id, None, Some(held)).await?;
     Ok(true)
 }
 
-/// Holds `amount` (positive) in `billable`'s wallet until `expires_at`; returns the hold's
-/// id. The caller checked that the wallet permits it. Call with the billable's lock held.
+/// Holds `amount` (positive) in `billable`'s wallet until `expires_at`, taking it from the
+/// grants usable at `now` first; returns the hold's id. The caller checked that the wallet
+/// permits it. Call with the billable's lock held.
 pub(crate) async fn hold_in(
     txn: &DatabaseTransaction,
     wallet: &credit_wallet::Model,
     amount: Money,
+    now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> StoreResult<i64> {
     let held = money_from_text("ai_credit_wallets.held", &wallet.held)?
         .checked_add(amount.amount)
         .ok_or_else(|| invalid("the held amount overflows"))?;
+    let mut book = Book::load(txn, wallet.id).await?;
+    let taken = grants::apply_hold(&mut book.grants, amount.amount, now)
+        .map_err(|e| invalid(e.to_string()))?;
+    book.save(txn).await?;
     set_wallet(txn, wallet.id, None, Some(held)).await?;
     let row = credit_hold::ActiveModel {
         wallet_id: Set(wallet.id),
@@ -423,6 +619,7 @@ pub(crate) async fn hold_in(
         billable_id: Set(wallet.billable_id.clone()),
         currency: Set(amount.currency.as_str().to_owned()),
         amount: Set(money_text(amount.amount)),
+        grants: Set(takes_text(&taken.takes)?),
         created_at: Set(Utc::now()),
         expires_at: Set(instant(expires_at)),
         ..Default::default()
@@ -463,6 +660,7 @@ pub(crate) fn to_transaction(m: credit_transaction::Model) -> StoreResult<Credit
         reason: m.reason,
         balance_after: money_from_text("ai_credit_transactions.balance_after", &m.balance_after)?,
         metadata: json_from_text("ai_credit_transactions.metadata", &m.metadata)?,
+        grants: takes_from_text("ai_credit_transactions.grants", &m.grants)?,
         created_at: m.created_at,
     })
 }

@@ -39,6 +39,7 @@ mod credits;
 pub mod entity;
 mod error;
 mod filter;
+mod grants;
 mod overages;
 mod plans;
 mod retention;

@@ -34,7 +34,7 @@ const LOCK_ATTEMPTS: usize = 5;
 const ID_CHUNK: usize = 500;
 
 /// Tables that hold a billable, in the order rows are deleted (children first).
-const BILLABLE_TABLES: [&str; 11] = [
+const BILLABLE_TABLES: [&str; 12] = [
     "ai_reservations",
     "ai_period_counters",
     "ai_threshold_claims",
@@ -42,6 +42,7 @@ const BILLABLE_TABLES: [&str; 11] = [
     "ai_subscriptions",
     "ai_usage_limit_overrides",
     "ai_credit_holds",
+    "ai_credit_grants",
     "ai_credit_transactions",
     "ai_credit_wallets",
     "ai_overages",
@@ -86,6 +87,7 @@ impl RetentionStore for SeaOrmStore {
         )
         .await?;
         counts.credit_holds = rekey(&txn, "ai_credit_holds", billable, tombstone, vec![]).await?;
+        counts.credit_grants = rekey(&txn, "ai_credit_grants", billable, tombstone, vec![]).await?;
         counts.usages = rekey(&txn, "ai_usages", billable, tombstone, personal_columns()).await?;
         counts.subscriptions = rekey(
             &txn,
@@ -381,6 +383,7 @@ fn slot<'a>(counts: &'a mut RowCounts, table: &str) -> &'a mut u64 {
         "ai_subscriptions" => &mut counts.subscriptions,
         "ai_usage_limit_overrides" => &mut counts.limit_overrides,
         "ai_credit_holds" => &mut counts.credit_holds,
+        "ai_credit_grants" => &mut counts.credit_grants,
         "ai_credit_transactions" => &mut counts.credit_transactions,
         "ai_credit_wallets" => &mut counts.wallets,
         "ai_overages" => &mut counts.overages,

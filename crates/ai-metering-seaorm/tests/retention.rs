@@ -7,8 +7,8 @@ mod common;
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::plan::Subscription;
 use ai_metering_core::store::{
-    CounterStore, CreditStore, GroupBy, OverageStore, Page, ReserveRequest, RetentionStore,
-    SubscriptionStore, UsageFilter, UsageStore,
+    CounterStore, CreditStore, GroupBy, NewGrant, OverageStore, Page, ReserveRequest,
+    RetentionStore, SubscriptionStore, UsageFilter, UsageStore,
 };
 use ai_metering_core::{Billable, Currency, Money, Tenant};
 use ai_metering_seaorm::entity::daily_aggregate;
@@ -103,6 +103,15 @@ async fn delete_billable_removes_everything_of_one_billable_only() {
                 .unwrap();
         }
         store
+            .add_grant(
+                &gone,
+                &NewGrant::new(Money::new(dec("2"), Currency::USD), at(1, 0)),
+                "promo",
+                at(1, 0),
+            )
+            .await
+            .unwrap();
+        store
             .rebuild_daily_aggregates(day(1), day(3))
             .await
             .unwrap();
@@ -115,12 +124,14 @@ async fn delete_billable_removes_everything_of_one_billable_only() {
                 counters: 1,
                 reservations: 1,
                 wallets: 1,
-                credit_transactions: 1,
+                credit_transactions: 2,
+                credit_grants: 1,
                 aggregates: 1,
                 ..RowCounts::default()
             }
         );
-        assert_eq!(counts.total(), 7);
+        assert_eq!(counts.total(), 9);
+        assert!(store.grants(&gone, Currency::USD).await.unwrap().is_empty());
         let sums = store.sum_usage(&UsageFilter::default()).await.unwrap();
         assert_eq!(sums.calls, 1);
         assert!(store.subscriptions(&gone).await.unwrap().is_empty());
@@ -183,6 +194,15 @@ async fn anonymize_replaces_ids_drops_metadata_and_keeps_totals() {
             .await
             .unwrap();
         store
+            .add_grant(
+                &alice,
+                &NewGrant::new(Money::new(dec("1"), Currency::USD), at(1, 0)),
+                "promo",
+                at(1, 0),
+            )
+            .await
+            .unwrap();
+        store
             .rebuild_daily_aggregates(day(1), day(31))
             .await
             .unwrap();
@@ -207,6 +227,17 @@ async fn anonymize_replaces_ids_drops_metadata_and_keeps_totals() {
 
         let counts = store.anonymize_billable(&alice, &tombstone).await.unwrap();
         assert_eq!((counts.usages, counts.counters, counts.wallets), (2, 1, 1));
+        assert_eq!(counts.credit_grants, 1);
+        assert!(
+            store
+                .grants(&alice, Currency::USD)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let moved = store.grants(&tombstone, Currency::USD).await.unwrap();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(moved[0].billable, tombstone);
 
         assert_eq!(
             store.sum_usage(&UsageFilter::default()).await.unwrap(),
@@ -262,7 +293,8 @@ async fn anonymize_replaces_ids_drops_metadata_and_keeps_totals() {
                 .await
                 .unwrap()
                 .balance,
-            dec("3")
+            // The top-up and the grant.
+            dec("4")
         );
 
         // A second billable with a USD wallet cannot be folded into the same tombstone.

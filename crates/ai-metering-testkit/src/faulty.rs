@@ -369,6 +369,52 @@ impl<S: CreditStore> CreditStore for FaultyStore<S> {
             self.inner.credit_transactions(b, c, p)
         )
     }
+    async fn wallet_at(
+        &self,
+        b: &Billable,
+        c: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<WalletBalance> {
+        through!(self, "wallet", self.inner.wallet_at(b, c, at))
+    }
+    async fn hold_credits_at(
+        &self,
+        b: &Billable,
+        a: Money,
+        o: Overdraft,
+        now: DateTime<Utc>,
+        e: DateTime<Utc>,
+    ) -> StoreResult<CreditOutcome<HoldId>> {
+        through!(
+            self,
+            "hold_credits",
+            self.inner.hold_credits_at(b, a, o, now, e)
+        )
+    }
+    async fn add_grant(
+        &self,
+        b: &Billable,
+        g: &NewGrant,
+        r: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(WalletGrant, CreditTransaction)> {
+        through!(self, "add_grant", self.inner.add_grant(b, g, r, at))
+    }
+    async fn grants(&self, b: &Billable, c: Currency) -> StoreResult<Vec<WalletGrant>> {
+        through!(self, "grants", self.inner.grants(b, c))
+    }
+    async fn roll_over_grants(
+        &self,
+        b: &Billable,
+        c: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        through!(
+            self,
+            "roll_over_grants",
+            self.inner.roll_over_grants(b, c, at)
+        )
+    }
 }
 
 impl<S: OverageStore> OverageStore for FaultyStore<S> {

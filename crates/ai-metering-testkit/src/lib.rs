@@ -155,6 +155,17 @@ macro_rules! store_conformance_tests {
             wallets_are_per_currency_and_amounts_positive,
             concurrent_deductions_never_overspend,
             concurrent_holds_never_overspend,
+            // Credit grants.
+            grants_are_stored_and_listed_in_burn_order,
+            grants_are_validated,
+            debits_burn_grants_in_priority_and_expiry_order,
+            expired_grants_stop_counting,
+            holds_draw_from_grants_and_captures_name_them,
+            reservations_hold_and_settle_through_grants,
+            a_growing_reservation_moves_its_hold_on_the_grants,
+            rollover_tops_up_and_caps_grants,
+            concurrent_holds_drawing_from_grants_never_overspend,
+            concurrent_reservations_drawing_from_grants_never_overspend,
             // Overages.
             overage_once_per_usage_row,
             pending_overages_oldest_first_and_synced_once,

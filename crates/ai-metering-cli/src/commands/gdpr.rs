@@ -151,7 +151,7 @@ fn tombstone_for(billable: &Billable) -> Billable {
     Billable::new("anonymized", format!("{a:016x}{b:016x}"))
 }
 
-fn table_counts(c: &RowCounts) -> [(&'static str, u64); 11] {
+fn table_counts(c: &RowCounts) -> [(&'static str, u64); 12] {
     [
         ("ai_usages", c.usages),
         ("ai_subscriptions", c.subscriptions),
@@ -162,6 +162,7 @@ fn table_counts(c: &RowCounts) -> [(&'static str, u64); 11] {
         ("ai_credit_wallets", c.wallets),
         ("ai_credit_transactions", c.credit_transactions),
         ("ai_credit_holds", c.credit_holds),
+        ("ai_credit_grants", c.credit_grants),
         ("ai_overages", c.overages),
         ("ai_usage_daily_aggregates", c.aggregates),
     ]

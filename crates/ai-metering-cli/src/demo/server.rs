@@ -225,7 +225,11 @@ async fn wallet_headers(
     headers: &mut axum::http::HeaderMap,
 ) {
     let currency = metering.catalog().currency();
-    let Ok(wallet) = metering.store().wallet(billable, currency).await else {
+    let Ok(wallet) = metering
+        .store()
+        .wallet_at(billable, currency, metering.now())
+        .await
+    else {
         return;
     };
     for (name, value) in [

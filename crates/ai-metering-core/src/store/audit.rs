@@ -6,8 +6,12 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{CreditTransaction, HoldId, OverageRecord, ReservationId, StoreResult, WalletBalance};
+use super::{
+    CreditTransaction, HoldId, OverageRecord, ReservationId, StoreResult, WalletBalance,
+    WalletGrant,
+};
 use crate::billable::Billable;
+use crate::grants::GrantTake;
 use crate::limit::UsageTotals;
 use crate::money::Money;
 use crate::period::Period;
@@ -59,6 +63,9 @@ pub struct AuditSnapshot {
     pub ledger: Vec<CreditTransaction>,
     /// Its credit holds, those of reservations and plain ones, by id.
     pub holds: Vec<AuditHold>,
+    /// The grants of its wallets, by id.
+    #[serde(default)]
+    pub grants: Vec<WalletGrant>,
     /// Its overage rows, by id.
     pub overages: Vec<OverageRecord>,
 }
@@ -113,4 +120,7 @@ pub struct AuditHold {
     pub amount: Money,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
+    /// What it took from its wallet's grants.
+    #[serde(default)]
+    pub grants: Vec<GrantTake>,
 }

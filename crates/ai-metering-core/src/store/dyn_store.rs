@@ -206,6 +206,43 @@ pub trait BoxedStore: Send + Sync + 'static {
         currency: Currency,
         page: Page,
     ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>>;
+    /// [`CreditStore::wallet_at`], boxed.
+    fn boxed_wallet_at<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<WalletBalance>>;
+    /// [`CreditStore::hold_credits_at`], boxed.
+    fn boxed_hold_credits_at<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditOutcome<HoldId>>>;
+    /// [`CreditStore::add_grant`], boxed.
+    fn boxed_add_grant<'a>(
+        &'a self,
+        billable: &'a Billable,
+        grant: &'a NewGrant,
+        reason: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<(WalletGrant, CreditTransaction)>>;
+    /// [`CreditStore::grants`], boxed.
+    fn boxed_grants<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+    ) -> BoxFuture<'a, StoreResult<Vec<WalletGrant>>>;
+    /// [`CreditStore::roll_over_grants`], boxed.
+    fn boxed_roll_over_grants<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>>;
     /// [`OverageStore::insert_overage`], boxed.
     fn boxed_insert_overage<'a>(
         &'a self,
@@ -500,6 +537,55 @@ impl<S: Store> BoxedStore for S {
         ))
     }
 
+    fn boxed_wallet_at<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<WalletBalance>> {
+        Box::pin(CreditStore::wallet_at(self, billable, currency, at))
+    }
+
+    fn boxed_hold_credits_at<'a>(
+        &'a self,
+        billable: &'a Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<CreditOutcome<HoldId>>> {
+        Box::pin(CreditStore::hold_credits_at(
+            self, billable, amount, overdraft, now, expires_at,
+        ))
+    }
+
+    fn boxed_add_grant<'a>(
+        &'a self,
+        billable: &'a Billable,
+        grant: &'a NewGrant,
+        reason: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<(WalletGrant, CreditTransaction)>> {
+        Box::pin(CreditStore::add_grant(self, billable, grant, reason, at))
+    }
+
+    fn boxed_grants<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+    ) -> BoxFuture<'a, StoreResult<Vec<WalletGrant>>> {
+        Box::pin(CreditStore::grants(self, billable, currency))
+    }
+
+    fn boxed_roll_over_grants<'a>(
+        &'a self,
+        billable: &'a Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>> {
+        Box::pin(CreditStore::roll_over_grants(self, billable, currency, at))
+    }
+
     fn boxed_insert_overage<'a>(
         &'a self,
         overage: &'a NewOverage,
@@ -721,6 +807,54 @@ impl CounterStore for DynStore {
 }
 
 impl CreditStore for DynStore {
+    async fn wallet_at(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<WalletBalance> {
+        self.0.boxed_wallet_at(billable, currency, at).await
+    }
+
+    async fn hold_credits_at(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<CreditOutcome<HoldId>> {
+        self.0
+            .boxed_hold_credits_at(billable, amount, overdraft, now, expires_at)
+            .await
+    }
+
+    async fn add_grant(
+        &self,
+        billable: &Billable,
+        grant: &NewGrant,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(WalletGrant, CreditTransaction)> {
+        self.0.boxed_add_grant(billable, grant, reason, at).await
+    }
+
+    async fn grants(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+    ) -> StoreResult<Vec<WalletGrant>> {
+        self.0.boxed_grants(billable, currency).await
+    }
+
+    async fn roll_over_grants(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        self.0.boxed_roll_over_grants(billable, currency, at).await
+    }
     async fn wallet(&self, billable: &Billable, currency: Currency) -> StoreResult<WalletBalance> {
         self.0.boxed_wallet(billable, currency).await
     }

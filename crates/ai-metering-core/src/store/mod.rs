@@ -28,6 +28,15 @@
 //! Every usage insert (settled or not) adds to every counter of its billable whose window
 //! contains the row's `occurred_at`, and a counter created later starts from the sum of the
 //! usage rows already in its window, so counters and rows never disagree.
+//!
+//! # Credits and grants
+//!
+//! A wallet ([`CreditStore`]) has a balance, what calls in flight hold, and grants
+//! ([`CreditStore::add_grant`]) that partition the balance: holds and debits take from the
+//! grants usable at the operation's instant in [`crate::grants`] burn-down order before the
+//! wallet's ungranted credits, a capture spends what its hold took, an expired grant's
+//! remainder is left out of [`WalletBalance::available`] without any job, and each ledger
+//! entry lists the grants it moved ([`CreditTransaction::grants`]).
 
 mod audit;
 mod dyn_store;
@@ -52,15 +61,19 @@ pub use error::{StoreError, StoreErrorKind};
 pub use memory::MemoryStore;
 pub use records::{
     CreditOutcome, CreditTransaction, Direction, GroupBy, GroupedSums, HoldId, HoldRequest,
-    NewOverage, OverageRecord, Overdraft, Page, PeriodUsage, Recorded, ReservationId,
+    NewGrant, NewOverage, OverageRecord, Overdraft, Page, PeriodUsage, Recorded, ReservationId,
     ReserveOutcome, ReserveRequest, Settled, Settlement, SubscriptionId, UsageEntry, UsageFilter,
-    UsageRecord, UsageSums, WalletBalance,
+    UsageRecord, UsageSums, WalletBalance, WalletGrant,
 };
 pub use retention::{RetentionStore, RowCounts};
 
 /// The reason of the ledger entry with which [`CounterStore::settle`] debits a call's cost
 /// in credits mode.
 pub const USAGE_DEBIT_REASON: &str = "usage";
+
+/// The reason of the ledger entries with which [`CreditStore::roll_over_grants`] tops up or
+/// caps a grant.
+pub const ROLLOVER_REASON: &str = "rollover";
 
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -248,12 +261,25 @@ pub trait CounterStore: Send + Sync {
 
 /// Credit wallets (one per billable and currency, created on first use) and their ledger.
 pub trait CreditStore: Send + Sync {
-    /// The wallet's state; a wallet that does not exist yet reads as zero.
+    /// The wallet's state at `at`: its balance, what is held, and the remainder of its grants
+    /// that do not count at `at` ([`WalletBalance::unusable`], expired or not yet
+    /// effective). A wallet that does not exist yet reads as zero.
+    fn wallet_at(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<WalletBalance>> + Send;
+
+    /// [`wallet_at`](Self::wallet_at) the system clock's current instant. Code with a clock
+    /// of its own (the `Meter`) calls `wallet_at`.
     fn wallet(
         &self,
         billable: &Billable,
         currency: Currency,
-    ) -> impl Future<Output = StoreResult<WalletBalance>> + Send;
+    ) -> impl Future<Output = StoreResult<WalletBalance>> + Send {
+        async move { self.wallet_at(billable, currency, Utc::now()).await }
+    }
 
     /// Adds credits (a positive amount) and returns the ledger entry: a
     /// [`add_credits_with_metadata`](Self::add_credits_with_metadata) without metadata.
@@ -291,14 +317,31 @@ pub trait CreditStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<CreditOutcome<CreditTransaction>>> + Send;
 
-    /// Holds a positive amount against the available balance if `overdraft` permits it.
+    /// Holds a positive amount against the balance available at `now` if `overdraft`
+    /// permits it, taking it from the grants usable at `now` in burn-down order first (see
+    /// [`crate::grants`]), then from the ungranted balance.
+    fn hold_credits_at(
+        &self,
+        billable: &Billable,
+        amount: Money,
+        overdraft: Overdraft,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<CreditOutcome<HoldId>>> + Send;
+
+    /// [`hold_credits_at`](Self::hold_credits_at) the system clock's current instant.
     fn hold_credits(
         &self,
         billable: &Billable,
         amount: Money,
         overdraft: Overdraft,
         expires_at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<CreditOutcome<HoldId>>> + Send;
+    ) -> impl Future<Output = StoreResult<CreditOutcome<HoldId>>> + Send {
+        async move {
+            self.hold_credits_at(billable, amount, overdraft, Utc::now(), expires_at)
+                .await
+        }
+    }
 
     /// Replaces a hold by a debit of `actual` (which may differ from the amount held), in one
     /// atomic step.
@@ -326,6 +369,40 @@ pub trait CreditStore: Send + Sync {
         billable: &Billable,
         currency: Currency,
         page: Page,
+    ) -> impl Future<Output = StoreResult<Vec<CreditTransaction>>> + Send;
+
+    /// Adds a credit grant to the wallet of `billable` in the grant's currency, and returns
+    /// it with its ledger entry (a credit of its amount, naming the grant). The wallet's
+    /// balance grows by the amount; debits and holds then burn the wallet's grants in
+    /// [`crate::grants`] order before its ungranted balance.
+    ///
+    /// [`StoreErrorKind::Invalid`] for a grant [`NewGrant::validate`] refuses.
+    fn add_grant(
+        &self,
+        billable: &Billable,
+        grant: &NewGrant,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<(WalletGrant, CreditTransaction)>> + Send;
+
+    /// Every grant of one wallet (expired and used up ones included), in burn-down order.
+    fn grants(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+    ) -> impl Future<Output = StoreResult<Vec<WalletGrant>>> + Send;
+
+    /// Applies the rollover rules of the wallet's grants usable at `at`
+    /// ([`crate::grants::reset_period`]: top up to `min`, cap at `max`, never below what
+    /// calls in flight hold), atomically, and returns one ledger entry per grant changed
+    /// (a credit for a top-up, a debit for a cap, reason [`ROLLOVER_REASON`]). Call it at
+    /// each period reset; calling it twice at one reset changes nothing the second time
+    /// (unless credits were spent in between).
+    fn roll_over_grants(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<Vec<CreditTransaction>>> + Send;
 }
 

@@ -3,6 +3,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::billable::{Billable, Tenant};
+use crate::grants::{CreditGrant, GrantId, GrantTake, Rollover};
 use crate::limit::{LimitKind, Limits, UsageTotals};
 use crate::money::{Currency, Money};
 use crate::period::Period;
@@ -526,12 +527,37 @@ pub struct WalletBalance {
     pub balance: Decimal,
     /// Amounts held by calls in flight.
     pub held: Decimal,
+    /// The unheld remainder of the wallet's grants that do not count at the instant of the
+    /// reading (expired, or not effective yet; see [`crate::grants::unusable`]). Part of `balance`,
+    /// but it cannot be spent.
+    #[serde(default)]
+    pub unusable: Decimal,
 }
 
 impl WalletBalance {
-    /// Balance minus holds: what can still be spent.
+    /// An empty wallet.
+    ///
+    /// ```
+    /// use ai_metering_core::store::WalletBalance;
+    /// use ai_metering_core::{Billable, Currency};
+    /// let w = WalletBalance::empty(Billable::new("user", 1), Currency::USD);
+    /// assert!(w.available().is_zero());
+    /// ```
+    pub fn empty(billable: Billable, currency: Currency) -> Self {
+        Self {
+            billable,
+            currency,
+            balance: Decimal::ZERO,
+            held: Decimal::ZERO,
+            unusable: Decimal::ZERO,
+        }
+    }
+
+    /// Balance minus holds minus what expired grants keep: what can still be spent.
     pub fn available(&self) -> Decimal {
-        self.balance.saturating_sub(self.held)
+        self.balance
+            .saturating_sub(self.held)
+            .saturating_sub(self.unusable)
     }
 }
 
@@ -562,8 +588,133 @@ pub struct CreditTransaction {
     pub balance_after: Decimal,
     /// Free-form data.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The grants this entry moved, and how much of each: the grant a grant's credit
+    /// created, or the grants that paid a debit (in burn-down order). The rest of the
+    /// amount moved the wallet's ungranted part. Empty for a wallet without grants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<GrantTake>,
     /// When.
     pub created_at: DateTime<Utc>,
+}
+
+/// A credit grant to add to a wallet with
+/// [`CreditStore::add_grant`](super::CreditStore::add_grant): an amount, a burn-down
+/// priority, an optional start and expiry, and an optional rollover rule (see
+/// [`crate::grants`]).
+///
+/// ```
+/// use ai_metering_core::grants::Rollover;
+/// use ai_metering_core::store::NewGrant;
+/// use ai_metering_core::{Currency, Money};
+/// use chrono::{Duration, TimeZone, Utc};
+/// use rust_decimal::Decimal;
+///
+/// let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+/// let promo = NewGrant::new(Money::new(Decimal::TEN, Currency::USD), t0)
+///     .with_priority(0)
+///     .expiring_at(t0 + Duration::days(30))
+///     .with_rollover(Rollover { min: Decimal::ZERO, max: Decimal::from(5) });
+/// assert!(promo.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewGrant {
+    /// The amount granted (positive), and the wallet's currency.
+    pub amount: Money,
+    /// Burn-down priority: lower numbers are burned first.
+    pub priority: u32,
+    /// From when it can be used.
+    pub effective_at: DateTime<Utc>,
+    /// When it stops counting; `None` for never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// What happens to it at period resets
+    /// ([`CreditStore::roll_over_grants`](super::CreditStore::roll_over_grants)).
+    pub rollover: Option<Rollover>,
+}
+
+impl NewGrant {
+    /// A grant of `amount` usable from `effective_at`: priority 0, never expiring, without
+    /// rollover.
+    pub fn new(amount: Money, effective_at: DateTime<Utc>) -> Self {
+        Self {
+            amount,
+            priority: 0,
+            effective_at,
+            expires_at: None,
+            rollover: None,
+        }
+    }
+
+    /// Sets the priority (lower burns first).
+    pub fn with_priority(mut self, priority: u32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the expiry.
+    pub fn expiring_at(mut self, at: DateTime<Utc>) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Sets the rollover rule.
+    pub fn with_rollover(mut self, rollover: Rollover) -> Self {
+        self.rollover = Some(rollover);
+        self
+    }
+
+    /// The grant it becomes once stored under `id`.
+    pub fn to_grant(&self, id: GrantId) -> CreditGrant {
+        CreditGrant {
+            id,
+            amount: self.amount.amount,
+            remaining: self.amount.amount,
+            held: Decimal::ZERO,
+            priority: self.priority,
+            effective_at: self.effective_at,
+            expires_at: self.expires_at,
+            rollover: self.rollover,
+        }
+    }
+
+    /// Checks it: a positive amount, an expiry after the start, a rollover within
+    /// `0 <= min <= max <= amount`.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::Invalid`](super::StoreErrorKind::Invalid), saying what is wrong.
+    pub fn validate(&self) -> Result<(), super::StoreError> {
+        let invalid = |m: String| super::StoreError::new(super::StoreErrorKind::Invalid, m);
+        if self.amount.amount <= Decimal::ZERO {
+            return Err(invalid(format!(
+                "a credit grant must be positive, got {}",
+                self.amount
+            )));
+        }
+        self.to_grant(GrantId(0))
+            .validate()
+            .map_err(|e| invalid(e.to_string()))
+    }
+}
+
+/// One grant of a wallet, as [`CreditStore::grants`](super::CreditStore::grants) lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletGrant {
+    /// Whose wallet.
+    pub billable: Billable,
+    /// The wallet's currency.
+    pub currency: Currency,
+    /// The grant: its amount, what is left, what calls in flight hold, its priority, start,
+    /// expiry and rollover rule.
+    #[serde(flatten)]
+    pub grant: CreditGrant,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+}
+
+impl WalletGrant {
+    /// True when it counts at `at` (effective and not expired).
+    pub fn is_usable_at(&self, at: DateTime<Utc>) -> bool {
+        self.grant.is_usable_at(at)
+    }
 }
 
 /// The id of a credit hold.

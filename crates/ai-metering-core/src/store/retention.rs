@@ -129,6 +129,8 @@ pub struct RowCounts {
     pub credit_transactions: u64,
     /// Credit holds.
     pub credit_holds: u64,
+    /// Credit grants.
+    pub credit_grants: u64,
     /// Overage rows.
     pub overages: u64,
     /// Daily aggregate rows.
@@ -154,6 +156,7 @@ impl RowCounts {
             self.wallets,
             self.credit_transactions,
             self.credit_holds,
+            self.credit_grants,
             self.overages,
             self.aggregates,
         ]
@@ -173,6 +176,7 @@ impl RowCounts {
             (&mut self.wallets, other.wallets),
             (&mut self.credit_transactions, other.credit_transactions),
             (&mut self.credit_holds, other.credit_holds),
+            (&mut self.credit_grants, other.credit_grants),
             (&mut self.overages, other.overages),
             (&mut self.aggregates, other.aggregates),
         ];

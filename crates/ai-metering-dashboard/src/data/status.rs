@@ -153,7 +153,11 @@ pub(crate) async fn status_of<S: Store>(
         Err(e) => errors.push(DashboardError::from(e).to_string()),
     }
     let currency = metering.catalog().currency();
-    match metering.store().wallet(&status.billable, currency).await {
+    match metering
+        .store()
+        .wallet_at(&status.billable, currency, metering.now())
+        .await
+    {
         // A plan-mode billable that never had credits has no wallet to show.
         Ok(w)
             if status.billing_mode == Some(BillingMode::Credits)

@@ -8,8 +8,9 @@
 //! input is decided before it writes anything, so it never leaves part of itself behind; a
 //! database failure fails the whole batch, and then nothing of it is stored.
 //!
-//! Credits mode is batched too ([`wallets`]): holds are made, captured and given back, and
-//! usage debited, on the wallets read under the same locks.
+//! Credits mode is batched too ([`wallets`]): holds are made (on the wallets' grants
+//! first), captured and given back, and usage debited, on the wallets and grants read under
+//! the same locks.
 
 mod wallets;
 
@@ -627,13 +628,11 @@ impl State {
                     .wallets
                     .wallet(txn, billable, hold.amount.currency)
                     .await?;
-                let mut available = self.wallets.available(wallet);
-                if let Some(h) = replaced.as_ref().and_then(|r| r.hold_id) {
-                    available += match self.wallets.held_in(h, hold.amount.currency) {
-                        Ok(amount) => amount,
-                        Err(e) => return refuse(e),
-                    };
-                }
+                let except = replaced.as_ref().and_then(|r| r.hold_id);
+                let available = match self.wallets.available(wallet, req.now, except) {
+                    Ok(available) => available,
+                    Err(e) => return refuse(e),
+                };
                 if !hold.permits(available) {
                     return done(ReserveOutcome::InsufficientCredits { available });
                 }
@@ -646,9 +645,10 @@ impl State {
             self.drop_reservation(r)?;
         }
         let new_hold = match (&req.hold, wallet) {
-            (Some(hold), Some(wallet)) if hold.amount.amount > Decimal::ZERO => {
-                Some(self.wallets.hold(wallet, hold.amount, req.expires_at)?)
-            }
+            (Some(hold), Some(wallet)) if hold.amount.amount > Decimal::ZERO => Some(
+                self.wallets
+                    .hold(wallet, hold.amount, req.now, req.expires_at)?,
+            ),
             _ => None,
         };
         // Its hold's id is set once the new holds are inserted.
@@ -768,8 +768,9 @@ impl State {
             overage.map(|(tokens, amount)| (*period, tokens, amount)),
         );
         // The capture of the hold: it was given back above, and the actual cost is debited.
+        let hold = reserved.as_ref().and_then(|r| r.hold_id);
         let debit = match wallet {
-            Some(wallet) => Some(self.wallets.debit(wallet, cost, entry.occurred_at)?),
+            Some(wallet) => Some(self.wallets.debit(wallet, cost, hold, entry.occurred_at)?),
             None => None,
         };
         Ok(Draft::Settled {

@@ -1,9 +1,12 @@
-//! The wallets and credit holds of a batch: read under the batch's locks, changed in memory
-//! by its operations, written at the end (a multi-row insert of the new holds and of the
-//! ledger rows, one delete of the dropped holds, one update of the changed wallets).
+//! The wallets, their grants and the credit holds of a batch: read under the batch's locks,
+//! changed in memory by its operations (with the pure functions of
+//! [`ai_metering_core::grants`], as the single-operation path), written at the end (a
+//! multi-row insert of the new holds and of the ledger rows, one delete of the dropped
+//! holds, one update of the changed wallets, one of the changed grants).
 
 use std::collections::{HashMap, HashSet};
 
+use ai_metering_core::grants::{self, CreditGrant, GrantTake};
 use ai_metering_core::store::{CreditTransaction, Direction, StoreResult, USAGE_DEBIT_REASON};
 use ai_metering_core::{Billable, Currency, Money};
 use chrono::{DateTime, Utc};
@@ -13,8 +16,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, Q
 use super::{insert_rows, of_billables, update_rows};
 use crate::codec::{instant, invalid, money_from_text, money_text};
 use crate::credits::{direction_text, wallet_for_update};
-use crate::entity::{credit_hold, credit_transaction, credit_wallet};
+use crate::entity::{credit_grant, credit_hold, credit_transaction, credit_wallet};
 use crate::error::db_err;
+use crate::grants::{Book, grant_of, takes_from_text, takes_text};
 
 /// A wallet as the batch has it.
 struct Wallet {
@@ -22,6 +26,22 @@ struct Wallet {
     balance: Decimal,
     held: Decimal,
     dirty: bool,
+    /// Its grants, and what they were when read.
+    grants: Vec<CreditGrant>,
+    grants_before: Vec<CreditGrant>,
+}
+
+impl Wallet {
+    /// Balance minus holds minus what the grants that do not count at `at` keep.
+    fn available(
+        &self,
+        grants: &[CreditGrant],
+        held: Decimal,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Decimal> {
+        let unusable = grants::unusable(grants, at).map_err(|e| invalid(e.to_string()))?;
+        Ok(self.balance.saturating_sub(held).saturating_sub(unusable))
+    }
 }
 
 /// A ledger row to insert, and the entry it becomes once its id is known.
@@ -36,6 +56,8 @@ pub(super) struct Wallets {
     /// The holds of the reservations the batch read, by id.
     holds: HashMap<i64, credit_hold::Model>,
     dropped: HashSet<i64>,
+    /// What the holds given back by the batch had taken (amount and grants), for a capture.
+    released: HashMap<i64, (Decimal, Vec<GrantTake>)>,
     new_holds: Vec<credit_hold::ActiveModel>,
     new_entries: Vec<NewEntry>,
 }
@@ -65,7 +87,26 @@ impl Wallets {
             .await
             .map_err(db_err)?
         {
-            wallets.add(row)?;
+            wallets.add(row, Vec::new())?;
+        }
+        if !wallets.wallets.is_empty() {
+            let ids: Vec<i64> = wallets.wallets.iter().map(|w| w.row.id).collect();
+            for row in credit_grant::Entity::find()
+                .filter(credit_grant::Column::WalletId.is_in(ids))
+                .all(txn)
+                .await
+                .map_err(db_err)?
+            {
+                let grant = grant_of(&row)?;
+                if let Some(w) = wallets
+                    .wallets
+                    .iter_mut()
+                    .find(|w| w.row.id == row.wallet_id)
+                {
+                    w.grants.push(grant.clone());
+                    w.grants_before.push(grant);
+                }
+            }
         }
         if !hold_ids.is_empty() {
             for hold in credit_hold::Entity::find()
@@ -80,12 +121,14 @@ impl Wallets {
         Ok(wallets)
     }
 
-    fn add(&mut self, row: credit_wallet::Model) -> StoreResult<usize> {
+    fn add(&mut self, row: credit_wallet::Model, grants: Vec<CreditGrant>) -> StoreResult<usize> {
         self.wallets.push(Wallet {
             balance: money_from_text("ai_credit_wallets.balance", &row.balance)?,
             held: money_from_text("ai_credit_wallets.held", &row.held)?,
             row,
             dirty: false,
+            grants_before: grants.clone(),
+            grants,
         });
         Ok(self.wallets.len() - 1)
     }
@@ -106,24 +149,39 @@ impl Wallets {
             Some(index) => Ok(index),
             None => {
                 let row = wallet_for_update(txn, billable, currency).await?;
-                self.add(row)
+                let grants = Book::load(txn, row.id).await?.grants;
+                self.add(row, grants)
             }
         }
     }
 
-    /// Balance minus holds, as [`WalletBalance::available`](ai_metering_core::store::WalletBalance::available).
-    pub(super) fn available(&self, wallet: usize) -> Decimal {
+    /// The balance available at `now` (as
+    /// [`WalletBalance::available`](ai_metering_core::store::WalletBalance::available)),
+    /// counting the hold `except` as given back when it is a live hold of this wallet.
+    pub(super) fn available(
+        &self,
+        wallet: usize,
+        now: DateTime<Utc>,
+        except: Option<i64>,
+    ) -> StoreResult<Decimal> {
         let w = &self.wallets[wallet];
-        w.balance.saturating_sub(w.held)
-    }
-
-    /// The amount of a live hold in `currency` (zero when gone or in another currency).
-    pub(super) fn held_in(&self, hold: i64, currency: Currency) -> StoreResult<Decimal> {
-        match self.holds.get(&hold) {
-            Some(h) if !self.dropped.contains(&hold) && h.currency == currency.as_str() => {
-                money_from_text("ai_credit_holds.amount", &h.amount)
+        let hold = except
+            .filter(|h| !self.dropped.contains(h))
+            .and_then(|h| self.holds.get(&h))
+            .filter(|h| h.wallet_id == w.row.id);
+        match hold {
+            Some(h) => {
+                let mut grants = w.grants.clone();
+                grants::release_hold(
+                    &mut grants,
+                    &takes_from_text("ai_credit_holds.grants", &h.grants)?,
+                );
+                let held = w
+                    .held
+                    .saturating_sub(money_from_text("ai_credit_holds.amount", &h.amount)?);
+                w.available(&grants, held, now)
             }
-            _ => Ok(Decimal::ZERO),
+            None => w.available(&w.grants, w.held, now),
         }
     }
 
@@ -141,13 +199,17 @@ impl Wallets {
         &mut self,
         wallet: usize,
         amount: Money,
+        now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<usize> {
         let w = &mut self.wallets[wallet];
-        w.held = w
+        let held = w
             .held
             .checked_add(amount.amount)
             .ok_or_else(|| invalid("the held amount overflows"))?;
+        let taken = grants::apply_hold(&mut w.grants, amount.amount, now)
+            .map_err(|e| invalid(e.to_string()))?;
+        w.held = held;
         w.dirty = true;
         self.new_holds.push(credit_hold::ActiveModel {
             wallet_id: Set(w.row.id),
@@ -155,6 +217,7 @@ impl Wallets {
             billable_id: Set(w.row.billable_id.clone()),
             currency: Set(amount.currency.as_str().to_owned()),
             amount: Set(money_text(amount.amount)),
+            grants: Set(takes_text(&taken.takes)?),
             created_at: Set(Utc::now()),
             expires_at: Set(instant(expires_at)),
             ..Default::default()
@@ -172,30 +235,44 @@ impl Wallets {
             return Ok(());
         }
         let amount = money_from_text("ai_credit_holds.amount", &h.amount)?;
+        let takes = takes_from_text("ai_credit_holds.grants", &h.grants)?;
         if let Some(w) = self.wallets.iter_mut().find(|w| w.row.id == h.wallet_id) {
             w.held = w
                 .held
                 .checked_sub(amount)
                 .unwrap_or(Decimal::ZERO)
                 .max(Decimal::ZERO);
+            grants::release_hold(&mut w.grants, &takes);
             w.dirty = true;
         }
+        self.released.insert(hold, (amount, takes));
         Ok(())
     }
 
-    /// The debit of a settled call's `cost` (never refused: the money was spent); the
-    /// ledger row's place among the new ones.
+    /// The debit of a settled call's `cost` (never refused: the money was spent), paid by
+    /// the grants its `hold` (given back by the batch already) took from, then as
+    /// [`grants::spend_hold`] says; the ledger row's place among the new ones.
     pub(super) fn debit(
         &mut self,
         wallet: usize,
         cost: Money,
+        hold: Option<i64>,
         at: DateTime<Utc>,
     ) -> StoreResult<usize> {
+        let row_id = self.wallets[wallet].row.id;
+        let (held, takes) = hold
+            .filter(|h| self.holds.get(h).is_some_and(|h| h.wallet_id == row_id))
+            .and_then(|h| self.released.get(&h).cloned())
+            .unwrap_or_default();
         let w = &mut self.wallets[wallet];
         let balance = w
             .balance
             .checked_sub(cost.amount)
             .ok_or_else(|| invalid("the wallet balance overflows"))?;
+        let mut next = w.grants.clone();
+        let paid = grants::spend_hold(&mut next, &takes, held, cost.amount, at)
+            .map_err(|e| invalid(e.to_string()))?;
+        w.grants = next;
         w.balance = balance;
         w.dirty = true;
         let at = instant(at);
@@ -211,6 +288,7 @@ impl Wallets {
                 reason: Set(USAGE_DEBIT_REASON.to_owned()),
                 balance_after: Set(money_text(balance)),
                 metadata: Set("{}".to_owned()),
+                grants: Set(takes_text(&paid.takes)?),
                 created_at: Set(at),
                 ..Default::default()
             },
@@ -222,6 +300,7 @@ impl Wallets {
                 reason: USAGE_DEBIT_REASON.to_owned(),
                 balance_after: balance,
                 metadata: serde_json::Map::new(),
+                grants: paid.takes,
                 created_at: at,
             },
         });
@@ -259,6 +338,20 @@ impl Wallets {
         if !dirty.is_empty() {
             write_wallets(txn, &dirty).await?;
         }
+        let grants: Vec<&CreditGrant> = self
+            .wallets
+            .iter()
+            .flat_map(|w| {
+                w.grants
+                    .iter()
+                    .zip(&w.grants_before)
+                    .filter(|(now, then)| now.remaining != then.remaining || now.held != then.held)
+                    .map(|(now, _)| now)
+            })
+            .collect();
+        if !grants.is_empty() {
+            write_grants(txn, &grants).await?;
+        }
         Ok(written)
     }
 }
@@ -280,6 +373,27 @@ async fn write_wallets(txn: &DatabaseTransaction, wallets: &[&Wallet]) -> StoreR
         txn,
         "ai_credit_wallets",
         &[("balance", "TEXT"), ("held", "TEXT")],
+        rows,
+    )
+    .await
+}
+
+/// Writes the grants' remaining and held amounts in one statement, normalised.
+async fn write_grants(txn: &DatabaseTransaction, grants: &[&CreditGrant]) -> StoreResult<()> {
+    let rows = grants
+        .iter()
+        .map(|g| {
+            vec![
+                g.id.0.into(),
+                money_text(g.remaining.normalize()).into(),
+                money_text(g.held.normalize()).into(),
+            ]
+        })
+        .collect();
+    update_rows(
+        txn,
+        "ai_credit_grants",
+        &[("remaining", "TEXT"), ("held", "TEXT")],
         rows,
     )
     .await

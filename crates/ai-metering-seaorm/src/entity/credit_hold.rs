@@ -19,6 +19,8 @@ pub struct Model {
     pub currency: String,
     /// Held amount, exact decimal text.
     pub amount: String,
+    /// The grants it took from: a JSON array of `{"grant": id, "amount": "1.5"}`.
+    pub grants: String,
     /// When held.
     pub created_at: DateTimeUtc,
     /// When it may be dropped.

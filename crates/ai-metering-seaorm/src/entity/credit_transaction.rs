@@ -27,6 +27,8 @@ pub struct Model {
     pub balance_after: String,
     /// JSON object.
     pub metadata: String,
+    /// The grants the entry moved: a JSON array of `{"grant": id, "amount": "1.5"}`.
+    pub grants: String,
     /// When.
     pub created_at: DateTimeUtc,
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ai_metering_core::limit::Limits;
 use ai_metering_core::store::{
-    HoldRequest, Overdraft, Page, RetentionStore, Store, StoreErrorKind, UsageFilter,
+    HoldRequest, NewGrant, Overdraft, Page, RetentionStore, Store, StoreErrorKind, UsageFilter,
 };
 use ai_metering_core::{Billable, Currency};
 use rust_decimal::Decimal;
@@ -198,6 +198,10 @@ pub async fn retention_anonymize_then_delete_a_billable<S: Store + RetentionStor
         .add_credits(&who, usd("10"), "top-up", hour(0))
         .await
         .unwrap();
+    store
+        .add_grant(&who, &NewGrant::new(usd("5"), hour(0)), "promo", hour(0))
+        .await
+        .unwrap();
     for b in [&who, &bystander] {
         let mut e = entry(b, 100, dec("1"), hour(1));
         e.user_id = Some("someone".into());
@@ -237,7 +241,15 @@ pub async fn retention_anonymize_then_delete_a_billable<S: Store + RetentionStor
 
     let tombstone = Billable::new("deleted", fresh_name("t"));
     let moved = store.anonymize_billable(&who, &tombstone).await.unwrap();
-    assert_eq!((moved.usages, moved.wallets, moved.counters), (1, 1, 1));
+    assert_eq!(
+        (
+            moved.usages,
+            moved.wallets,
+            moved.counters,
+            moved.credit_grants
+        ),
+        (1, 1, 1, 1)
+    );
     assert_eq!(
         store
             .period_usage(&tombstone, &march, hour(1))
@@ -246,7 +258,15 @@ pub async fn retention_anonymize_then_delete_a_billable<S: Store + RetentionStor
         before
     );
     let wallet = store.wallet(&tombstone, Currency::USD).await.unwrap();
-    assert_eq!((wallet.balance, wallet.held), (dec("10"), dec("2")));
+    assert_eq!((wallet.balance, wallet.held), (dec("15"), dec("2")));
+    // The grant moved with its wallet, still holding what the reservation took from it.
+    let grants = store.grants(&tombstone, Currency::USD).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        (grants[0].grant.remaining, grants[0].grant.held),
+        (dec("5"), dec("2"))
+    );
+    assert!(store.grants(&who, Currency::USD).await.unwrap().is_empty());
     let gone = store.period_usage(&who, &march, hour(1)).await.unwrap();
     assert_eq!(gone.committed(), totals(0, "0"));
     let rows = store
@@ -260,7 +280,17 @@ pub async fn retention_anonymize_then_delete_a_billable<S: Store + RetentionStor
     assert_eq!(rows[0].entry.user_id, None);
 
     let deleted = store.delete_billable(&tombstone).await.unwrap();
-    assert_eq!((deleted.usages, deleted.wallets), (1, 1));
+    assert_eq!(
+        (deleted.usages, deleted.wallets, deleted.credit_grants),
+        (1, 1, 1)
+    );
+    assert!(
+        store
+            .grants(&tombstone, Currency::USD)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(deleted.credit_transactions >= 1);
     let empty = store
         .period_usage(&tombstone, &march, hour(1))

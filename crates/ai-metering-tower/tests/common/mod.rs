@@ -289,6 +289,49 @@ impl CreditStore for Shared {
         self.guard()?;
         self.inner.credit_transactions(b, c, p).await
     }
+    async fn wallet_at(
+        &self,
+        b: &Billable,
+        c: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<WalletBalance> {
+        self.guard()?;
+        self.inner.wallet_at(b, c, at).await
+    }
+    async fn hold_credits_at(
+        &self,
+        b: &Billable,
+        a: Money,
+        o: Overdraft,
+        now: DateTime<Utc>,
+        e: DateTime<Utc>,
+    ) -> StoreResult<CreditOutcome<HoldId>> {
+        self.guard()?;
+        self.inner.hold_credits_at(b, a, o, now, e).await
+    }
+    async fn add_grant(
+        &self,
+        b: &Billable,
+        g: &NewGrant,
+        r: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(WalletGrant, CreditTransaction)> {
+        self.guard()?;
+        self.inner.add_grant(b, g, r, at).await
+    }
+    async fn grants(&self, b: &Billable, c: Currency) -> StoreResult<Vec<WalletGrant>> {
+        self.guard()?;
+        self.inner.grants(b, c).await
+    }
+    async fn roll_over_grants(
+        &self,
+        b: &Billable,
+        c: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        self.guard()?;
+        self.inner.roll_over_grants(b, c, at).await
+    }
 }
 
 impl OverageStore for Shared {

@@ -8,7 +8,7 @@ use crate::money::Money;
 use crate::period::Period;
 use crate::store::{
     AuditCounter, AuditHold, AuditReservation, AuditSnapshot, AuditStore, AuditUsage, HoldId,
-    ReservationId, StoreResult, WalletBalance,
+    ReservationId, StoreResult, WalletBalance, WalletGrant,
 };
 
 impl AuditStore for MemoryStore {
@@ -75,10 +75,9 @@ fn snapshot(s: &State, billable: &Billable) -> AuditSnapshot {
         .iter()
         .filter(|((b, _), _)| b == billable)
         .map(|((b, currency), w)| WalletBalance {
-            billable: b.clone(),
-            currency: *currency,
-            balance: w.balance,
             held: w.held,
+            balance: w.balance,
+            ..WalletBalance::empty(b.clone(), *currency)
         })
         .collect();
     wallets.sort_by_key(|w| w.currency);
@@ -96,9 +95,28 @@ fn snapshot(s: &State, billable: &Billable) -> AuditSnapshot {
             id: HoldId(*id),
             amount: h.amount,
             expires_at: h.expires_at,
+            grants: h.takes.clone(),
         })
         .collect();
     holds.sort_by_key(|h| h.id);
+    let mut grants: Vec<WalletGrant> = s
+        .wallets
+        .iter()
+        .filter(|((b, _), _)| b == billable)
+        .flat_map(|((b, currency), w)| {
+            w.grants.iter().map(|g| WalletGrant {
+                billable: b.clone(),
+                currency: *currency,
+                grant: g.clone(),
+                created_at: s
+                    .grant_created
+                    .get(&g.id.0)
+                    .copied()
+                    .unwrap_or(g.effective_at),
+            })
+        })
+        .collect();
+    grants.sort_by_key(|g| g.grant.id);
     let overages = s
         .overages
         .values()
@@ -112,6 +130,7 @@ fn snapshot(s: &State, billable: &Billable) -> AuditSnapshot {
         wallets,
         ledger,
         holds,
+        grants,
         overages,
     }
 }

@@ -65,7 +65,7 @@ impl CounterStore for MemoryStore {
         }
         let replaced_hold = replaced.and_then(|(_, _, hold)| hold);
         if let Some(hold) = &request.hold {
-            let available = s.available(billable, hold.amount.currency, replaced_hold);
+            let available = s.available(billable, hold.amount.currency, replaced_hold, now)?;
             if !hold.permits(available) {
                 return Ok(ReserveOutcome::InsufficientCredits { available });
             }
@@ -77,20 +77,7 @@ impl CounterStore for MemoryStore {
         }
         let hold = match &request.hold {
             Some(h) if h.amount.amount > Decimal::ZERO => {
-                let wallet = s.wallet(billable, h.amount.currency);
-                wallet.held = wallet
-                    .held
-                    .checked_add(h.amount.amount)
-                    .ok_or_else(|| overflow("the held amount"))?;
-                let id = s.next_id();
-                s.holds.insert(
-                    id,
-                    Hold {
-                        billable: billable.clone(),
-                        amount: h.amount,
-                        expires_at: request.expires_at,
-                    },
-                );
+                let id = s.hold(billable, h.amount, now, request.expires_at)?;
                 Some(id)
             }
             _ => None,
@@ -167,19 +154,18 @@ impl CounterStore for MemoryStore {
                 .ok_or_else(|| overflow("a wallet balance"))?;
         }
 
+        // The capture of the hold (or its release when nothing is debited) comes first, so
+        // that dropping the reservation finds its hold gone.
+        let debit = s.capture(
+            &entry.billable,
+            hold.map(|(id, _)| id),
+            cost,
+            debit,
+            crate::store::USAGE_DEBIT_REASON,
+            entry.occurred_at,
+        )?;
         s.drop_reservation(settlement.reservation);
         let recorded = s.insert_usage(entry);
-        let debit = if debit {
-            Some(s.post(
-                &entry.billable,
-                cost,
-                Direction::Debit,
-                crate::store::USAGE_DEBIT_REASON,
-                entry.occurred_at,
-            )?)
-        } else {
-            None
-        };
         let overage = overage.map(|o| {
             let new = NewOverage {
                 billable: entry.billable.clone(),

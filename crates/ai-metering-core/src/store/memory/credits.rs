@@ -1,20 +1,19 @@
-//! [`MemoryStore`]'s CreditStore: wallets, holds and the ledger.
+//! [`MemoryStore`]'s CreditStore: wallets, their grants, holds and the ledger.
 
 use super::*;
 
 impl CreditStore for MemoryStore {
-    async fn wallet(&self, billable: &Billable, currency: Currency) -> StoreResult<WalletBalance> {
+    async fn wallet_at(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<WalletBalance> {
         let s = self.lock();
-        let (balance, held) = s
-            .wallets
-            .get(&(billable.clone(), currency))
-            .map_or((Decimal::ZERO, Decimal::ZERO), |w| (w.balance, w.held));
-        Ok(WalletBalance {
-            billable: billable.clone(),
-            currency,
-            balance,
-            held,
-        })
+        match s.wallets.get(&(billable.clone(), currency)) {
+            Some(w) => w.balance_at(billable, currency, at),
+            None => Ok(WalletBalance::empty(billable.clone(), currency)),
+        }
     }
 
     async fn add_credits_with_metadata(
@@ -27,7 +26,7 @@ impl CreditStore for MemoryStore {
     ) -> StoreResult<CreditTransaction> {
         require_positive(&amount, "credits added")?;
         let mut state = self.lock();
-        let mut tx = state.post(billable, amount, Direction::Credit, reason, at)?;
+        let mut tx = state.post(billable, amount, Direction::Credit, reason, Vec::new(), at)?;
         if !metadata.is_empty() {
             tx.metadata = metadata.clone();
             if let Some(stored) = state.ledger.last_mut() {
@@ -47,44 +46,42 @@ impl CreditStore for MemoryStore {
     ) -> StoreResult<CreditOutcome<CreditTransaction>> {
         require_positive(&amount, "credits deducted")?;
         let mut s = self.lock();
-        if let Err(available) = s.check_funds(billable, &amount, overdraft) {
+        if let Err(available) = s.check_funds(billable, &amount, overdraft, at)? {
             return Ok(CreditOutcome::Insufficient { available });
         }
+        let wallet = s.wallet(billable, amount.currency);
+        wallet
+            .balance
+            .checked_sub(amount.amount)
+            .ok_or_else(|| overflow("a wallet balance"))?;
+        let mut next = wallet.grants.clone();
+        let paid = grants::apply_deduction(&mut next, amount.amount, at)
+            .map_err(|e| invalid(e.to_string()))?;
+        wallet.grants = next;
         Ok(CreditOutcome::Done(s.post(
             billable,
             amount,
             Direction::Debit,
             reason,
+            paid.takes,
             at,
         )?))
     }
 
-    async fn hold_credits(
+    async fn hold_credits_at(
         &self,
         billable: &Billable,
         amount: Money,
         overdraft: Overdraft,
+        now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<CreditOutcome<HoldId>> {
         require_positive(&amount, "credits held")?;
         let mut s = self.lock();
-        if let Err(available) = s.check_funds(billable, &amount, overdraft) {
+        if let Err(available) = s.check_funds(billable, &amount, overdraft, now)? {
             return Ok(CreditOutcome::Insufficient { available });
         }
-        let wallet = s.wallet(billable, amount.currency);
-        wallet.held = wallet
-            .held
-            .checked_add(amount.amount)
-            .ok_or_else(|| overflow("the held amount"))?;
-        let id = s.next_id();
-        s.holds.insert(
-            id,
-            Hold {
-                billable: billable.clone(),
-                amount,
-                expires_at,
-            },
-        );
+        let id = s.hold(billable, amount, now, expires_at)?;
         Ok(CreditOutcome::Done(HoldId(id)))
     }
 
@@ -110,20 +107,12 @@ impl CreditStore for MemoryStore {
                 "a settled amount cannot be negative, got {actual}"
             )));
         }
-        let (billable, amount) = (held.billable.clone(), held.amount);
-        // Checked before anything changes, so that an error leaves the state untouched.
-        let wallet = s.wallet(&billable, amount.currency);
-        let held_after = wallet
-            .held
-            .checked_sub(amount.amount)
-            .ok_or_else(|| overflow("the held amount"))?;
-        wallet
-            .balance
-            .checked_sub(actual.amount)
-            .ok_or_else(|| overflow("a wallet balance"))?;
-        wallet.held = held_after;
-        s.holds.remove(&hold.0);
-        s.post(&billable, actual, Direction::Debit, reason, at)
+        let billable = held.billable.clone();
+        match s.capture(&billable, Some(hold.0), actual, true, reason, at)? {
+            Some(tx) => Ok(tx),
+            // `capture` debits whenever asked to.
+            None => Err(StoreError::not_found(format!("credit hold {}", hold.0))),
+        }
     }
 
     async fn release_hold(&self, hold: HoldId) -> StoreResult<bool> {
@@ -158,5 +147,114 @@ impl CreditStore for MemoryStore {
             .collect();
         txs.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
         Ok(paginate(txs.into_iter().cloned(), page))
+    }
+
+    async fn add_grant(
+        &self,
+        billable: &Billable,
+        grant: &NewGrant,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(WalletGrant, CreditTransaction)> {
+        grant.validate()?;
+        let mut s = self.lock();
+        let currency = grant.amount.currency;
+        s.wallet(billable, currency)
+            .balance
+            .checked_add(grant.amount.amount)
+            .ok_or_else(|| overflow("a wallet balance"))?;
+        let id = grants::GrantId(s.next_id());
+        let stored = grant.to_grant(id);
+        let take = GrantTake {
+            grant: id,
+            amount: grant.amount.amount,
+        };
+        let tx = s.post(
+            billable,
+            grant.amount,
+            Direction::Credit,
+            reason,
+            vec![take],
+            at,
+        )?;
+        s.wallet(billable, currency).grants.push(stored.clone());
+        s.grant_created.insert(id.0, at);
+        Ok((
+            WalletGrant {
+                billable: billable.clone(),
+                currency,
+                grant: stored,
+                created_at: at,
+            },
+            tx,
+        ))
+    }
+
+    async fn grants(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+    ) -> StoreResult<Vec<WalletGrant>> {
+        let s = self.lock();
+        let mut grants: Vec<WalletGrant> = s
+            .wallets
+            .get(&(billable.clone(), currency))
+            .map(|w| w.grants.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|g| WalletGrant {
+                billable: billable.clone(),
+                currency,
+                grant: g.clone(),
+                created_at: s
+                    .grant_created
+                    .get(&g.id.0)
+                    .copied()
+                    .unwrap_or(g.effective_at),
+            })
+            .collect();
+        grants.sort_by(|a, b| a.grant.burn_cmp(&b.grant));
+        Ok(grants)
+    }
+
+    async fn roll_over_grants(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        let mut s = self.lock();
+        let Some(wallet) = s.wallets.get_mut(&(billable.clone(), currency)) else {
+            return Ok(Vec::new());
+        };
+        let mut next = wallet.grants.clone();
+        let changes = grants::reset_period(&mut next, at);
+        let mut balance = wallet.balance;
+        for c in &changes {
+            balance = balance
+                .checked_add(c.after - c.before)
+                .ok_or_else(|| overflow("a wallet balance"))?;
+        }
+        wallet.grants = next;
+        let mut entries = Vec::with_capacity(changes.len());
+        for c in changes {
+            let (direction, amount) = if c.after > c.before {
+                (Direction::Credit, c.after - c.before)
+            } else {
+                (Direction::Debit, c.before - c.after)
+            };
+            entries.push(s.post(
+                billable,
+                Money::new(amount, currency),
+                direction,
+                crate::store::ROLLOVER_REASON,
+                vec![GrantTake {
+                    grant: c.grant,
+                    amount,
+                }],
+                at,
+            )?);
+        }
+        Ok(entries)
     }
 }

@@ -19,12 +19,13 @@ use rust_decimal::Decimal;
 
 use super::{
     CounterStore, CreditOutcome, CreditStore, CreditTransaction, Direction, GroupBy, GroupedSums,
-    HoldId, NewOverage, OverageRecord, OverageStore, Overdraft, Page, PeriodUsage, PlanStore,
-    Recorded, ReservationId, ReserveOutcome, ReserveRequest, Settled, Settlement, StoreError,
-    StoreErrorKind, StoreResult, SubscriptionId, SubscriptionStore, UsageEntry, UsageFilter,
-    UsageRecord, UsageStore, UsageSums, WalletBalance, WebhookEventStore,
+    HoldId, NewGrant, NewOverage, OverageRecord, OverageStore, Overdraft, Page, PeriodUsage,
+    PlanStore, Recorded, ReservationId, ReserveOutcome, ReserveRequest, Settled, Settlement,
+    StoreError, StoreErrorKind, StoreResult, SubscriptionId, SubscriptionStore, UsageEntry,
+    UsageFilter, UsageRecord, UsageStore, UsageSums, WalletBalance, WalletGrant, WebhookEventStore,
 };
 use crate::billable::Billable;
+use crate::grants::{self, CreditGrant, GrantTake};
 use crate::limit::{Thresholds, UsageTotals, evaluate};
 use crate::money::{Currency, Money};
 use crate::period::Period;
@@ -124,6 +125,8 @@ struct State {
     claimed_thresholds: HashSet<(Billable, Period, Decimal)>,
     wallets: HashMap<(Billable, Currency), Wallet>,
     holds: HashMap<i64, Hold>,
+    /// When each grant was added, by grant id.
+    grant_created: HashMap<i64, DateTime<Utc>>,
     ledger: Vec<CreditTransaction>,
     overages: BTreeMap<i64, OverageRecord>,
     overage_by_usage: HashMap<i64, i64>,
@@ -150,12 +153,34 @@ struct Reservation {
 struct Wallet {
     balance: Decimal,
     held: Decimal,
+    /// The grants partitioning `balance` (see [`crate::grants`]), in insertion order.
+    grants: Vec<CreditGrant>,
+}
+
+impl Wallet {
+    /// The wallet as [`CreditStore::wallet_at`] reads it at `at`.
+    fn balance_at(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> StoreResult<WalletBalance> {
+        Ok(WalletBalance {
+            billable: billable.clone(),
+            currency,
+            balance: self.balance,
+            held: self.held,
+            unusable: grants::unusable(&self.grants, at).map_err(|e| invalid(e.to_string()))?,
+        })
+    }
 }
 
 struct Hold {
     billable: Billable,
     amount: Money,
     expires_at: DateTime<Utc>,
+    /// What it took from the wallet's grants.
+    takes: Vec<GrantTake>,
 }
 
 fn add_totals(a: UsageTotals, b: UsageTotals) -> UsageTotals {
@@ -295,20 +320,107 @@ impl State {
         let wallet = self.wallet(&held.billable, held.amount.currency);
         // Cannot overflow: `held` includes this hold's amount.
         wallet.held = wallet.held.saturating_sub(held.amount.amount).normalize();
+        grants::release_hold(&mut wallet.grants, &held.takes);
         true
     }
 
-    /// The wallet's available balance, counting the hold `except` as given back.
-    fn available(&self, billable: &Billable, currency: Currency, except: Option<i64>) -> Decimal {
-        let available = self
-            .wallets
-            .get(&(billable.clone(), currency))
-            .map_or(Decimal::ZERO, |w| w.balance.saturating_sub(w.held));
-        let returned = except
+    /// Holds `amount` (positive) in the wallet until `expires_at`, taking it from the grants
+    /// usable at `now` first; returns the hold's id. The caller checked the funds.
+    fn hold(
+        &mut self,
+        billable: &Billable,
+        amount: Money,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let wallet = self.wallet(billable, amount.currency);
+        let held = wallet
+            .held
+            .checked_add(amount.amount)
+            .ok_or_else(|| overflow("the held amount"))?;
+        let taken = grants::apply_hold(&mut wallet.grants, amount.amount, now)
+            .map_err(|e| invalid(e.to_string()))?;
+        wallet.held = held;
+        let id = self.next_id();
+        self.holds.insert(
+            id,
+            Hold {
+                billable: billable.clone(),
+                amount,
+                expires_at,
+                takes: taken.takes,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Captures the hold `hold` (when it still exists) for `cost`: the hold is dropped, and
+    /// when `debit`, `cost` is debited from the grants the hold took, then as
+    /// [`grants::capture_hold`] says. Nothing changes on error.
+    fn capture(
+        &mut self,
+        billable: &Billable,
+        hold: Option<i64>,
+        cost: Money,
+        debit: bool,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<CreditTransaction>> {
+        let hold = hold.and_then(|id| self.holds.get(&id).map(|h| (id, h.amount, h.takes.clone())));
+        let (held, takes) = match &hold {
+            Some((_, amount, takes)) if amount.currency == cost.currency => {
+                (amount.amount, takes.clone())
+            }
+            _ => (Decimal::ZERO, Vec::new()),
+        };
+        if !debit {
+            if let Some((id, _, _)) = hold {
+                self.release_hold(id);
+            }
+            return Ok(None);
+        }
+        let wallet = self.wallet(billable, cost.currency);
+        // Checked before anything changes, so that an error leaves the state untouched.
+        wallet
+            .balance
+            .checked_sub(cost.amount)
+            .ok_or_else(|| overflow("a wallet balance"))?;
+        let mut next = wallet.grants.clone();
+        let paid = grants::capture_hold(&mut next, &takes, held, cost.amount, at)
+            .map_err(|e| invalid(e.to_string()))?;
+        // Everything is checked: apply (capture_hold gave the hold's grants back).
+        if let Some((id, amount, _)) = hold {
+            self.holds.remove(&id);
+            let w = self.wallet(billable, amount.currency);
+            w.held = w.held.saturating_sub(amount.amount).normalize();
+        }
+        self.wallet(billable, cost.currency).grants = next;
+        self.post(billable, cost, Direction::Debit, reason, paid.takes, at)
+            .map(Some)
+    }
+
+    /// The wallet's available balance at `now`, counting the hold `except` as given back.
+    fn available(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        except: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Decimal> {
+        let Some(wallet) = self.wallets.get(&(billable.clone(), currency)) else {
+            return Ok(Decimal::ZERO);
+        };
+        let mut grants = wallet.grants.clone();
+        let mut held = wallet.held;
+        if let Some(h) = except
             .and_then(|id| self.holds.get(&id))
             .filter(|h| h.amount.currency == currency)
-            .map_or(Decimal::ZERO, |h| h.amount.amount);
-        available.saturating_add(returned)
+        {
+            held = held.saturating_sub(h.amount.amount);
+            grants::release_hold(&mut grants, &h.takes);
+        }
+        let unusable = grants::unusable(&grants, now).map_err(|e| invalid(e.to_string()))?;
+        Ok(wallet.balance.saturating_sub(held).saturating_sub(unusable))
     }
 
     /// The usage row stored under `billable`'s `key`.
@@ -387,6 +499,7 @@ impl State {
         amount: Money,
         direction: Direction,
         reason: &str,
+        grants: Vec<GrantTake>,
         at: DateTime<Utc>,
     ) -> StoreResult<CreditTransaction> {
         let wallet = self.wallet(billable, amount.currency);
@@ -404,27 +517,27 @@ impl State {
             reason: reason.to_owned(),
             balance_after,
             metadata: serde_json::Map::new(),
+            grants,
             created_at: at,
         };
         self.ledger.push(tx.clone());
         Ok(tx)
     }
 
-    /// `Ok` when `overdraft` lets the wallet cover `amount`; otherwise the available balance.
+    /// `Ok(Ok(()))` when `overdraft` lets the wallet cover `amount` at `now`; otherwise
+    /// `Ok(Err(available))`.
     fn check_funds(
         &self,
         billable: &Billable,
         amount: &Money,
         overdraft: Overdraft,
-    ) -> Result<(), Decimal> {
-        let available = self
-            .wallets
-            .get(&(billable.clone(), amount.currency))
-            .map_or(Decimal::ZERO, |w| w.balance.saturating_sub(w.held));
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<(), Decimal>> {
+        let available = self.available(billable, amount.currency, None, now)?;
         if overdraft.permits(available, amount.amount) {
-            Ok(())
+            Ok(Ok(()))
         } else {
-            Err(available)
+            Ok(Err(available))
         }
     }
 }

@@ -26,8 +26,19 @@ impl RetentionStore for MemoryStore {
         s.claimed_thresholds.retain(|(b, _, _)| b != billable);
         counts.threshold_claims = gone(before, s.claimed_thresholds.len());
         let before = s.wallets.len();
-        s.wallets.retain(|(b, _), _| b != billable);
+        let mut grants = Vec::new();
+        s.wallets.retain(|(b, _), w| {
+            let keep = b != billable;
+            if !keep {
+                grants.extend(w.grants.iter().map(|g| g.id.0));
+            }
+            keep
+        });
         counts.wallets = gone(before, s.wallets.len());
+        counts.credit_grants = grants.len() as u64;
+        for id in grants {
+            s.grant_created.remove(&id);
+        }
         let before = s.holds.len();
         s.holds.retain(|_, h| h.billable != *billable);
         counts.credit_holds = gone(before, s.holds.len());
@@ -111,6 +122,7 @@ impl RetentionStore for MemoryStore {
             .collect();
         for currency in wallets {
             if let Some(w) = s.wallets.remove(&(billable.clone(), currency)) {
+                counts.credit_grants = counts.credit_grants.saturating_add(w.grants.len() as u64);
                 s.wallets.insert((tombstone.clone(), currency), w);
                 counts.wallets = counts.wallets.saturating_add(1);
             }

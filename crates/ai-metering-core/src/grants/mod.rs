@@ -1,5 +1,20 @@
 //! Credit grants: blocks of credits with a priority, a start and an expiry, burned down in a
-//! fixed order. Pure functions on values; a store persists the grants.
+//! fixed order. Pure functions on values; every store persists a wallet's grants (see
+//! [`CreditStore::add_grant`](crate::store::CreditStore::add_grant)) and calls these
+//! functions under the wallet's lock, so that the memory and database stores agree.
+//!
+//! # Grants in a wallet
+//!
+//! A wallet's balance stays the source of truth; its grants *partition* it: each grant's
+//! `remaining` is part of the balance, and what no grant holds (plain top-ups made with
+//! `add_credits`) is the wallet's *ungranted* part, spent after every grant. A call's hold
+//! takes from the grants first ([`apply_hold`]: the grant's `held` grows, its `remaining`
+//! stays), then from the ungranted part; the capture ([`capture_hold`]) spends what the hold
+//! took, grant by grant, and the ledger entry lists the grants that paid
+//! ([`GrantTake`]s). A grant that expired (or is not effective yet) stops counting at the
+//! instant of the operation: its unheld remainder is [`unusable`] and is subtracted from
+//! the wallet's available balance, without any job writing it off. A hold made before the
+//! expiry is still captured from the grant: the credits were spent while it counted.
 //!
 //! # Burn-down order
 //!
@@ -12,7 +27,8 @@
 //!    is total and deterministic.
 //!
 //! A grant that expired stops counting: its remainder is never taken, nor counted as
-//! available. A grant that is not effective yet does not count either.
+//! available. A grant that is not effective yet does not count either. What calls in flight
+//! hold of a grant (`held`) is not available either.
 //!
 //! # Rollover at period reset
 //!
@@ -89,6 +105,9 @@ pub struct CreditGrant {
     pub amount: Decimal,
     /// What is left of it (`0 <= remaining <= amount`).
     pub remaining: Decimal,
+    /// What calls in flight hold of `remaining` (`0 <= held <= remaining`): not available.
+    #[serde(default)]
+    pub held: Decimal,
     /// Burn-down priority: lower numbers are burned first.
     pub priority: u32,
     /// From when it can be used.
@@ -117,6 +136,7 @@ impl CreditGrant {
             id,
             amount,
             remaining: amount,
+            held: Decimal::ZERO,
             priority: 0,
             effective_at,
             expires_at: None,
@@ -171,8 +191,9 @@ impl CreditGrant {
     /// Checks the grant's own consistency.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`]: a negative amount, a remainder outside `0..=amount`, an expiry
-    /// not after the start, or a rollover outside `0 <= min <= max <= amount`.
+    /// [`Error::InvalidInput`]: a negative amount, a remainder outside `0..=amount`, a held
+    /// amount outside `0..=remaining`, an expiry not after the start, or a rollover outside
+    /// `0 <= min <= max <= amount`.
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(Error::InvalidInput(format!("grant {}: {why}", self.id.0)));
         if self.amount < Decimal::ZERO {
@@ -182,6 +203,12 @@ impl CreditGrant {
             return bad(format!(
                 "remaining {} is outside 0..={}",
                 self.remaining, self.amount
+            ));
+        }
+        if self.held < Decimal::ZERO || self.held > self.remaining {
+            return bad(format!(
+                "held {} is outside 0..={}",
+                self.held, self.remaining
             ));
         }
         if self.expires_at.is_some_and(|e| e <= self.effective_at) {
@@ -203,13 +230,19 @@ impl CreditGrant {
         self.effective_at <= at && self.expires_at.is_none_or(|e| at < e)
     }
 
-    /// What the grant can give at `at`: its remainder while usable, else zero.
+    /// What the grant can give at `at`: its unheld remainder while usable, else zero.
     pub fn available_at(&self, at: DateTime<Utc>) -> Decimal {
         if self.is_usable_at(at) {
-            self.remaining
+            self.free()
         } else {
             Decimal::ZERO
         }
+    }
+
+    /// The remainder no call holds, usable or not.
+    pub fn free(&self) -> Decimal {
+        // held <= remaining for a valid grant; saturating for one that is not.
+        self.remaining.saturating_sub(self.held).max(Decimal::ZERO)
     }
 
     /// The burn-down order of two grants (see the [module docs](self#burn-down-order)).
@@ -307,8 +340,8 @@ pub fn apply_deduction(
         let Some(grant) = grants.get_mut(i) else {
             continue;
         };
-        let take = grant.remaining.min(left);
-        // take <= remaining and take <= left: both subtractions stay >= 0.
+        let take = grant.free().min(left);
+        // take <= remaining - held and take <= left: both subtractions stay >= 0.
         grant.remaining -= take;
         left -= take;
         takes.push(GrantTake {
@@ -319,6 +352,167 @@ pub fn apply_deduction(
     Ok(Deduction {
         takes,
         uncovered: left,
+    })
+}
+
+/// The unheld remainder of the grants that do not count at `at` (expired, or not effective
+/// yet): a wallet's available balance is its balance, minus what is held, minus this.
+///
+/// ```
+/// # use ai_metering_core::grants::{CreditGrant, GrantId, unusable};
+/// # use chrono::{Duration, TimeZone, Utc};
+/// # use rust_decimal::Decimal;
+/// let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+/// let g = CreditGrant::new(GrantId(1), Decimal::TEN, t0).unwrap().expiring_at(t0 + Duration::days(1));
+/// assert_eq!(unusable(&[g.clone()], t0).unwrap(), Decimal::ZERO);
+/// assert_eq!(unusable(&[g], t0 + Duration::days(1)).unwrap(), Decimal::TEN);
+/// ```
+///
+/// # Errors
+/// [`Error::Overflow`] when the sum does not fit a `Decimal`.
+pub fn unusable(grants: &[CreditGrant], at: DateTime<Utc>) -> Result<Decimal> {
+    grants
+        .iter()
+        .filter(|g| !g.is_usable_at(at))
+        .try_fold(Decimal::ZERO, |sum, g| {
+            sum.checked_add(g.free())
+                .ok_or(Error::Overflow("the credits of expired grants"))
+        })
+}
+
+/// Holds `amount` on `grants` at `at`, in burn-down order: each grant's `held` grows by what
+/// it gives (its `remaining` stays until the capture). What the usable grants cannot cover is
+/// [`Deduction::uncovered`]: the part of the hold on the wallet's ungranted balance.
+///
+/// ```
+/// # use ai_metering_core::grants::{CreditGrant, GrantId, apply_hold};
+/// # use rust_decimal::Decimal;
+/// let t = chrono::Utc::now();
+/// let mut grants = vec![CreditGrant::new(GrantId(1), Decimal::from(3), t).unwrap()];
+/// let d = apply_hold(&mut grants, Decimal::from(5), t).unwrap();
+/// assert_eq!((grants[0].held, d.uncovered), (Decimal::from(3), Decimal::from(2)));
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a negative amount or an invalid grant (nothing changes then).
+pub fn apply_hold(
+    grants: &mut [CreditGrant],
+    amount: Decimal,
+    at: DateTime<Utc>,
+) -> Result<Deduction> {
+    let mut scratch = grants.to_vec();
+    let d = apply_deduction(&mut scratch, amount, at)?;
+    for take in &d.takes {
+        if let Some(g) = grants.iter_mut().find(|g| g.id == take.grant) {
+            // take <= remaining - held: held stays <= remaining.
+            g.held += take.amount;
+        }
+    }
+    Ok(d)
+}
+
+/// Gives back what a hold took from each grant (`takes`, as [`apply_hold`] returned them).
+/// A grant no longer listed is skipped; a held amount never goes below zero.
+pub fn release_hold(grants: &mut [CreditGrant], takes: &[GrantTake]) {
+    for take in takes {
+        if let Some(g) = grants.iter_mut().find(|g| g.id == take.grant) {
+            g.held = g.held.saturating_sub(take.amount).max(Decimal::ZERO);
+        }
+    }
+}
+
+/// Captures a hold of `held` (which took `takes` from the grants) for an `actual` cost at
+/// `at`: [`release_hold`], then [`spend_hold`]. The returned [`Deduction`] lists what each
+/// grant paid; its `uncovered` is what the ungranted balance pays.
+///
+/// ```
+/// # use ai_metering_core::grants::{CreditGrant, GrantId, apply_hold, capture_hold};
+/// # use rust_decimal::Decimal;
+/// let t = chrono::Utc::now();
+/// let mut grants = vec![CreditGrant::new(GrantId(1), Decimal::TEN, t).unwrap()];
+/// let hold = apply_hold(&mut grants, Decimal::from(4), t).unwrap();
+/// let paid = capture_hold(&mut grants, &hold.takes, Decimal::from(4), Decimal::from(3), t).unwrap();
+/// assert_eq!(paid.covered(), Decimal::from(3));
+/// assert_eq!((grants[0].remaining, grants[0].held), (Decimal::from(7), Decimal::ZERO));
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a negative amount or an invalid grant (nothing changes then).
+pub fn capture_hold(
+    grants: &mut [CreditGrant],
+    takes: &[GrantTake],
+    held: Decimal,
+    actual: Decimal,
+    at: DateTime<Utc>,
+) -> Result<Deduction> {
+    let mut next = grants.to_vec();
+    release_hold(&mut next, takes);
+    let paid = spend_hold(&mut next, takes, held, actual, at)?;
+    grants.clone_from_slice(&next);
+    Ok(paid)
+}
+
+/// Spends `actual` for a hold of `held` that took `takes` and was given back already
+/// ([`release_hold`]): first from the grants the hold took from (in the hold's order, up to
+/// what it took: even from a grant that expired since, as the credits were spent while it
+/// counted), then from the hold's ungranted part, and what goes beyond the hold from the
+/// grants usable at `at` in burn-down order. The returned [`Deduction`] lists what each
+/// grant paid; its `uncovered` is what the ungranted balance pays (never refused: the money
+/// was spent). Without a hold, pass no takes and a zero `held`: a plain deduction.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a negative amount or an invalid grant (nothing changes then).
+pub fn spend_hold(
+    grants: &mut [CreditGrant],
+    takes: &[GrantTake],
+    held: Decimal,
+    actual: Decimal,
+    at: DateTime<Utc>,
+) -> Result<Deduction> {
+    if actual < Decimal::ZERO {
+        return Err(Error::InvalidInput(format!(
+            "a captured amount must not be negative, not {actual}"
+        )));
+    }
+    let mut next = grants.to_vec();
+    let mut left = actual;
+    let mut paid: Vec<GrantTake> = Vec::new();
+    for take in takes {
+        if left <= Decimal::ZERO {
+            break;
+        }
+        let Some(g) = next.iter_mut().find(|g| g.id == take.grant) else {
+            continue;
+        };
+        let amount = take.amount.min(left).min(g.free());
+        if amount <= Decimal::ZERO {
+            continue;
+        }
+        // amount <= remaining - held and amount <= left: both stay >= 0.
+        g.remaining -= amount;
+        left -= amount;
+        paid.push(GrantTake {
+            grant: g.id,
+            amount,
+        });
+    }
+    let on_grants = takes
+        .iter()
+        .fold(Decimal::ZERO, |sum, t| sum.saturating_add(t.amount));
+    let ungranted_hold = held.saturating_sub(on_grants).max(Decimal::ZERO);
+    let from_ungranted = ungranted_hold.min(left).max(Decimal::ZERO);
+    left -= from_ungranted;
+    let beyond = apply_deduction(&mut next, left, at)?;
+    for take in beyond.takes {
+        match paid.iter_mut().find(|t| t.grant == take.grant) {
+            Some(t) => t.amount = t.amount.saturating_add(take.amount),
+            None => paid.push(take),
+        }
+    }
+    grants.clone_from_slice(&next);
+    Ok(Deduction {
+        takes: paid,
+        uncovered: from_ungranted.saturating_add(beyond.uncovered),
     })
 }
 
@@ -343,8 +537,9 @@ pub fn reset_period(grants: &mut [CreditGrant], at: DateTime<Utc>) -> Vec<Rollov
         if !g.is_usable_at(at) {
             continue;
         }
-        // Keep the invariant remaining <= amount even for a rule validate() would refuse.
-        let after = rule.apply(g.remaining).min(g.amount).max(Decimal::ZERO);
+        // Keep the invariants held <= remaining <= amount even for a rule validate() would
+        // refuse: what calls in flight hold is never taken away.
+        let after = rule.apply(g.remaining).min(g.amount).max(g.held);
         if after != g.remaining {
             changes.push(RolloverChange {
                 grant: g.id,
@@ -478,6 +673,96 @@ mod tests {
         );
     }
 
+    #[test]
+    fn holds_take_in_burn_order_and_expired_grants_are_unusable() {
+        let now = t0() + Duration::days(1);
+        let mut grants = vec![
+            grant(1, 10).with_priority(1),
+            grant(2, 4).expiring_at(t0() + Duration::days(2)),
+            grant(3, 5).expiring_at(now), // expired at `now`
+        ];
+        assert_eq!(unusable(&grants, now).unwrap(), Decimal::from(5));
+        let hold = apply_hold(&mut grants, Decimal::from(6), now).unwrap();
+        assert_eq!(ids(&hold), vec![2, 1]);
+        assert_eq!(hold.uncovered, Decimal::ZERO);
+        assert_eq!(
+            (grants[0].held, grants[1].held, grants[2].held),
+            (Decimal::from(2), Decimal::from(4), Decimal::ZERO)
+        );
+        // Held credits are neither available nor unusable.
+        assert_eq!(available(&grants, now).unwrap(), Decimal::from(8));
+        let later = t0() + Duration::days(3);
+        assert_eq!(unusable(&grants, later).unwrap(), Decimal::from(5));
+        // A second hold cannot take what the first holds.
+        let more = apply_hold(&mut grants, Decimal::from(9), now).unwrap();
+        assert_eq!(ids(&more), vec![1]);
+        assert_eq!(more.uncovered, Decimal::ONE);
+        release_hold(&mut grants, &more.takes);
+        assert_eq!(grants[0].held, Decimal::from(2));
+    }
+
+    #[test]
+    fn a_capture_spends_what_the_hold_took_even_after_expiry() {
+        let mut grants = vec![
+            grant(1, 4).expiring_at(t0() + Duration::days(1)),
+            grant(2, 10).with_priority(1),
+        ];
+        // 4 from grant 1, 1 from grant 2, 2 from the ungranted balance.
+        let hold = apply_hold(&mut grants, Decimal::from(7), t0()).unwrap();
+        assert_eq!(hold.uncovered, Decimal::ZERO);
+        let held = Decimal::from(7);
+        let after_expiry = t0() + Duration::days(2);
+        let paid = capture_hold(
+            &mut grants,
+            &hold.takes,
+            held,
+            Decimal::from(5),
+            after_expiry,
+        )
+        .unwrap();
+        assert_eq!(ids(&paid), vec![1, 2]);
+        assert_eq!(paid.uncovered, Decimal::ZERO);
+        assert_eq!(grants[0].remaining, Decimal::ZERO);
+        assert_eq!(
+            (grants[1].remaining, grants[1].held),
+            (Decimal::from(9), Decimal::ZERO)
+        );
+        // Beyond the hold: the hold's ungranted part, then the usable grants.
+        let hold = apply_hold(&mut grants, Decimal::ONE, after_expiry).unwrap();
+        let paid = capture_hold(
+            &mut grants,
+            &hold.takes,
+            Decimal::ONE,
+            Decimal::from(12),
+            after_expiry,
+        )
+        .unwrap();
+        assert_eq!(
+            paid.takes,
+            vec![GrantTake {
+                grant: GrantId(2),
+                amount: Decimal::from(9)
+            }]
+        );
+        assert_eq!(paid.uncovered, Decimal::from(3));
+        assert!(
+            capture_hold(&mut grants, &[], Decimal::ZERO, Decimal::NEGATIVE_ONE, t0()).is_err()
+        );
+    }
+
+    #[test]
+    fn a_reset_never_takes_what_is_held() {
+        let mut grants = vec![grant(1, 10).with_rollover(Rollover {
+            min: Decimal::ZERO,
+            max: Decimal::ONE,
+        })];
+        apply_hold(&mut grants, Decimal::from(4), t0()).unwrap();
+        let changes = reset_period(&mut grants, t0());
+        assert_eq!(changes[0].after, Decimal::from(4));
+        assert_eq!(grants[0].remaining, Decimal::from(4));
+        assert!(grants[0].validate().is_ok());
+    }
+
     fn arb_grants() -> impl Strategy<Value = Vec<CreditGrant>> {
         let one = (
             0u32..3,
@@ -494,6 +779,7 @@ mod tests {
                     id: GrantId(0),
                     amount,
                     remaining,
+                    held: Decimal::ZERO,
                     priority,
                     effective_at,
                     expires_at: expiry.map(|e| effective_at + Duration::days(e.max(1))),
@@ -509,6 +795,40 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn holds_and_captures_conserve_the_grants(
+            mut grants in arb_grants(),
+            hold_cents in 0i64..30_000,
+            actual_cents in 0i64..30_000,
+            day in -6i64..12,
+        ) {
+            let at = t0() + Duration::days(day);
+            let before = grants.clone();
+            let total = |gs: &[CreditGrant]| gs.iter().map(|g| g.remaining).sum::<Decimal>();
+            let held = Decimal::new(hold_cents, 2);
+            let hold = apply_hold(&mut grants, held, at).unwrap();
+            prop_assert_eq!(hold.covered() + hold.uncovered, held);
+            for g in &grants {
+                prop_assert!(g.validate().is_ok(), "{:?}", g);
+            }
+            // A hold changes no remainder.
+            prop_assert_eq!(total(&grants), total(&before));
+            let actual = Decimal::new(actual_cents, 2);
+            let paid = capture_hold(&mut grants, &hold.takes, held, actual, at).unwrap();
+            prop_assert_eq!(paid.covered() + paid.uncovered, actual);
+            prop_assert_eq!(total(&before) - total(&grants), paid.covered());
+            for (old, new) in before.iter().zip(&grants) {
+                prop_assert_eq!(new.held, Decimal::ZERO);
+                prop_assert!(new.validate().is_ok());
+                let taken: Decimal = paid.takes.iter().filter(|t| t.grant == old.id).map(|t| t.amount).sum();
+                prop_assert_eq!(old.remaining - new.remaining, taken);
+                // Only grants usable at `at` give anything (the hold was made at `at` too).
+                if !old.is_usable_at(at) {
+                    prop_assert_eq!(taken, Decimal::ZERO);
+                }
+            }
+        }
+
         #[test]
         fn deductions_balance_and_respect_validity(
             mut grants in arb_grants(),
