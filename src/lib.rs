@@ -46,8 +46,8 @@ pub mod prelude {
     pub use ai_metering_core::plan::{BillingMode, OveragePolicy, Plan, Subscription};
     pub use ai_metering_core::store::DynStore;
     pub use ai_metering_core::store::{
-        CounterStore, CreditStore, MemoryStore, NewGrant, OverageStore, PlanStore, Store,
-        SubscriptionStore, UsageStore,
+        AdminStore, CounterStore, CreditStore, MemoryStore, NewGrant, OverageStore, PlanStore,
+        ReportStore, Store, SubscriptionStore, UsageStore,
     };
     pub use ai_metering_core::{
         Billable, Currency, Meter, MeterError, Metered, Metering, Money, PeriodSpec, PriceCatalog,

@@ -8,6 +8,7 @@ use ai_metering_core::plan::{BillingMode, Plan};
 use ai_metering_core::store::{MemoryStore, Store, UsageFilter};
 use ai_metering_core::{Billable, Currency, MeterError, Metering};
 use ai_metering_seaorm::SeaOrmStore;
+use ai_metering_testkit::ConformanceStore;
 use ai_metering_testkit::builders::{dec, fresh_name};
 use ai_metering_testkit::money_path::{MODEL, metering, prompt, response, subscribed};
 use ai_metering_tower::{FromHeader, QuotaLayer, QuotaRejection, RemainingQuota};
@@ -62,7 +63,7 @@ async fn requests(app: &Router, who: &Billable, body: &Value, count: usize) -> V
     tasks.join_all().await
 }
 
-async fn no_estimate_stays_within_one_call<S: Store>(store: S) {
+async fn no_estimate_stays_within_one_call<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Budget").with_token_limit(1_000);
     let who = subscribed(&metering, plan, BillingMode::Plan, None).await;
@@ -96,7 +97,7 @@ async fn no_estimate_stays_within_one_call<S: Store>(store: S) {
     );
 }
 
-async fn credits_hold<S: Store>(store: S, max_tokens: bool) {
+async fn credits_hold<S: ConformanceStore>(store: S, max_tokens: bool) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Credits");
     let who = subscribed(&metering, plan, BillingMode::Credits, Some("2")).await;
@@ -192,10 +193,10 @@ on_every_store!(no_estimate, no_estimate_stays_within_one_call);
 on_every_store!(credits_with_max_tokens, with_max_tokens);
 on_every_store!(credits_without_max_tokens, without_max_tokens);
 
-async fn with_max_tokens<S: Store>(store: S) {
+async fn with_max_tokens<S: ConformanceStore>(store: S) {
     credits_hold(store, true).await;
 }
 
-async fn without_max_tokens<S: Store>(store: S) {
+async fn without_max_tokens<S: ConformanceStore>(store: S) {
     credits_hold(store, false).await;
 }

@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 /// Register it on the [`Metering`](ai_metering_core::Metering) and run a loop in a task:
 ///
 /// ```no_run
-/// # async fn run<S: ai_metering_core::store::Store>(
+/// # use ai_metering_core::store::{OverageStore, Store};
+/// # async fn run<S: Store + OverageStore>(
 /// #     metering: ai_metering_core::Metering<S>,
 /// #     driver: ai_metering_billing::NullBillingDriver,
 /// #     trigger: ai_metering_billing::SyncTrigger,

@@ -5,7 +5,8 @@ mod common;
 
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
-    CreditStore, NewOverage, OverageStore, Page, SubscriptionStore, UsageFilter, UsageStore,
+    CreditStore, NewOverage, OverageStore, Page, ReportStore, SubscriptionStore, UsageFilter,
+    UsageStore,
 };
 use ai_metering_core::{Billable, Currency, Money};
 use common::{Workspace, at, entry, fixture, s, write};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
-    NewOverage, OverageStore, Page, SubscriptionStore, UsageFilter, UsageStore,
+    AdminStore, NewOverage, OverageStore, Page, ReportStore, UsageFilter, UsageStore,
 };
 use ai_metering_core::{Billable, Currency, Money};
 use axum::extract::State;

@@ -23,7 +23,7 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use ai_metering_core::recorder::{Recorder, RecorderConfig};
-//! use ai_metering_core::store::{MemoryStore, UsageFilter, UsageStore};
+//! use ai_metering_core::store::{MemoryStore, ReportStore, UsageFilter};
 //! use ai_metering_core::{Billable, Metering, TokenUsage};
 //!
 //! let metering = Metering::new(MemoryStore::new());
@@ -380,7 +380,7 @@ async fn run<S: Store>(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::store::{MemoryStore, UsageFilter, UsageStore};
+    use crate::store::{MemoryStore, ReportStore, UsageFilter};
     use crate::{Billable, Error, TokenUsage};
 
     fn entry(metering: &Metering<MemoryStore>, i: u64) -> UsageEntry {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use ai_metering_core::events::MeterEvent;
 use ai_metering_core::plan::{BillingMode, Plan, Subscription};
-use ai_metering_core::store::{CreditStore, MemoryStore, Page, PlanStore, SubscriptionStore};
+use ai_metering_core::store::{MemoryStore, Page, PlanStore, ReportStore, SubscriptionStore};
 use ai_metering_core::{
     Billable, CostBreakdown, Currency, Error, MeterError, Metering, Money, ReportedUsage,
     TokenUsage,

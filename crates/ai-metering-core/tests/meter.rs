@@ -13,8 +13,8 @@ use ai_metering_core::period::{Period, PeriodSpec};
 use ai_metering_core::plan::{BillingMode, OveragePolicy, Plan, Subscription};
 use ai_metering_core::pricing::{ModelPrice, PriceCatalog};
 use ai_metering_core::store::{
-    CounterStore, CreditStore, MemoryStore, OverageStore, PlanStore, SubscriptionStore,
-    UsageFilter, UsageStore,
+    CounterStore, CreditStore, MemoryStore, OverageStore, PlanStore, ReportStore,
+    SubscriptionStore, UsageFilter, UsageStore,
 };
 use ai_metering_core::{
     Billable, Currency, Error, MeterError, Metering, Money, TokenCounts, TokenUsage,

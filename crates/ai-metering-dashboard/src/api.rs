@@ -1,6 +1,6 @@
 //! The JSON API: the same data as the pages (see the crate docs for the shapes).
 
-use ai_metering_core::store::Store;
+use ai_metering_core::store::{ReportStore, Store};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -27,12 +27,15 @@ fn json<T: Serialize>(result: Result<T, DashboardError>) -> Response {
 }
 
 /// `GET /api/overview`.
-pub(crate) async fn overview<S: Store>(State(app): State<App<S>>, scope: Scope) -> Response {
+pub(crate) async fn overview<S: Store + ReportStore>(
+    State(app): State<App<S>>,
+    scope: Scope,
+) -> Response {
     json(data::overview(&app, &scope).await)
 }
 
 /// `GET /api/breakdown`.
-pub(crate) async fn breakdown<S: Store>(
+pub(crate) async fn breakdown<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     q: Result<Query<UsageQuery>, QueryRejection>,
@@ -47,7 +50,7 @@ pub(crate) async fn breakdown<S: Store>(
 }
 
 /// `GET /api/billables`.
-pub(crate) async fn billables<S: Store>(
+pub(crate) async fn billables<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     q: Result<Query<UsageQuery>, QueryRejection>,
@@ -62,7 +65,7 @@ pub(crate) async fn billables<S: Store>(
 }
 
 /// `GET /api/billables/{kind}/{id}`.
-pub(crate) async fn billable<S: Store>(
+pub(crate) async fn billable<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     Path((kind, id)): Path<(String, String)>,
@@ -79,7 +82,7 @@ pub(crate) async fn billable<S: Store>(
 }
 
 /// `GET /api/usage`.
-pub(crate) async fn usage<S: Store>(
+pub(crate) async fn usage<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     q: Result<Query<UsageQuery>, QueryRejection>,

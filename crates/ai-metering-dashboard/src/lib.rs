@@ -3,10 +3,14 @@
 //! store. The host mounts it under a prefix (default `/ai-metering`):
 //!
 //! ```
-//! use ai_metering_core::{Metering, store::Store};
+//! use ai_metering_core::Metering;
+//! use ai_metering_core::store::{ReportStore, Store};
 //! use ai_metering_dashboard::{Access, DashboardConfig};
 //!
-//! fn with_dashboard<S: Store>(app: axum::Router, metering: Metering<S>) -> axum::Router {
+//! fn with_dashboard<S: Store + ReportStore>(
+//!     app: axum::Router,
+//!     metering: Metering<S>,
+//! ) -> axum::Router {
 //!     // Operators see everything; the gate reads what the host's auth middleware stored.
 //!     let config = DashboardConfig::new().with_gate(|parts: &http::request::Parts| {
 //!         if parts.extensions.get::<IsOperator>().is_some() { Access::AllowAll } else { Access::Deny }

@@ -1,7 +1,7 @@
 //! The HTML handlers (and the CSV export), one per page.
 
 use ai_metering_core::Billable;
-use ai_metering_core::store::Store;
+use ai_metering_core::store::{ReportStore, Store};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +32,10 @@ pub(crate) fn billable_of(kind: String, id: String) -> Result<Billable, Dashboar
 }
 
 /// `GET /`.
-pub(crate) async fn overview<S: Store>(State(app): State<App<S>>, scope: Scope) -> Response {
+pub(crate) async fn overview<S: Store + ReportStore>(
+    State(app): State<App<S>>,
+    scope: Scope,
+) -> Response {
     let config = &app.config;
     let result = data::overview(&app, &scope).await.map(|o| {
         html::page(
@@ -47,7 +50,7 @@ pub(crate) async fn overview<S: Store>(State(app): State<App<S>>, scope: Scope) 
 }
 
 /// `GET /breakdown`.
-pub(crate) async fn breakdown<S: Store>(
+pub(crate) async fn breakdown<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     q: Result<Query<UsageQuery>, QueryRejection>,
@@ -69,7 +72,7 @@ pub(crate) async fn breakdown<S: Store>(
 }
 
 /// `GET /billables`.
-pub(crate) async fn billables<S: Store>(
+pub(crate) async fn billables<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     q: Result<Query<UsageQuery>, QueryRejection>,
@@ -91,7 +94,7 @@ pub(crate) async fn billables<S: Store>(
 }
 
 /// `GET /billables/{kind}/{id}`.
-pub(crate) async fn billable<S: Store>(
+pub(crate) async fn billable<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     Path((kind, id)): Path<(String, String)>,
@@ -116,7 +119,7 @@ pub(crate) async fn billable<S: Store>(
 }
 
 /// `GET /usage`.
-pub(crate) async fn usage<S: Store>(
+pub(crate) async fn usage<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     q: Result<Query<UsageQuery>, QueryRejection>,
@@ -140,7 +143,7 @@ pub(crate) async fn usage<S: Store>(
 }
 
 /// `GET /usage.csv`: every row the filters select (no paging), up to the configured cap.
-pub(crate) async fn usage_csv<S: Store>(
+pub(crate) async fn usage_csv<S: Store + ReportStore>(
     State(app): State<App<S>>,
     scope: Scope,
     q: Result<Query<UsageQuery>, QueryRejection>,
@@ -184,7 +187,10 @@ pub(crate) async fn usage_csv<S: Store>(
 }
 
 /// Any other path under the prefix (after the gate let the request through).
-pub(crate) async fn not_found<S: Store>(State(app): State<App<S>>, scope: Scope) -> Response {
+pub(crate) async fn not_found<S: Store + ReportStore>(
+    State(app): State<App<S>>,
+    scope: Scope,
+) -> Response {
     html::error_page(
         &app.config,
         &scope,

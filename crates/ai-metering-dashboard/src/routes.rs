@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ai_metering_core::Metering;
-use ai_metering_core::store::Store;
+use ai_metering_core::store::{ReportStore, Store};
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::{self, Next};
@@ -21,10 +21,10 @@ use crate::{api, pages};
 ///
 /// ```
 /// use ai_metering_core::Metering;
-/// # use ai_metering_core::store::Store;
+/// # use ai_metering_core::store::{ReportStore, Store};
 /// use ai_metering_dashboard::DashboardConfig;
 ///
-/// fn app<S: Store>(metering: Metering<S>) -> axum::Router {
+/// fn app<S: Store + ReportStore>(metering: Metering<S>) -> axum::Router {
 ///     let config = DashboardConfig::new().with_gate(|_: &http::request::Parts| {
 ///         ai_metering_dashboard::Access::AllowAll
 ///     });
@@ -36,7 +36,11 @@ use crate::{api, pages};
 /// which axum's nesting alone leaves unanswered. With an empty prefix the dashboard is
 /// merged at the root instead (axum cannot nest there); it then answers every path `app`
 /// does not, so `app` must not have a fallback of its own.
-pub fn mount<S: Store>(app: Router, metering: Metering<S>, config: DashboardConfig) -> Router {
+pub fn mount<S: Store + ReportStore>(
+    app: Router,
+    metering: Metering<S>,
+    config: DashboardConfig,
+) -> Router {
     let prefix = config.prefix().to_owned();
     let dashboard = router(metering, config);
     if prefix.is_empty() {
@@ -55,7 +59,7 @@ pub fn mount<S: Store>(app: Router, metering: Metering<S>, config: DashboardConf
 ///
 /// Every request first goes through the configured [`Gate`](crate::Gate): without one, or
 /// when it answers [`Access::Deny`], the answer is 403 Forbidden.
-pub fn router<S: Store>(metering: Metering<S>, config: DashboardConfig) -> Router {
+pub fn router<S: Store + ReportStore>(metering: Metering<S>, config: DashboardConfig) -> Router {
     let config = Arc::new(config);
     let app = App { metering, config };
     Router::new()
@@ -76,7 +80,11 @@ pub fn router<S: Store>(metering: Metering<S>, config: DashboardConfig) -> Route
 }
 
 /// Asks the gate; denies with 403, or passes the request on with its [`Scope`].
-async fn gate<S: Store>(State(app): State<App<S>>, request: Request, next: Next) -> Response {
+async fn gate<S: Store + ReportStore>(
+    State(app): State<App<S>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let access = match &app.config.gate {
         Some(gate) => gate.check(&parts),

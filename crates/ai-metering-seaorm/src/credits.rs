@@ -7,7 +7,7 @@
 
 use ai_metering_core::grants::{self, GrantId, GrantTake};
 use ai_metering_core::store::{
-    CreditOutcome, CreditStore, CreditTransaction, Direction, HoldId, NewGrant, Overdraft, Page,
+    CreditOutcome, CreditStore, CreditTransaction, Direction, HoldId, NewGrant, Overdraft,
     ROLLOVER_REASON, StoreError, StoreResult, WalletBalance, WalletGrant,
 };
 use ai_metering_core::{Billable, Currency, Money};
@@ -16,14 +16,13 @@ use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
 };
 
 use crate::codec::{currency, instant, invalid, json_from_text, money_from_text, money_text};
 use crate::entity::{credit_grant, credit_hold, credit_transaction, credit_wallet};
 use crate::error::db_err;
 use crate::grants::{
-    Book, available_in, grants_of, priority_value, takes_from_text, takes_text, wallet_grant_of,
+    Book, available_in, priority_value, takes_from_text, takes_text, wallet_grant_of,
 };
 use crate::store::SeaOrmStore;
 
@@ -224,27 +223,6 @@ impl CreditStore for SeaOrmStore {
         Ok(dropped)
     }
 
-    async fn credit_transactions(
-        &self,
-        billable: &Billable,
-        cur: Currency,
-        page: Page,
-    ) -> StoreResult<Vec<CreditTransaction>> {
-        credit_transaction::Entity::find()
-            .filter(credit_transaction::Column::BillableType.eq(billable.kind.as_str()))
-            .filter(credit_transaction::Column::BillableId.eq(billable.id.as_str()))
-            .filter(credit_transaction::Column::Currency.eq(cur.as_str()))
-            .order_by_desc(credit_transaction::Column::Id)
-            .offset(page.offset)
-            .limit(page.limit.min(Page::MAX_LIMIT))
-            .all(self.connection())
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(to_transaction)
-            .collect()
-    }
-
     async fn add_grant(
         &self,
         billable: &Billable,
@@ -305,10 +283,6 @@ impl CreditStore for SeaOrmStore {
             .ok_or_else(|| StoreError::not_found(format!("credit grant {id}, just added")))?;
         txn.commit().await.map_err(db_err)?;
         Ok((wallet_grant_of(&stored)?, entry))
-    }
-
-    async fn grants(&self, billable: &Billable, cur: Currency) -> StoreResult<Vec<WalletGrant>> {
-        grants_of(self.connection(), billable, cur).await
     }
 
     async fn roll_over_grants(

@@ -30,6 +30,7 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 compile_error!("ai-metering-seaorm needs a backend: enable the `sqlite` or `postgres` feature");
 
+mod admin;
 mod aggregates;
 mod audit;
 mod batch;

@@ -60,23 +60,9 @@ impl PlanStore for SeaOrmStore {
             .map(to_plan)
             .transpose()
     }
-
-    async fn plans(&self) -> StoreResult<Vec<Plan>> {
-        let rows = plan::Entity::find()
-            .all(self.connection())
-            .await
-            .map_err(db_err)?;
-        let mut plans = rows
-            .into_iter()
-            .map(to_plan)
-            .collect::<StoreResult<Vec<_>>>()?;
-        // Byte order, whatever the database's collation.
-        plans.sort_by(|a, b| a.slug.cmp(&b.slug));
-        Ok(plans)
-    }
 }
 
-fn to_plan(m: plan::Model) -> StoreResult<Plan> {
+pub(crate) fn to_plan(m: plan::Model) -> StoreResult<Plan> {
     Ok(Plan {
         token_limit: m
             .token_limit

@@ -11,9 +11,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use crate::codec::{
-    instant, invalid, json_from_text, json_text, money_from_text, money_text, to_i64, to_u64,
-};
+use crate::codec::{instant, invalid, json_from_text, json_text, money_from_text, to_u64};
 use crate::entity::{limit_override, subscription};
 use crate::error::db_err;
 use crate::store::SeaOrmStore;
@@ -32,22 +30,6 @@ impl SubscriptionStore for SeaOrmStore {
             .last_insert_id;
         txn.commit().await.map_err(db_err)?;
         Ok(SubscriptionId(id))
-    }
-
-    async fn update_subscription(&self, id: SubscriptionId, s: &Subscription) -> StoreResult<()> {
-        s.validate().map_err(|e| invalid(e.to_string()))?;
-        let row = subscription_row(s)?;
-        let txn = self.begin_write().await?;
-        let result = subscription::Entity::update_many()
-            .set(row)
-            .filter(subscription::Column::Id.eq(id.0))
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::not_found(format!("subscription {}", id.0)));
-        }
-        txn.commit().await.map_err(db_err)
     }
 
     async fn claim_expired_subscriptions(
@@ -142,80 +124,6 @@ impl SubscriptionStore for SeaOrmStore {
         Ok(None)
     }
 
-    async fn subscriptions(
-        &self,
-        billable: &Billable,
-    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
-        subscription::Entity::find()
-            .filter(subscription::Column::BillableType.eq(billable.kind.as_str()))
-            .filter(subscription::Column::BillableId.eq(billable.id.as_str()))
-            .order_by_asc(subscription::Column::StartedAt)
-            .order_by_asc(subscription::Column::Id)
-            .all(self.connection())
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(to_subscription)
-            .collect()
-    }
-
-    async fn find_subscription_by_meta(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
-        // `meta` is JSON text on both backends. A LIKE on the value's JSON spelling narrows
-        // the rows portably (it can only over-match: `%` and `_` are wildcards), and the
-        // exact key/value check happens on the decoded map.
-        let needle = serde_json::Value::String(value.to_owned()).to_string();
-        let rows = subscription::Entity::find()
-            .filter(subscription::Column::Meta.contains(needle.as_str()))
-            .order_by_desc(subscription::Column::StartedAt)
-            .order_by_desc(subscription::Column::Id)
-            .all(self.connection())
-            .await
-            .map_err(db_err)?;
-        for row in rows {
-            let (id, s) = to_subscription(row)?;
-            if s.meta.get(key).and_then(|v| v.as_str()) == Some(value) {
-                return Ok(Some((id, s)));
-            }
-        }
-        Ok(None)
-    }
-
-    async fn insert_limit_override(&self, o: &LimitOverride) -> StoreResult<()> {
-        o.validate().map_err(|e| invalid(e.to_string()))?;
-        let (token_mode, token_limit) = match o.token_limit {
-            LimitValue::Inherit => ("inherit", None),
-            LimitValue::Unlimited => ("unlimited", None),
-            LimitValue::Set(t) => ("set", Some(to_i64("token limit", t)?)),
-        };
-        let (cost_mode, cost_limit) = match o.cost_limit {
-            LimitValue::Inherit => ("inherit", None),
-            LimitValue::Unlimited => ("unlimited", None),
-            LimitValue::Set(c) => ("set", Some(money_text(c))),
-        };
-        let row = limit_override::ActiveModel {
-            billable_type: Set(o.billable.kind.clone()),
-            billable_id: Set(o.billable.id.clone()),
-            period_start: Set(instant(o.starts_at)),
-            period_end: Set(instant(o.ends_at)),
-            token_limit_mode: Set(token_mode.to_owned()),
-            token_limit: Set(token_limit),
-            cost_limit_mode: Set(cost_mode.to_owned()),
-            cost_limit: Set(cost_limit),
-            created_at: Set(Utc::now()),
-            ..Default::default()
-        };
-        let txn = self.begin_write().await?;
-        limit_override::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db_err)?;
-        txn.commit().await.map_err(db_err)
-    }
-
     async fn limit_override_at(
         &self,
         billable: &Billable,
@@ -237,7 +145,7 @@ impl SubscriptionStore for SeaOrmStore {
 }
 
 /// The columns of a subscription, without `id` and `created_at`.
-fn subscription_row(s: &Subscription) -> StoreResult<subscription::ActiveModel> {
+pub(crate) fn subscription_row(s: &Subscription) -> StoreResult<subscription::ActiveModel> {
     Ok(subscription::ActiveModel {
         billable_type: Set(s.billable.kind.clone()),
         billable_id: Set(s.billable.id.clone()),
@@ -257,7 +165,9 @@ fn subscription_row(s: &Subscription) -> StoreResult<subscription::ActiveModel> 
     })
 }
 
-fn to_subscription(m: subscription::Model) -> StoreResult<(SubscriptionId, Subscription)> {
+pub(crate) fn to_subscription(
+    m: subscription::Model,
+) -> StoreResult<(SubscriptionId, Subscription)> {
     let billing_mode = m
         .billing_mode
         .parse::<BillingMode>()

@@ -2,15 +2,14 @@
 
 use ai_metering_core::Billable;
 use ai_metering_core::store::{
-    GroupBy, GroupedSums, Page, Recorded, StoreResult, UsageEntry, UsageFilter, UsageRecord,
-    UsageStore, UsageSums,
+    Page, Recorded, StoreResult, UsageEntry, UsageFilter, UsageRecord, UsageStore,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 
-use crate::aggregates::{add_to_aggregates, sums};
+use crate::aggregates::add_to_aggregates;
 use crate::counters::add_to_counters;
 use crate::entity::usage;
 use crate::error::db_err;
@@ -61,35 +60,6 @@ impl UsageStore for SeaOrmStore {
             .into_iter()
             .map(usage_record)
             .collect()
-    }
-
-    async fn sum_usage(&self, filter: &UsageFilter) -> StoreResult<UsageSums> {
-        let groups = sums(self.connection(), filter, None).await?;
-        Ok(groups
-            .into_iter()
-            .next()
-            .map(|(_, s)| s)
-            .unwrap_or_default())
-    }
-
-    async fn sum_usage_grouped(
-        &self,
-        filter: &UsageFilter,
-        group_by: GroupBy,
-    ) -> StoreResult<Vec<GroupedSums>> {
-        let mut out: Vec<GroupedSums> = sums(self.connection(), filter, Some(group_by))
-            .await?
-            .into_iter()
-            .map(|(key, sums)| GroupedSums { key, sums })
-            .collect();
-        // Ordered here, not in SQL: byte order of keys whatever the database's collation.
-        out.sort_by(|a, b| {
-            b.sums
-                .total_tokens
-                .cmp(&a.sums.total_tokens)
-                .then_with(|| a.key.cmp(&b.key))
-        });
-        Ok(out)
     }
 }
 

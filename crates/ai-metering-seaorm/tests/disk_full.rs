@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ai_metering_core::store::{CreditStore, UsageFilter, UsageStore};
+use ai_metering_core::store::{CreditStore, ReportStore, UsageFilter, UsageStore};
 use ai_metering_core::{Billable, Currency, Money};
 use ai_metering_seaorm::SeaOrmStore;
 use common::{at, dec, entry};

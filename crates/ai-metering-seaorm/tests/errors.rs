@@ -4,7 +4,9 @@
 mod common;
 
 use ai_metering_core::Billable;
-use ai_metering_core::store::{CounterStore, PlanStore, StoreErrorKind, UsageFilter, UsageStore};
+use ai_metering_core::store::{
+    CounterStore, PlanStore, ReportStore, StoreErrorKind, UsageFilter, UsageStore,
+};
 use ai_metering_seaorm::SeaOrmStore;
 use common::{at, dec, entry, march};
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ai_metering_core::Billable;
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::store::{
-    CounterStore, ReserveOutcome, ReserveRequest, StoreResult, UsageFilter, UsageStore,
+    CounterStore, ReportStore, ReserveOutcome, ReserveRequest, StoreResult, UsageFilter,
 };
 use ai_metering_seaorm::SeaOrmStore;
 use ai_metering_testkit::builders::settlement;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ai_metering_core::Billable;
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::store::{
-    CounterStore, Page, ReserveOutcome, ReserveRequest, UsageFilter, UsageStore,
+    CounterStore, Page, ReportStore, ReserveOutcome, ReserveRequest, UsageFilter, UsageStore,
 };
 use ai_metering_seaorm::SeaOrmStore;
 use chrono::Duration;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use ai_metering_core::store::{CreditStore, Page, UsageFilter, UsageStore};
+use ai_metering_core::store::{CreditStore, Page, ReportStore, UsageFilter, UsageStore};
 use ai_metering_core::{Billable, Currency, Money};
 use common::{at, dec, entry, on_each_backend};
 

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use ai_metering_core::recorder::{RecordError, Recorder, RecorderConfig};
-use ai_metering_core::store::{UsageFilter, UsageStore};
+use ai_metering_core::store::{ReportStore, UsageFilter, UsageStore};
 use ai_metering_core::{Billable, Metering, TokenUsage};
 use ai_metering_seaorm::SeaOrmStore;
 use ai_metering_testkit::faulty::FaultyStore;

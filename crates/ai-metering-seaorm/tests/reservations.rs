@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ai_metering_core::Billable;
 use ai_metering_core::limit::{LimitKind, Limits, UsageTotals};
 use ai_metering_core::store::{
-    CounterStore, ReserveOutcome, ReserveRequest, UsageFilter, UsageStore,
+    CounterStore, ReportStore, ReserveOutcome, ReserveRequest, UsageFilter, UsageStore,
 };
 use ai_metering_seaorm::SeaOrmStore;
 use ai_metering_testkit::builders::settlement;

@@ -7,7 +7,7 @@ mod common;
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::plan::Subscription;
 use ai_metering_core::store::{
-    CounterStore, CreditStore, GroupBy, NewGrant, OverageStore, Page, ReserveRequest,
+    CounterStore, CreditStore, GroupBy, NewGrant, OverageStore, Page, ReportStore, ReserveRequest,
     RetentionStore, SubscriptionStore, UsageFilter, UsageStore,
 };
 use ai_metering_core::{Billable, Currency, Money, Tenant};

@@ -8,8 +8,9 @@ use ai_metering_core::plan::{
     BillingMode, LimitOverride, LimitValue, OveragePolicy, Plan, Subscription,
 };
 use ai_metering_core::store::{
-    CounterStore, CreditOutcome, CreditStore, Direction, GroupBy, NewOverage, OverageStore,
-    Overdraft, Page, PlanStore, StoreErrorKind, SubscriptionStore, UsageFilter, UsageStore,
+    AdminStore, CounterStore, CreditOutcome, CreditStore, Direction, GroupBy, NewOverage,
+    OverageStore, Overdraft, Page, PlanStore, ReportStore, StoreErrorKind, SubscriptionStore,
+    UsageFilter, UsageStore,
 };
 use ai_metering_core::{Billable, Currency, Money, Tenant};
 use chrono::Duration;

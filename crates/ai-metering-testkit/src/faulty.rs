@@ -130,9 +130,6 @@ impl<S: PlanStore> PlanStore for FaultyStore<S> {
     async fn plan(&self, slug: &str) -> StoreResult<Option<Plan>> {
         through!(self, "plan", self.inner.plan(slug))
     }
-    async fn plans(&self) -> StoreResult<Vec<Plan>> {
-        through!(self, "plans", self.inner.plans())
-    }
 }
 
 impl<S: SubscriptionStore> SubscriptionStore for FaultyStore<S> {
@@ -141,13 +138,6 @@ impl<S: SubscriptionStore> SubscriptionStore for FaultyStore<S> {
             self,
             "insert_subscription",
             self.inner.insert_subscription(s)
-        )
-    }
-    async fn update_subscription(&self, id: SubscriptionId, s: &Subscription) -> StoreResult<()> {
-        through!(
-            self,
-            "update_subscription",
-            self.inner.update_subscription(id, s)
         )
     }
     async fn replace_subscription(
@@ -173,17 +163,6 @@ impl<S: SubscriptionStore> SubscriptionStore for FaultyStore<S> {
             self.inner.current_subscription(b, at)
         )
     }
-    async fn find_subscription_by_meta(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
-        through!(
-            self,
-            "find_subscription_by_meta",
-            self.inner.find_subscription_by_meta(key, value)
-        )
-    }
     async fn claim_expired_subscriptions(
         &self,
         now: DateTime<Utc>,
@@ -193,19 +172,6 @@ impl<S: SubscriptionStore> SubscriptionStore for FaultyStore<S> {
             self,
             "claim_expired_subscriptions",
             self.inner.claim_expired_subscriptions(now, limit)
-        )
-    }
-    async fn subscriptions(
-        &self,
-        b: &Billable,
-    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
-        through!(self, "subscriptions", self.inner.subscriptions(b))
-    }
-    async fn insert_limit_override(&self, o: &LimitOverride) -> StoreResult<()> {
-        through!(
-            self,
-            "insert_limit_override",
-            self.inner.insert_limit_override(o)
         )
     }
     async fn limit_override_at(
@@ -241,20 +207,6 @@ impl<S: UsageStore> UsageStore for FaultyStore<S> {
     }
     async fn query_usage(&self, f: &UsageFilter, page: Page) -> StoreResult<Vec<UsageRecord>> {
         through!(self, "query_usage", self.inner.query_usage(f, page))
-    }
-    async fn sum_usage(&self, f: &UsageFilter) -> StoreResult<UsageSums> {
-        through!(self, "sum_usage", self.inner.sum_usage(f))
-    }
-    async fn sum_usage_grouped(
-        &self,
-        f: &UsageFilter,
-        g: GroupBy,
-    ) -> StoreResult<Vec<GroupedSums>> {
-        through!(
-            self,
-            "sum_usage_grouped",
-            self.inner.sum_usage_grouped(f, g)
-        )
     }
 }
 
@@ -357,18 +309,6 @@ impl<S: CreditStore> CreditStore for FaultyStore<S> {
             self.inner.expire_credit_holds(now)
         )
     }
-    async fn credit_transactions(
-        &self,
-        b: &Billable,
-        c: Currency,
-        p: Page,
-    ) -> StoreResult<Vec<CreditTransaction>> {
-        through!(
-            self,
-            "credit_transactions",
-            self.inner.credit_transactions(b, c, p)
-        )
-    }
     async fn wallet_at(
         &self,
         b: &Billable,
@@ -399,9 +339,6 @@ impl<S: CreditStore> CreditStore for FaultyStore<S> {
         at: DateTime<Utc>,
     ) -> StoreResult<(WalletGrant, CreditTransaction)> {
         through!(self, "add_grant", self.inner.add_grant(b, g, r, at))
-    }
-    async fn grants(&self, b: &Billable, c: Currency) -> StoreResult<Vec<WalletGrant>> {
-        through!(self, "grants", self.inner.grants(b, c))
     }
     async fn roll_over_grants(
         &self,
@@ -442,6 +379,82 @@ impl<S: OverageStore> OverageStore for FaultyStore<S> {
             self,
             "mark_overage_synced",
             self.inner.mark_overage_synced(id, ext, at)
+        )
+    }
+}
+
+impl<S: ReportStore> ReportStore for FaultyStore<S> {
+    async fn plans(&self) -> StoreResult<Vec<Plan>> {
+        through!(self, "plans", self.inner.plans())
+    }
+
+    async fn subscriptions(
+        &self,
+        b: &Billable,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        through!(self, "subscriptions", self.inner.subscriptions(b))
+    }
+
+    async fn sum_usage(&self, f: &UsageFilter) -> StoreResult<UsageSums> {
+        through!(self, "sum_usage", self.inner.sum_usage(f))
+    }
+
+    async fn sum_usage_grouped(
+        &self,
+        f: &UsageFilter,
+        g: GroupBy,
+    ) -> StoreResult<Vec<GroupedSums>> {
+        through!(
+            self,
+            "sum_usage_grouped",
+            self.inner.sum_usage_grouped(f, g)
+        )
+    }
+
+    async fn credit_transactions(
+        &self,
+        b: &Billable,
+        c: Currency,
+        p: Page,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        through!(
+            self,
+            "credit_transactions",
+            self.inner.credit_transactions(b, c, p)
+        )
+    }
+
+    async fn grants(&self, b: &Billable, c: Currency) -> StoreResult<Vec<WalletGrant>> {
+        through!(self, "grants", self.inner.grants(b, c))
+    }
+}
+
+impl<S: AdminStore> AdminStore for FaultyStore<S> {
+    async fn update_subscription(&self, id: SubscriptionId, s: &Subscription) -> StoreResult<()> {
+        through!(
+            self,
+            "update_subscription",
+            self.inner.update_subscription(id, s)
+        )
+    }
+
+    async fn find_subscription_by_meta(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
+        through!(
+            self,
+            "find_subscription_by_meta",
+            self.inner.find_subscription_by_meta(key, value)
+        )
+    }
+
+    async fn insert_limit_override(&self, o: &LimitOverride) -> StoreResult<()> {
+        through!(
+            self,
+            "insert_limit_override",
+            self.inner.insert_limit_override(o)
         )
     }
 }

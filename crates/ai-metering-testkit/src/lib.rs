@@ -3,8 +3,7 @@
 //! Every storage backend must behave the same, down to the details that tests of a single
 //! backend never notice (a decimal read back through a float, a `SUM` decoded as another type,
 //! a reservation that is not atomic under load). This crate holds one suite of behaviour
-//! tests, [`cases`], written against the [`Store`](ai_metering_core::store::Store) traits
-//! only; a store crate runs all of it with one macro call in a test file:
+//! tests, [`cases`], written against the storage traits only ([`ConformanceStore`]); a store crate runs all of it with one macro call in a test file:
 //!
 //! ```
 //! // crates/ai-metering-testkit/tests/memory_store.rs
@@ -38,6 +37,15 @@ pub mod faulty;
 pub mod money_path;
 
 use std::future::Future;
+
+use ai_metering_core::store::{AdminStore, OverageStore, ReportStore, Store};
+
+/// What the conformance suite runs on: the request path ([`Store`]) and the reporting,
+/// administration and overage traits the cases read their results back with. Implemented
+/// for every type that implements them all.
+pub trait ConformanceStore: Store + ReportStore + AdminStore + OverageStore {}
+
+impl<T: Store + ReportStore + AdminStore + OverageStore> ConformanceStore for T {}
 
 /// Runs `future` to completion on a new multi-threaded tokio runtime with 4 worker threads
 /// (the runtime every conformance case runs on).

@@ -5,13 +5,14 @@
 //! one model, `openai`/`test-model` at $10 per million input and $20 per million output
 //! tokens, and billables of its own.
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ai_metering_core::clock::ManualClock;
 use ai_metering_core::plan::{BillingMode, OveragePolicy, Plan, Subscription};
 use ai_metering_core::pricing::{ModelPrice, PriceCatalog};
-use ai_metering_core::store::{Direction, Page, Store, UsageFilter};
+use ai_metering_core::store::{Direction, Page, UsageFilter};
 use ai_metering_core::{
     Billable, Currency, Error, MeterError, Metering, MeteringConfig, Money, StreamMeter, TokenUsage,
 };
@@ -40,7 +41,7 @@ pub fn catalog() -> PriceCatalog {
 
 /// A metering over `store` on a manual clock at [`hour`]`(1)`, with the default settings
 /// but for the catalog.
-pub fn metering<S: Store>(store: S) -> (Metering<S>, ManualClock) {
+pub fn metering<S: ConformanceStore>(store: S) -> (Metering<S>, ManualClock) {
     let clock = ManualClock::new(hour(1));
     let metering = Metering::builder(store)
         .catalog(catalog())
@@ -51,7 +52,7 @@ pub fn metering<S: Store>(store: S) -> (Metering<S>, ManualClock) {
 }
 
 /// A fresh billable subscribed to a fresh plan in `mode`, its wallet holding `credits` USD.
-pub async fn subscribed<S: Store>(
+pub async fn subscribed<S: ConformanceStore>(
     metering: &Metering<S>,
     plan: Plan,
     mode: BillingMode,
@@ -139,7 +140,7 @@ async fn concurrently<S, F>(
     meter: F,
 ) -> Vec<Outcome>
 where
-    S: Store,
+    S: ConformanceStore,
     F: Fn(ai_metering_core::Meter<S>, usize) -> ai_metering_core::Meter<S>,
 {
     let barrier = Arc::new(Barrier::new(calls));
@@ -203,7 +204,7 @@ impl Wave {
     }
 }
 
-async fn recorded_tokens<S: Store>(metering: &Metering<S>, who: &Billable) -> u64 {
+async fn recorded_tokens<S: ConformanceStore>(metering: &Metering<S>, who: &Billable) -> u64 {
     metering
         .store()
         .sum_usage(&UsageFilter::for_billable(who.clone()))
@@ -234,7 +235,7 @@ pub fn prompt(tokens: u64) -> String {
 /// No estimate anywhere: waves of 100 concurrent 100-token calls on a 1,000-token budget
 /// record at most 1,100 tokens (one unestimated call in flight, then the billable's recent
 /// calls estimate the rest).
-pub async fn unestimated_calls_overshoot_by_at_most_one_call<S: Store>(store: S) {
+pub async fn unestimated_calls_overshoot_by_at_most_one_call<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Budget").with_token_limit(1_000);
     let who = subscribed(&metering, plan, BillingMode::Plan, None).await;
@@ -279,7 +280,7 @@ pub async fn unestimated_calls_overshoot_by_at_most_one_call<S: Store>(store: S)
 
 /// Credits mode with the request's `max_tokens`: 200 concurrent calls on a $2.00 wallet
 /// (overdraft off) never take it below zero, and it pays exactly for what was recorded.
-pub async fn credits_with_max_tokens_never_go_below_zero<S: Store>(store: S) {
+pub async fn credits_with_max_tokens_never_go_below_zero<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Credits");
     let who = subscribed(&metering, plan, BillingMode::Credits, Some("2")).await;
@@ -313,7 +314,7 @@ pub async fn credits_with_max_tokens_never_go_below_zero<S: Store>(store: S) {
 
 /// Credits mode with nothing to estimate from: the wallet goes below zero by less than one
 /// call, never more.
-pub async fn credits_without_an_estimate_stay_within_one_call<S: Store>(store: S) {
+pub async fn credits_without_an_estimate_stay_within_one_call<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Credits");
     let who = subscribed(&metering, plan, BillingMode::Credits, Some("2")).await;
@@ -346,7 +347,7 @@ pub async fn credits_without_an_estimate_stay_within_one_call<S: Store>(store: S
 
 /// 20 concurrent calls with one idempotency key: the provider runs once; one row, one
 /// charge; the others are told a call with the key is in flight, or get the stored row.
-pub async fn one_key_runs_the_provider_once<S: Store>(store: S) {
+pub async fn one_key_runs_the_provider_once<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Credits");
     let who = subscribed(&metering, plan, BillingMode::Credits, Some("10")).await;
@@ -376,7 +377,7 @@ pub async fn one_key_runs_the_provider_once<S: Store>(store: S) {
 
 /// 50 concurrent 200-token calls on a 1,000-token plan charging $1 per 1k beyond: the
 /// overage rows sum to exactly 9,000 tokens and $9.00.
-pub async fn overage_through_the_meter_sums_to_the_excess<S: Store>(store: S) {
+pub async fn overage_through_the_meter_sums_to_the_excess<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Pro")
         .with_token_limit(1_000)
@@ -396,7 +397,7 @@ pub async fn overage_through_the_meter_sums_to_the_excess<S: Store>(store: S) {
 
 /// A cost-limited plan with a per-1k overage price (the seed README's Pro plan) bills the
 /// tokens past the cost limit, never a zero row.
-pub async fn a_cost_limit_overage_is_never_zero<S: Store>(store: S) {
+pub async fn a_cost_limit_overage_is_never_zero<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Pro")
         .with_cost_limit(dec("0.01"))
@@ -417,7 +418,7 @@ pub async fn a_cost_limit_overage_is_never_zero<S: Store>(store: S) {
     assert_eq!((tokens, amount), (534, dec("1.068")));
 }
 
-async fn overages_of<S: Store>(store: &S, who: &Billable) -> (u64, Decimal) {
+async fn overages_of<S: ConformanceStore>(store: &S, who: &Billable) -> (u64, Decimal) {
     let mut after = None;
     let (mut tokens, mut amount) = (0, Decimal::ZERO);
     loop {
@@ -442,7 +443,7 @@ async fn overages_of<S: Store>(store: &S, who: &Billable) -> (u64, Decimal) {
 /// call is recorded in full (row, debit, overage) and the caller is told so, or nothing is
 /// and the caller is told that; and a retry with the same idempotency key then completes
 /// it exactly once. Each failure is tried before the store acts and after (a lost reply).
-pub async fn a_failure_anywhere_stores_nothing_partial<S: Store + Clone>(store: S) {
+pub async fn a_failure_anywhere_stores_nothing_partial<S: ConformanceStore + Clone>(store: S) {
     let faulty = FaultyStore::new(store);
     for mode in [FaultMode::Before, FaultMode::After] {
         let f = faulty.clone();
@@ -469,7 +470,7 @@ pub async fn a_failure_anywhere_stores_nothing_partial<S: Store + Clone>(store: 
 /// reservations are swept) must complete it exactly once.
 pub async fn fail_at_every_step<S, I, P>(store: S, inject: I, pending: P)
 where
-    S: Store,
+    S: ConformanceStore,
     I: Fn(u64),
     P: Fn() -> bool,
 {
@@ -522,7 +523,7 @@ where
     }
 }
 
-async fn rows_with_key<S: Store>(store: &S, who: &Billable, key: &str) -> usize {
+async fn rows_with_key<S: ConformanceStore>(store: &S, who: &Billable, key: &str) -> usize {
     usize::from(
         store
             .usage_by_idempotency_key(who, key)
@@ -534,7 +535,7 @@ async fn rows_with_key<S: Store>(store: &S, who: &Billable, key: &str) -> usize 
 
 /// `rows` calls of 200 tokens ($0.003) on a 100-token plan at $1/1k beyond, paid from a
 /// $1.00 wallet: every row has its debit and its overage, and nothing is held.
-async fn check_complete_or_empty<S: Store>(store: &S, who: &Billable, rows: usize) {
+async fn check_complete_or_empty<S: ConformanceStore>(store: &S, who: &Billable, rows: usize) {
     let ledger = store
         .credit_transactions(who, Currency::USD, Page::first(100))
         .await
@@ -555,7 +556,7 @@ async fn check_complete_or_empty<S: Store>(store: &S, who: &Billable, rows: usiz
 
 /// A fresh credits-mode billable ($1.00, 1,000 tokens a period) with a reservation of 1,000
 /// tokens ($0.015) in flight.
-async fn reserved_in_credits<S: Store>(
+async fn reserved_in_credits<S: ConformanceStore>(
     metering: &Metering<S>,
 ) -> (Billable, ai_metering_core::Reservation<S>) {
     let plan = Plan::new(fresh_name("plan"), "Credits").with_token_limit(1_000);
@@ -572,7 +573,7 @@ async fn reserved_in_credits<S: Store>(
 }
 
 /// A reservation dropped unused stops counting at once, and its hold is given back.
-pub async fn a_dropped_reservation_is_released<S: Store>(store: S) {
+pub async fn a_dropped_reservation_is_released<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let (who, reservation) = reserved_in_credits(&metering).await;
     let period = reservation.entitlement().period.unwrap();
@@ -595,7 +596,7 @@ pub async fn a_dropped_reservation_is_released<S: Store>(store: S) {
 
 /// A stream dropped before its usage (a client that went away) is charged for what it
 /// streamed, flagged estimated: the prompt's estimate and the streamed text.
-pub async fn a_dropped_stream_is_charged_for_what_it_sent<S: Store>(store: S) {
+pub async fn a_dropped_stream_is_charged_for_what_it_sent<S: ConformanceStore>(store: S) {
     let (metering, _clock) = metering(store);
     let plan = Plan::new(fresh_name("plan"), "Credits");
     let who = subscribed(&metering, plan, BillingMode::Credits, Some("1")).await;
@@ -649,7 +650,7 @@ pub async fn a_dropped_stream_is_charged_for_what_it_sent<S: Store>(store: S) {
 }
 
 /// The sweeper drops reservations and holds of calls that never came back, by the clock.
-pub async fn the_sweep_gives_back_what_expired<S: Store>(store: S) {
+pub async fn the_sweep_gives_back_what_expired<S: ConformanceStore>(store: S) {
     let (metering, clock) = metering(store);
     let (who, reservation) = reserved_in_credits(&metering).await;
     let period = reservation.entitlement().period.unwrap();

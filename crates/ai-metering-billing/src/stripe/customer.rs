@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use ai_metering_core::Billable;
-use ai_metering_core::store::SubscriptionStore;
+use ai_metering_core::store::{ReportStore, SubscriptionStore};
 
 use crate::error::BillingError;
 use crate::handle::StoreHandle;
@@ -88,7 +88,7 @@ impl<H: StoreHandle> MetaCustomerLookup<H> {
 impl<H> CustomerLookup for MetaCustomerLookup<H>
 where
     H: StoreHandle,
-    H::Store: SubscriptionStore,
+    H::Store: SubscriptionStore + ReportStore,
 {
     async fn customer_id(&self, billable: &Billable) -> Result<Option<String>, BillingError> {
         let subscriptions = self.handle.store().subscriptions(billable).await?;

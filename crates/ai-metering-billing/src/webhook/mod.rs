@@ -3,7 +3,8 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use ai_metering_billing::webhook::{WebhookConfig, webhook_router};
-//! # fn app<S: ai_metering_core::store::SubscriptionStore + 'static>(store: Arc<S>) -> axum::Router {
+//! # use ai_metering_core::store::{AdminStore, SubscriptionStore};
+//! # fn app<S: SubscriptionStore + AdminStore + 'static>(store: Arc<S>) -> axum::Router {
 //! let config = WebhookConfig::new("whsec_0123456789abcdef0123456789abcdef").unwrap();
 //! let webhooks = webhook_router(store, config);
 //! axum::Router::new().merge(webhooks) // POST /stripe/webhook
@@ -63,7 +64,9 @@ use std::sync::Arc;
 
 use ai_metering_core::clock::{Clock, SystemClock};
 use ai_metering_core::events::MeterEvent;
-use ai_metering_core::store::{StoreError, StoreErrorKind, SubscriptionId, SubscriptionStore};
+use ai_metering_core::store::{
+    AdminStore, StoreError, StoreErrorKind, SubscriptionId, SubscriptionStore,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -357,7 +360,8 @@ struct Inner<H, L> {
 /// ```
 /// use std::sync::Arc;
 /// use ai_metering_billing::webhook::{MemoryEventLog, StripeWebhook, WebhookConfig};
-/// # fn f<S: ai_metering_core::store::SubscriptionStore + 'static>(store: Arc<S>) {
+/// # use ai_metering_core::store::{AdminStore, SubscriptionStore};
+/// # fn f<S: SubscriptionStore + AdminStore + 'static>(store: Arc<S>) {
 /// let config = WebhookConfig::new("whsec_0123456789abcdef").unwrap();
 /// let hook = StripeWebhook::new(store, config)
 ///     .with_event_log(Arc::new(MemoryEventLog::new()));
@@ -389,7 +393,7 @@ impl<H, L> fmt::Debug for StripeWebhook<H, L> {
 pub fn webhook_router<H>(target: H, config: WebhookConfig) -> Router
 where
     H: StoreHandle,
-    H::Store: SubscriptionStore,
+    H::Store: SubscriptionStore + AdminStore,
 {
     StripeWebhook::new(target, config).router()
 }
@@ -397,7 +401,7 @@ where
 impl<H> StripeWebhook<H, MemoryEventLog>
 where
     H: StoreHandle,
-    H::Store: SubscriptionStore,
+    H::Store: SubscriptionStore + AdminStore,
 {
     /// A handler over `target`, remembering event ids in memory (use
     /// [`with_event_log`](Self::with_event_log) to share them between instances).
@@ -416,7 +420,7 @@ where
 impl<H, L> StripeWebhook<H, L>
 where
     H: StoreHandle,
-    H::Store: SubscriptionStore,
+    H::Store: SubscriptionStore + AdminStore,
     L: WebhookEventStore + 'static,
 {
     /// Remembers event ids in `log` instead.
@@ -630,7 +634,7 @@ async fn receive<H, L>(
 ) -> Response
 where
     H: StoreHandle,
-    H::Store: SubscriptionStore,
+    H::Store: SubscriptionStore + AdminStore,
     L: WebhookEventStore + 'static,
 {
     let signature = headers

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use ai_metering_core::store::{GroupBy, RetentionStore, UsageFilter, UsageStore, UsageSums};
+use ai_metering_core::store::{GroupBy, ReportStore, RetentionStore, UsageFilter, UsageSums};
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 //! It runs non-interactively with `--yes` (for scheduled cleanups), and it refuses with a
 //! clear message when there is no terminal to ask and no `--yes`.
 
-use ai_metering_core::store::{GroupBy, RetentionStore, UsageFilter, UsageStore};
+use ai_metering_core::store::{GroupBy, ReportStore, RetentionStore, UsageFilter};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 

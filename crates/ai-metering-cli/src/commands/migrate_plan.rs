@@ -119,7 +119,7 @@ async fn move_to_plan<S: Store>(
 mod tests {
     use super::*;
     use ai_metering_core::Billable;
-    use ai_metering_core::store::MemoryStore;
+    use ai_metering_core::store::{AdminStore, MemoryStore, ReportStore};
     use chrono::{TimeZone, Utc};
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ai_metering_core::pricing::PriceCatalog;
-use ai_metering_core::store::{CreditStore, Page, SubscriptionStore, UsageFilter, UsageStore};
+use ai_metering_core::store::{Page, ReportStore, UsageFilter};
 use ai_metering_core::{Billable, Metering};
 use ai_metering_seaorm::SeaOrmStore;
 

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use ai_metering_core::plan::{OveragePolicy, Plan};
-use ai_metering_core::store::PlanStore;
+use ai_metering_core::store::{PlanStore, ReportStore};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@
 //! The breakdown has one row per provider/model pair used in the period.
 
 use ai_metering_core::period::Period;
-use ai_metering_core::store::{GroupBy, UsageFilter, UsageStore, UsageSums};
+use ai_metering_core::store::{GroupBy, ReportStore, UsageFilter, UsageSums};
 use ai_metering_core::{Billable, Currency};
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;

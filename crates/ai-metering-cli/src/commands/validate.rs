@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use ai_metering_core::store::{OverageStore, PlanStore};
+use ai_metering_core::store::{OverageStore, ReportStore};
 use ai_metering_seaorm::entity::subscription;
 use sea_orm::EntityTrait;
 use serde::Serialize;

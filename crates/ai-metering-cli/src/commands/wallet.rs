@@ -1,7 +1,7 @@
 //! `ai-metering wallet add|grant|balance`: credit wallets and their grants.
 
 use ai_metering_core::grants::Rollover;
-use ai_metering_core::store::{CreditStore, Direction, NewGrant, Page, WalletGrant};
+use ai_metering_core::store::{CreditStore, Direction, NewGrant, Page, ReportStore, WalletGrant};
 use ai_metering_core::{Currency, Money};
 use chrono::{DateTime, Utc};
 use serde_json::json;

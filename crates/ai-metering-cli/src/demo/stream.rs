@@ -122,7 +122,9 @@ mod tests {
     use super::*;
     use crate::demo::mock_model;
     use ai_metering_core::clock::ManualClock;
-    use ai_metering_core::store::{CounterStore, MemoryStore, Page, UsageFilter, UsageStore};
+    use ai_metering_core::store::{
+        CounterStore, MemoryStore, Page, ReportStore, UsageFilter, UsageStore,
+    };
     use ai_metering_core::{Billable, Metering, Reservation};
     use chrono::TimeZone;
 

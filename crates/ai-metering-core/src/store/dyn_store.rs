@@ -17,7 +17,7 @@ use crate::plan::{LimitOverride, Plan, Subscription};
 /// A boxed, sendable future borrowing from the store and the arguments.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The dyn-compatible twin of [`Store`]: every method of the storage traits with a boxed
+/// The dyn-compatible twin of [`Store`]: every method of the request path's traits with a boxed
 /// future, under its own name (`boxed_` + the trait method's name) so that calls on a
 /// concrete store are never ambiguous. Implemented for every [`Store`]; you do not
 /// implement it yourself, you wrap a store in a [`DynStore`].
@@ -26,19 +26,11 @@ pub trait BoxedStore: Send + Sync + 'static {
     fn boxed_upsert_plan<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, StoreResult<()>>;
     /// [`PlanStore::plan`], boxed.
     fn boxed_plan<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, StoreResult<Option<Plan>>>;
-    /// [`PlanStore::plans`], boxed.
-    fn boxed_plans<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<Plan>>>;
     /// [`SubscriptionStore::insert_subscription`], boxed.
     fn boxed_insert_subscription<'a>(
         &'a self,
         subscription: &'a Subscription,
     ) -> BoxFuture<'a, StoreResult<SubscriptionId>>;
-    /// [`SubscriptionStore::update_subscription`], boxed.
-    fn boxed_update_subscription<'a>(
-        &'a self,
-        id: SubscriptionId,
-        subscription: &'a Subscription,
-    ) -> BoxFuture<'a, StoreResult<()>>;
     /// [`SubscriptionStore::replace_subscription`], boxed.
     fn boxed_replace_subscription<'a>(
         &'a self,
@@ -52,28 +44,12 @@ pub trait BoxedStore: Send + Sync + 'static {
         billable: &'a Billable,
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>>;
-    /// [`SubscriptionStore::find_subscription_by_meta`], boxed.
-    fn boxed_find_subscription_by_meta<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>>;
     /// [`SubscriptionStore::claim_expired_subscriptions`], boxed.
     fn boxed_claim_expired_subscriptions<'a>(
         &'a self,
         now: DateTime<Utc>,
         limit: u64,
     ) -> BoxFuture<'a, StoreResult<Vec<(SubscriptionId, Subscription)>>>;
-    /// [`SubscriptionStore::subscriptions`], boxed.
-    fn boxed_subscriptions<'a>(
-        &'a self,
-        billable: &'a Billable,
-    ) -> BoxFuture<'a, StoreResult<Vec<(SubscriptionId, Subscription)>>>;
-    /// [`SubscriptionStore::insert_limit_override`], boxed.
-    fn boxed_insert_limit_override<'a>(
-        &'a self,
-        limit_override: &'a LimitOverride,
-    ) -> BoxFuture<'a, StoreResult<()>>;
     /// [`SubscriptionStore::limit_override_at`], boxed.
     fn boxed_limit_override_at<'a>(
         &'a self,
@@ -102,17 +78,6 @@ pub trait BoxedStore: Send + Sync + 'static {
         filter: &'a UsageFilter,
         page: Page,
     ) -> BoxFuture<'a, StoreResult<Vec<UsageRecord>>>;
-    /// [`UsageStore::sum_usage`], boxed.
-    fn boxed_sum_usage<'a>(
-        &'a self,
-        filter: &'a UsageFilter,
-    ) -> BoxFuture<'a, StoreResult<UsageSums>>;
-    /// [`UsageStore::sum_usage_grouped`], boxed.
-    fn boxed_sum_usage_grouped<'a>(
-        &'a self,
-        filter: &'a UsageFilter,
-        group_by: GroupBy,
-    ) -> BoxFuture<'a, StoreResult<Vec<GroupedSums>>>;
     /// [`CounterStore::reserve`], boxed.
     fn boxed_reserve<'a>(
         &'a self,
@@ -199,13 +164,6 @@ pub trait BoxedStore: Send + Sync + 'static {
         &'a self,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, StoreResult<u64>>;
-    /// [`CreditStore::credit_transactions`], boxed.
-    fn boxed_credit_transactions<'a>(
-        &'a self,
-        billable: &'a Billable,
-        currency: Currency,
-        page: Page,
-    ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>>;
     /// [`CreditStore::wallet_at`], boxed.
     fn boxed_wallet_at<'a>(
         &'a self,
@@ -230,12 +188,6 @@ pub trait BoxedStore: Send + Sync + 'static {
         reason: &'a str,
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, StoreResult<(WalletGrant, CreditTransaction)>>;
-    /// [`CreditStore::grants`], boxed.
-    fn boxed_grants<'a>(
-        &'a self,
-        billable: &'a Billable,
-        currency: Currency,
-    ) -> BoxFuture<'a, StoreResult<Vec<WalletGrant>>>;
     /// [`CreditStore::roll_over_grants`], boxed.
     fn boxed_roll_over_grants<'a>(
         &'a self,
@@ -243,24 +195,6 @@ pub trait BoxedStore: Send + Sync + 'static {
         currency: Currency,
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>>;
-    /// [`OverageStore::insert_overage`], boxed.
-    fn boxed_insert_overage<'a>(
-        &'a self,
-        overage: &'a NewOverage,
-    ) -> BoxFuture<'a, StoreResult<OverageRecord>>;
-    /// [`OverageStore::pending_overages`], boxed.
-    fn boxed_pending_overages<'a>(
-        &'a self,
-        after: Option<&'a OverageRecord>,
-        limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Vec<OverageRecord>>>;
-    /// [`OverageStore::mark_overage_synced`], boxed.
-    fn boxed_mark_overage_synced<'a>(
-        &'a self,
-        id: i64,
-        external_id: &'a str,
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, StoreResult<bool>>;
 }
 
 impl<S: Store> BoxedStore for S {
@@ -272,27 +206,11 @@ impl<S: Store> BoxedStore for S {
         Box::pin(PlanStore::plan(self, slug))
     }
 
-    fn boxed_plans<'a>(&'a self) -> BoxFuture<'a, StoreResult<Vec<Plan>>> {
-        Box::pin(PlanStore::plans(self))
-    }
-
     fn boxed_insert_subscription<'a>(
         &'a self,
         subscription: &'a Subscription,
     ) -> BoxFuture<'a, StoreResult<SubscriptionId>> {
         Box::pin(SubscriptionStore::insert_subscription(self, subscription))
-    }
-
-    fn boxed_update_subscription<'a>(
-        &'a self,
-        id: SubscriptionId,
-        subscription: &'a Subscription,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(SubscriptionStore::update_subscription(
-            self,
-            id,
-            subscription,
-        ))
     }
 
     fn boxed_replace_subscription<'a>(
@@ -314,16 +232,6 @@ impl<S: Store> BoxedStore for S {
         Box::pin(SubscriptionStore::current_subscription(self, billable, at))
     }
 
-    fn boxed_find_subscription_by_meta<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<(SubscriptionId, Subscription)>>> {
-        Box::pin(SubscriptionStore::find_subscription_by_meta(
-            self, key, value,
-        ))
-    }
-
     fn boxed_claim_expired_subscriptions<'a>(
         &'a self,
         now: DateTime<Utc>,
@@ -331,23 +239,6 @@ impl<S: Store> BoxedStore for S {
     ) -> BoxFuture<'a, StoreResult<Vec<(SubscriptionId, Subscription)>>> {
         Box::pin(SubscriptionStore::claim_expired_subscriptions(
             self, now, limit,
-        ))
-    }
-
-    fn boxed_subscriptions<'a>(
-        &'a self,
-        billable: &'a Billable,
-    ) -> BoxFuture<'a, StoreResult<Vec<(SubscriptionId, Subscription)>>> {
-        Box::pin(SubscriptionStore::subscriptions(self, billable))
-    }
-
-    fn boxed_insert_limit_override<'a>(
-        &'a self,
-        limit_override: &'a LimitOverride,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(SubscriptionStore::insert_limit_override(
-            self,
-            limit_override,
         ))
     }
 
@@ -387,21 +278,6 @@ impl<S: Store> BoxedStore for S {
         page: Page,
     ) -> BoxFuture<'a, StoreResult<Vec<UsageRecord>>> {
         Box::pin(UsageStore::query_usage(self, filter, page))
-    }
-
-    fn boxed_sum_usage<'a>(
-        &'a self,
-        filter: &'a UsageFilter,
-    ) -> BoxFuture<'a, StoreResult<UsageSums>> {
-        Box::pin(UsageStore::sum_usage(self, filter))
-    }
-
-    fn boxed_sum_usage_grouped<'a>(
-        &'a self,
-        filter: &'a UsageFilter,
-        group_by: GroupBy,
-    ) -> BoxFuture<'a, StoreResult<Vec<GroupedSums>>> {
-        Box::pin(UsageStore::sum_usage_grouped(self, filter, group_by))
     }
 
     fn boxed_reserve<'a>(
@@ -526,17 +402,6 @@ impl<S: Store> BoxedStore for S {
         Box::pin(CreditStore::expire_credit_holds(self, now))
     }
 
-    fn boxed_credit_transactions<'a>(
-        &'a self,
-        billable: &'a Billable,
-        currency: Currency,
-        page: Page,
-    ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>> {
-        Box::pin(CreditStore::credit_transactions(
-            self, billable, currency, page,
-        ))
-    }
-
     fn boxed_wallet_at<'a>(
         &'a self,
         billable: &'a Billable,
@@ -569,14 +434,6 @@ impl<S: Store> BoxedStore for S {
         Box::pin(CreditStore::add_grant(self, billable, grant, reason, at))
     }
 
-    fn boxed_grants<'a>(
-        &'a self,
-        billable: &'a Billable,
-        currency: Currency,
-    ) -> BoxFuture<'a, StoreResult<Vec<WalletGrant>>> {
-        Box::pin(CreditStore::grants(self, billable, currency))
-    }
-
     fn boxed_roll_over_grants<'a>(
         &'a self,
         billable: &'a Billable,
@@ -585,35 +442,12 @@ impl<S: Store> BoxedStore for S {
     ) -> BoxFuture<'a, StoreResult<Vec<CreditTransaction>>> {
         Box::pin(CreditStore::roll_over_grants(self, billable, currency, at))
     }
-
-    fn boxed_insert_overage<'a>(
-        &'a self,
-        overage: &'a NewOverage,
-    ) -> BoxFuture<'a, StoreResult<OverageRecord>> {
-        Box::pin(OverageStore::insert_overage(self, overage))
-    }
-
-    fn boxed_pending_overages<'a>(
-        &'a self,
-        after: Option<&'a OverageRecord>,
-        limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Vec<OverageRecord>>> {
-        Box::pin(OverageStore::pending_overages(self, after, limit))
-    }
-
-    fn boxed_mark_overage_synced<'a>(
-        &'a self,
-        id: i64,
-        external_id: &'a str,
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, StoreResult<bool>> {
-        Box::pin(OverageStore::mark_overage_synced(self, id, external_id, at))
-    }
 }
 
-/// Any [`Store`] behind one type: a `Arc<dyn BoxedStore>` that implements every storage
-/// trait by forwarding to it (one allocation per call for the boxed future). Cheap to clone;
-/// clones share the store.
+/// Any [`Store`] behind one type: a `Arc<dyn BoxedStore>` that implements the request
+/// path's traits by forwarding to it (one allocation per call for the boxed future). Cheap
+/// to clone; clones share the store. The traits outside [`Store`] (reports, administration,
+/// billing) are not erased: call them on the concrete store.
 ///
 /// ```
 /// use ai_metering_core::store::{DynStore, MemoryStore, PlanStore};
@@ -621,7 +455,7 @@ impl<S: Store> BoxedStore for S {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = DynStore::new(MemoryStore::new());
 /// store.upsert_plan(&Plan::new("free", "Free")).await.unwrap();
-/// assert_eq!(store.plans().await.unwrap().len(), 1);
+/// assert!(store.plan("free").await.unwrap().is_some());
 /// assert!(store.type_name().ends_with("MemoryStore"));
 /// # });
 /// ```
@@ -659,10 +493,6 @@ impl PlanStore for DynStore {
     async fn plan(&self, slug: &str) -> StoreResult<Option<Plan>> {
         self.0.boxed_plan(slug).await
     }
-
-    async fn plans(&self) -> StoreResult<Vec<Plan>> {
-        self.0.boxed_plans().await
-    }
 }
 
 impl SubscriptionStore for DynStore {
@@ -671,14 +501,6 @@ impl SubscriptionStore for DynStore {
         subscription: &Subscription,
     ) -> StoreResult<SubscriptionId> {
         self.0.boxed_insert_subscription(subscription).await
-    }
-
-    async fn update_subscription(
-        &self,
-        id: SubscriptionId,
-        subscription: &Subscription,
-    ) -> StoreResult<()> {
-        self.0.boxed_update_subscription(id, subscription).await
     }
 
     async fn replace_subscription(
@@ -698,31 +520,12 @@ impl SubscriptionStore for DynStore {
         self.0.boxed_current_subscription(billable, at).await
     }
 
-    async fn find_subscription_by_meta(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
-        self.0.boxed_find_subscription_by_meta(key, value).await
-    }
-
     async fn claim_expired_subscriptions(
         &self,
         now: DateTime<Utc>,
         limit: u64,
     ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
         self.0.boxed_claim_expired_subscriptions(now, limit).await
-    }
-
-    async fn subscriptions(
-        &self,
-        billable: &Billable,
-    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
-        self.0.boxed_subscriptions(billable).await
-    }
-
-    async fn insert_limit_override(&self, limit_override: &LimitOverride) -> StoreResult<()> {
-        self.0.boxed_insert_limit_override(limit_override).await
     }
 
     async fn limit_override_at(
@@ -753,18 +556,6 @@ impl UsageStore for DynStore {
 
     async fn query_usage(&self, filter: &UsageFilter, page: Page) -> StoreResult<Vec<UsageRecord>> {
         self.0.boxed_query_usage(filter, page).await
-    }
-
-    async fn sum_usage(&self, filter: &UsageFilter) -> StoreResult<UsageSums> {
-        self.0.boxed_sum_usage(filter).await
-    }
-
-    async fn sum_usage_grouped(
-        &self,
-        filter: &UsageFilter,
-        group_by: GroupBy,
-    ) -> StoreResult<Vec<GroupedSums>> {
-        self.0.boxed_sum_usage_grouped(filter, group_by).await
     }
 }
 
@@ -837,14 +628,6 @@ impl CreditStore for DynStore {
         at: DateTime<Utc>,
     ) -> StoreResult<(WalletGrant, CreditTransaction)> {
         self.0.boxed_add_grant(billable, grant, reason, at).await
-    }
-
-    async fn grants(
-        &self,
-        billable: &Billable,
-        currency: Currency,
-    ) -> StoreResult<Vec<WalletGrant>> {
-        self.0.boxed_grants(billable, currency).await
     }
 
     async fn roll_over_grants(
@@ -923,39 +706,5 @@ impl CreditStore for DynStore {
 
     async fn expire_credit_holds(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         self.0.boxed_expire_credit_holds(now).await
-    }
-
-    async fn credit_transactions(
-        &self,
-        billable: &Billable,
-        currency: Currency,
-        page: Page,
-    ) -> StoreResult<Vec<CreditTransaction>> {
-        self.0
-            .boxed_credit_transactions(billable, currency, page)
-            .await
-    }
-}
-
-impl OverageStore for DynStore {
-    async fn insert_overage(&self, overage: &NewOverage) -> StoreResult<OverageRecord> {
-        self.0.boxed_insert_overage(overage).await
-    }
-
-    async fn pending_overages(
-        &self,
-        after: Option<&OverageRecord>,
-        limit: u64,
-    ) -> StoreResult<Vec<OverageRecord>> {
-        self.0.boxed_pending_overages(after, limit).await
-    }
-
-    async fn mark_overage_synced(
-        &self,
-        id: i64,
-        external_id: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.0.boxed_mark_overage_synced(id, external_id, at).await
     }
 }

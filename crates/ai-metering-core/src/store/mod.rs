@@ -4,9 +4,15 @@
 //! single-instance apps that may lose their data on restart. Database stores live in their own
 //! crates; all of them pass the same conformance suite (crate `ai-metering-testkit`).
 //!
-//! A backend implements one trait per concern; [`Store`] is the sum of them, implemented
-//! automatically. The traits use native `async fn` (spelled `impl Future + Send` so that the
-//! futures can be spawned), and every operation that guards money is **atomic**: a store
+//! A backend implements one trait per concern. [`Store`] is the sum of the request path's
+//! traits (plans, subscriptions, usage, counters, credits), implemented automatically:
+//! what the `Meter` and the `QuotaLayer` call. Reports, administration, overage billing and
+//! webhooks ([`ReportStore`], [`AdminStore`], [`OverageStore`], [`WebhookEventStore`]),
+//! audits ([`AuditStore`]) and retention ([`RetentionStore`]) are traits of their own, named
+//! by the code that needs them.
+//!
+//! The traits use native `async fn` (spelled `impl Future + Send` so that the futures can be
+//! spawned), and every operation that guards money is **atomic**: a store
 //! speaks in operations such as "reserve N under limit L", never read-then-write, so that
 //! concurrent requests, and several app instances sharing one database, cannot overspend.
 //!
@@ -38,6 +44,7 @@
 //! remainder is left out of [`WalletBalance::available`] without any job, and each ledger
 //! entry lists the grants it moved ([`CreditTransaction::grants`]).
 
+mod admin;
 mod audit;
 mod dyn_store;
 mod error;
@@ -55,6 +62,7 @@ use crate::money::{Currency, Money};
 use crate::period::Period;
 use crate::plan::{LimitOverride, Plan, Subscription};
 
+pub use admin::{AdminStore, OverageStore, ReportStore, WebhookEventStore};
 pub use audit::{AuditCounter, AuditHold, AuditReservation, AuditSnapshot, AuditStore, AuditUsage};
 pub use dyn_store::{BoxFuture, BoxedStore, DynStore};
 pub use error::{StoreError, StoreErrorKind};
@@ -85,9 +93,6 @@ pub trait PlanStore: Send + Sync {
 
     /// The plan with this slug.
     fn plan(&self, slug: &str) -> impl Future<Output = StoreResult<Option<Plan>>> + Send;
-
-    /// Every plan, ordered by slug.
-    fn plans(&self) -> impl Future<Output = StoreResult<Vec<Plan>>> + Send;
 }
 
 /// Subscriptions and limit overrides.
@@ -98,20 +103,13 @@ pub trait SubscriptionStore: Send + Sync {
         subscription: &Subscription,
     ) -> impl Future<Output = StoreResult<SubscriptionId>> + Send;
 
-    /// Replaces a stored subscription; [`StoreErrorKind::NotFound`] when there is none.
-    fn update_subscription(
-        &self,
-        id: SubscriptionId,
-        subscription: &Subscription,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
     /// Replaces a stored subscription with `new` only if it still equals `expected`, in
     /// one atomic step (a compare-and-swap). `Ok(false)` when it changed since `expected`
     /// was read: read it again, reapply the change, retry. `expected` must be a value read
     /// from this store. [`StoreErrorKind::NotFound`] when there is no such subscription.
     ///
     /// Read-modify-write callers that may race (webhook handlers on several instances)
-    /// use this instead of [`update_subscription`](Self::update_subscription), which
+    /// use this instead of [`update_subscription`](AdminStore::update_subscription), which
     /// would let the last writer silently undo the other's change.
     fn replace_subscription(
         &self,
@@ -129,15 +127,6 @@ pub trait SubscriptionStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<Option<(SubscriptionId, Subscription)>>> + Send;
 
-    /// The subscription whose `meta` holds the JSON string `value` under `key` (such as
-    /// `stripe_subscription_id` = `sub_123`), for payment-provider webhooks. With several
-    /// matches, the one that started last (ties: the highest id); active or not.
-    fn find_subscription_by_meta(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> impl Future<Output = StoreResult<Option<(SubscriptionId, Subscription)>>> + Send;
-
     /// Claims up to `limit` subscriptions that expired by `now` (they started, and their
     /// end, grace period included, is at or before `now`) and were not claimed before, and
     /// returns them: each expiry is returned to exactly one caller, once, so that it is
@@ -147,18 +136,6 @@ pub trait SubscriptionStore: Send + Sync {
         now: DateTime<Utc>,
         limit: u64,
     ) -> impl Future<Output = StoreResult<Vec<(SubscriptionId, Subscription)>>> + Send;
-
-    /// Every subscription of `billable`, oldest first.
-    fn subscriptions(
-        &self,
-        billable: &Billable,
-    ) -> impl Future<Output = StoreResult<Vec<(SubscriptionId, Subscription)>>> + Send;
-
-    /// Stores a limit override.
-    fn insert_limit_override(
-        &self,
-        limit_override: &LimitOverride,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The override in force for `billable` at `at`; with several, the one stored last.
     fn limit_override_at(
@@ -198,19 +175,6 @@ pub trait UsageStore: Send + Sync {
         filter: &UsageFilter,
         page: Page,
     ) -> impl Future<Output = StoreResult<Vec<UsageRecord>>> + Send;
-
-    /// Sums over the rows matching `filter`.
-    fn sum_usage(
-        &self,
-        filter: &UsageFilter,
-    ) -> impl Future<Output = StoreResult<UsageSums>> + Send;
-
-    /// Sums per group over the rows matching `filter`, largest total tokens first (then key).
-    fn sum_usage_grouped(
-        &self,
-        filter: &UsageFilter,
-        group_by: GroupBy,
-    ) -> impl Future<Output = StoreResult<Vec<GroupedSums>>> + Send;
 }
 
 /// Period counters with atomic reservations (see the [module docs](self)).
@@ -363,14 +327,6 @@ pub trait CreditStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
-    /// The ledger of one wallet, newest first.
-    fn credit_transactions(
-        &self,
-        billable: &Billable,
-        currency: Currency,
-        page: Page,
-    ) -> impl Future<Output = StoreResult<Vec<CreditTransaction>>> + Send;
-
     /// Adds a credit grant to the wallet of `billable` in the grant's currency, and returns
     /// it with its ledger entry (a credit of its amount, naming the grant). The wallet's
     /// balance grows by the amount; debits and holds then burn the wallet's grants in
@@ -384,13 +340,6 @@ pub trait CreditStore: Send + Sync {
         reason: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<(WalletGrant, CreditTransaction)>> + Send;
-
-    /// Every grant of one wallet (expired and used up ones included), in burn-down order.
-    fn grants(
-        &self,
-        billable: &Billable,
-        currency: Currency,
-    ) -> impl Future<Output = StoreResult<Vec<WalletGrant>>> + Send;
 
     /// Applies the rollover rules of the wallet's grants usable at `at`
     /// ([`crate::grants::reset_period`]: top up to `min`, cap at `max`, never below what
@@ -406,78 +355,18 @@ pub trait CreditStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<CreditTransaction>>> + Send;
 }
 
-/// Overage records waiting to be billed.
-pub trait OverageStore: Send + Sync {
-    /// Stores an overage; one per usage row (a second insert for the same usage returns the
-    /// first).
-    fn insert_overage(
-        &self,
-        overage: &NewOverage,
-    ) -> impl Future<Output = StoreResult<OverageRecord>> + Send;
-
-    /// Up to `limit` unsynced overages, oldest first (by creation, then id), starting
-    /// after `after` when given: pass the last row of one page to read the next. Paging past
-    /// rows that keep failing to sync is what keeps them from holding back newer ones.
-    fn pending_overages(
-        &self,
-        after: Option<&OverageRecord>,
-        limit: u64,
-    ) -> impl Future<Output = StoreResult<Vec<OverageRecord>>> + Send;
-
-    /// Marks an overage synced; false when it was already synced (nothing changes then).
-    fn mark_overage_synced(
-        &self,
-        id: i64,
-        external_id: &str,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-}
-
-/// Payment-provider webhook events already processed, so that a redelivered event changes
-/// nothing twice. Providers such as Stripe deliver each event at least once and retry for
-/// days; with several app instances the claim must live in the shared database.
+/// The request path: every storage trait the `Meter` and the `QuotaLayer` call.
+/// Implemented for any type that implements them all.
 ///
-/// Not part of [`Store`]: only apps that receive webhooks need it.
-pub trait WebhookEventStore: Send + Sync {
-    /// Claims `event_id` for processing at `at`: true only for the first caller, atomically.
-    fn claim_event(
-        &self,
-        event_id: &str,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-
-    /// Drops a claim after processing failed, so that the provider's retry is processed.
-    fn forget_event(&self, event_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
-}
-
-impl<T: WebhookEventStore> WebhookEventStore for std::sync::Arc<T> {
-    fn claim_event(
-        &self,
-        event_id: &str,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
-        (**self).claim_event(event_id, at)
-    }
-
-    fn forget_event(&self, event_id: &str) -> impl Future<Output = StoreResult<()>> + Send {
-        (**self).forget_event(event_id)
-    }
-}
-
-/// Every storage trait: what the `Meter` and the `QuotaLayer` need. Implemented for any type
-/// that implements them all.
+/// Reports, administration, overage billing, webhooks, audits and retention have traits of
+/// their own ([`ReportStore`], [`AdminStore`], [`OverageStore`], [`WebhookEventStore`],
+/// [`AuditStore`], [`RetentionStore`]), which code that needs them names in its bounds.
 pub trait Store:
-    PlanStore + SubscriptionStore + UsageStore + CounterStore + CreditStore + OverageStore + 'static
+    PlanStore + SubscriptionStore + UsageStore + CounterStore + CreditStore + 'static
 {
 }
 
 impl<T> Store for T where
-    T: PlanStore
-        + SubscriptionStore
-        + UsageStore
-        + CounterStore
-        + CreditStore
-        + OverageStore
-        + 'static
+    T: PlanStore + SubscriptionStore + UsageStore + CounterStore + CreditStore + 'static
 {
 }

@@ -695,7 +695,7 @@ impl NewGrant {
     }
 }
 
-/// One grant of a wallet, as [`CreditStore::grants`](super::CreditStore::grants) lists it.
+/// One grant of a wallet, as [`ReportStore::grants`](super::ReportStore::grants) lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalletGrant {
     /// Whose wallet.

@@ -2,7 +2,9 @@
 
 use ai_metering_core::period::Period;
 use ai_metering_core::plan::{BillingMode, Subscription};
-use ai_metering_core::store::{CreditTransaction, GroupBy, GroupedSums, Page, Store, UsageFilter};
+use ai_metering_core::store::{
+    CreditTransaction, GroupBy, GroupedSums, Page, ReportStore, Store, UsageFilter,
+};
 use ai_metering_core::{Billable, Currency, Tenant};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -41,7 +43,7 @@ pub(crate) struct BillablesPage {
 }
 
 /// The billables page: `q` matches `KIND:ID` case-insensitively; `page` and `per_page` page.
-pub(crate) async fn billables_page<S: Store>(
+pub(crate) async fn billables_page<S: Store + ReportStore>(
     app: &App<S>,
     scope: &Scope,
     query: &UsageQuery,
@@ -160,7 +162,7 @@ pub(crate) struct BillableDetail {
 
 /// The page of `billable`. Not found for a tenant-scoped viewer unless the billable has usage
 /// in that tenant, and for anyone when it has neither usage nor subscriptions.
-pub(crate) async fn billable_detail<S: Store>(
+pub(crate) async fn billable_detail<S: Store + ReportStore>(
     app: &App<S>,
     scope: &Scope,
     billable: Billable,

@@ -1,6 +1,6 @@
 //! Usage broken down by provider, model and feature.
 
-use ai_metering_core::store::{GroupBy, GroupedSums, Store, UsageFilter, UsageSums};
+use ai_metering_core::store::{GroupBy, GroupedSums, ReportStore, Store, UsageFilter, UsageSums};
 use ai_metering_core::{Currency, Tenant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -53,7 +53,7 @@ pub(crate) struct Breakdown {
 }
 
 /// The breakdown of the rows `query` selects (the current period unless dates are given).
-pub(crate) async fn breakdown<S: Store>(
+pub(crate) async fn breakdown<S: Store + ReportStore>(
     app: &App<S>,
     scope: &Scope,
     query: &UsageQuery,

@@ -1,6 +1,6 @@
 //! Usage history: filtered, searched, paginated rows, and every row for exports.
 
-use ai_metering_core::store::{Page, Store, UsageFilter, UsageRecord, UsageSums};
+use ai_metering_core::store::{Page, ReportStore, Store, UsageFilter, UsageRecord, UsageSums};
 use ai_metering_core::{Currency, Metering};
 use serde::Serialize;
 
@@ -27,7 +27,7 @@ pub(crate) struct UsagePage {
 }
 
 /// The page `page` of the rows `filter` selects.
-pub(crate) async fn usage_page<S: Store>(
+pub(crate) async fn usage_page<S: Store + ReportStore>(
     metering: &Metering<S>,
     filter: &UsageFilter,
     page: PageRequest,
@@ -49,7 +49,7 @@ pub(crate) async fn usage_page<S: Store>(
 
 /// Calls `each` with every row `filter` selects, newest first, fetched a bounded page at a
 /// time, stopping after `max_rows`. Returns true when rows were left out.
-pub(crate) async fn for_each_usage_row<S: Store>(
+pub(crate) async fn for_each_usage_row<S: Store + ReportStore>(
     metering: &Metering<S>,
     filter: &UsageFilter,
     max_rows: u64,

@@ -1,7 +1,7 @@
 //! The overview of the current period.
 
 use ai_metering_core::period::Period;
-use ai_metering_core::store::{GroupBy, GroupedSums, Store, UsageFilter, UsageSums};
+use ai_metering_core::store::{GroupBy, GroupedSums, ReportStore, Store, UsageFilter, UsageSums};
 use ai_metering_core::{Billable, Currency, Tenant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,7 +39,7 @@ pub(crate) struct Overview {
 }
 
 /// The overview for `scope`.
-pub(crate) async fn overview<S: Store>(
+pub(crate) async fn overview<S: Store + ReportStore>(
     app: &App<S>,
     scope: &Scope,
 ) -> Result<Overview, DashboardError> {

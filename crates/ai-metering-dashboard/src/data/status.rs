@@ -3,7 +3,7 @@
 use ai_metering_core::limit::{LimitCheck, Limits, UsageTotals};
 use ai_metering_core::period::Period;
 use ai_metering_core::plan::{BillingMode, OveragePolicy};
-use ai_metering_core::store::{Store, UsageSums};
+use ai_metering_core::store::{ReportStore, Store, UsageSums};
 use ai_metering_core::{Billable, Currency, Metering};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -119,7 +119,7 @@ impl BillableStatus {
 /// The standing of `billable`, whose usage in the view's window is `usage`. A failure of the
 /// limit check or the wallet is reported in the status, not as an error, so that one broken
 /// subscription does not hide every other billable.
-pub(crate) async fn status_of<S: Store>(
+pub(crate) async fn status_of<S: Store + ReportStore>(
     metering: &Metering<S>,
     billable: Billable,
     usage: UsageSums,

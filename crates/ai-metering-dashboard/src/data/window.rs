@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use ai_metering_core::Metering;
 use ai_metering_core::period::Period;
-use ai_metering_core::store::{GroupBy, GroupedSums, Store, UsageFilter, UsageSums};
+use ai_metering_core::store::{GroupBy, GroupedSums, ReportStore, Store, UsageFilter, UsageSums};
 use chrono::{Days, NaiveDate, TimeDelta};
 use serde::Serialize;
 
@@ -14,7 +14,9 @@ use crate::error::DashboardError;
 pub(crate) const MAX_DAYS: u64 = 366;
 
 /// The metering period that contains "now" (by the metering's clock and period rules).
-pub(crate) fn current_period<S: Store>(metering: &Metering<S>) -> Result<Period, DashboardError> {
+pub(crate) fn current_period<S: Store + ReportStore>(
+    metering: &Metering<S>,
+) -> Result<Period, DashboardError> {
     Ok(metering.config().period.period_at(metering.now())?)
 }
 
@@ -29,7 +31,7 @@ pub(crate) struct DayUsage {
 }
 
 /// Every UTC day that `window` touches, zeros included, at most [`MAX_DAYS`] (the last).
-pub(crate) async fn daily<S: Store>(
+pub(crate) async fn daily<S: Store + ReportStore>(
     metering: &Metering<S>,
     filter: &UsageFilter,
     window: &Period,

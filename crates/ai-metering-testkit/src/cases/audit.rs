@@ -1,6 +1,7 @@
 //! The audit reads behind the reconciliation: a snapshot shows every row of a billable as
 //! stored, and the records of the money path reconcile.
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 
 use ai_metering_core::Currency;
@@ -8,7 +9,7 @@ use ai_metering_core::limit::Limits;
 use ai_metering_core::overage::OverageRule;
 use ai_metering_core::reconcile::{CheckOptions, FindingKind, check_snapshot};
 use ai_metering_core::store::{
-    AuditStore, Direction, HoldRequest, Overdraft, Settlement, Store, USAGE_DEBIT_REASON,
+    AuditStore, Direction, HoldRequest, Overdraft, Settlement, USAGE_DEBIT_REASON,
 };
 use chrono::Duration;
 use rust_decimal::Decimal;
@@ -20,7 +21,7 @@ use crate::builders::{
 
 /// A snapshot lists the billable's rows, counters, live reservations with their holds,
 /// wallet, ledger and overage, and they reconcile, with debits matched.
-pub async fn audit_snapshot_shows_the_money_path<S: Store + AuditStore>(store: Arc<S>) {
+pub async fn audit_snapshot_shows_the_money_path<S: ConformanceStore + AuditStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     store

@@ -1,9 +1,10 @@
 //! Many concurrent calls against one limit: reservations must never let them overspend.
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 
 use ai_metering_core::limit::{LimitKind, Limits, UsageTotals};
-use ai_metering_core::store::{Page, ReserveOutcome, Store, UsageFilter};
+use ai_metering_core::store::{Page, ReserveOutcome, UsageFilter};
 use rust_decimal::Decimal;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
@@ -25,7 +26,7 @@ enum Call {
 
 /// Runs `CALLS` concurrent calls of one billable: each reserves `estimate` under `limits`, and
 /// when reserved, settles with `actual` usage under its own idempotency key.
-async fn run_calls<S: Store>(
+async fn run_calls<S: ConformanceStore>(
     store: &Arc<S>,
     limits: Limits,
     estimate: UsageTotals,
@@ -69,7 +70,7 @@ async fn run_calls<S: Store>(
 
 /// Checks that the rows, the sums and the counter agree with what the calls did; returns
 /// the number of settled calls and their total.
-async fn check_nothing_lost<S: Store>(
+async fn check_nothing_lost<S: ConformanceStore>(
     store: &Arc<S>,
     who: &ai_metering_core::Billable,
     calls: &[Call],
@@ -110,7 +111,7 @@ async fn check_nothing_lost<S: Store>(
 
 /// 200 concurrent calls of 10 tokens under a 1,000-token limit: exactly 100 get through, and
 /// exactly 1,000 tokens are recorded.
-pub async fn concurrent_reservations_respect_a_token_limit<S: Store>(store: Arc<S>) {
+pub async fn concurrent_reservations_respect_a_token_limit<S: ConformanceStore>(store: Arc<S>) {
     let (who, calls) = run_calls(
         &store,
         token_limit(1_000),
@@ -125,7 +126,7 @@ pub async fn concurrent_reservations_respect_a_token_limit<S: Store>(store: Arc<
 
 /// 200 concurrent calls reserving $0.10 and spending $0.05 under a $10 limit: at least 100 get
 /// through (settling frees room), and the recorded cost never passes the limit.
-pub async fn concurrent_reservations_respect_a_cost_limit<S: Store>(store: Arc<S>) {
+pub async fn concurrent_reservations_respect_a_cost_limit<S: ConformanceStore>(store: Arc<S>) {
     let (who, calls) = run_calls(
         &store,
         cost_limit("10"),

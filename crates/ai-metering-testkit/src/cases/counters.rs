@@ -1,11 +1,10 @@
 //! Period counters, reservations and threshold claims.
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 
 use ai_metering_core::limit::{LimitKind, Limits, UsageTotals};
-use ai_metering_core::store::{
-    Page, PeriodUsage, ReservationId, ReserveOutcome, Store, UsageFilter,
-};
+use ai_metering_core::store::{Page, PeriodUsage, ReservationId, ReserveOutcome, UsageFilter};
 use chrono::Duration;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
@@ -18,7 +17,7 @@ use crate::builders::{
 
 /// A row at a period's start belongs to it, a row at its end to the next one, for sums and
 /// for counters alike (whether the counter exists before or after the row).
-pub async fn period_boundaries_are_half_open<S: Store>(store: Arc<S>) {
+pub async fn period_boundaries_are_half_open<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let (march, april) = (month(2024, 3), month(2024, 4));
     let now = march.start;
@@ -70,7 +69,7 @@ pub async fn period_boundaries_are_half_open<S: Store>(store: Arc<S>) {
 
 /// A counter created after rows were stored starts from their sum (its billable's, in its
 /// window only).
-pub async fn counters_are_seeded_from_existing_rows<S: Store>(store: Arc<S>) {
+pub async fn counters_are_seeded_from_existing_rows<S: ConformanceStore>(store: Arc<S>) {
     let (who, other) = (fresh_billable(), fresh_billable());
     let march = month(2024, 3);
     store
@@ -128,7 +127,7 @@ pub async fn counters_are_seeded_from_existing_rows<S: Store>(store: Arc<S>) {
 }
 
 /// Every insert adds to every existing counter of its billable whose window contains it.
-pub async fn inserts_update_every_counter_containing_them<S: Store>(store: Arc<S>) {
+pub async fn inserts_update_every_counter_containing_them<S: ConformanceStore>(store: Arc<S>) {
     let (who, other) = (fresh_billable(), fresh_billable());
     let march = month(2024, 3);
     let first_day = period(hour(0), hour(24));
@@ -163,7 +162,7 @@ pub async fn inserts_update_every_counter_containing_them<S: Store>(store: Arc<S
 
 /// A reservation is made only when recorded + reserved + amount fits every limit; a refusal
 /// names the limit (tokens first) and reserves nothing.
-pub async fn reserve_fits_or_rejects_naming_the_limit<S: Store>(store: Arc<S>) {
+pub async fn reserve_fits_or_rejects_naming_the_limit<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     let now = hour(1);
@@ -231,7 +230,7 @@ pub async fn reserve_fits_or_rejects_naming_the_limit<S: Store>(store: Arc<S>) {
 }
 
 /// Recorded rows count against limits like reservations do.
-pub async fn recorded_usage_counts_against_limits<S: Store>(store: Arc<S>) {
+pub async fn recorded_usage_counts_against_limits<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     store
@@ -267,7 +266,7 @@ pub async fn recorded_usage_counts_against_limits<S: Store>(store: Arc<S>) {
 
 /// Reservations expired by `now` (expiry at or before it) count neither in the period's usage
 /// nor against limits.
-pub async fn expired_reservations_do_not_count<S: Store>(store: Arc<S>) {
+pub async fn expired_reservations_do_not_count<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     let limits = token_limit(100);
@@ -298,7 +297,7 @@ pub async fn expired_reservations_do_not_count<S: Store>(store: Arc<S>) {
 }
 
 /// `expire_reservations` drops exactly the reservations expired by `now` and says how many.
-pub async fn expire_reservations_returns_the_count<S: Store>(store: Arc<S>) {
+pub async fn expire_reservations_returns_the_count<S: ConformanceStore>(store: Arc<S>) {
     // Instants long before any other case's, so that the global sweep sees only ours.
     let t = |m: u32| instant(1989, m, 1, 0, 0, 0);
     store.expire_reservations(t(12)).await.unwrap(); // leftovers of interrupted runs
@@ -328,7 +327,9 @@ pub async fn expire_reservations_returns_the_count<S: Store>(store: Arc<S>) {
 
 /// Settling drops the reservation and records the actual usage, which may differ from the
 /// estimate.
-pub async fn settle_records_the_row_and_replaces_the_reservation<S: Store>(store: Arc<S>) {
+pub async fn settle_records_the_row_and_replaces_the_reservation<S: ConformanceStore>(
+    store: Arc<S>,
+) {
     let who = fresh_billable();
     let march = month(2024, 3);
     let request = reserve_request(&who, march, token_limit(100), totals(50, "0.5"), hour(1));
@@ -364,7 +365,7 @@ pub async fn settle_records_the_row_and_replaces_the_reservation<S: Store>(store
 }
 
 /// Settling with a used idempotency key records nothing new but still drops the reservation.
-pub async fn settle_is_idempotent<S: Store>(store: Arc<S>) {
+pub async fn settle_is_idempotent<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     let key = fresh_name("key");
@@ -393,7 +394,7 @@ pub async fn settle_is_idempotent<S: Store>(store: Arc<S>) {
 }
 
 /// A released or expired reservation does not stop its usage from being recorded.
-pub async fn settle_after_release_or_expiry_still_records<S: Store>(store: Arc<S>) {
+pub async fn settle_after_release_or_expiry_still_records<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     let request = reserve_request(&who, march, token_limit(100), totals(20, "0"), hour(1));
@@ -424,7 +425,7 @@ pub async fn settle_after_release_or_expiry_still_records<S: Store>(store: Arc<S
 }
 
 /// `release` is true for the one call that dropped the reservation.
-pub async fn release_is_true_once<S: Store>(store: Arc<S>) {
+pub async fn release_is_true_once<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     let request = reserve_request(&who, march, token_limit(100), totals(60, "0"), hour(1));
@@ -439,7 +440,7 @@ pub async fn release_is_true_once<S: Store>(store: Arc<S>) {
 }
 
 /// A threshold is claimed once per billable and period, even by 20 concurrent callers.
-pub async fn claim_threshold_once_under_concurrency<S: Store>(store: Arc<S>) {
+pub async fn claim_threshold_once_under_concurrency<S: ConformanceStore>(store: Arc<S>) {
     const TASKS: usize = 20;
     let who = fresh_billable();
     let march = month(2024, 3);

@@ -1,10 +1,11 @@
 //! Credit wallets, holds and the ledger.
 
+use crate::ConformanceStore;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ai_metering_core::store::{
-    CreditOutcome, CreditTransaction, Direction, HoldId, Overdraft, Page, Store, StoreErrorKind,
+    CreditOutcome, CreditTransaction, Direction, HoldId, Overdraft, Page, StoreErrorKind,
 };
 use ai_metering_core::{Billable, Currency};
 use chrono::Duration;
@@ -16,7 +17,7 @@ use super::done;
 use crate::builders::{dec, eur, fresh_billable, hour, usd};
 
 /// The whole USD ledger of `who`, newest first, read page by page.
-async fn ledger<S: Store>(store: &S, who: &Billable) -> Vec<CreditTransaction> {
+async fn ledger<S: ConformanceStore>(store: &S, who: &Billable) -> Vec<CreditTransaction> {
     let mut all = Vec::new();
     for n in 0.. {
         let page = store
@@ -31,7 +32,7 @@ async fn ledger<S: Store>(store: &S, who: &Billable) -> Vec<CreditTransaction> {
     all
 }
 
-async fn balance<S: Store>(store: &S, who: &Billable) -> (Decimal, Decimal) {
+async fn balance<S: ConformanceStore>(store: &S, who: &Billable) -> (Decimal, Decimal) {
     let w = store.wallet(who, Currency::USD).await.unwrap();
     (w.balance, w.held)
 }
@@ -45,7 +46,7 @@ fn refused_with<T: std::fmt::Debug>(outcome: CreditOutcome<T>) -> Decimal {
 }
 
 /// A top-up's metadata (a payment id) is stored with its ledger entry and read back.
-pub async fn top_ups_keep_their_metadata<S: Store>(store: Arc<S>) {
+pub async fn top_ups_keep_their_metadata<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let mut metadata = serde_json::Map::new();
     metadata.insert("payment_id".into(), serde_json::json!("pi_123"));
@@ -68,7 +69,7 @@ pub async fn top_ups_keep_their_metadata<S: Store>(store: Arc<S>) {
 }
 
 /// Every ledger entry records the balance right after it.
-pub async fn credits_chain_balance_after<S: Store>(store: Arc<S>) {
+pub async fn credits_chain_balance_after<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     assert_eq!(
         balance(&*store, &who).await,
@@ -125,7 +126,7 @@ pub async fn credits_chain_balance_after<S: Store>(store: Arc<S>) {
 }
 
 /// A deduction the wallet cannot cover is refused and changes nothing.
-pub async fn insufficient_credits_change_nothing<S: Store>(store: Arc<S>) {
+pub async fn insufficient_credits_change_nothing<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let d = Overdraft::Disallowed;
     assert_eq!(
@@ -161,7 +162,7 @@ pub async fn insufficient_credits_change_nothing<S: Store>(store: Arc<S>) {
 
 /// An overdraft floor lets the available balance go down to it and no further; unlimited
 /// overdraft has no floor.
-pub async fn overdraft_floor_and_unlimited<S: Store>(store: Arc<S>) {
+pub async fn overdraft_floor_and_unlimited<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let floor = Overdraft::Floor(dec("-5"));
     store
@@ -209,7 +210,7 @@ pub async fn overdraft_floor_and_unlimited<S: Store>(store: Arc<S>) {
 }
 
 /// Holds reduce the available balance; settling debits the actual amount, releasing frees it.
-pub async fn holds_reduce_the_available_balance<S: Store>(store: Arc<S>) {
+pub async fn holds_reduce_the_available_balance<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let d = Overdraft::Disallowed;
     let expires = hour(1) + Duration::minutes(5);
@@ -288,7 +289,7 @@ pub async fn holds_reduce_the_available_balance<S: Store>(store: Arc<S>) {
 
 /// The ledger adds up: credits minus debits equal the balance, and each entry's
 /// `balance_after` is the running total.
-pub async fn ledger_sums_to_the_balance<S: Store>(store: Arc<S>) {
+pub async fn ledger_sums_to_the_balance<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let d = Overdraft::Disallowed;
     let mut at = (0..).map(hour);
@@ -339,7 +340,7 @@ pub async fn ledger_sums_to_the_balance<S: Store>(store: Arc<S>) {
 }
 
 /// Wallets are per currency; amounts must be positive.
-pub async fn wallets_are_per_currency_and_amounts_positive<S: Store>(store: Arc<S>) {
+pub async fn wallets_are_per_currency_and_amounts_positive<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let d = Overdraft::Disallowed;
     store
@@ -409,7 +410,7 @@ pub async fn wallets_are_per_currency_and_amounts_positive<S: Store>(store: Arc<
 
 /// 100 concurrent deductions of $1 from $60: exactly 60 succeed, each leaving a distinct
 /// balance, and the balance never goes below zero.
-pub async fn concurrent_deductions_never_overspend<S: Store>(store: Arc<S>) {
+pub async fn concurrent_deductions_never_overspend<S: ConformanceStore>(store: Arc<S>) {
     const TASKS: usize = 100;
     let who = fresh_billable();
     store
@@ -455,7 +456,7 @@ pub async fn concurrent_deductions_never_overspend<S: Store>(store: Arc<S>) {
 }
 
 /// 50 concurrent holds of $1 against $30: exactly 30 succeed; releasing them frees it all.
-pub async fn concurrent_holds_never_overspend<S: Store>(store: Arc<S>) {
+pub async fn concurrent_holds_never_overspend<S: ConformanceStore>(store: Arc<S>) {
     const TASKS: usize = 50;
     let who = fresh_billable();
     store
@@ -495,7 +496,7 @@ pub async fn concurrent_holds_never_overspend<S: Store>(store: Arc<S>) {
 ///
 /// The sweep is global, so the holds here expire in 1988, before any other case's, to
 /// leave the other cases' holds alone on a shared database.
-pub async fn expired_holds_give_their_amount_back<S: Store>(store: Arc<S>) {
+pub async fn expired_holds_give_their_amount_back<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let d = Overdraft::Disallowed;
     let early = crate::builders::instant(1988, 3, 1, 0, 0, 0);

@@ -2,6 +2,7 @@
 //! holds and captures, uncounted once expired, rolled over, and never overspent under
 //! concurrency.
 
+use crate::ConformanceStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use ai_metering_core::limit::Limits;
 use ai_metering_core::reconcile::{CheckOptions, check_snapshot};
 use ai_metering_core::store::{
     AuditStore, CreditOutcome, CreditTransaction, Direction, HoldRequest, NewGrant, Overdraft,
-    Page, ROLLOVER_REASON, ReserveOutcome, Store, StoreErrorKind, WalletGrant,
+    Page, ROLLOVER_REASON, ReserveOutcome, StoreErrorKind, WalletGrant,
 };
 use rust_decimal::Decimal;
 use tokio::sync::Barrier;
@@ -24,7 +25,7 @@ use crate::builders::{
 };
 
 /// Adds a USD grant of `amount` to `who`, usable from hour 0; returns its id.
-async fn grant<S: Store>(store: &S, who: &Billable, spec: NewGrant) -> GrantId {
+async fn grant<S: ConformanceStore>(store: &S, who: &Billable, spec: NewGrant) -> GrantId {
     let (stored, _) = store.add_grant(who, &spec, "grant", hour(0)).await.unwrap();
     stored.grant.id
 }
@@ -34,7 +35,10 @@ fn spec(amount: &str) -> NewGrant {
 }
 
 /// The wallet's grants by id.
-async fn grants_of<S: Store>(store: &S, who: &Billable) -> BTreeMap<GrantId, WalletGrant> {
+async fn grants_of<S: ConformanceStore>(
+    store: &S,
+    who: &Billable,
+) -> BTreeMap<GrantId, WalletGrant> {
     store
         .grants(who, Currency::USD)
         .await
@@ -45,7 +49,7 @@ async fn grants_of<S: Store>(store: &S, who: &Billable) -> BTreeMap<GrantId, Wal
 }
 
 /// (remaining, held) of one grant.
-async fn left<S: Store>(store: &S, who: &Billable, id: GrantId) -> (Decimal, Decimal) {
+async fn left<S: ConformanceStore>(store: &S, who: &Billable, id: GrantId) -> (Decimal, Decimal) {
     let grants = grants_of(store, who).await;
     let g = &grants[&id].grant;
     (g.remaining.normalize(), g.held.normalize())
@@ -73,7 +77,7 @@ fn normalized(takes: &[GrantTake]) -> Vec<GrantTake> {
 
 /// Checks that the grants of `who` reconcile with its ledger and holds (and everything else
 /// [`check_snapshot`] checks).
-async fn reconciles<S: Store + AuditStore>(store: &S, who: &Billable) {
+async fn reconciles<S: ConformanceStore + AuditStore>(store: &S, who: &Billable) {
     let snapshot = store.audit_snapshot(who).await.unwrap();
     assert!(!snapshot.grants.is_empty());
     let findings = check_snapshot(who, &snapshot, &CheckOptions::at(hour(1)));
@@ -81,7 +85,7 @@ async fn reconciles<S: Store + AuditStore>(store: &S, who: &Billable) {
 }
 
 /// Every USD ledger entry of `who`, newest first.
-async fn ledger<S: Store>(store: &S, who: &Billable) -> Vec<CreditTransaction> {
+async fn ledger<S: ConformanceStore>(store: &S, who: &Billable) -> Vec<CreditTransaction> {
     store
         .credit_transactions(who, Currency::USD, Page::first(Page::MAX_LIMIT))
         .await
@@ -90,7 +94,7 @@ async fn ledger<S: Store>(store: &S, who: &Billable) -> Vec<CreditTransaction> {
 
 /// A grant is stored with its amount, priority, expiry and rollover rule; the wallet lists
 /// its grants in burn-down order, and the grant's credit names it in the ledger.
-pub async fn grants_are_stored_and_listed_in_burn_order<S: Store>(store: Arc<S>) {
+pub async fn grants_are_stored_and_listed_in_burn_order<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let rule = Rollover {
         min: dec("0"),
@@ -156,7 +160,7 @@ pub async fn grants_are_stored_and_listed_in_burn_order<S: Store>(store: Arc<S>)
 
 /// A grant must be positive, expire after it starts, and have a rollover rule within its
 /// amount; a refused grant stores nothing.
-pub async fn grants_are_validated<S: Store>(store: Arc<S>) {
+pub async fn grants_are_validated<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let bad = [
         spec("0"),
@@ -183,7 +187,9 @@ pub async fn grants_are_validated<S: Store>(store: Arc<S>) {
 
 /// Debits burn the grants by priority, then soonest expiry, then the ungranted balance; each
 /// ledger entry says which grant paid how much.
-pub async fn debits_burn_grants_in_priority_and_expiry_order<S: Store + AuditStore>(store: Arc<S>) {
+pub async fn debits_burn_grants_in_priority_and_expiry_order<S: ConformanceStore + AuditStore>(
+    store: Arc<S>,
+) {
     let who = fresh_billable();
     let last = grant(&*store, &who, spec("5").with_priority(1)).await;
     let second = grant(&*store, &who, spec("3").expiring_at(hour(48))).await;
@@ -234,7 +240,7 @@ pub async fn debits_burn_grants_in_priority_and_expiry_order<S: Store + AuditSto
 
 /// A grant that expired, or is not effective yet, does not count: the available balance
 /// leaves it out at the instant asked, holds and debits cannot take it, and no job is needed.
-pub async fn expired_grants_stop_counting<S: Store + AuditStore>(store: Arc<S>) {
+pub async fn expired_grants_stop_counting<S: ConformanceStore + AuditStore>(store: Arc<S>) {
     let who = fresh_billable();
     let promo = grant(&*store, &who, spec("5").expiring_at(hour(10))).await;
     let future = store
@@ -302,7 +308,9 @@ pub async fn expired_grants_stop_counting<S: Store + AuditStore>(store: Arc<S>) 
 /// A hold takes from the grants in burn-down order and keeps them; its capture spends what
 /// it took (even from a grant that expired meanwhile) and names the grants; a release gives
 /// them back.
-pub async fn holds_draw_from_grants_and_captures_name_them<S: Store + AuditStore>(store: Arc<S>) {
+pub async fn holds_draw_from_grants_and_captures_name_them<S: ConformanceStore + AuditStore>(
+    store: Arc<S>,
+) {
     let who = fresh_billable();
     let a = grant(&*store, &who, spec("3").expiring_at(hour(5))).await;
     let b = grant(&*store, &who, spec("4").with_priority(1)).await;
@@ -366,7 +374,9 @@ pub async fn holds_draw_from_grants_and_captures_name_them<S: Store + AuditStore
 
 /// A reservation's hold draws from the grants in the same step, its settlement captures them
 /// (a cost beyond the hold burns on), and a release gives them back.
-pub async fn reservations_hold_and_settle_through_grants<S: Store + AuditStore>(store: Arc<S>) {
+pub async fn reservations_hold_and_settle_through_grants<S: ConformanceStore + AuditStore>(
+    store: Arc<S>,
+) {
     let who = fresh_billable();
     let g = grant(&*store, &who, spec("3")).await;
     let promo = grant(&*store, &who, spec("1").expiring_at(hour(1))).await;
@@ -416,7 +426,9 @@ pub async fn reservations_hold_and_settle_through_grants<S: Store + AuditStore>(
 /// A reservation that grows (`replaces`) gives its hold's grants back before the new hold
 /// takes from them, so a wallet funded only by grants can grow a hold up to all of them and
 /// the capture leaves no grant paid twice and no ungranted debt.
-pub async fn a_growing_reservation_moves_its_hold_on_the_grants<S: Store + AuditStore>(
+pub async fn a_growing_reservation_moves_its_hold_on_the_grants<
+    S: ConformanceStore + AuditStore,
+>(
     store: Arc<S>,
 ) {
     let who = fresh_billable();
@@ -473,7 +485,7 @@ pub async fn a_growing_reservation_moves_its_hold_on_the_grants<S: Store + Audit
 
 /// At a period reset each rollover rule tops its grant up or caps it, with a ledger entry
 /// per grant changed; a second reset at once changes nothing.
-pub async fn rollover_tops_up_and_caps_grants<S: Store + AuditStore>(store: Arc<S>) {
+pub async fn rollover_tops_up_and_caps_grants<S: ConformanceStore + AuditStore>(store: Arc<S>) {
     let who = fresh_billable();
     let allowance = grant(
         &*store,
@@ -536,7 +548,7 @@ pub async fn rollover_tops_up_and_caps_grants<S: Store + AuditStore>(store: Arc<
 /// Funds `who` with three grants (10 each: two of priority 0 expiring at different times,
 /// one of priority 1), one that expires exactly at the operations' instant (never to be
 /// drawn), and 5 ungranted: 35 usable at hour 1.
-async fn several_grants<S: Store>(store: &S, who: &Billable) -> (Vec<GrantId>, GrantId) {
+async fn several_grants<S: ConformanceStore>(store: &S, who: &Billable) -> (Vec<GrantId>, GrantId) {
     let a = grant(store, who, spec("10").expiring_at(hour(100))).await;
     let b = grant(store, who, spec("10").with_priority(1)).await;
     let c = grant(store, who, spec("10").expiring_at(hour(50))).await;
@@ -550,7 +562,7 @@ async fn several_grants<S: Store>(store: &S, who: &Billable) -> (Vec<GrantId>, G
 
 /// Checks that every usable grant was spent exactly, the expired one untouched, and that
 /// the ledger's debits name grants summing to what each grant lost.
-async fn check_spent<S: Store + AuditStore>(
+async fn check_spent<S: ConformanceStore + AuditStore>(
     store: &S,
     who: &Billable,
     usable: &[GrantId],
@@ -591,7 +603,9 @@ async fn check_spent<S: Store + AuditStore>(
 /// 50 concurrent holds of 1 against several grants holding 35 usable in all: exactly 35
 /// succeed, no grant is ever held beyond what it has, and capturing them spends every
 /// usable grant exactly, never the expired one.
-pub async fn concurrent_holds_drawing_from_grants_never_overspend<S: Store + AuditStore>(
+pub async fn concurrent_holds_drawing_from_grants_never_overspend<
+    S: ConformanceStore + AuditStore,
+>(
     store: Arc<S>,
 ) {
     const TASKS: usize = 50;
@@ -625,7 +639,9 @@ pub async fn concurrent_holds_drawing_from_grants_never_overspend<S: Store + Aud
 
 /// 60 concurrent reservations holding 1 each against several grants (35 usable), each
 /// settled with a debit of 1: exactly 35 go through, and the grants are spent exactly.
-pub async fn concurrent_reservations_drawing_from_grants_never_overspend<S: Store + AuditStore>(
+pub async fn concurrent_reservations_drawing_from_grants_never_overspend<
+    S: ConformanceStore + AuditStore,
+>(
     store: Arc<S>,
 ) {
     const TASKS: usize = 60;

@@ -1,8 +1,9 @@
 //! Idempotent inserts: one row per (billable, key), whoever inserts it and however often.
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 
-use ai_metering_core::store::{Page, Store, UsageFilter};
+use ai_metering_core::store::{Page, UsageFilter};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -10,7 +11,7 @@ use crate::builders::{EntryExt, dec, entry, fresh_billable, fresh_name, hour};
 
 /// A second insert with a used key stores nothing and returns the first row; rows without a
 /// key are never merged.
-pub async fn idempotent_insert_returns_the_first_row<S: Store>(store: Arc<S>) {
+pub async fn idempotent_insert_returns_the_first_row<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let key = fresh_name("key");
     let first = entry(&who, 100, dec("0.10"), hour(1)).with_key(&key);
@@ -49,7 +50,7 @@ pub async fn idempotent_insert_returns_the_first_row<S: Store>(store: Arc<S>) {
 }
 
 /// 20 concurrent inserts with one key store one row, and all of them return it.
-pub async fn idempotent_insert_under_concurrency<S: Store>(store: Arc<S>) {
+pub async fn idempotent_insert_under_concurrency<S: ConformanceStore>(store: Arc<S>) {
     const TASKS: usize = 20;
     let who = fresh_billable();
     let key = fresh_name("key");
@@ -78,7 +79,7 @@ pub async fn idempotent_insert_under_concurrency<S: Store>(store: Arc<S>) {
 }
 
 /// Keys are unique per billable: two billables may use the same key.
-pub async fn idempotency_keys_are_per_billable<S: Store>(store: Arc<S>) {
+pub async fn idempotency_keys_are_per_billable<S: ConformanceStore>(store: Arc<S>) {
     let (a, b) = (fresh_billable(), fresh_billable());
     let key = fresh_name("shared-key");
     let ra = store
@@ -103,7 +104,9 @@ pub async fn idempotency_keys_are_per_billable<S: Store>(store: Arc<S>) {
 
 /// A batch is idempotent within itself and against earlier inserts; results follow the input
 /// order.
-pub async fn batch_insert_is_idempotent_within_and_across_batches<S: Store>(store: Arc<S>) {
+pub async fn batch_insert_is_idempotent_within_and_across_batches<S: ConformanceStore>(
+    store: Arc<S>,
+) {
     let who = fresh_billable();
     let (k1, k2) = (fresh_name("k1"), fresh_name("k2"));
     let batch = vec![

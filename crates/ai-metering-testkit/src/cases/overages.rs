@@ -1,14 +1,15 @@
 //! Overage records.
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 
 use ai_metering_core::Billable;
-use ai_metering_core::store::{OverageRecord, Store};
+use ai_metering_core::store::OverageRecord;
 
 use crate::builders::{dec, entry, fresh_billable, fresh_name, instant, overage};
 
 /// Our pending overages, in the store's order (other cases and runs may have their own).
-async fn pending_of<S: Store>(store: &S, who: &Billable) -> Vec<OverageRecord> {
+async fn pending_of<S: ConformanceStore>(store: &S, who: &Billable) -> Vec<OverageRecord> {
     store
         .pending_overages(None, 10_000)
         .await
@@ -19,7 +20,7 @@ async fn pending_of<S: Store>(store: &S, who: &Billable) -> Vec<OverageRecord> {
 }
 
 /// One overage per usage row: a second insert returns the first, unchanged.
-pub async fn overage_once_per_usage_row<S: Store>(store: Arc<S>) {
+pub async fn overage_once_per_usage_row<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let at = instant(1990, 1, 1, 0, 0, 0);
     let row = store
@@ -51,7 +52,7 @@ pub async fn overage_once_per_usage_row<S: Store>(store: Arc<S>) {
 
 /// Pending overages come oldest first; one is marked synced only once, then is no longer
 /// pending.
-pub async fn pending_overages_oldest_first_and_synced_once<S: Store>(store: Arc<S>) {
+pub async fn pending_overages_oldest_first_and_synced_once<S: ConformanceStore>(store: Arc<S>) {
     // Instants long before any other case's, so that ours come first among pending ones.
     let at = |d: u32| instant(1990, 2, d, 0, 0, 0);
     let who = fresh_billable();
@@ -107,7 +108,7 @@ pub async fn pending_overages_oldest_first_and_synced_once<S: Store>(store: Arc<
 
 /// Pending overages page by (creation, id) after a cursor row, ties included, so a caller
 /// can read on past rows that keep failing.
-pub async fn pending_overages_page_after_a_cursor<S: Store>(store: Arc<S>) {
+pub async fn pending_overages_page_after_a_cursor<S: ConformanceStore>(store: Arc<S>) {
     // Instants long before any other case's, like the other pending-overage case.
     let at = |d: u32| instant(1990, 3, d, 0, 0, 0);
     let who = fresh_billable();

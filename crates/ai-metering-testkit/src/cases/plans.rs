@@ -1,9 +1,9 @@
 //! Plans, subscriptions and limit overrides.
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 
 use ai_metering_core::plan::{LimitOverride, LimitValue, Plan, Subscription};
-use ai_metering_core::store::Store;
 use ai_metering_core::store::{StoreErrorKind, SubscriptionId};
 use chrono::Duration;
 use tokio::sync::Barrier;
@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use crate::builders::{dec, fresh_billable, fresh_name, hour, instant};
 
 /// Upserting inserts or replaces by slug; plans are listed by slug.
-pub async fn plans_upsert_get_and_list<S: Store>(store: Arc<S>) {
+pub async fn plans_upsert_get_and_list<S: ConformanceStore>(store: Arc<S>) {
     let prefix = fresh_name("plan");
     let (slug_a, slug_b) = (format!("{prefix}-a"), format!("{prefix}-b"));
     let b = Plan::new(&slug_b, "B").with_cost_limit(dec("12.345678901"));
@@ -47,7 +47,7 @@ pub async fn plans_upsert_get_and_list<S: Store>(store: Arc<S>) {
 
 /// A subscription is current from its start (not before), until its end or the end of its
 /// grace period.
-pub async fn subscription_current_follows_start_end_and_grace<S: Store>(store: Arc<S>) {
+pub async fn subscription_current_follows_start_end_and_grace<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let mut ended = Subscription::new(who.clone(), "basic", hour(10)).ending_at(hour(20));
     ended.grace_ends_at = Some(hour(25));
@@ -87,7 +87,7 @@ pub async fn subscription_current_follows_start_end_and_grace<S: Store>(store: A
 
 /// Among active subscriptions, the one that started last wins (ties: the highest id);
 /// listing is oldest first.
-pub async fn subscription_latest_start_wins<S: Store>(store: Arc<S>) {
+pub async fn subscription_latest_start_wins<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let later = Subscription::new(who.clone(), "pro", hour(5));
     let earlier = Subscription::new(who.clone(), "basic", hour(1));
@@ -118,7 +118,9 @@ pub async fn subscription_latest_start_wins<S: Store>(store: Arc<S>) {
 }
 
 /// Updating replaces every field; updating an unknown id is `NotFound`.
-pub async fn subscription_update_replaces_and_unknown_is_not_found<S: Store>(store: Arc<S>) {
+pub async fn subscription_update_replaces_and_unknown_is_not_found<S: ConformanceStore>(
+    store: Arc<S>,
+) {
     let who = fresh_billable();
     let sub = Subscription::new(who.clone(), "basic", hour(0));
     let id = store.insert_subscription(&sub).await.unwrap();
@@ -157,7 +159,7 @@ pub async fn subscription_update_replaces_and_unknown_is_not_found<S: Store>(sto
 /// `replace_subscription` writes only over the value the caller read: a stale `expected`
 /// changes nothing, and 32 tasks incrementing a counter 4 times each by read-modify-replace
 /// lose no increment.
-pub async fn subscription_replace_is_a_compare_and_swap<S: Store>(store: Arc<S>) {
+pub async fn subscription_replace_is_a_compare_and_swap<S: ConformanceStore>(store: Arc<S>) {
     const TASKS: u64 = 32;
     const ROUNDS: u64 = 4;
     let who = fresh_billable();
@@ -213,7 +215,9 @@ pub async fn subscription_replace_is_a_compare_and_swap<S: Store>(store: Arc<S>)
 }
 
 /// An override applies on `[starts_at, ends_at)`; with several, the one stored last wins.
-pub async fn limit_override_window_is_half_open_and_latest_wins<S: Store>(store: Arc<S>) {
+pub async fn limit_override_window_is_half_open_and_latest_wins<S: ConformanceStore>(
+    store: Arc<S>,
+) {
     let who = fresh_billable();
     let first = LimitOverride {
         billable: who.clone(),
@@ -256,7 +260,7 @@ pub async fn limit_override_window_is_half_open_and_latest_wins<S: Store>(store:
 /// A subscription is found by a string in its `meta` (as payment webhooks look them up),
 /// active or not; with several matches the one that started last wins (ties: the highest
 /// id). Other keys, and non-string values, do not match.
-pub async fn subscription_found_by_meta<S: Store>(store: Arc<S>) {
+pub async fn subscription_found_by_meta<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let stripe_id = fresh_name("sub");
     let with_meta = |start: i64, key: &str, value: serde_json::Value| {
@@ -298,7 +302,7 @@ pub async fn subscription_found_by_meta<S: Store>(store: Arc<S>) {
 
 /// Each expiry is claimed once: not before the end (nor during a grace period after it),
 /// then by exactly one of many concurrent callers.
-pub async fn expired_subscriptions_are_claimed_once<S: Store>(store: Arc<S>) {
+pub async fn expired_subscriptions_are_claimed_once<S: ConformanceStore>(store: Arc<S>) {
     // 1991: no other case's subscriptions end before then, so the global claim sees only
     // this case's.
     let at = |h: i64| instant(1991, 1, 1, 0, 0, 0) + chrono::Duration::hours(h);

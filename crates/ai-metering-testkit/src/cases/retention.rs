@@ -5,11 +5,12 @@
 //! they only meet this suite's own rows (and those of earlier runs on a persistent database,
 //! which they already pruned).
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 
 use ai_metering_core::limit::Limits;
 use ai_metering_core::store::{
-    HoldRequest, NewGrant, Overdraft, Page, RetentionStore, Store, StoreErrorKind, UsageFilter,
+    HoldRequest, NewGrant, Overdraft, Page, RetentionStore, StoreErrorKind, UsageFilter,
 };
 use ai_metering_core::{Billable, Currency};
 use rust_decimal::Decimal;
@@ -21,7 +22,7 @@ use crate::builders::{
 };
 
 /// The rows of `user`, newest first.
-async fn rows_of_user<S: Store>(
+async fn rows_of_user<S: ConformanceStore>(
     store: &S,
     user: &str,
 ) -> Vec<ai_metering_core::store::UsageRecord> {
@@ -37,7 +38,9 @@ async fn rows_of_user<S: Store>(
 
 /// Deleting a user's rows deletes them whatever billable paid, with their overage rows; the
 /// counters drop them; the other users' rows, and their idempotency keys, stay.
-pub async fn retention_delete_user_keeps_counters_and_keys_consistent<S: Store + RetentionStore>(
+pub async fn retention_delete_user_keeps_counters_and_keys_consistent<
+    S: ConformanceStore + RetentionStore,
+>(
     store: Arc<S>,
 ) {
     let (who, other) = (fresh_billable(), fresh_billable());
@@ -102,7 +105,9 @@ pub async fn retention_delete_user_keeps_counters_and_keys_consistent<S: Store +
 /// Anonymising a user, or the rows before a date, drops user ids, metadata and idempotency
 /// keys and changes no total; pruning deletes the rows before a date, in batches, and the
 /// counters of their windows drop them.
-pub async fn retention_anonymize_and_prune_by_user_and_date<S: Store + RetentionStore>(
+pub async fn retention_anonymize_and_prune_by_user_and_date<
+    S: ConformanceStore + RetentionStore,
+>(
     store: Arc<S>,
 ) {
     let who = fresh_billable();
@@ -191,7 +196,9 @@ pub async fn retention_anonymize_and_prune_by_user_and_date<S: Store + Retention
 /// Anonymising a billable moves everything to the tombstone with the totals unchanged and
 /// refuses a tombstone that has a wallet in the same currency; deleting a billable leaves
 /// nothing of it and nothing of anyone else's.
-pub async fn retention_anonymize_then_delete_a_billable<S: Store + RetentionStore>(store: Arc<S>) {
+pub async fn retention_anonymize_then_delete_a_billable<S: ConformanceStore + RetentionStore>(
+    store: Arc<S>,
+) {
     let (who, bystander) = (fresh_billable(), fresh_billable());
     let march = month(2024, 3);
     store

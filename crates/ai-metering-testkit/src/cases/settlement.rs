@@ -1,12 +1,13 @@
 //! The money path in the store: a reservation claims its key, its exclusivity and its
 //! credits in one step, grows atomically, and a settlement stores everything or nothing.
 
+use crate::ConformanceStore;
 use std::sync::Arc;
 
 use ai_metering_core::limit::{Limits, UsageTotals};
 use ai_metering_core::overage::OverageRule;
 use ai_metering_core::store::{
-    HoldRequest, Overdraft, Page, ReserveOutcome, ReserveRequest, Settlement, Store, UsageFilter,
+    HoldRequest, Overdraft, Page, ReserveOutcome, ReserveRequest, Settlement, UsageFilter,
 };
 use ai_metering_core::{Billable, Currency};
 use rust_decimal::Decimal;
@@ -27,7 +28,7 @@ fn with_hold(mut request: ReserveRequest, amount: &str, overdraft: Overdraft) ->
     request
 }
 
-async fn funded<S: Store>(store: &S, amount: &str) -> Billable {
+async fn funded<S: ConformanceStore>(store: &S, amount: &str) -> Billable {
     let who = fresh_billable();
     store
         .add_credits(&who, usd(amount), "top-up", hour(0))
@@ -39,7 +40,7 @@ async fn funded<S: Store>(store: &S, amount: &str) -> Billable {
 /// A reservation claims its idempotency key: a second one with the key is refused while the
 /// first is in flight, gets the stored row once it is recorded, and goes through once the
 /// first is released instead.
-pub async fn reserve_claims_the_idempotency_key<S: Store>(store: Arc<S>) {
+pub async fn reserve_claims_the_idempotency_key<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     let key = fresh_name("key");
@@ -77,7 +78,7 @@ pub async fn reserve_claims_the_idempotency_key<S: Store>(store: Arc<S>) {
 
 /// At most one exclusive (unestimated) reservation of a billable is live; others may run
 /// beside it, and an expired one does not block.
-pub async fn exclusive_reservations_are_one_at_a_time<S: Store>(store: Arc<S>) {
+pub async fn exclusive_reservations_are_one_at_a_time<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let march = month(2024, 3);
     let mut exclusive = reserve_request(&who, march, Limits::UNLIMITED, UsageTotals::ZERO, hour(1));
@@ -107,7 +108,7 @@ pub async fn exclusive_reservations_are_one_at_a_time<S: Store>(store: Arc<S>) {
 
 /// A reservation that replaces another grows in one step: refused, the old one still
 /// counts; made, only the new one does, and the old one's hold is given back.
-pub async fn replacing_a_reservation_grows_it_atomically<S: Store>(store: Arc<S>) {
+pub async fn replacing_a_reservation_grows_it_atomically<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "10").await;
     let march = month(2024, 3);
     let limits = token_limit(300);
@@ -188,7 +189,7 @@ pub async fn replacing_a_reservation_grows_it_atomically<S: Store>(store: Arc<S>
 
 /// The hold is made with the reservation, or neither is: a wallet that cannot cover it
 /// reserves nothing, and an empty wallet refuses even a zero hold.
-pub async fn reserve_holds_credits_in_the_same_step<S: Store>(store: Arc<S>) {
+pub async fn reserve_holds_credits_in_the_same_step<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "1").await;
     let march = month(2024, 3);
     let request = |amount: &str| {
@@ -233,7 +234,7 @@ pub async fn reserve_holds_credits_in_the_same_step<S: Store>(store: Arc<S>) {
 
 /// One settlement stores the row, the counters, the overage and the capture of the hold
 /// (the actual cost debited, the rest given back).
-pub async fn settle_captures_the_hold_and_records_overage<S: Store>(store: Arc<S>) {
+pub async fn settle_captures_the_hold_and_records_overage<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "5").await;
     let march = month(2024, 3);
     let limits = token_limit(100);
@@ -285,7 +286,7 @@ pub async fn settle_captures_the_hold_and_records_overage<S: Store>(store: Arc<S
 
 /// A settlement of a key already recorded stores nothing but drops the reservation and
 /// gives its hold back.
-pub async fn settle_of_a_recorded_key_only_gives_back<S: Store>(store: Arc<S>) {
+pub async fn settle_of_a_recorded_key_only_gives_back<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "5").await;
     let march = month(2024, 3);
     let key = fresh_name("key");
@@ -317,7 +318,7 @@ pub async fn settle_of_a_recorded_key_only_gives_back<S: Store>(store: Arc<S>) {
 /// Releasing a reservation gives its credit hold back, and so does its expiry (here seen
 /// by a later reservation of the billable, which drops its expired ones; the global
 /// `expire_reservations` is left to tests on a database of their own).
-pub async fn release_and_expiry_give_the_hold_back<S: Store>(store: Arc<S>) {
+pub async fn release_and_expiry_give_the_hold_back<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "3").await;
     let march = month(2024, 3);
     let request = with_hold(
@@ -347,7 +348,7 @@ pub async fn release_and_expiry_give_the_hold_back<S: Store>(store: Arc<S>) {
 
 /// 50 concurrent calls of 200 tokens on a 1,000-token plan at $1 per 1k beyond: the
 /// overage rows add up to exactly the 9,000 tokens ($9.00) recorded beyond the limit.
-pub async fn concurrent_overage_sums_to_the_excess<S: Store>(store: Arc<S>) {
+pub async fn concurrent_overage_sums_to_the_excess<S: ConformanceStore>(store: Arc<S>) {
     const CALLS: usize = 50;
     let who = fresh_billable();
     let march = month(2024, 3);
@@ -388,7 +389,7 @@ pub async fn concurrent_overage_sums_to_the_excess<S: Store>(store: Arc<S>) {
 
 /// 20 concurrent reservations with one key: exactly one is made; after it is recorded,
 /// every later one gets the stored row. One row, one charge.
-pub async fn concurrent_same_key_claims_once<S: Store>(store: Arc<S>) {
+pub async fn concurrent_same_key_claims_once<S: ConformanceStore>(store: Arc<S>) {
     const CALLS: usize = 20;
     let who = funded(&*store, "100").await;
     let march = month(2024, 3);
@@ -430,7 +431,7 @@ pub async fn concurrent_same_key_claims_once<S: Store>(store: Arc<S>) {
 }
 
 /// Credit operations outside a reservation still work beside reservation holds.
-pub async fn holds_of_reservations_and_plain_holds_add_up<S: Store>(store: Arc<S>) {
+pub async fn holds_of_reservations_and_plain_holds_add_up<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "4").await;
     let march = month(2024, 3);
     done(

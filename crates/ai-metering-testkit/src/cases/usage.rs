@@ -1,12 +1,11 @@
 //! Usage rows: inserts, queries, search, pages and sums.
 
+use crate::ConformanceStore;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ai_metering_core::TokenCounts;
-use ai_metering_core::store::{
-    GroupBy, GroupedSums, Page, Store, UsageEntry, UsageFilter, UsageSums,
-};
+use ai_metering_core::store::{GroupBy, GroupedSums, Page, UsageEntry, UsageFilter, UsageSums};
 use serde_json::json;
 
 use super::ids;
@@ -14,7 +13,7 @@ use crate::builders::{EntryExt, dec, entry, fresh_billable, fresh_name, fresh_te
 
 /// Every field of a row comes back exactly as stored: full-precision cost, every token class,
 /// nested metadata, the estimate flag.
-pub async fn usage_rows_round_trip_every_field<S: Store>(store: Arc<S>) {
+pub async fn usage_rows_round_trip_every_field<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let mut e = entry(&who, 0, dec("0"), hour(1))
         .with_counts(TokenCounts {
@@ -59,7 +58,7 @@ pub async fn usage_rows_round_trip_every_field<S: Store>(store: Arc<S>) {
 
 /// Each filter field restricts the rows as [`UsageFilter::matches`] says; `from` is included
 /// and `until` excluded.
-pub async fn usage_query_by_each_filter_field<S: Store>(store: Arc<S>) {
+pub async fn usage_query_by_each_filter_field<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let (alice, bob) = (fresh_name("alice"), fresh_name("bob"));
     let tenant = fresh_tenant();
@@ -151,7 +150,7 @@ pub async fn usage_query_by_each_filter_field<S: Store>(store: Arc<S>) {
 }
 
 /// Search matches the feature, the model or the metadata, ignoring case.
-pub async fn usage_search_is_case_insensitive<S: Store>(store: Arc<S>) {
+pub async fn usage_search_is_case_insensitive<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let by_feature = entry(&who, 1, dec("0"), hour(1)).with_feature("Summarize-Docs");
     let by_model = entry(&who, 1, dec("0"), hour(2)).with_model("openai", "O3-Pro");
@@ -179,7 +178,7 @@ pub async fn usage_search_is_case_insensitive<S: Store>(store: Arc<S>) {
 }
 
 /// Rows come newest first, then highest id first; pages slice that order.
-pub async fn usage_pages_are_newest_first<S: Store>(store: Arc<S>) {
+pub async fn usage_pages_are_newest_first<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let mut id = Vec::new();
     for h in [1, 3, 3, 2, 0] {
@@ -218,7 +217,7 @@ pub async fn usage_pages_are_newest_first<S: Store>(store: Arc<S>) {
 }
 
 /// Sums add every token class, the calls and the cost.
-pub async fn usage_sums_add_every_field<S: Store>(store: Arc<S>) {
+pub async fn usage_sums_add_every_field<S: ConformanceStore>(store: Arc<S>) {
     let who = fresh_billable();
     let a = entry(&who, 0, dec("0.000001"), hour(1)).with_counts(TokenCounts {
         input: 1_000,
@@ -264,7 +263,7 @@ pub async fn usage_sums_add_every_field<S: Store>(store: Arc<S>) {
 
 /// Grouped sums follow [`GroupBy::key_of`] for every grouping, largest total tokens first,
 /// then by key.
-pub async fn usage_grouped_sums_for_every_group_by<S: Store>(store: Arc<S>) {
+pub async fn usage_grouped_sums_for_every_group_by<S: ConformanceStore>(store: Arc<S>) {
     let (who, other) = (fresh_billable(), fresh_billable());
     let tenant = fresh_tenant();
     let entries = vec![

@@ -78,20 +78,12 @@ impl PlanStore for Shared {
         self.guard()?;
         self.inner.plan(slug).await
     }
-    async fn plans(&self) -> StoreResult<Vec<Plan>> {
-        self.guard()?;
-        self.inner.plans().await
-    }
 }
 
 impl SubscriptionStore for Shared {
     async fn insert_subscription(&self, s: &Subscription) -> StoreResult<SubscriptionId> {
         self.guard()?;
         self.inner.insert_subscription(s).await
-    }
-    async fn update_subscription(&self, id: SubscriptionId, s: &Subscription) -> StoreResult<()> {
-        self.guard()?;
-        self.inner.update_subscription(id, s).await
     }
     async fn replace_subscription(
         &self,
@@ -118,25 +110,6 @@ impl SubscriptionStore for Shared {
     ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
         self.guard()?;
         self.inner.claim_expired_subscriptions(now, limit).await
-    }
-    async fn subscriptions(
-        &self,
-        b: &Billable,
-    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
-        self.guard()?;
-        self.inner.subscriptions(b).await
-    }
-    async fn find_subscription_by_meta(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
-        self.guard()?;
-        self.inner.find_subscription_by_meta(key, value).await
-    }
-    async fn insert_limit_override(&self, o: &LimitOverride) -> StoreResult<()> {
-        self.guard()?;
-        self.inner.insert_limit_override(o).await
     }
     async fn limit_override_at(
         &self,
@@ -168,18 +141,6 @@ impl UsageStore for Shared {
     async fn query_usage(&self, f: &UsageFilter, page: Page) -> StoreResult<Vec<UsageRecord>> {
         self.guard()?;
         self.inner.query_usage(f, page).await
-    }
-    async fn sum_usage(&self, f: &UsageFilter) -> StoreResult<UsageSums> {
-        self.guard()?;
-        self.inner.sum_usage(f).await
-    }
-    async fn sum_usage_grouped(
-        &self,
-        f: &UsageFilter,
-        g: GroupBy,
-    ) -> StoreResult<Vec<GroupedSums>> {
-        self.guard()?;
-        self.inner.sum_usage_grouped(f, g).await
     }
 }
 
@@ -280,15 +241,6 @@ impl CreditStore for Shared {
         self.guard()?;
         self.inner.expire_credit_holds(now).await
     }
-    async fn credit_transactions(
-        &self,
-        b: &Billable,
-        c: Currency,
-        p: Page,
-    ) -> StoreResult<Vec<CreditTransaction>> {
-        self.guard()?;
-        self.inner.credit_transactions(b, c, p).await
-    }
     async fn wallet_at(
         &self,
         b: &Billable,
@@ -318,10 +270,6 @@ impl CreditStore for Shared {
     ) -> StoreResult<(WalletGrant, CreditTransaction)> {
         self.guard()?;
         self.inner.add_grant(b, g, r, at).await
-    }
-    async fn grants(&self, b: &Billable, c: Currency) -> StoreResult<Vec<WalletGrant>> {
-        self.guard()?;
-        self.inner.grants(b, c).await
     }
     async fn roll_over_grants(
         &self,
@@ -423,4 +371,69 @@ pub fn header<'a>(response: &'a Response, name: &str) -> &'a str {
         .headers()
         .get(name)
         .map_or("", |v| v.to_str().unwrap())
+}
+
+impl ReportStore for Shared {
+    async fn plans(&self) -> StoreResult<Vec<Plan>> {
+        self.guard()?;
+        self.inner.plans().await
+    }
+
+    async fn subscriptions(
+        &self,
+        b: &Billable,
+    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
+        self.guard()?;
+        self.inner.subscriptions(b).await
+    }
+
+    async fn sum_usage(&self, f: &UsageFilter) -> StoreResult<UsageSums> {
+        self.guard()?;
+        self.inner.sum_usage(f).await
+    }
+
+    async fn sum_usage_grouped(
+        &self,
+        f: &UsageFilter,
+        g: GroupBy,
+    ) -> StoreResult<Vec<GroupedSums>> {
+        self.guard()?;
+        self.inner.sum_usage_grouped(f, g).await
+    }
+
+    async fn credit_transactions(
+        &self,
+        b: &Billable,
+        c: Currency,
+        p: Page,
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        self.guard()?;
+        self.inner.credit_transactions(b, c, p).await
+    }
+
+    async fn grants(&self, b: &Billable, c: Currency) -> StoreResult<Vec<WalletGrant>> {
+        self.guard()?;
+        self.inner.grants(b, c).await
+    }
+}
+
+impl AdminStore for Shared {
+    async fn update_subscription(&self, id: SubscriptionId, s: &Subscription) -> StoreResult<()> {
+        self.guard()?;
+        self.inner.update_subscription(id, s).await
+    }
+
+    async fn find_subscription_by_meta(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
+        self.guard()?;
+        self.inner.find_subscription_by_meta(key, value).await
+    }
+
+    async fn insert_limit_override(&self, o: &LimitOverride) -> StoreResult<()> {
+        self.guard()?;
+        self.inner.insert_limit_override(o).await
+    }
 }

@@ -133,22 +133,6 @@ impl CreditStore for MemoryStore {
         Ok(expired.len() as u64)
     }
 
-    async fn credit_transactions(
-        &self,
-        billable: &Billable,
-        currency: Currency,
-        page: Page,
-    ) -> StoreResult<Vec<CreditTransaction>> {
-        let s = self.lock();
-        let mut txs: Vec<&CreditTransaction> = s
-            .ledger
-            .iter()
-            .filter(|t| t.billable == *billable && t.amount.currency == currency)
-            .collect();
-        txs.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
-        Ok(paginate(txs.into_iter().cloned(), page))
-    }
-
     async fn add_grant(
         &self,
         billable: &Billable,
@@ -188,33 +172,6 @@ impl CreditStore for MemoryStore {
             },
             tx,
         ))
-    }
-
-    async fn grants(
-        &self,
-        billable: &Billable,
-        currency: Currency,
-    ) -> StoreResult<Vec<WalletGrant>> {
-        let s = self.lock();
-        let mut grants: Vec<WalletGrant> = s
-            .wallets
-            .get(&(billable.clone(), currency))
-            .map(|w| w.grants.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .map(|g| WalletGrant {
-                billable: billable.clone(),
-                currency,
-                grant: g.clone(),
-                created_at: s
-                    .grant_created
-                    .get(&g.id.0)
-                    .copied()
-                    .unwrap_or(g.effective_at),
-            })
-            .collect();
-        grants.sort_by(|a, b| a.grant.burn_cmp(&b.grant));
-        Ok(grants)
     }
 
     async fn roll_over_grants(

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+mod admin;
 mod audit;
 mod counters;
 mod credits;
@@ -545,6 +546,7 @@ impl State {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use crate::store::ReportStore;
     use chrono::TimeZone;
 
     use super::*;

@@ -11,8 +11,4 @@ impl PlanStore for MemoryStore {
     async fn plan(&self, slug: &str) -> StoreResult<Option<Plan>> {
         Ok(self.lock().plans.get(slug).cloned())
     }
-
-    async fn plans(&self) -> StoreResult<Vec<Plan>> {
-        Ok(self.lock().plans.values().cloned().collect())
-    }
 }

@@ -13,20 +13,6 @@ impl SubscriptionStore for MemoryStore {
         Ok(SubscriptionId(id))
     }
 
-    async fn update_subscription(
-        &self,
-        id: SubscriptionId,
-        subscription: &Subscription,
-    ) -> StoreResult<()> {
-        match self.lock().subscriptions.get_mut(&id.0) {
-            Some(stored) => {
-                *stored = subscription.clone();
-                Ok(())
-            }
-            None => Err(StoreError::not_found(format!("subscription {}", id.0))),
-        }
-    }
-
     async fn replace_subscription(
         &self,
         id: SubscriptionId,
@@ -57,20 +43,6 @@ impl SubscriptionStore for MemoryStore {
             .map(|(id, s)| (SubscriptionId(*id), s.clone())))
     }
 
-    async fn find_subscription_by_meta(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
-        Ok(self
-            .lock()
-            .subscriptions
-            .iter()
-            .filter(|(_, s)| s.meta.get(key).and_then(|v| v.as_str()) == Some(value))
-            .max_by_key(|(id, s)| (s.started_at, **id))
-            .map(|(id, s)| (SubscriptionId(*id), s.clone())))
-    }
-
     async fn claim_expired_subscriptions(
         &self,
         now: DateTime<Utc>,
@@ -87,26 +59,6 @@ impl SubscriptionStore for MemoryStore {
             .collect();
         s.expiry_claimed.extend(expired.iter().map(|(id, _)| id.0));
         Ok(expired)
-    }
-
-    async fn subscriptions(
-        &self,
-        billable: &Billable,
-    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
-        let mut subs: Vec<_> = self
-            .lock()
-            .subscriptions
-            .iter()
-            .filter(|(_, s)| s.billable == *billable)
-            .map(|(id, s)| (SubscriptionId(*id), s.clone()))
-            .collect();
-        subs.sort_by_key(|(id, s)| (s.started_at, *id));
-        Ok(subs)
-    }
-
-    async fn insert_limit_override(&self, limit_override: &LimitOverride) -> StoreResult<()> {
-        self.lock().overrides.push(limit_override.clone());
-        Ok(())
     }
 
     async fn limit_override_at(

@@ -35,47 +35,4 @@ impl UsageStore for MemoryStore {
         rows.sort_by_key(|r| std::cmp::Reverse((r.entry.occurred_at, r.id)));
         Ok(paginate(rows.into_iter().cloned(), page))
     }
-
-    async fn sum_usage(&self, filter: &UsageFilter) -> StoreResult<UsageSums> {
-        let mut sums = UsageSums::default();
-        for r in self
-            .lock()
-            .usage
-            .iter()
-            .filter(|r| filter.matches(&r.entry))
-        {
-            sums.add(&r.entry);
-        }
-        Ok(sums)
-    }
-
-    async fn sum_usage_grouped(
-        &self,
-        filter: &UsageFilter,
-        group_by: GroupBy,
-    ) -> StoreResult<Vec<GroupedSums>> {
-        let mut groups: HashMap<String, UsageSums> = HashMap::new();
-        for r in self
-            .lock()
-            .usage
-            .iter()
-            .filter(|r| filter.matches(&r.entry))
-        {
-            groups
-                .entry(group_by.key_of(&r.entry))
-                .or_default()
-                .add(&r.entry);
-        }
-        let mut groups: Vec<GroupedSums> = groups
-            .into_iter()
-            .map(|(key, sums)| GroupedSums { key, sums })
-            .collect();
-        groups.sort_by(|a, b| {
-            b.sums
-                .total_tokens
-                .cmp(&a.sums.total_tokens)
-                .then_with(|| a.key.cmp(&b.key))
-        });
-        Ok(groups)
-    }
 }
