@@ -59,6 +59,10 @@ impl FlakyStore {
 }
 
 /// A shared [`FlakyStore`] (the layer needs the store by value; tests keep a handle).
+///
+/// It implements the request path's traits only ([`Store`]: no `ReportStore`, `AdminStore`
+/// or `OverageStore`), so every test here also proves that the layer, the `Meter` and the
+/// extractors need nothing more; tests read results back through `inner`.
 #[derive(Debug, Clone, Default)]
 pub struct Shared(pub Arc<FlakyStore>);
 
@@ -282,30 +286,6 @@ impl CreditStore for Shared {
     }
 }
 
-impl OverageStore for Shared {
-    async fn insert_overage(&self, o: &NewOverage) -> StoreResult<OverageRecord> {
-        self.guard()?;
-        self.inner.insert_overage(o).await
-    }
-    async fn pending_overages(
-        &self,
-        after: Option<&OverageRecord>,
-        limit: u64,
-    ) -> StoreResult<Vec<OverageRecord>> {
-        self.guard()?;
-        self.inner.pending_overages(after, limit).await
-    }
-    async fn mark_overage_synced(
-        &self,
-        id: i64,
-        ext: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.guard()?;
-        self.inner.mark_overage_synced(id, ext, at).await
-    }
-}
-
 /// A metering over a fresh [`Shared`] store, on a manual clock at [`t0`].
 pub fn metering() -> (Metering<Shared>, Shared, ManualClock) {
     let store = Shared::default();
@@ -371,69 +351,4 @@ pub fn header<'a>(response: &'a Response, name: &str) -> &'a str {
         .headers()
         .get(name)
         .map_or("", |v| v.to_str().unwrap())
-}
-
-impl ReportStore for Shared {
-    async fn plans(&self) -> StoreResult<Vec<Plan>> {
-        self.guard()?;
-        self.inner.plans().await
-    }
-
-    async fn subscriptions(
-        &self,
-        b: &Billable,
-    ) -> StoreResult<Vec<(SubscriptionId, Subscription)>> {
-        self.guard()?;
-        self.inner.subscriptions(b).await
-    }
-
-    async fn sum_usage(&self, f: &UsageFilter) -> StoreResult<UsageSums> {
-        self.guard()?;
-        self.inner.sum_usage(f).await
-    }
-
-    async fn sum_usage_grouped(
-        &self,
-        f: &UsageFilter,
-        g: GroupBy,
-    ) -> StoreResult<Vec<GroupedSums>> {
-        self.guard()?;
-        self.inner.sum_usage_grouped(f, g).await
-    }
-
-    async fn credit_transactions(
-        &self,
-        b: &Billable,
-        c: Currency,
-        p: Page,
-    ) -> StoreResult<Vec<CreditTransaction>> {
-        self.guard()?;
-        self.inner.credit_transactions(b, c, p).await
-    }
-
-    async fn grants(&self, b: &Billable, c: Currency) -> StoreResult<Vec<WalletGrant>> {
-        self.guard()?;
-        self.inner.grants(b, c).await
-    }
-}
-
-impl AdminStore for Shared {
-    async fn update_subscription(&self, id: SubscriptionId, s: &Subscription) -> StoreResult<()> {
-        self.guard()?;
-        self.inner.update_subscription(id, s).await
-    }
-
-    async fn find_subscription_by_meta(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> StoreResult<Option<(SubscriptionId, Subscription)>> {
-        self.guard()?;
-        self.inner.find_subscription_by_meta(key, value).await
-    }
-
-    async fn insert_limit_override(&self, o: &LimitOverride) -> StoreResult<()> {
-        self.guard()?;
-        self.inner.insert_limit_override(o).await
-    }
 }
