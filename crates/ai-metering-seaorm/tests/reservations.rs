@@ -126,6 +126,25 @@ async fn two_instances_sharing_postgres_never_exceed_the_limit() {
     }
 }
 
+/// Credits across two instances: 60 reservations holding credits from several grants (one
+/// expired) and an ungranted top-up, spread over two pools on one PostgreSQL, admit exactly
+/// what the usable credits pay for and spend every grant exactly; every instance reads the
+/// same grants and ledger, and they reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_sharing_postgres_draw_grants_without_overspending() {
+    let Some(url) = common::fresh_postgres_url("two_instances_grants").await else {
+        return;
+    };
+    let first = SeaOrmStore::connect(&url).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = SeaOrmStore::connect(&url).await.unwrap();
+    ai_metering_testkit::cases::reservations_drawing_from_grants_on_several_instances(vec![
+        Arc::new(first),
+        Arc::new(second),
+    ])
+    .await;
+}
+
 #[tokio::test]
 async fn expired_and_released_reservations_stop_counting() {
     common::on_each_backend("reservation_lifecycle", |store| async move {

@@ -644,14 +644,31 @@ pub async fn concurrent_reservations_drawing_from_grants_never_overspend<
 >(
     store: Arc<S>,
 ) {
+    reservations_drawing_from_grants_on_several_instances(vec![store]).await;
+}
+
+/// [`concurrent_reservations_drawing_from_grants_never_overspend`] with the tasks spread
+/// over several stores on one database (as several app instances, each with its own
+/// connection pool, share one PostgreSQL): still exactly 35 go through, and the grants are
+/// spent exactly, as every instance reads them.
+///
+/// # Panics
+/// When `stores` is empty, or on any broken expectation.
+pub async fn reservations_drawing_from_grants_on_several_instances<
+    S: ConformanceStore + AuditStore,
+>(
+    stores: Vec<Arc<S>>,
+) {
     const TASKS: usize = 60;
+    assert!(!stores.is_empty(), "at least one store");
     let who = fresh_billable();
-    let (usable, gone) = several_grants(&*store, &who).await;
+    let (usable, gone) = several_grants(&*stores[0], &who).await;
     let march = month(2024, 3);
     let barrier = Arc::new(Barrier::new(TASKS));
     let mut tasks = JoinSet::new();
     for i in 0..TASKS {
-        let (store, barrier, who) = (store.clone(), barrier.clone(), who.clone());
+        let store = Arc::clone(&stores[i % stores.len()]);
+        let (barrier, who) = (barrier.clone(), who.clone());
         let mut request = reserve_request(&who, march, Limits::UNLIMITED, totals(1, "1"), hour(1));
         request.hold = Some(HoldRequest {
             amount: usd("1"),
@@ -678,5 +695,7 @@ pub async fn concurrent_reservations_drawing_from_grants_never_overspend<
     }
     let settled = tasks.join_all().await.into_iter().filter(|ok| *ok).count();
     assert_eq!(settled, 35);
-    check_spent(&*store, &who, &usable, gone).await;
+    for store in &stores {
+        check_spent(&**store, &who, &usable, gone).await;
+    }
 }
