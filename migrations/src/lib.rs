@@ -48,6 +48,7 @@
 //! | `ai_overages` | usage beyond a limit, waiting to be billed; one per usage row |
 //! | `ai_usage_daily_aggregates` | sums per UTC day, billable, tenant, provider, model, feature; kept by every usage insert |
 //! | `ai_webhook_events` | payment-provider webhook events already processed (unique id) |
+//! | `ai_api_keys` | gateway API keys: public id, the secret's SHA-256 digest, billable, tenant, allowed models, revocation |
 //!
 //! ```no_run
 //! # async fn run(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), sea_orm_migration::DbErr> {
@@ -71,6 +72,7 @@ mod m20261205_000008_subscription_changes;
 mod m20261205_000009_counter_reservations;
 mod m20261205_000010_live_daily_aggregates;
 mod m20261205_000011_credit_grants;
+mod m20261205_000012_api_keys;
 
 pub use sea_orm_migration::prelude::*;
 
@@ -92,6 +94,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000009_counter_reservations::Migration),
             Box::new(m20261205_000010_live_daily_aggregates::Migration),
             Box::new(m20261205_000011_credit_grants::Migration),
+            Box::new(m20261205_000012_api_keys::Migration),
         ]
     }
 }
@@ -112,4 +115,5 @@ pub const TABLES: &[&str] = &[
     "ai_usage_daily_aggregates",
     "ai_webhook_events",
     "ai_credit_grants",
+    "ai_api_keys",
 ];

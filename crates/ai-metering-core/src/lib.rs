@@ -56,6 +56,7 @@ pub mod estimate;
 pub mod events;
 pub mod exchange;
 pub mod grants;
+pub mod keys;
 mod meter;
 mod metering;
 

@@ -32,6 +32,7 @@ compile_error!("ai-metering-seaorm needs a backend: enable the `sqlite` or `post
 
 mod admin;
 mod aggregates;
+mod api_keys;
 mod audit;
 mod batch;
 mod codec;

@@ -34,7 +34,8 @@ const LOCK_ATTEMPTS: usize = 5;
 const ID_CHUNK: usize = 500;
 
 /// Tables that hold a billable, in the order rows are deleted (children first).
-const BILLABLE_TABLES: [&str; 12] = [
+const BILLABLE_TABLES: [&str; 13] = [
+    "ai_api_keys",
     "ai_reservations",
     "ai_period_counters",
     "ai_threshold_claims",
@@ -88,6 +89,12 @@ impl RetentionStore for SeaOrmStore {
         .await?;
         counts.credit_holds = rekey(&txn, "ai_credit_holds", billable, tombstone, vec![]).await?;
         counts.credit_grants = rekey(&txn, "ai_credit_grants", billable, tombstone, vec![]).await?;
+        // A key must not outlive its owner: the tombstone gets none.
+        let stmt = Query::delete()
+            .from_table(Alias::new("ai_api_keys"))
+            .and_where(of_billable(billable))
+            .to_owned();
+        counts.api_keys = txn.execute(&stmt).await.map_err(db_err)?.rows_affected();
         counts.usages = rekey(&txn, "ai_usages", billable, tombstone, personal_columns()).await?;
         counts.subscriptions = rekey(
             &txn,
@@ -384,6 +391,7 @@ fn slot<'a>(counts: &'a mut RowCounts, table: &str) -> &'a mut u64 {
         "ai_usage_limit_overrides" => &mut counts.limit_overrides,
         "ai_credit_holds" => &mut counts.credit_holds,
         "ai_credit_grants" => &mut counts.credit_grants,
+        "ai_api_keys" => &mut counts.api_keys,
         "ai_credit_transactions" => &mut counts.credit_transactions,
         "ai_credit_wallets" => &mut counts.wallets,
         "ai_overages" => &mut counts.overages,

@@ -184,6 +184,10 @@ macro_rules! store_conformance_tests {
             retention_delete_user_keeps_counters_and_keys_consistent,
             retention_anonymize_and_prune_by_user_and_date,
             retention_anonymize_then_delete_a_billable,
+            // API keys.
+            api_keys_authenticate_only_their_secret,
+            api_keys_are_listed_and_revoked,
+            concurrent_revocations_revoke_once,
         }
     };
 }

@@ -151,7 +151,7 @@ fn tombstone_for(billable: &Billable) -> Billable {
     Billable::new("anonymized", format!("{a:016x}{b:016x}"))
 }
 
-fn table_counts(c: &RowCounts) -> [(&'static str, u64); 12] {
+fn table_counts(c: &RowCounts) -> [(&'static str, u64); 13] {
     [
         ("ai_usages", c.usages),
         ("ai_subscriptions", c.subscriptions),
@@ -163,6 +163,7 @@ fn table_counts(c: &RowCounts) -> [(&'static str, u64); 12] {
         ("ai_credit_transactions", c.credit_transactions),
         ("ai_credit_holds", c.credit_holds),
         ("ai_credit_grants", c.credit_grants),
+        ("ai_api_keys", c.api_keys),
         ("ai_overages", c.overages),
         ("ai_usage_daily_aggregates", c.aggregates),
     ]

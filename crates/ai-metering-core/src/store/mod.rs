@@ -62,6 +62,7 @@ use crate::money::{Currency, Money};
 use crate::period::Period;
 use crate::plan::{LimitOverride, Plan, Subscription};
 
+pub use crate::keys::ApiKeyStore;
 pub use admin::{AdminStore, OverageStore, ReportStore, WebhookEventStore};
 pub use audit::{AuditCounter, AuditHold, AuditReservation, AuditSnapshot, AuditStore, AuditUsage};
 pub use dyn_store::{BoxFuture, BoxedStore, DynStore};

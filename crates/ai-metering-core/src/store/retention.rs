@@ -131,6 +131,9 @@ pub struct RowCounts {
     pub credit_holds: u64,
     /// Credit grants.
     pub credit_grants: u64,
+    /// API keys (deleted with their billable, or when it is anonymised: a key must not
+    /// outlive its owner).
+    pub api_keys: u64,
     /// Overage rows.
     pub overages: u64,
     /// Daily aggregate rows.
@@ -157,6 +160,7 @@ impl RowCounts {
             self.credit_transactions,
             self.credit_holds,
             self.credit_grants,
+            self.api_keys,
             self.overages,
             self.aggregates,
         ]
@@ -177,6 +181,7 @@ impl RowCounts {
             (&mut self.credit_transactions, other.credit_transactions),
             (&mut self.credit_holds, other.credit_holds),
             (&mut self.credit_grants, other.credit_grants),
+            (&mut self.api_keys, other.api_keys),
             (&mut self.overages, other.overages),
             (&mut self.aggregates, other.aggregates),
         ];

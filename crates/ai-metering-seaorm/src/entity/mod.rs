@@ -3,6 +3,7 @@
 //! Money columns are `String`s holding exact decimal text (see the migration crate's docs);
 //! the store converts them to and from `rust_decimal::Decimal`.
 
+pub mod api_key;
 pub mod credit_grant;
 pub mod credit_hold;
 pub mod credit_transaction;

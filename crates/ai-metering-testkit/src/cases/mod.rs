@@ -3,6 +3,7 @@
 //! Run them all with [`store_conformance_tests!`](crate::store_conformance_tests), which makes
 //! one test per case. A case added here must also be listed in that macro.
 
+mod api_keys;
 mod audit;
 mod concurrency;
 mod counters;
@@ -15,6 +16,7 @@ mod retention;
 mod settlement;
 mod usage;
 
+pub use api_keys::*;
 pub use audit::*;
 pub use concurrency::*;
 pub use counters::*;

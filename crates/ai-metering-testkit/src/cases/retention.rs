@@ -8,6 +8,7 @@
 use crate::ConformanceStore;
 use std::sync::Arc;
 
+use ai_metering_core::keys::{ApiKeyStore, KeyError, NewApiKey, authenticate, create_api_key};
 use ai_metering_core::limit::Limits;
 use ai_metering_core::store::{
     HoldRequest, NewGrant, Overdraft, Page, RetentionStore, StoreErrorKind, UsageFilter,
@@ -196,7 +197,9 @@ pub async fn retention_anonymize_and_prune_by_user_and_date<
 /// Anonymising a billable moves everything to the tombstone with the totals unchanged and
 /// refuses a tombstone that has a wallet in the same currency; deleting a billable leaves
 /// nothing of it and nothing of anyone else's.
-pub async fn retention_anonymize_then_delete_a_billable<S: ConformanceStore + RetentionStore>(
+pub async fn retention_anonymize_then_delete_a_billable<
+    S: ConformanceStore + RetentionStore + ApiKeyStore,
+>(
     store: Arc<S>,
 ) {
     let (who, bystander) = (fresh_billable(), fresh_billable());
@@ -207,6 +210,9 @@ pub async fn retention_anonymize_then_delete_a_billable<S: ConformanceStore + Re
         .unwrap();
     store
         .add_grant(&who, &NewGrant::new(usd("5"), hour(0)), "promo", hour(0))
+        .await
+        .unwrap();
+    let key = create_api_key(&*store, &NewApiKey::new(who.clone(), "laptop"), hour(0))
         .await
         .unwrap();
     for b in [&who, &bystander] {
@@ -274,6 +280,13 @@ pub async fn retention_anonymize_then_delete_a_billable<S: ConformanceStore + Re
         (dec("5"), dec("2"))
     );
     assert!(store.grants(&who, Currency::USD).await.unwrap().is_empty());
+    // The key did not move to the tombstone: it is gone.
+    assert_eq!(moved.api_keys, 1);
+    assert!(matches!(
+        authenticate(&*store, key.secret(), hour(2)).await,
+        Err(KeyError::Unknown)
+    ));
+    assert!(store.api_keys(Some(&tombstone)).await.unwrap().is_empty());
     let gone = store.period_usage(&who, &march, hour(1)).await.unwrap();
     assert_eq!(gone.committed(), totals(0, "0"));
     let rows = store
@@ -286,7 +299,13 @@ pub async fn retention_anonymize_then_delete_a_billable<S: ConformanceStore + Re
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].entry.user_id, None);
 
+    // Deleting a billable deletes its keys too.
+    let late_key = create_api_key(&*store, &NewApiKey::new(tombstone.clone(), "k"), hour(2))
+        .await
+        .unwrap();
     let deleted = store.delete_billable(&tombstone).await.unwrap();
+    assert_eq!(deleted.api_keys, 1);
+    assert!(store.api_key(&late_key.key.id).await.unwrap().is_none());
     assert_eq!(
         (deleted.usages, deleted.wallets, deleted.credit_grants),
         (1, 1, 1)

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 mod admin;
+mod api_keys;
 mod audit;
 mod counters;
 mod credits;
@@ -132,6 +133,8 @@ struct State {
     overages: BTreeMap<i64, OverageRecord>,
     overage_by_usage: HashMap<i64, i64>,
     webhook_events: HashSet<String>,
+    /// API keys by public id, with their secrets' digests.
+    api_keys: BTreeMap<String, (crate::keys::ApiKey, String)>,
     last_id: i64,
 }
 

@@ -25,6 +25,9 @@ impl RetentionStore for MemoryStore {
         let before = s.claimed_thresholds.len();
         s.claimed_thresholds.retain(|(b, _, _)| b != billable);
         counts.threshold_claims = gone(before, s.claimed_thresholds.len());
+        let before = s.api_keys.len();
+        s.api_keys.retain(|_, (key, _)| key.billable != *billable);
+        counts.api_keys = gone(before, s.api_keys.len());
         let before = s.wallets.len();
         let mut grants = Vec::new();
         s.wallets.retain(|(b, _), w| {
@@ -130,6 +133,9 @@ impl RetentionStore for MemoryStore {
         let before = s.claimed_thresholds.len();
         s.claimed_thresholds.retain(|(b, _, _)| b != billable);
         counts.threshold_claims = gone(before, s.claimed_thresholds.len());
+        let before = s.api_keys.len();
+        s.api_keys.retain(|_, (key, _)| key.billable != *billable);
+        counts.api_keys = gone(before, s.api_keys.len());
         // Counters merge into the tombstone's of the same window; reservations follow.
         if let Some(ours) = s.counters.remove(billable) {
             counts.counters = ours.len() as u64;

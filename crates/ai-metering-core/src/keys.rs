@@ -1,0 +1,359 @@
+//! API keys for a metering gateway: issued once, stored hashed, checked in constant time.
+//!
+//! A key reads `amk_<id>_<secret>`: `id` (16 hex digits) is public and finds the row,
+//! `secret` (64 hex digits, 256 random bits) is never stored; the store keeps its SHA-256
+//! digest. A random secret of that size needs no slow password hash: nobody can guess it,
+//! and its digest cannot be reversed. The presented secret's digest is compared with the
+//! stored one in constant time.
+//!
+//! Each key belongs to a billable (who pays for its calls), optionally a tenant, and may be
+//! limited to some models. [`create_api_key`] issues one (the only time the full key is
+//! seen); [`authenticate`] answers which key a request presented, or why it is refused.
+//!
+//! ```
+//! use ai_metering_core::keys::{NewApiKey, authenticate, create_api_key};
+//! use ai_metering_core::store::MemoryStore;
+//! use ai_metering_core::Billable;
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let now = chrono::Utc::now();
+//! let new = NewApiKey::new(Billable::new("team", "acme"), "ci").with_models(["gpt-4o-mini"]);
+//! let issued = create_api_key(&store, &new, now).await.unwrap();
+//! // Show `issued.secret()` to the user now: it is not stored anywhere.
+//! let key = authenticate(&store, issued.secret(), now).await.unwrap();
+//! assert_eq!(key.billable, Billable::new("team", "acme"));
+//! assert!(key.allows_model("gpt-4o-mini") && !key.allows_model("gpt-4o"));
+//! assert!(authenticate(&store, "amk_0000000000000000_00", now).await.is_err());
+//! # });
+//! ```
+
+use std::fmt;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::billable::{Billable, Tenant};
+use crate::store::{StoreError, StoreErrorKind, StoreResult};
+
+/// What every key starts with.
+pub const KEY_PREFIX: &str = "amk_";
+/// Hex digits of a key's public id.
+const ID_HEX: usize = 16;
+/// Hex digits of a key's secret.
+const SECRET_HEX: usize = 64;
+/// The longest name a key may have.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// What [`create_api_key`] stores: who the key bills and what it may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    /// Who pays for the key's calls.
+    pub billable: Billable,
+    /// The tenant its calls are recorded under, if any.
+    pub tenant: Option<Tenant>,
+    /// The models it may call; empty for every model.
+    pub allowed_models: Vec<String>,
+    /// A label for people (`"ci"`, `"Alice's laptop"`).
+    pub name: String,
+}
+
+impl NewApiKey {
+    /// A key for `billable`, named `name`, for every model and no tenant.
+    pub fn new(billable: Billable, name: impl Into<String>) -> Self {
+        Self {
+            billable,
+            tenant: None,
+            allowed_models: Vec::new(),
+            name: name.into(),
+        }
+    }
+
+    /// Records the key's calls under `tenant`.
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    /// Limits the key to these models.
+    pub fn with_models<I, M>(mut self, models: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<String>,
+    {
+        self.allowed_models = models.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// A stored key, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The public id (the `<id>` of `amk_<id>_<secret>`): what lists show and `revoke` takes.
+    pub id: String,
+    /// Who pays for the key's calls.
+    pub billable: Billable,
+    /// The tenant its calls are recorded under, if any.
+    pub tenant: Option<Tenant>,
+    /// The models it may call; empty for every model.
+    pub allowed_models: Vec<String>,
+    /// A label for people.
+    pub name: String,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; a revoked key authenticates nothing.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// Whether the key may call `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
+    }
+
+    /// Whether the key was revoked at or before `at`.
+    pub fn is_revoked_at(&self, at: DateTime<Utc>) -> bool {
+        self.revoked_at.is_some_and(|r| r <= at)
+    }
+}
+
+/// A key just issued: the stored key and the full secret, shown once.
+#[derive(Clone)]
+pub struct IssuedKey {
+    /// The stored key.
+    pub key: ApiKey,
+    secret: String,
+}
+
+impl IssuedKey {
+    /// The full key (`amk_<id>_<secret>`) to hand to its user: it is not stored, and cannot
+    /// be shown again.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("key", &self.key)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why a presented key was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Not of the form `amk_<id>_<secret>`.
+    #[error("malformed API key: expected amk_<16 hex digits>_<64 hex digits>")]
+    Malformed,
+    /// No key with that id, or the secret does not match.
+    #[error("unknown API key")]
+    Unknown,
+    /// The key was revoked.
+    #[error("API key {id} was revoked at {at}")]
+    Revoked {
+        /// The key's public id.
+        id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The store failed; nothing is known about the key.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Stored API keys. Not part of [`Store`](crate::store::Store): only a gateway needs them.
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores `key` with the SHA-256 digest (hex) of its secret;
+    /// [`StoreErrorKind::Conflict`] when its id is taken.
+    fn insert_api_key(
+        &self,
+        key: &ApiKey,
+        secret_digest: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The key with this public id, with its secret's digest.
+    fn api_key(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<(ApiKey, String)>>> + Send;
+
+    /// Every key, or those of `billable`, oldest first (revoked ones included).
+    fn api_keys(
+        &self,
+        billable: Option<&Billable>,
+    ) -> impl Future<Output = StoreResult<Vec<ApiKey>>> + Send;
+
+    /// Revokes the key at `at`; false when there is no such key or it was already revoked.
+    fn revoke_api_key(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Issues a key for `new` at `at`: stores it with its secret's digest and returns the full
+/// key, the only time it is seen.
+///
+/// # Errors
+/// [`StoreErrorKind::Invalid`] for an empty or too long name or an empty model name; the
+/// store's error when it fails (nothing is stored then).
+pub async fn create_api_key<S: ApiKeyStore>(
+    store: &S,
+    new: &NewApiKey,
+    at: DateTime<Utc>,
+) -> StoreResult<IssuedKey> {
+    let name = new.name.trim();
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(StoreError::new(
+            StoreErrorKind::Invalid,
+            format!("an API key needs a name of 1 to {MAX_NAME_LEN} bytes"),
+        ));
+    }
+    if new.allowed_models.iter().any(|m| m.trim().is_empty()) {
+        return Err(StoreError::new(
+            StoreErrorKind::Invalid,
+            "an allowed model name is empty",
+        ));
+    }
+    let id = random_hex(ID_HEX / 2)?;
+    let secret = random_hex(SECRET_HEX / 2)?;
+    let key = ApiKey {
+        id,
+        billable: new.billable.clone(),
+        tenant: new.tenant.clone(),
+        allowed_models: new.allowed_models.clone(),
+        name: name.to_owned(),
+        created_at: at,
+        revoked_at: None,
+    };
+    store.insert_api_key(&key, &digest(&secret)).await?;
+    let secret = format!("{KEY_PREFIX}{}_{secret}", key.id);
+    Ok(IssuedKey { key, secret })
+}
+
+/// The key `presented` (an `Authorization: Bearer` value) names, if its secret matches and it
+/// is not revoked at `at`.
+///
+/// # Errors
+/// [`KeyError::Malformed`], [`KeyError::Unknown`] (no such id, or a wrong secret: the two are
+/// not told apart), [`KeyError::Revoked`], or [`KeyError::Store`].
+pub async fn authenticate<S: ApiKeyStore>(
+    store: &S,
+    presented: &str,
+    at: DateTime<Utc>,
+) -> Result<ApiKey, KeyError> {
+    let (id, secret) = parse(presented).ok_or(KeyError::Malformed)?;
+    let Some((key, stored)) = store.api_key(&id.to_ascii_lowercase()).await? else {
+        return Err(KeyError::Unknown);
+    };
+    let matches: bool = digest(secret).as_bytes().ct_eq(stored.as_bytes()).into();
+    if !matches {
+        return Err(KeyError::Unknown);
+    }
+    match key.revoked_at {
+        Some(revoked) if revoked <= at => Err(KeyError::Revoked {
+            id: key.id,
+            at: revoked,
+        }),
+        _ => Ok(key),
+    }
+}
+
+/// The id and secret of `amk_<id>_<secret>`.
+fn parse(presented: &str) -> Option<(&str, &str)> {
+    let rest = presented.trim().strip_prefix(KEY_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(id, ID_HEX) && hex(secret, SECRET_HEX)).then_some((id, secret))
+}
+
+/// The SHA-256 digest of a secret, in lowercase hex (what the store keeps).
+fn digest(secret: &str) -> String {
+    hex_of(&Sha256::digest(secret.to_ascii_lowercase().as_bytes()))
+}
+
+/// `bytes` random bytes from the operating system, in lowercase hex.
+fn random_hex(bytes: usize) -> StoreResult<String> {
+    let mut buf = vec![0_u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("the operating system gave no random bytes for an API key: {e}"),
+        )
+    })?;
+    Ok(hex_of(&buf))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_only_in_their_exact_form() {
+        let id = "0123456789abcdef";
+        let secret = "a".repeat(SECRET_HEX);
+        let key = format!("amk_{id}_{secret}");
+        assert_eq!(parse(&key), Some((id, secret.as_str())));
+        assert_eq!(parse(&format!(" {key} ")), Some((id, secret.as_str())));
+        for bad in [
+            String::new(),
+            format!("sk_{id}_{secret}"),
+            format!("amk_{id}{secret}"),
+            format!("amk_{id}_{}", &secret[1..]),
+            format!("amk_{}_{secret}", &id[1..]),
+            format!("amk_{id}_{}g", &secret[1..]),
+            format!("amk_{id}_{secret}_x"),
+        ] {
+            assert_eq!(parse(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn digests_are_sha256_hex_and_ignore_hex_case() {
+        // SHA-256 of "abc".
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(digest("ABC"), digest("abc"));
+        let r = random_hex(8).unwrap();
+        assert_eq!(r.len(), 16);
+        assert_ne!(r, random_hex(8).unwrap());
+    }
+
+    #[test]
+    fn issued_keys_do_not_print_their_secret() {
+        let key = ApiKey {
+            id: "0123456789abcdef".into(),
+            billable: Billable::new("team", "acme"),
+            tenant: None,
+            allowed_models: vec![],
+            name: "ci".into(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        let issued = IssuedKey {
+            key,
+            secret: "amk_0123456789abcdef_secret".into(),
+        };
+        assert!(!format!("{issued:?}").contains("secret\""));
+        assert!(!format!("{issued:?}").contains("_secret"));
+        assert!(issued.key.allows_model("anything"));
+    }
+}
