@@ -72,6 +72,9 @@ pub enum Command {
     /// Credit wallets: add credits, show a balance.
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// API keys for a metering gateway: create (the key is shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run the demo: a seeded SQLite database, the dashboard and an OpenAI-compatible API.
     Demo(DemoArgs),
 }
@@ -329,6 +332,49 @@ pub struct WalletBalanceArgs {
     /// How many recent transactions to show.
     #[arg(long, default_value_t = 10)]
     pub transactions: u64,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Issue a key billed to a billable; the full key is printed once and never stored.
+    Create(KeysCreateArgs),
+    /// List keys (never their secrets), oldest first.
+    List(KeysListArgs),
+    /// Revoke a key by its id (the 16 hex digits after `amk_`).
+    Revoke(KeysRevokeArgs),
+}
+
+/// `keys create` arguments.
+#[derive(Debug, Args)]
+pub struct KeysCreateArgs {
+    /// Who pays for the key's calls, as TYPE:ID.
+    #[arg(value_parser = parse_billable, value_name = "TYPE:ID")]
+    pub billable: Billable,
+    /// A label for people (`ci`, `alice-laptop`).
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// The tenant the key's calls are recorded under.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// A model the key may call; repeat for several [default: every model].
+    #[arg(long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+}
+
+/// `keys list` arguments.
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    /// Only this billable's keys, as TYPE:ID.
+    #[arg(value_parser = parse_billable, value_name = "TYPE:ID")]
+    pub billable: Option<Billable>,
+}
+
+/// `keys revoke` arguments.
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    /// The key's id: the 16 hex digits after `amk_` (or the whole key).
+    pub id: String,
 }
 
 /// `demo` options.

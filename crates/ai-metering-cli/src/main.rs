@@ -83,6 +83,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Aggregate(args) => commands::aggregate::run(&ctx, args).await,
         Command::Gdpr(cmd) => commands::gdpr::run(&ctx, cmd).await,
         Command::Wallet(cmd) => commands::wallet::run(&ctx, cmd).await,
+        Command::Keys(cmd) => commands::keys::run(&ctx, cmd).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
     }
 }

@@ -741,6 +741,79 @@ async fn wallet_grants_are_added_and_shown() {
     );
 }
 
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_never_storing_the_secret() {
+    let ws = fixture().await;
+    let created = ws
+        .ok(&[
+            "keys",
+            "create",
+            "team:acme",
+            "--name",
+            "ci",
+            "--tenant",
+            "eu",
+            "--model",
+            "gpt-4o-mini",
+            "--model",
+            "gpt-4o",
+            "--format",
+            "json",
+        ])
+        .json();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with(&format!("amk_{id}_")), "{secret}");
+    assert_eq!(created["key"]["billable"], "team:acme");
+    assert_eq!(created["key"]["tenant"], "eu");
+    assert_eq!(created["key"]["allowed_models"][1], "gpt-4o");
+
+    // The human format prints the key once, bare on its own line.
+    let table = ws
+        .ok(&["keys", "create", "team:acme", "--name", "laptop"])
+        .stdout;
+    assert!(table.contains("shown this once"), "{table}");
+    let other = table
+        .lines()
+        .find(|l| l.starts_with("amk_"))
+        .unwrap()
+        .to_owned();
+    assert_ne!(other, secret);
+
+    // Neither secret is anywhere in the database's files (the WAL included), where the
+    // key's public id is.
+    let mut bytes = std::fs::read(&ws.db).unwrap();
+    let wal = ws.db.with_extension("db-wal");
+    if let Ok(more) = std::fs::read(&wal) {
+        bytes.extend(more);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains(&id), "the check must see the stored rows");
+    for s in [&secret, &other] {
+        let secret_part = s.rsplit('_').next().unwrap();
+        assert!(!text.contains(secret_part), "a secret is stored in clear");
+    }
+
+    let listed = ws
+        .ok(&["keys", "list", "team:acme", "--format", "json"])
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert!(!listed.to_string().contains("amk_"), "{listed}");
+    let table = ws.ok(&["keys", "list"]).stdout;
+    assert!(table.contains(&id) && table.contains("active"), "{table}");
+
+    // Revoke by id or by the whole key; the second time says so.
+    let r = ws.ok(&["keys", "revoke", &secret]);
+    assert!(r.stdout.contains("Revoked"), "{}", r.stdout);
+    let r = ws.ok(&["keys", "revoke", &id]);
+    assert!(r.stdout.contains("already revoked"), "{}", r.stdout);
+    let table = ws.ok(&["keys", "list", "team:acme"]).stdout;
+    assert!(table.contains("revoked"), "{table}");
+    ws.fails(&["keys", "revoke", "ffffffffffffffff"], 1, "no API key");
+    ws.fails(&["keys", "create", "team:acme", "--name", " "], 2, "name");
+}
+
 /// One call of `who` through the store's money path: a reservation holding $1, settled
 /// with its debit and, past 100 tokens, an overage row.
 async fn settled_call(store: &ai_metering_seaorm::SeaOrmStore, who: &Billable, hour: u32) {

@@ -5,6 +5,7 @@ pub mod check;
 pub mod cleanup;
 pub mod config;
 pub mod gdpr;
+pub mod keys;
 pub mod migrate;
 pub mod migrate_plan;
 pub mod plans;

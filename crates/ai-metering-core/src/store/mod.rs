@@ -8,8 +8,8 @@
 //! traits (plans, subscriptions, usage, counters, credits), implemented automatically:
 //! what the `Meter` and the `QuotaLayer` call. Reports, administration, overage billing and
 //! webhooks ([`ReportStore`], [`AdminStore`], [`OverageStore`], [`WebhookEventStore`]),
-//! audits ([`AuditStore`]) and retention ([`RetentionStore`]) are traits of their own, named
-//! by the code that needs them.
+//! audits ([`AuditStore`]), retention ([`RetentionStore`]) and a gateway's API keys
+//! ([`ApiKeyStore`]) are traits of their own, named by the code that needs them.
 //!
 //! The traits use native `async fn` (spelled `impl Future + Send` so that the futures can be
 //! spawned), and every operation that guards money is **atomic**: a store
