@@ -1,0 +1,413 @@
+//! The gateway's configuration: the `[gateway]` table of `ai-metering.toml`.
+//!
+//! ```toml
+//! [gateway]
+//! listen = "127.0.0.1:4000"
+//! default_upstream = "openai"        # models not listed below go here (optional)
+//!
+//! [gateway.upstreams.openai]
+//! base_url = "https://api.openai.com/v1"
+//! api_key_env = "OPENAI_API_KEY"     # the upstream's key comes from the environment
+//!
+//! [gateway.upstreams.local]          # any OpenAI-compatible server (vLLM, Ollama, ...)
+//! base_url = "http://127.0.0.1:8000/v1"
+//! provider = "vllm"                  # the provider name usage is recorded and priced under
+//!
+//! [gateway.models]
+//! "gpt-4o-mini" = { upstream = "openai" }
+//! "fast" = { upstream = "openai", model = "gpt-4o-mini" }   # an alias
+//! ```
+//!
+//! API keys never come from the file: an upstream names the environment variable that holds
+//! its key. Every error names its field and, when the file has one, its line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
+/// How long an upstream call may take by default, streams included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The gateway's configuration, checked: every route names a known upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Where the gateway listens.
+    pub listen: SocketAddr,
+    /// Upstreams by name.
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// Model routes by the model name clients send.
+    pub models: BTreeMap<String, ModelRoute>,
+    /// Where a model that is not listed goes, under its own name; `None` refuses it.
+    pub default_upstream: Option<String>,
+}
+
+/// An OpenAI-compatible upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The base URL the API paths are appended to (`https://api.openai.com/v1`).
+    pub base_url: String,
+    /// The environment variable holding the upstream's API key, sent as a bearer token.
+    pub api_key_env: Option<String>,
+    /// The provider name usage is recorded and priced under (default `openai`).
+    pub provider: String,
+    /// How long a call may take, streams included.
+    pub timeout: Duration,
+}
+
+/// Where a model goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRoute {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The model name sent upstream (the alias's target); `None` for the client's name.
+    pub model: Option<String>,
+}
+
+/// A route resolved for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route<'a> {
+    /// The upstream's name.
+    pub upstream_name: &'a str,
+    /// The upstream.
+    pub upstream: &'a Upstream,
+    /// The model name to send upstream.
+    pub model: &'a str,
+}
+
+impl GatewayConfig {
+    /// Reads the `[gateway]` table of a TOML document (other tables are ignored).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the field and line of the first problem.
+    ///
+    /// ```
+    /// use ai_metering_gateway::GatewayConfig;
+    /// let config = GatewayConfig::from_toml(r#"
+    /// [gateway.upstreams.openai]
+    /// base_url = "https://api.openai.com/v1"
+    /// [gateway.models]
+    /// "fast" = { upstream = "openai", model = "gpt-4o-mini" }
+    /// "#).unwrap();
+    /// assert_eq!(config.route("fast").unwrap().model, "gpt-4o-mini");
+    /// assert!(config.route("gpt-4o").is_none());
+    ///
+    /// let err = GatewayConfig::from_toml(r#"
+    /// [gateway.models]
+    /// "fast" = { upstream = "nowhere" }
+    /// "#).unwrap_err();
+    /// assert_eq!(err.to_string(), "line 3: gateway.models.fast.upstream: no upstream named \"nowhere\" (known: none)");
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| ConfigError {
+            line: e.span().map(|s| line_of(text, &s)),
+            field: None,
+            message: e.message().to_owned(),
+        })?;
+        let raw = file.gateway.unwrap_or_default();
+        let at = |span: Range<usize>, field: String, message: String| ConfigError {
+            line: Some(line_of(text, &span)),
+            field: Some(field),
+            message,
+        };
+        let listen = match raw.listen {
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| ConfigError::plain("the default listen address is invalid"))?,
+            Some(l) => l.get_ref().parse().map_err(|e| {
+                at(
+                    l.span(),
+                    "gateway.listen".into(),
+                    format!("{:?} is not a HOST:PORT address: {e}", l.get_ref()),
+                )
+            })?,
+        };
+        let mut upstreams = BTreeMap::new();
+        for (name, u) in raw.upstreams {
+            let field = |f: &str| format!("gateway.upstreams.{name}.{f}");
+            let url = u.base_url.get_ref().trim_end_matches('/');
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 8 {
+                return Err(at(
+                    u.base_url.span(),
+                    field("base_url"),
+                    format!("{:?} is not an http(s) URL", u.base_url.get_ref()),
+                ));
+            }
+            if let Some(env) = &u.api_key_env
+                && (env.get_ref().is_empty()
+                    || !env
+                        .get_ref()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            {
+                return Err(at(
+                    env.span(),
+                    field("api_key_env"),
+                    format!(
+                        "{:?} is not an environment variable name (the key itself never goes in the file)",
+                        env.get_ref()
+                    ),
+                ));
+            }
+            if u.timeout_secs.as_ref().is_some_and(|t| *t.get_ref() == 0) {
+                let t = u.timeout_secs.as_ref().map_or(0..0, Spanned::span);
+                return Err(at(t, field("timeout_secs"), "must be at least 1".into()));
+            }
+            upstreams.insert(
+                name.clone(),
+                Upstream {
+                    base_url: url.to_owned(),
+                    api_key_env: u.api_key_env.map(Spanned::into_inner),
+                    provider: u.provider.unwrap_or_else(|| "openai".to_owned()),
+                    timeout: u
+                        .timeout_secs
+                        .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.into_inner())),
+                },
+            );
+        }
+        let unknown = |name: &str| {
+            let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+            format!(
+                "no upstream named {name:?} (known: {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )
+        };
+        let mut models = BTreeMap::new();
+        for (name, m) in raw.models {
+            if !upstreams.contains_key(m.upstream.get_ref()) {
+                return Err(at(
+                    m.upstream.span(),
+                    format!("gateway.models.{name}.upstream"),
+                    unknown(m.upstream.get_ref()),
+                ));
+            }
+            models.insert(
+                name,
+                ModelRoute {
+                    upstream: m.upstream.into_inner(),
+                    model: m.model,
+                },
+            );
+        }
+        let default_upstream = match raw.default_upstream {
+            Some(d) if !upstreams.contains_key(d.get_ref()) => {
+                return Err(at(
+                    d.span(),
+                    "gateway.default_upstream".into(),
+                    unknown(d.get_ref()),
+                ));
+            }
+            d => d.map(Spanned::into_inner),
+        };
+        Ok(Self {
+            listen,
+            upstreams,
+            models,
+            default_upstream,
+        })
+    }
+
+    /// Where `model` goes: its route, else the default upstream under its own name.
+    pub fn route<'a>(&'a self, model: &'a str) -> Option<Route<'a>> {
+        let (upstream_name, target) = match self.models.get(model) {
+            Some(r) => (r.upstream.as_str(), r.model.as_deref().unwrap_or(model)),
+            None => (self.default_upstream.as_deref()?, model),
+        };
+        let upstream = self.upstreams.get(upstream_name)?;
+        Some(Route {
+            upstream_name,
+            upstream,
+            model: target,
+        })
+    }
+
+    /// The environment variables the upstreams name that are not set: a gateway started
+    /// without them would send its calls unauthenticated.
+    pub fn missing_keys(&self, env: impl Fn(&str) -> Option<String>) -> Vec<String> {
+        self.upstreams
+            .iter()
+            .filter_map(|(name, u)| {
+                let var = u.api_key_env.as_deref()?;
+                env(var)
+                    .is_none()
+                    .then(|| format!("gateway.upstreams.{name}.api_key_env: {var} is not set"))
+            })
+            .collect()
+    }
+}
+
+/// A configuration that cannot be used: the field, the line, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The line (1-based) of the offending text, when the file has it.
+    pub line: Option<usize>,
+    /// The field, as a dotted path.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn plain(message: &str) -> Self {
+        Self {
+            line: None,
+            field: None,
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(self.message.trim_end())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The 1-based line where `span` starts.
+fn line_of(text: &str, span: &Range<usize>) -> usize {
+    text.get(..span.start).map_or(1, |before| {
+        before.bytes().filter(|b| *b == b'\n').count() + 1
+    })
+}
+
+#[derive(Deserialize)]
+struct File {
+    gateway: Option<RawGateway>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    listen: Option<Spanned<String>>,
+    default_upstream: Option<Spanned<String>>,
+    #[serde(default)]
+    upstreams: BTreeMap<String, RawUpstream>,
+    #[serde(default)]
+    models: BTreeMap<String, RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    base_url: Spanned<String>,
+    api_key_env: Option<Spanned<String>>,
+    provider: Option<String>,
+    timeout_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    upstream: Spanned<String>,
+    model: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_routes_aliases_listed_models_and_the_default() {
+        let c = GatewayConfig::from_toml(
+            r#"
+[database]
+url = "sqlite://x.db"
+
+[gateway]
+listen = "0.0.0.0:8080"
+default_upstream = "local"
+
+[gateway.upstreams.openai]
+base_url = "https://api.openai.com/v1/"
+api_key_env = "OPENAI_API_KEY"
+timeout_secs = 30
+
+[gateway.upstreams.local]
+base_url = "http://127.0.0.1:8000/v1"
+provider = "vllm"
+
+[gateway.models]
+"gpt-4o-mini" = { upstream = "openai" }
+"fast" = { upstream = "openai", model = "gpt-4o-mini" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        let fast = c.route("fast").unwrap();
+        assert_eq!((fast.upstream_name, fast.model), ("openai", "gpt-4o-mini"));
+        assert_eq!(fast.upstream.base_url, "https://api.openai.com/v1");
+        assert_eq!(fast.upstream.timeout, Duration::from_secs(30));
+        let other = c.route("llama-3").unwrap();
+        assert_eq!((other.upstream_name, other.model), ("local", "llama-3"));
+        assert_eq!(other.upstream.provider, "vllm");
+        assert_eq!(other.upstream.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(
+            c.missing_keys(|_| None),
+            vec!["gateway.upstreams.openai.api_key_env: OPENAI_API_KEY is not set"]
+        );
+        assert!(c.missing_keys(|_| Some("k".into())).is_empty());
+    }
+
+    #[test]
+    fn no_gateway_table_means_defaults_and_no_routes() {
+        let c = GatewayConfig::from_toml("[database]\nurl = \"sqlite://x.db\"\n").unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.route("gpt-4o").is_none());
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_field() {
+        let cases = [
+            (
+                "[gateway]\nlisten = \"nowhere\"\n",
+                "line 2: gateway.listen: \"nowhere\" is not a HOST:PORT address",
+            ),
+            (
+                "[gateway.upstreams.a]\nbase_url = \"ftp://x\"\n",
+                "line 2: gateway.upstreams.a.base_url: \"ftp://x\" is not an http(s) URL",
+            ),
+            (
+                "[gateway.upstreams.a]\nbase_url = \"https://x.io\"\napi_key_env = \"sk-live-123\"\n",
+                "line 3: gateway.upstreams.a.api_key_env: \"sk-live-123\" is not an environment variable name",
+            ),
+            (
+                "[gateway.upstreams.a]\nbase_url = \"https://x.io\"\ntimeout_secs = 0\n",
+                "line 3: gateway.upstreams.a.timeout_secs: must be at least 1",
+            ),
+            (
+                "[gateway.upstreams.a]\nbase_url = \"https://x.io\"\n\n[gateway]\ndefault_upstream = \"b\"\n",
+                "line 5: gateway.default_upstream: no upstream named \"b\" (known: a)",
+            ),
+            (
+                "[gateway.upstreams.a]\nbase_url = \"https://x.io\"\napi_key = \"sk-1\"\n",
+                "line 3: unknown field `api_key`",
+            ),
+            ("[gateway\n", "line 1: "),
+        ];
+        for (text, expected) in cases {
+            let err = GatewayConfig::from_toml(text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(expected),
+                "{text:?}\n  gave {err}\n  want {expected}"
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The gateway's own errors, in OpenAI's error shape so that the SDKs raise the right
+//! exception: `{"error": {"message", "type", "param", "code"}}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error the gateway answers itself (upstream errors pass through as the upstream sent
+/// them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// OpenAI's `type`.
+    pub kind: &'static str,
+    /// OpenAI's `code`.
+    pub code: Option<&'static str>,
+    /// What happened, for people.
+    pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: Option<&'static str>,
+        message: String,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            message,
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request itself is wrong.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            message.into(),
+        )
+    }
+
+    /// 401: no key, or not a valid one.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            message.into(),
+        )
+    }
+
+    /// 403: the key may not call this model.
+    pub fn model_not_allowed(model: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            Some("model_not_allowed"),
+            format!("This API key may not call the model `{}`.", shorten(model)),
+        )
+    }
+
+    /// 404: a model the gateway has no route for.
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("model_not_found"),
+            format!(
+                "The model `{}` does not exist or is not routed by this gateway.",
+                shorten(model)
+            ),
+        )
+    }
+
+    /// 429: over quota or out of credits.
+    pub fn insufficient_quota(message: impl Into<String>, retry_after: Option<u64>) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            Some("insufficient_quota"),
+            message.into(),
+        );
+        e.retry_after = retry_after;
+        e
+    }
+
+    /// 429: another call of the billable cannot be estimated yet, or its key is in flight.
+    pub fn busy(message: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            Some("rate_limit_exceeded"),
+            message.into(),
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 502 / 503 / 504 and 500: the gateway or its upstream failed.
+    pub fn server(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, "server_error", None, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "message": self.message,
+            "type": self.kind,
+            "param": null,
+            "code": self.code,
+        }});
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+/// `text` cut to 200 characters, so that a huge input is not echoed back whole.
+pub fn shorten(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_owned(),
+    }
+}

@@ -1,0 +1,31 @@
+//! **ai-metering-gateway**: an OpenAI-compatible gateway in front of real providers that
+//! meters every call: the caller's API key names who pays, the call is reserved against
+//! the payer's plan or wallet before the upstream runs (estimated from the request's
+//! prompt and `max_tokens`), and settled from the usage the upstream reports.
+//!
+//! - `POST /v1/chat/completions`, plain and streaming. A stream asks the upstream for its
+//!   usage (`stream_options.include_usage`) and hides that last chunk from a client that did
+//!   not ask for it; a client that disconnects cancels the upstream call and is charged for
+//!   what was streamed; a stream that ends without usage is charged an estimate, flagged.
+//! - `GET /v1/models` (the models the key may call), `GET /healthz`, `GET /readyz` (the
+//!   database answers).
+//! - Upstream errors reach the client with the upstream's status and body, and nothing is
+//!   charged for them; an upstream that cannot be reached is a 502, one too slow a 504.
+//!
+//! Keys are [`ai_metering_core::keys`] keys (`ai-metering keys create`); routes come from
+//! the `[gateway]` table of `ai-metering.toml` ([`GatewayConfig`]).
+//!
+//! Not there yet (issue #15): the Responses, Anthropic Messages and embeddings endpoints,
+//! `/metrics`, quota headers on the gateway's responses, the dashboard behind a login, and
+//! `ai-metering serve`.
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod server;
+
+pub use config::{
+    ConfigError, DEFAULT_LISTEN, DEFAULT_TIMEOUT, GatewayConfig, ModelRoute, Route, Upstream,
+};
+pub use error::ApiError;
+pub use server::Gateway;

@@ -1,0 +1,566 @@
+//! The gateway's HTTP API: OpenAI-compatible routes in front of the configured upstreams,
+//! every call authenticated by an API key, reserved before the upstream runs and settled
+//! from the usage the upstream reports.
+
+use std::sync::Arc;
+
+use ai_metering_core::keys::{ApiKey, ApiKeyStore, KeyError, authenticate};
+use ai_metering_core::provider::{Provider, extract_usage_from_slice};
+use ai_metering_core::store::{Store, StoreErrorKind};
+use ai_metering_core::{Error, Metering, StreamMeter};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::config::{GatewayConfig, Route};
+use crate::error::{ApiError, shorten};
+
+/// Where the upstreams' API keys come from: the environment by default.
+type KeySource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The gateway: a [`Metering`] over a store that also keeps API keys, the configuration,
+/// and one HTTP client for every upstream.
+///
+/// ```no_run
+/// use ai_metering_core::Metering;
+/// use ai_metering_core::store::MemoryStore;
+/// use ai_metering_gateway::{Gateway, GatewayConfig};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = GatewayConfig::from_toml(&std::fs::read_to_string("ai-metering.toml")?)?;
+/// let listen = config.listen;
+/// let app = Gateway::new(Metering::new(MemoryStore::new()), config).router();
+/// let listener = tokio::net::TcpListener::bind(listen).await?;
+/// axum::serve(listener, app).await?;
+/// # Ok(()) }
+/// ```
+pub struct Gateway<S: Store + ApiKeyStore> {
+    metering: Metering<S>,
+    config: Arc<GatewayConfig>,
+    client: reqwest::Client,
+    keys: KeySource,
+}
+
+impl<S: Store + ApiKeyStore> Clone for Gateway<S> {
+    fn clone(&self) -> Self {
+        Self {
+            metering: self.metering.clone(),
+            config: Arc::clone(&self.config),
+            client: self.client.clone(),
+            keys: Arc::clone(&self.keys),
+        }
+    }
+}
+
+impl<S: Store + ApiKeyStore> Gateway<S> {
+    /// A gateway over `metering` routing as `config` says; upstream keys are read from the
+    /// environment variables the configuration names.
+    pub fn new(metering: Metering<S>, config: GatewayConfig) -> Self {
+        ai_metering_billing::install_tls_provider();
+        Self {
+            metering,
+            config: Arc::new(config),
+            client: reqwest::Client::new(),
+            keys: Arc::new(|name| std::env::var(name).ok()),
+        }
+    }
+
+    /// Reads the upstreams' keys from `source` (a secret manager, a test) instead of the
+    /// environment.
+    pub fn with_key_source(
+        mut self,
+        source: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.keys = Arc::new(source);
+        self
+    }
+
+    /// The routes: `POST /v1/chat/completions` and `GET /v1/models` behind an API key,
+    /// `GET /healthz` and `GET /readyz` (the store answers) open.
+    pub fn router(self) -> Router {
+        let api = Router::new()
+            .route("/v1/chat/completions", post(chat_completions::<S>))
+            .route("/v1/models", get(models::<S>))
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                require_key::<S>,
+            ));
+        Router::new()
+            .merge(api)
+            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+            .route("/readyz", get(ready::<S>))
+            .fallback(|| async {
+                ApiError::invalid_request("Unknown route.").with_status(StatusCode::NOT_FOUND)
+            })
+            .with_state(self)
+    }
+}
+
+impl ApiError {
+    fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+/// Authenticates the bearer key and puts its [`ApiKey`] in the request's extensions.
+async fn require_key<S: Store + ApiKeyStore>(
+    State(gw): State<Gateway<S>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return ApiError::unauthorized(
+            "Missing API key: send `Authorization: Bearer amk_...` (create one with `ai-metering keys create`).",
+        )
+        .into_response();
+    };
+    match authenticate(gw.metering.store(), presented, gw.metering.now()).await {
+        Ok(key) => {
+            request.extensions_mut().insert(key);
+            next.run(request).await
+        }
+        Err(KeyError::Store(e)) => {
+            tracing::error!(target: "ai_metering", error = %e, "API key lookup failed");
+            ApiError::server(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The key store is unavailable; retry shortly.",
+            )
+            .into_response()
+        }
+        Err(e) => ApiError::unauthorized(format!("Incorrect API key: {e}.")).into_response(),
+    }
+}
+
+async fn ready<S: Store + ApiKeyStore>(State(gw): State<Gateway<S>>) -> Response {
+    // A keyed read: answers only when the database does.
+    match gw.metering.store().api_key("0000000000000000").await {
+        Ok(_) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => ApiError::server(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("The database is not reachable ({:?}).", e.kind()),
+        )
+        .into_response(),
+    }
+}
+
+async fn models<S: Store + ApiKeyStore>(
+    State(gw): State<Gateway<S>>,
+    Extension(key): Extension<ApiKey>,
+) -> Json<Value> {
+    let data: Vec<Value> = gw
+        .config
+        .models
+        .iter()
+        .filter(|(name, _)| key.allows_model(name))
+        .map(|(name, route)| {
+            json!({"id": name, "object": "model", "created": 0, "owned_by": route.upstream})
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+async fn chat_completions<S: Store + ApiKeyStore>(
+    State(gw): State<Gateway<S>>,
+    Extension(key): Extension<ApiKey>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::invalid_request(format!(
+            "The request body could not be read: {}",
+            shorten(&e.body_text())
+        ))
+        .with_status(e.status())
+    })?;
+    let mut request: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_request(format!("The request body is not JSON: {e}")))?;
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_request("The request has no `model`."))?
+        .to_owned();
+    if !key.allows_model(&model) {
+        return Err(ApiError::model_not_allowed(&model));
+    }
+    let route = gw
+        .config
+        .route(&model)
+        .ok_or_else(|| ApiError::model_not_found(&model))?;
+    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+
+    let mut meter = gw
+        .metering
+        .meter()
+        .billable(key.billable.clone())
+        .provider(route.upstream.provider.as_str(), route.model)
+        .request(&request);
+    if let Some(tenant) = &key.tenant {
+        meter = meter.tenant(tenant.clone());
+    }
+    let reservation = meter.begin().await.map_err(metering_error)?;
+
+    request["model"] = json!(route.model);
+    let client_wants_usage = stream
+        && request
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true);
+    if stream {
+        // The final usage chunk is what the call is settled from; a client that did not
+        // ask for it does not see it.
+        match request.get_mut("stream_options") {
+            Some(Value::Object(options)) => {
+                options.insert("include_usage".into(), json!(true));
+            }
+            _ => request["stream_options"] = json!({"include_usage": true}),
+        }
+    }
+
+    let upstream = match send(&gw, &route, &request).await {
+        Ok(response) => response,
+        Err(e) => {
+            release(reservation).await;
+            return Err(e);
+        }
+    };
+    let status = upstream.status();
+    if !status.is_success() {
+        // The upstream refused the call: nothing is charged, its error goes back as sent.
+        release(reservation).await;
+        let headers = upstream.headers().clone();
+        let body = upstream.bytes().await.unwrap_or_default();
+        return Ok(passthrough(status, &headers, body));
+    }
+    if stream {
+        let mut headers = HeaderMap::new();
+        copy_content_type(upstream.headers(), &mut headers);
+        let meter = StreamMeter::new(reservation, Provider::OpenAi);
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+        tokio::spawn(pump(upstream, meter, tx, !client_wants_usage));
+        let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        }));
+        let mut response = Response::new(body);
+        *response.headers_mut() = headers;
+        return Ok(response);
+    }
+    let headers = upstream.headers().clone();
+    let bytes = match upstream.bytes().await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // The upstream ran the call, its answer was lost: charged at the estimate.
+            record_estimate(reservation, "the upstream's body could not be read").await;
+            return Err(upstream_error(&e));
+        }
+    };
+    match extract_usage_from_slice(Provider::OpenAi, &bytes) {
+        Ok(usage) => {
+            if let Err(e) = reservation.record(usage, false).await {
+                tracing::error!(target: "ai_metering", error = %e, "a completed call could not be recorded");
+                return Err(ApiError::server(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The call completed but its usage could not be recorded.",
+                ));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(target: "ai_metering", error = %e, "the upstream reported no usable usage");
+            record_estimate(reservation, "the upstream reported no usable usage").await;
+        }
+    }
+    Ok(passthrough(status, &headers, bytes))
+}
+
+/// Calls the upstream.
+async fn send<S: Store + ApiKeyStore>(
+    gw: &Gateway<S>,
+    route: &Route<'_>,
+    body: &Value,
+) -> Result<reqwest::Response, ApiError> {
+    let mut call = gw
+        .client
+        .post(format!("{}/chat/completions", route.upstream.base_url))
+        .timeout(route.upstream.timeout)
+        .json(body);
+    if let Some(var) = &route.upstream.api_key_env {
+        match (gw.keys)(var) {
+            Some(secret) => call = call.bearer_auth(secret),
+            None => {
+                return Err(ApiError::server(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "The upstream `{}` has no API key: {var} is not set.",
+                        route.upstream_name
+                    ),
+                ));
+            }
+        }
+    }
+    call.send().await.map_err(|e| upstream_error(&e))
+}
+
+/// 504 for a timeout, 502 for anything else that kept the upstream from answering.
+fn upstream_error(e: &reqwest::Error) -> ApiError {
+    if e.is_timeout() {
+        ApiError::server(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The upstream did not answer in time.",
+        )
+    } else {
+        ApiError::server(
+            StatusCode::BAD_GATEWAY,
+            format!("The upstream could not be reached: {e}"),
+        )
+    }
+}
+
+fn copy_content_type(from: &reqwest::header::HeaderMap, to: &mut HeaderMap) {
+    if let Some(v) = from
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+    {
+        to.insert(header::CONTENT_TYPE, v);
+    }
+}
+
+/// The upstream's answer as it sent it: status, content type and body.
+fn passthrough(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    copy_content_type(headers, response.headers_mut());
+    response
+}
+
+async fn release<S: Store>(reservation: ai_metering_core::Reservation<S>) {
+    if let Err(e) = reservation.release().await {
+        // The reservation expires on its own; the log says why it outlived its call.
+        tracing::warn!(target: "ai_metering", error = %e, "a reservation could not be released");
+    }
+}
+
+async fn record_estimate<S: Store>(reservation: ai_metering_core::Reservation<S>, why: &str) {
+    match reservation.estimate_usage() {
+        Some(usage) => {
+            if let Err(e) = reservation.record(usage, true).await {
+                tracing::error!(target: "ai_metering", error = %e, why, "an estimated call could not be recorded");
+            }
+        }
+        None => release(reservation).await,
+    }
+}
+
+/// Streams the upstream's events to the client, metering them; stops (cancelling the
+/// upstream call) when the client goes away. The meter records what was streamed either way.
+async fn pump<S: Store>(
+    mut upstream: reqwest::Response,
+    mut meter: StreamMeter<S>,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    strip_usage: bool,
+) {
+    let mut events = EventSplitter::default();
+    loop {
+        let chunk = match upstream.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(target: "ai_metering", error = %e, "the upstream stream broke off");
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                break;
+            }
+        };
+        if let Err(e) = meter.push_bytes(&chunk) {
+            tracing::warn!(target: "ai_metering", error = %e, "an upstream event could not be read");
+        }
+        let out = if strip_usage {
+            events.push(&chunk)
+        } else {
+            chunk
+        };
+        if !out.is_empty() && tx.send(Ok(out)).await.is_err() {
+            // The client went away: dropping the meter records what was streamed, dropping
+            // the upstream response cancels the call.
+            return;
+        }
+    }
+    let rest = events.finish();
+    if !rest.is_empty() {
+        let _ = tx.send(Ok(rest)).await;
+    }
+    drop(tx);
+    if let Err(e) = meter.finish().await {
+        tracing::error!(target: "ai_metering", error = %e, "a streamed call could not be recorded");
+    }
+}
+
+/// Splits server-sent events and drops the usage-only chunk (`choices: []` with a `usage`)
+/// that the gateway asked for on the client's behalf.
+#[derive(Default)]
+struct EventSplitter {
+    buffer: Vec<u8>,
+}
+
+impl EventSplitter {
+    /// The complete events in `chunk` (with what was buffered), minus the usage chunk.
+    fn push(&mut self, chunk: &[u8]) -> Bytes {
+        self.buffer.extend_from_slice(chunk);
+        let mut out = Vec::with_capacity(self.buffer.len());
+        let mut start = 0;
+        while let Some((end, sep)) = find_event_end(&self.buffer[start..]) {
+            let event = &self.buffer[start..start + end];
+            if !is_usage_chunk(event) {
+                out.extend_from_slice(&self.buffer[start..start + end + sep]);
+            }
+            start += end + sep;
+        }
+        self.buffer.drain(..start);
+        Bytes::from(out)
+    }
+
+    /// What is left at the end of the stream (an event without its blank line).
+    fn finish(self) -> Bytes {
+        if is_usage_chunk(&self.buffer) {
+            Bytes::new()
+        } else {
+            Bytes::from(self.buffer)
+        }
+    }
+}
+
+/// The end of the first event in `bytes` and the length of the blank line after it.
+fn find_event_end(bytes: &[u8]) -> Option<(usize, usize)> {
+    (0..bytes.len()).find_map(|i| {
+        if bytes[i..].starts_with(b"\r\n\r\n") {
+            Some((i, 4))
+        } else if bytes[i..].starts_with(b"\n\n") {
+            Some((i, 2))
+        } else {
+            None
+        }
+    })
+}
+
+fn is_usage_chunk(event: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(event) else {
+        return false;
+    };
+    let data: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim_start)
+        .collect();
+    let Ok(value) = serde_json::from_str::<Value>(&data) else {
+        return false;
+    };
+    value
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+        && value.get("usage").is_some_and(Value::is_object)
+}
+
+/// A metering refusal in OpenAI's terms.
+fn metering_error(e: Error) -> ApiError {
+    match e {
+        Error::LimitExceeded { check } => {
+            let which = check.exceeded.map_or("usage", |k| k.as_str());
+            let retry = check
+                .reset_at
+                .map(|at| u64::try_from((at - Utc::now()).num_seconds().max(1)).unwrap_or(1));
+            ApiError::insufficient_quota(
+                format!(
+                    "You exceeded your current quota: the {which} limit for this period would be exceeded by this request."
+                ),
+                retry,
+            )
+        }
+        Error::InsufficientCredits {
+            required,
+            available,
+        } => ApiError::insufficient_quota(
+            format!(
+                "You exceeded your current quota: this request needs about {} {}, the credit balance has {available}.",
+                required.amount, required.currency
+            ),
+            None,
+        ),
+        Error::UnknownModel { model, .. } => ApiError::invalid_request(format!(
+            "The model `{}` has no price, so its calls cannot be metered.",
+            shorten(&model)
+        )),
+        Error::CallInFlight { .. } => ApiError::busy(
+            "Another request of this account without max_tokens is in progress, and its usage cannot be estimated yet. Retry in a second, or set max_tokens.",
+        ),
+        Error::IdempotencyKeyInFlight { .. } => {
+            ApiError::invalid_request("A request with this idempotency key is in progress.")
+                .with_status(StatusCode::CONFLICT)
+        }
+        Error::Store(e) => {
+            tracing::error!(target: "ai_metering", error = %e, "the usage store failed");
+            let status = if e.kind() == StoreErrorKind::Unavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            ApiError::server(status, "The usage store failed; nothing was charged.")
+        }
+        other => {
+            tracing::error!(target: "ai_metering", error = %other, "metering a call failed");
+            ApiError::server(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Metering the call failed.",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_chunk_is_dropped_whatever_the_chunking() {
+        let stream = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n\
+                      data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n\
+                      data: [DONE]\n\n";
+        let expected = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n";
+        for size in [1, 2, 5, 17, stream.len()] {
+            let mut s = EventSplitter::default();
+            let mut out = Vec::new();
+            for chunk in stream.as_bytes().chunks(size) {
+                out.extend_from_slice(&s.push(chunk));
+            }
+            out.extend_from_slice(&s.finish());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                expected,
+                "chunks of {size}"
+            );
+        }
+        // CRLF framing, and an unterminated last event, are kept as sent.
+        let mut s = EventSplitter::default();
+        let out = s.push(b"data: {\"choices\":[{}]}\r\n\r\ndata: [DONE]");
+        assert_eq!(&out[..], b"data: {\"choices\":[{}]}\r\n\r\n");
+        assert_eq!(&s.finish()[..], b"data: [DONE]");
+    }
+}

@@ -1,0 +1,380 @@
+//! The gateway end to end: an in-process mock upstream answering with the recorded provider
+//! responses in `../shared/fixtures/providers`, the gateway in front of it, and reqwest as
+//! the client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ai_metering_core::keys::{ApiKeyStore, NewApiKey, create_api_key};
+use ai_metering_core::plan::{Plan, Subscription};
+use ai_metering_core::store::{
+    MemoryStore, Page, PlanStore, SubscriptionStore, UsageFilter, UsageStore,
+};
+use ai_metering_core::{Billable, Metering};
+use ai_metering_gateway::{Gateway, GatewayConfig};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// What the mock upstream received.
+type Seen = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+/// The recorded responses, or `None` (the test is skipped, or fails in CI) without them.
+fn fixtures(test: &str) -> Option<PathBuf> {
+    ai_metering_test_env::shared_path(test, "fixtures/providers")
+}
+
+/// A mock OpenAI: the first message's content picks the answer: `plain` (a recorded
+/// completion), `stream` (a recorded stream with usage), `refuse` (a 429 in OpenAI's shape).
+async fn mock_upstream(dir: PathBuf) -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    async fn chat(
+        State((dir, seen)): State<(PathBuf, Seen)>,
+        headers: axum::http::HeaderMap,
+        axum::Json(body): axum::Json<Value>,
+    ) -> Response {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap().to_owned());
+        seen.lock().unwrap().push((auth, body.clone()));
+        match body["messages"][0]["content"].as_str().unwrap_or_default() {
+            "stream" => (
+                [(header::CONTENT_TYPE, "text/event-stream")],
+                std::fs::read(dir.join("openai_chat_stream_include_usage.sse")).unwrap(),
+            )
+                .into_response(),
+            "refuse" => (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})),
+            )
+                .into_response(),
+            _ => (
+                [(header::CONTENT_TYPE, "application/json")],
+                std::fs::read(dir.join("openai_chat_plain.json")).unwrap(),
+            )
+                .into_response(),
+        }
+    }
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state((dir, Arc::clone(&seen)));
+    (serve(app).await, seen)
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+struct Fixture {
+    url: String,
+    metering: Metering<MemoryStore>,
+    seen: Seen,
+    key: String,
+    who: Billable,
+}
+
+/// The gateway over a MemoryStore, routing `fast` to `gpt-4o-mini` on the mock upstream,
+/// with one key for team:acme allowed `fast` only.
+async fn gateway(dir: PathBuf, upstream: Option<SocketAddr>) -> Fixture {
+    let (addr, seen) = match upstream {
+        Some(addr) => (addr, Seen::default()),
+        None => mock_upstream(dir).await,
+    };
+    let config = GatewayConfig::from_toml(&format!(
+        r#"
+[gateway.upstreams.mock]
+base_url = "http://{addr}/v1"
+api_key_env = "MOCK_KEY"
+[gateway.models]
+"fast" = {{ upstream = "mock", model = "gpt-4o-mini" }}
+"other" = {{ upstream = "mock", model = "gpt-4o" }}
+"#
+    ))
+    .unwrap();
+    let metering = Metering::new(MemoryStore::new());
+    let who = Billable::new("team", "acme");
+    let issued = create_api_key(
+        metering.store(),
+        &NewApiKey::new(who.clone(), "test").with_models(["fast"]),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let app = Gateway::new(metering.clone(), config)
+        .with_key_source(|name| (name == "MOCK_KEY").then(|| "sk-upstream".to_owned()))
+        .router();
+    let url = format!("http://{}", serve(app).await);
+    Fixture {
+        url,
+        metering,
+        seen,
+        key: issued.secret().to_owned(),
+        who,
+    }
+}
+
+fn chat(content: &str, stream: bool) -> Value {
+    json!({"model": "fast", "max_tokens": 50, "stream": stream,
+           "messages": [{"role": "user", "content": content}]})
+}
+
+async fn rows(f: &Fixture) -> Vec<ai_metering_core::store::UsageRecord> {
+    f.metering
+        .store()
+        .query_usage(&UsageFilter::for_billable(f.who.clone()), Page::first(10))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_plain_completion_passes_through_and_is_settled_from_its_usage() {
+    let Some(dir) = fixtures("a_plain_completion_passes_through_and_is_settled_from_its_usage")
+    else {
+        return;
+    };
+    let f = gateway(dir.clone(), None).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/v1/chat/completions", f.url))
+        .bearer_auth(&f.key)
+        .json(&chat("plain", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    // Byte for byte what the upstream sent.
+    assert_eq!(
+        &body[..],
+        &std::fs::read(dir.join("openai_chat_plain.json")).unwrap()[..]
+    );
+    // The upstream got the alias's target and the upstream's own key, never the client's.
+    let seen = f.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].0.as_deref(), Some("Bearer sk-upstream"));
+    assert_eq!(seen[0].1["model"], "gpt-4o-mini");
+    // Settled from the recorded usage (15 in, 19 out), not the estimate.
+    let rows = rows(&f).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0].entry;
+    assert_eq!(
+        (row.usage.input_tokens(), row.usage.output_tokens()),
+        (15, 19)
+    );
+    assert!(!row.estimated);
+    assert_eq!(
+        (row.provider.as_str(), row.model.as_str()),
+        ("openai", "gpt-4o-mini")
+    );
+    assert!(row.cost.total > rust_decimal::Decimal::ZERO);
+}
+
+#[tokio::test]
+async fn a_stream_is_settled_from_its_usage_chunk_which_the_client_did_not_ask_for() {
+    let Some(dir) = fixtures("a_stream_is_settled_from_its_usage_chunk") else {
+        return;
+    };
+    let f = gateway(dir, None).await;
+    let client = reqwest::Client::new();
+    for (ask, expect_usage_chunk) in [(false, false), (true, true)] {
+        let mut body = chat("stream", true);
+        if ask {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        let response = client
+            .post(format!("{}/v1/chat/completions", f.url))
+            .bearer_auth(&f.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE.as_str()],
+            "text/event-stream"
+        );
+        let text = response.text().await.unwrap();
+        assert!(text.contains("data: [DONE]"), "{text}");
+        assert_eq!(
+            text.contains("\"choices\":[],"),
+            expect_usage_chunk,
+            "asked for usage: {ask}\n{text}"
+        );
+    }
+    // The upstream was always asked for the usage.
+    for (_, sent) in f.seen.lock().unwrap().iter() {
+        assert_eq!(sent["stream_options"]["include_usage"], true);
+    }
+    let rows = rows(&f).await;
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert!(!r.entry.estimated, "{r:?}");
+        assert!(r.entry.usage.total_tokens() > 0);
+    }
+}
+
+#[tokio::test]
+async fn keys_models_and_upstream_refusals_are_answered_in_openai_shape_and_charge_nothing() {
+    let Some(dir) = fixtures("keys_models_and_upstream_refusals") else {
+        return;
+    };
+    let f = gateway(dir, None).await;
+    let client = reqwest::Client::new();
+    let post = |key: Option<&str>, body: Value| {
+        let mut r = client
+            .post(format!("{}/v1/chat/completions", f.url))
+            .json(&body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    // No key, a wrong key, a model the key may not call, a model with no route.
+    let r = post(None, chat("plain", false)).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "invalid_api_key");
+    let wrong = format!("{}0", &f.key[..f.key.len() - 1]);
+    let wrong = if wrong == f.key {
+        format!("{}1", &f.key[..f.key.len() - 1])
+    } else {
+        wrong
+    };
+    assert_eq!(
+        post(Some(&wrong), chat("plain", false))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let mut other = chat("plain", false);
+    other["model"] = json!("other");
+    let r = post(Some(&f.key), other).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let mut nowhere = chat("plain", false);
+    nowhere["model"] = json!("x".repeat(5_000));
+    let r = post(Some(&f.key), nowhere).await.unwrap();
+    // Not allowed for this key either way; the message does not echo 5,000 characters.
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().len() < 1_000);
+
+    // The upstream's own refusal passes through, and nothing is charged or held.
+    let r = post(Some(&f.key), chat("refuse", false)).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "rate_limit_exceeded");
+    assert!(rows(&f).await.is_empty());
+    // Models: only what the key may call.
+    let models: Value = client
+        .get(format!("{}/v1/models", f.url))
+        .bearer_auth(&f.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["fast"]);
+    assert_eq!(
+        client
+            .get(format!("{}/v1/models", f.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // Health and readiness need no key; a revoked key stops working.
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            client
+                .get(format!("{}{path}", f.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let id = f.key.split('_').nth(1).unwrap();
+    assert!(
+        f.metering
+            .store()
+            .revoke_api_key(id, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        post(Some(&f.key), chat("plain", false))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn over_quota_is_refused_before_the_upstream_runs_and_an_unreachable_upstream_is_a_502() {
+    let Some(dir) = fixtures("over_quota_is_refused_before_the_upstream_runs") else {
+        return;
+    };
+    let f = gateway(dir.clone(), None).await;
+    f.metering
+        .store()
+        .upsert_plan(&Plan::new("tiny", "Tiny").with_token_limit(40))
+        .await
+        .unwrap();
+    f.metering
+        .store()
+        .insert_subscription(&Subscription::new(
+            f.who.clone(),
+            "tiny",
+            chrono::Utc::now() - chrono::Duration::days(1),
+        ))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    // max_tokens 50 alone is past the 40-token limit: refused, upstream never called.
+    let r = client
+        .post(format!("{}/v1/chat/completions", f.url))
+        .bearer_auth(&f.key)
+        .json(&chat("plain", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "insufficient_quota");
+    assert!(f.seen.lock().unwrap().is_empty());
+
+    // An upstream nobody listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let g = gateway(dir, Some(closed)).await;
+    let r = client
+        .post(format!("{}/v1/chat/completions", g.url))
+        .bearer_auth(&g.key)
+        .json(&chat("plain", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "server_error");
+    assert!(rows(&g).await.is_empty());
+}
