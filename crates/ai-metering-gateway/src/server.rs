@@ -380,7 +380,12 @@ async fn pump<S: Store>(
 ) {
     let mut events = EventSplitter::default();
     loop {
-        let chunk = match upstream.chunk().await {
+        let next = tokio::select! {
+            next = upstream.chunk() => next,
+            // The client went away while the upstream was quiet.
+            () = tx.closed() => return,
+        };
+        let chunk = match next {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
             Err(e) => {

@@ -5,7 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
 
 use ai_metering_core::keys::{ApiKeyStore, NewApiKey, create_api_key};
 use ai_metering_core::plan::{Plan, Subscription};
@@ -21,6 +24,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+/// Sets its flag when dropped: the mock's endless stream was cancelled.
+struct Dropped(Arc<AtomicBool>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// What the mock upstream received.
 type Seen = Arc<Mutex<Vec<(Option<String>, Value)>>>;
 
@@ -31,10 +43,11 @@ fn fixtures(test: &str) -> Option<PathBuf> {
 
 /// A mock OpenAI: the first message's content picks the answer: `plain` (a recorded
 /// completion), `stream` (a recorded stream with usage), `refuse` (a 429 in OpenAI's shape).
-async fn mock_upstream(dir: PathBuf) -> (SocketAddr, Seen) {
+async fn mock_upstream(dir: PathBuf) -> (SocketAddr, Seen, Arc<AtomicBool>) {
     let seen: Seen = Arc::default();
+    let cancelled = Arc::new(AtomicBool::new(false));
     async fn chat(
-        State((dir, seen)): State<(PathBuf, Seen)>,
+        State((dir, seen, dropped)): State<(PathBuf, Seen, Arc<AtomicBool>)>,
         headers: axum::http::HeaderMap,
         axum::Json(body): axum::Json<Value>,
     ) -> Response {
@@ -48,6 +61,29 @@ async fn mock_upstream(dir: PathBuf) -> (SocketAddr, Seen) {
                 std::fs::read(dir.join("openai_chat_stream_include_usage.sse")).unwrap(),
             )
                 .into_response(),
+            "endless" => {
+                // The recorded stream's first events, then nothing more, ever: only the
+                // gateway giving up on it ends it, which `Dropped` reports.
+                let text = std::fs::read_to_string(dir.join("openai_chat_stream_include_usage.sse"))
+                    .unwrap();
+                let first: Vec<Result<String, std::io::Error>> = text
+                    .split("\n\n")
+                    .take(3)
+                    .map(|e| Ok(format!("{e}\n\n")))
+                    .collect();
+                let guard = Dropped(Arc::clone(&dropped));
+                let body = futures_util::stream::iter(first)
+                    .chain(futures_util::stream::pending())
+                    .map(move |e| {
+                        let _ = &guard;
+                        e
+                    });
+                (
+                    [(header::CONTENT_TYPE, "text/event-stream")],
+                    axum::body::Body::from_stream(body),
+                )
+                    .into_response()
+            }
             "refuse" => (
                 StatusCode::TOO_MANY_REQUESTS,
                 axum::Json(json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})),
@@ -62,8 +98,8 @@ async fn mock_upstream(dir: PathBuf) -> (SocketAddr, Seen) {
     }
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
-        .with_state((dir, Arc::clone(&seen)));
-    (serve(app).await, seen)
+        .with_state((dir, Arc::clone(&seen), Arc::clone(&cancelled)));
+    (serve(app).await, seen, cancelled)
 }
 
 async fn serve(app: Router) -> SocketAddr {
@@ -77,6 +113,8 @@ struct Fixture {
     url: String,
     metering: Metering<MemoryStore>,
     seen: Seen,
+    /// Set when the mock's endless stream was dropped.
+    cancelled: Arc<AtomicBool>,
     key: String,
     who: Billable,
 }
@@ -84,8 +122,8 @@ struct Fixture {
 /// The gateway over a MemoryStore, routing `fast` to `gpt-4o-mini` on the mock upstream,
 /// with one key for team:acme allowed `fast` only.
 async fn gateway(dir: PathBuf, upstream: Option<SocketAddr>) -> Fixture {
-    let (addr, seen) = match upstream {
-        Some(addr) => (addr, Seen::default()),
+    let (addr, seen, cancelled) = match upstream {
+        Some(addr) => (addr, Seen::default(), Arc::default()),
         None => mock_upstream(dir).await,
     };
     let config = GatewayConfig::from_toml(&format!(
@@ -116,6 +154,7 @@ api_key_env = "MOCK_KEY"
         url,
         metering,
         seen,
+        cancelled,
         key: issued.secret().to_owned(),
         who,
     }
@@ -377,4 +416,46 @@ async fn over_quota_is_refused_before_the_upstream_runs_and_an_unreachable_upstr
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["type"], "server_error");
     assert!(rows(&g).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_upstream_and_pays_for_what_was_streamed() {
+    let Some(dir) = fixtures("a_client_that_goes_away_cancels_the_upstream") else {
+        return;
+    };
+    let f = gateway(dir, None).await;
+    let mut response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", f.url))
+        .bearer_auth(&f.key)
+        .json(&chat("endless", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "), "{first:?}");
+    drop(response);
+    // Polls for the two effects of the disconnect (no timing is asserted).
+    let mut recorded = Vec::new();
+    for _ in 0..1_000 {
+        recorded = rows(&f).await;
+        if f.cancelled.load(Ordering::SeqCst) && !recorded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        f.cancelled.load(Ordering::SeqCst),
+        "the upstream call was not cancelled"
+    );
+    assert_eq!(recorded.len(), 1, "the streamed part was not charged");
+    let row = &recorded[0].entry;
+    assert!(
+        row.estimated,
+        "no usage came: the charge is an estimate, flagged"
+    );
+    assert!(
+        row.usage.output_tokens() > 0 && row.usage.input_tokens() > 0,
+        "{row:?}"
+    );
 }
