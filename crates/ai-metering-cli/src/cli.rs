@@ -72,6 +72,10 @@ pub enum Command {
     /// Credit wallets: add credits, show a balance.
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// Run the metering gateway of the configuration file's `[gateway]` table: an
+    /// OpenAI-compatible API in front of the configured upstreams, authenticated by the
+    /// keys of `keys create`.
+    Serve(ServeArgs),
     /// API keys for a metering gateway: create (the key is shown once), list, revoke.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -332,6 +336,14 @@ pub struct WalletBalanceArgs {
     /// How many recent transactions to show.
     #[arg(long, default_value_t = 10)]
     pub transactions: u64,
+}
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen on this address instead of `gateway.listen`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `keys` subcommands.

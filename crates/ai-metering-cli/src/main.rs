@@ -84,6 +84,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Gdpr(cmd) => commands::gdpr::run(&ctx, cmd).await,
         Command::Wallet(cmd) => commands::wallet::run(&ctx, cmd).await,
         Command::Keys(cmd) => commands::keys::run(&ctx, cmd).await,
+        Command::Serve(args) => commands::serve::run(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
     }
 }

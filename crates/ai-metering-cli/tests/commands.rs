@@ -814,6 +814,103 @@ async fn api_keys_are_created_listed_and_revoked_never_storing_the_secret() {
     ws.fails(&["keys", "create", "team:acme", "--name", " "], 2, "name");
 }
 
+#[test]
+fn validate_checks_the_gateway_table_with_lines_and_serve_needs_one() {
+    let ws = Workspace::migrated();
+    ws.fails(&["serve"], 2, "[gateway] table");
+    let config = ws.path("ai-metering.toml");
+    std::fs::write(
+        &config,
+        "[gateway.upstreams.openai]\nbase_url = \"https://api.openai.com/v1\"\n\n[gateway.models]\n\"fast\" = { upstream = \"nowhere\" }\n",
+    )
+    .unwrap();
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains(
+            "line 5: gateway.models.fast.upstream: no upstream named \"nowhere\" (known: openai)"
+        ),
+        "{all}"
+    );
+    ws.fails(&["serve"], 2, "line 5: gateway.models.fast.upstream");
+
+    std::fs::write(
+        &config,
+        "[gateway.upstreams.openai]\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"UPSTREAM_KEY\"\n\n[gateway.models]\n\"fast\" = { upstream = \"openai\", model = \"gpt-4o-mini\" }\n",
+    )
+    .unwrap();
+    let r = ws.ok(&["validate"]);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("1 upstream(s), 1 model route(s)"), "{all}");
+    assert!(all.contains("UPSTREAM_KEY is not set"), "{all}");
+    // The other commands are not disturbed by the gateway's table.
+    ws.ok(&["plans", "list"]);
+}
+
+#[test]
+fn serve_answers_with_the_keys_of_keys_create() {
+    use std::io::{Read, Write};
+    let ws = Workspace::migrated();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        ws.path("ai-metering.toml"),
+        "[gateway.upstreams.local]\nbase_url = \"http://127.0.0.1:9/v1\"\n\n[gateway.models]\n\"fast\" = { upstream = \"local\", model = \"gpt-4o-mini\" }\n",
+    )
+    .unwrap();
+    let key = ws
+        .ok(&["keys", "create", "team:acme", "--format", "json"])
+        .json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_ai-metering"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(ws.dir.path())
+        .env_clear()
+        .env("AI_METERING_DATABASE_URL", &ws.url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str, key: Option<&str>| -> Option<String> {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        c.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    // Polls until the server is up (no timing is asserted).
+    let mut health = None;
+    for _ in 0..500 {
+        health = get("/healthz", None);
+        if health.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let models = get("/v1/models", Some(&key));
+    let anonymous = get("/v1/models", None);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(health.unwrap().starts_with("HTTP/1.1 200"));
+    let models = models.unwrap();
+    assert!(
+        models.starts_with("HTTP/1.1 200") && models.contains("\"fast\""),
+        "{models}"
+    );
+    assert!(anonymous.unwrap().starts_with("HTTP/1.1 401"));
+}
+
 /// One call of `who` through the store's money path: a reservation holding $1, settled
 /// with its debit and, past 100 tokens, an overage row.
 async fn settled_call(store: &ai_metering_seaorm::SeaOrmStore, who: &Billable, hour: u32) {

@@ -10,6 +10,7 @@ pub mod migrate;
 pub mod migrate_plan;
 pub mod plans;
 pub mod report;
+pub mod serve;
 pub mod sync_overages;
 pub mod validate;
 pub mod wallet;

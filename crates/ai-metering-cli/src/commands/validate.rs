@@ -59,6 +59,7 @@ fn check_config(config: &Config, f: &mut Findings) {
         f.warnings
             .push(format!("{key} is set but has no effect: {reason}"));
     }
+    check_gateway(config, f);
     let catalog = ai_metering_core::pricing::PriceCatalog::builtin();
     let provider = config.default_provider.as_str();
     if catalog.iter().any(|(p, _, _)| p == provider) {
@@ -71,6 +72,34 @@ fn check_config(config: &Config, f: &mut Findings) {
             "default_provider {:?} has no prices in the catalog",
             config.default_provider
         ));
+    }
+}
+
+/// The file's `[gateway]` table, when it has one: errors with their line and field, and the
+/// upstream keys missing from the environment.
+fn check_gateway(config: &Config, f: &mut Findings) {
+    let Some((path, text)) = &config.file else {
+        return;
+    };
+    let has_table = text
+        .parse::<toml::Table>()
+        .is_ok_and(|t| t.contains_key(crate::config::GATEWAY_TABLE));
+    if !has_table {
+        return;
+    }
+    match ai_metering_gateway::GatewayConfig::from_toml(text) {
+        Err(e) => f.errors.push(format!("{}: {e}", path.display())),
+        Ok(gateway) => {
+            f.passed.push(format!(
+                "gateway: {} upstream(s), {} model route(s), listening on {}",
+                gateway.upstreams.len(),
+                gateway.models.len(),
+                gateway.listen
+            ));
+            for missing in gateway.missing_keys(|name| std::env::var(name).ok()) {
+                f.warnings.push(format!("{}: {missing}", path.display()));
+            }
+        }
     }
 }
 

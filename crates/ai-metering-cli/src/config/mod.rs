@@ -185,6 +185,9 @@ pub struct Config {
     pub log_level: String,
     /// Every key's effective text and origin, for `ai-metering config` and `validate`.
     pub settings: BTreeMap<&'static str, (String, Origin)>,
+    /// The configuration file read, with its text: its `[gateway]` table is the gateway's
+    /// (`ai-metering serve`), read by `ai_metering_gateway::GatewayConfig`.
+    pub file: Option<(PathBuf, String)>,
 }
 
 impl Config {
@@ -210,6 +213,7 @@ impl Config {
             settings.insert(key.name, (text, origin));
         }
         let mut config = Self::from_settings(settings)?;
+        config.file = file.map(|f| (f.path, f.text));
         // The settings are for display: never keep the secret there.
         if let Some((secret, _)) = config.settings.get_mut("billing.stripe.secret")
             && !secret.is_empty()
@@ -311,6 +315,7 @@ impl Config {
             logging_enabled: boolean("logging.enabled")?,
             log_level: word("logging.level")?,
             settings,
+            file: None,
         })
     }
 
@@ -345,10 +350,14 @@ impl Config {
     }
 }
 
+/// The table of the configuration file that `ai-metering serve` reads.
+pub const GATEWAY_TABLE: &str = "gateway";
+
 /// A parsed configuration file: dotted key -> text.
 struct FileValues {
     path: PathBuf,
     values: BTreeMap<String, String>,
+    text: String,
 }
 
 fn read_file(path: &Path) -> Result<FileValues, ConfigError> {
@@ -363,6 +372,9 @@ fn read_file(path: &Path) -> Result<FileValues, ConfigError> {
             reason: e.message().to_owned(),
         })?;
     let mut values = BTreeMap::new();
+    // The gateway's table is the gateway's to read and check (`ai-metering validate`).
+    let mut table = table;
+    table.remove(GATEWAY_TABLE);
     flatten(path, "", &table, &mut values)?;
     for key in values.keys() {
         if keys::find(key).is_none() {
@@ -375,6 +387,7 @@ fn read_file(path: &Path) -> Result<FileValues, ConfigError> {
     Ok(FileValues {
         path: path.to_owned(),
         values,
+        text,
     })
 }
 

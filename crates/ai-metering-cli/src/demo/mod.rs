@@ -112,7 +112,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM on Unix (containers, process managers).
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
