@@ -16,8 +16,7 @@
 //! the `[gateway]` table of `ai-metering.toml` ([`GatewayConfig`]).
 //!
 //! Not there yet (issue #15): the Responses, Anthropic Messages and embeddings endpoints,
-//! `/metrics`, quota headers on the gateway's responses, the dashboard behind a login, and
-//! `ai-metering serve`.
+//! `/metrics`, the dashboard behind a login, and the demo as `serve`.
 #![warn(missing_docs)]
 
 mod config;

@@ -8,6 +8,7 @@ use ai_metering_core::keys::{ApiKey, ApiKeyStore, KeyError, authenticate};
 use ai_metering_core::provider::{Provider, extract_usage_from_slice};
 use ai_metering_core::store::{Store, StoreErrorKind};
 use ai_metering_core::{Error, Metering, StreamMeter};
+use ai_metering_tower::{HeaderStyle, write_quota_headers};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
@@ -214,6 +215,19 @@ async fn chat_completions<S: Store + ApiKeyStore>(
         meter = meter.tenant(tenant.clone());
     }
     let reservation = meter.begin().await.map_err(metering_error)?;
+    // What is left once this call is reserved: the layer's quota headers, on every answer.
+    let quota = {
+        let mut headers = HeaderMap::new();
+        write_quota_headers(
+            reservation.check(),
+            reservation.entitlement().period.as_ref(),
+            gw.metering.catalog().currency(),
+            HeaderStyle::default(),
+            gw.metering.now(),
+            &mut headers,
+        );
+        headers
+    };
 
     request["model"] = json!(route.model);
     let client_wants_usage = stream
@@ -245,7 +259,7 @@ async fn chat_completions<S: Store + ApiKeyStore>(
         release(reservation).await;
         let headers = upstream.headers().clone();
         let body = upstream.bytes().await.unwrap_or_default();
-        return Ok(passthrough(status, &headers, body));
+        return Ok(with_headers(passthrough(status, &headers, body), quota));
     }
     if stream {
         let mut headers = HeaderMap::new();
@@ -258,7 +272,7 @@ async fn chat_completions<S: Store + ApiKeyStore>(
         }));
         let mut response = Response::new(body);
         *response.headers_mut() = headers;
-        return Ok(response);
+        return Ok(with_headers(response, quota));
     }
     let headers = upstream.headers().clone();
     let bytes = match upstream.bytes().await {
@@ -284,7 +298,12 @@ async fn chat_completions<S: Store + ApiKeyStore>(
             record_estimate(reservation, "the upstream reported no usable usage").await;
         }
     }
-    Ok(passthrough(status, &headers, bytes))
+    Ok(with_headers(passthrough(status, &headers, bytes), quota))
+}
+
+fn with_headers(mut response: Response, extra: HeaderMap) -> Response {
+    response.headers_mut().extend(extra);
+    response
 }
 
 /// Calls the upstream.

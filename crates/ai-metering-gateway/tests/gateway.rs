@@ -160,6 +160,20 @@ api_key_env = "MOCK_KEY"
     }
 }
 
+/// Subscribes the fixture's billable to `plan` from yesterday on.
+async fn subscribe(f: &Fixture, plan: Plan) {
+    let store = f.metering.store();
+    store.upsert_plan(&plan).await.unwrap();
+    store
+        .insert_subscription(&Subscription::new(
+            f.who.clone(),
+            plan.slug.clone(),
+            chrono::Utc::now() - chrono::Duration::days(1),
+        ))
+        .await
+        .unwrap();
+}
+
 fn chat(content: &str, stream: bool) -> Value {
     json!({"model": "fast", "max_tokens": 50, "stream": stream,
            "messages": [{"role": "user", "content": content}]})
@@ -180,6 +194,7 @@ async fn a_plain_completion_passes_through_and_is_settled_from_its_usage() {
         return;
     };
     let f = gateway(dir.clone(), None).await;
+    subscribe(&f, Plan::new("pro", "Pro").with_token_limit(10_000)).await;
     let client = reqwest::Client::new();
     let response = client
         .post(format!("{}/v1/chat/completions", f.url))
@@ -189,6 +204,14 @@ async fn a_plain_completion_passes_through_and_is_settled_from_its_usage() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // The layer's quota headers: what is left once the call's estimate is reserved.
+    let left: u64 = response.headers()["x-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((9_000..10_000).contains(&left), "{left}");
+    assert!(response.headers().contains_key("ratelimit-policy"));
     let body = response.bytes().await.unwrap();
     // Byte for byte what the upstream sent.
     assert_eq!(
@@ -371,20 +394,7 @@ async fn over_quota_is_refused_before_the_upstream_runs_and_an_unreachable_upstr
         return;
     };
     let f = gateway(dir.clone(), None).await;
-    f.metering
-        .store()
-        .upsert_plan(&Plan::new("tiny", "Tiny").with_token_limit(40))
-        .await
-        .unwrap();
-    f.metering
-        .store()
-        .insert_subscription(&Subscription::new(
-            f.who.clone(),
-            "tiny",
-            chrono::Utc::now() - chrono::Duration::days(1),
-        ))
-        .await
-        .unwrap();
+    subscribe(&f, Plan::new("tiny", "Tiny").with_token_limit(40)).await;
     let client = reqwest::Client::new();
     // max_tokens 50 alone is past the 40-token limit: refused, upstream never called.
     let r = client

@@ -221,6 +221,34 @@ impl IetfFields {
     }
 }
 
+/// Writes the quota headers of `check` (the limits in force for `period`, cost in
+/// `currency`) in `style` to `headers`, as of `now`: what [`QuotaLayer`](crate::QuotaLayer)
+/// adds to its responses, for a service that meters without the layer (a gateway that
+/// reserves each call itself).
+///
+/// ```
+/// use ai_metering_core::Currency;
+/// use ai_metering_core::limit::{Limits, Thresholds, UsageTotals, evaluate};
+/// use ai_metering_tower::{HeaderStyle, write_quota_headers};
+/// let limits = Limits { tokens: Some(1_000), cost: None };
+/// let used = UsageTotals::new(250, Default::default());
+/// let check = evaluate(&limits, used, UsageTotals::ZERO, &Thresholds::default());
+/// let mut headers = http::HeaderMap::new();
+/// write_quota_headers(&check, None, Currency::USD, HeaderStyle::Original, chrono::Utc::now(), &mut headers);
+/// assert_eq!(headers["x-remaining-tokens"], "750");
+/// assert_eq!(headers["x-remaining-cost"], "unlimited");
+/// ```
+pub fn write_quota_headers(
+    check: &LimitCheck,
+    period: Option<&Period>,
+    currency: Currency,
+    style: HeaderStyle,
+    now: DateTime<Utc>,
+    headers: &mut HeaderMap,
+) {
+    QuotaHeaders::new(check, period, currency).write(style, now, headers);
+}
+
 /// A decimal with trailing zeros trimmed: `50`, `49.5`, `0.000125`.
 ///
 /// ```

@@ -80,7 +80,7 @@ mod resolve;
 mod service;
 
 pub use future::ResponseFuture;
-pub use headers::HeaderStyle;
+pub use headers::{HeaderStyle, write_quota_headers};
 pub use layer::{DEFAULT_CACHE_TTL, QuotaLayer};
 pub use problem::QuotaRejection;
 pub use remaining::{RemainingQuota, RemainingQuotaRejection};
