@@ -9,6 +9,11 @@
 //! base_url = "https://api.openai.com/v1"
 //! api_key_env = "OPENAI_API_KEY"     # the upstream's key comes from the environment
 //!
+//! [gateway.upstreams.anthropic]
+//! kind = "anthropic"                 # "openai" (the default) or "anthropic"
+//! base_url = "https://api.anthropic.com/v1"
+//! api_key_env = "ANTHROPIC_API_KEY"
+//!
 //! [gateway.upstreams.local]          # any OpenAI-compatible server (vLLM, Ollama, ...)
 //! base_url = "http://127.0.0.1:8000/v1"
 //! provider = "vllm"                  # the provider name usage is recorded and priced under
@@ -48,14 +53,35 @@ pub struct GatewayConfig {
     pub default_upstream: Option<String>,
 }
 
-/// An OpenAI-compatible upstream.
+/// The API an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// OpenAI's (Chat Completions and Responses), also any OpenAI-compatible server.
+    OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+impl UpstreamKind {
+    /// The name in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// An upstream provider API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
+    /// The API it speaks (`kind = "openai"`, the default, or `"anthropic"`).
+    pub kind: UpstreamKind,
     /// The base URL the API paths are appended to (`https://api.openai.com/v1`).
     pub base_url: String,
     /// The environment variable holding the upstream's API key, sent as a bearer token.
     pub api_key_env: Option<String>,
-    /// The provider name usage is recorded and priced under (default `openai`).
+    /// The provider name usage is recorded and priced under (default: the kind's name).
     pub provider: String,
     /// How long a call may take, streams included.
     pub timeout: Duration,
@@ -159,12 +185,25 @@ impl GatewayConfig {
                 let t = u.timeout_secs.as_ref().map_or(0..0, Spanned::span);
                 return Err(at(t, field("timeout_secs"), "must be at least 1".into()));
             }
+            let kind = match u.kind.as_ref().map(|k| k.get_ref().as_str()) {
+                None | Some("openai") => UpstreamKind::OpenAi,
+                Some("anthropic") => UpstreamKind::Anthropic,
+                Some(other) => {
+                    let span = u.kind.as_ref().map_or(0..0, Spanned::span);
+                    return Err(at(
+                        span,
+                        field("kind"),
+                        format!("{other:?} is not an upstream kind (accepted: openai, anthropic)"),
+                    ));
+                }
+            };
             upstreams.insert(
                 name.clone(),
                 Upstream {
+                    kind,
                     base_url: url.to_owned(),
                     api_key_env: u.api_key_env.map(Spanned::into_inner),
-                    provider: u.provider.unwrap_or_else(|| "openai".to_owned()),
+                    provider: u.provider.unwrap_or_else(|| kind.as_str().to_owned()),
                     timeout: u
                         .timeout_secs
                         .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.into_inner())),
@@ -307,6 +346,7 @@ struct RawGateway {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
+    kind: Option<Spanned<String>>,
     base_url: Spanned<String>,
     api_key_env: Option<Spanned<String>>,
     provider: Option<String>,
@@ -358,6 +398,7 @@ provider = "vllm"
         let other = c.route("llama-3").unwrap();
         assert_eq!((other.upstream_name, other.model), ("local", "llama-3"));
         assert_eq!(other.upstream.provider, "vllm");
+        assert_eq!(other.upstream.kind, UpstreamKind::OpenAi);
         assert_eq!(other.upstream.timeout, DEFAULT_TIMEOUT);
         assert_eq!(
             c.missing_keys(|_| None),
@@ -395,6 +436,10 @@ provider = "vllm"
             (
                 "[gateway.upstreams.a]\nbase_url = \"https://x.io\"\n\n[gateway]\ndefault_upstream = \"b\"\n",
                 "line 5: gateway.default_upstream: no upstream named \"b\" (known: a)",
+            ),
+            (
+                "[gateway.upstreams.a]\nkind = \"gemini\"\nbase_url = \"https://x.io\"\n",
+                "line 2: gateway.upstreams.a.kind: \"gemini\" is not an upstream kind (accepted: openai, anthropic)",
             ),
             (
                 "[gateway.upstreams.a]\nbase_url = \"https://x.io\"\napi_key = \"sk-1\"\n",

@@ -129,6 +129,30 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The same error in Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`),
+    /// for the Messages API's clients.
+    pub fn into_anthropic_response(self) -> Response {
+        let kind = match self.status.as_u16() {
+            400 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            _ => "api_error",
+        };
+        let body = json!({"type": "error", "error": {"type": kind, "message": self.message}});
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
 /// `text` cut to 200 characters, so that a huge input is not echoed back whole.
 pub fn shorten(text: &str) -> String {
     const MAX: usize = 200;

@@ -3,6 +3,9 @@
 //! the payer's plan or wallet before the upstream runs (estimated from the request's
 //! prompt and `max_tokens`), and settled from the usage the upstream reports.
 //!
+//! - `POST /v1/responses` (OpenAI's Responses API) and `POST /v1/messages` (Anthropic's
+//!   Messages API, for Anthropic SDK clients, who send their key as `x-api-key`), plain and
+//!   streaming, each settled from its own usage; its errors in Anthropic's shape.
 //! - `POST /v1/chat/completions`, plain and streaming. A stream asks the upstream for its
 //!   usage (`stream_options.include_usage`) and hides that last chunk from a client that did
 //!   not ask for it; a client that disconnects cancels the upstream call and is charged for
@@ -15,8 +18,8 @@
 //! Keys are [`ai_metering_core::keys`] keys (`ai-metering keys create`); routes come from
 //! the `[gateway]` table of `ai-metering.toml` ([`GatewayConfig`]).
 //!
-//! Not there yet (issue #15): the Responses, Anthropic Messages and embeddings endpoints,
-//! `/metrics`, the dashboard behind a login, and the demo as `serve`.
+//! Not there yet (issue #15): the embeddings endpoint, Gemini upstreams, `/metrics`, the
+//! dashboard behind a login, and the demo as `serve`.
 #![warn(missing_docs)]
 
 mod config;
@@ -25,6 +28,7 @@ mod server;
 
 pub use config::{
     ConfigError, DEFAULT_LISTEN, DEFAULT_TIMEOUT, GatewayConfig, ModelRoute, Route, Upstream,
+    UpstreamKind,
 };
 pub use error::ApiError;
 pub use server::Gateway;

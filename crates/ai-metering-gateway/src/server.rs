@@ -21,7 +21,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::config::{GatewayConfig, Route};
+use crate::config::{GatewayConfig, Route, UpstreamKind};
 use crate::error::{ApiError, shorten};
 
 /// Where the upstreams' API keys come from: the environment by default.
@@ -83,11 +83,14 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
         self
     }
 
-    /// The routes: `POST /v1/chat/completions` and `GET /v1/models` behind an API key,
+    /// The routes: `POST /v1/chat/completions`, `POST /v1/responses` (OpenAI upstreams),
+    /// `POST /v1/messages` (Anthropic upstreams) and `GET /v1/models` behind an API key;
     /// `GET /healthz` and `GET /readyz` (the store answers) open.
     pub fn router(self) -> Router {
         let api = Router::new()
             .route("/v1/chat/completions", post(chat_completions::<S>))
+            .route("/v1/responses", post(responses::<S>))
+            .route("/v1/messages", post(messages::<S>))
             .route("/v1/models", get(models::<S>))
             .route_layer(middleware::from_fn_with_state(
                 self.clone(),
@@ -117,20 +120,22 @@ async fn require_key<S: Store + ApiKeyStore>(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
+    let api = Api::of_path(request.uri().path());
+    // OpenAI's SDKs send a bearer token, Anthropic's an `x-api-key` header.
+    let headers = request.headers();
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     let Some(presented) = presented else {
-        return ApiError::unauthorized(
-            "Missing API key: send `Authorization: Bearer amk_...` (create one with `ai-metering keys create`).",
-        )
-        .into_response();
+        return api.error(ApiError::unauthorized(
+            "Missing API key: send `Authorization: Bearer amk_...` or `x-api-key: amk_...` (create one with `ai-metering keys create`).",
+        ));
     };
     match authenticate(gw.metering.store(), presented, gw.metering.now()).await {
         Ok(key) => {
@@ -139,13 +144,66 @@ async fn require_key<S: Store + ApiKeyStore>(
         }
         Err(KeyError::Store(e)) => {
             tracing::error!(target: "ai_metering", error = %e, "API key lookup failed");
-            ApiError::server(
+            api.error(ApiError::server(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The key store is unavailable; retry shortly.",
-            )
-            .into_response()
+            ))
         }
-        Err(e) => ApiError::unauthorized(format!("Incorrect API key: {e}.")).into_response(),
+        Err(e) => api.error(ApiError::unauthorized(format!("Incorrect API key: {e}."))),
+    }
+}
+
+/// The provider APIs the gateway serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// OpenAI's Chat Completions.
+    ChatCompletions,
+    /// OpenAI's Responses API.
+    Responses,
+    /// Anthropic's Messages API.
+    Messages,
+}
+
+impl Api {
+    fn of_path(path: &str) -> Self {
+        match path {
+            "/v1/messages" => Self::Messages,
+            "/v1/responses" => Self::Responses,
+            _ => Self::ChatCompletions,
+        }
+    }
+
+    /// The path after the upstream's base URL.
+    fn path(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "/chat/completions",
+            Self::Responses => "/responses",
+            Self::Messages => "/messages",
+        }
+    }
+
+    /// The upstreams that serve it.
+    fn kind(self) -> UpstreamKind {
+        match self {
+            Self::ChatCompletions | Self::Responses => UpstreamKind::OpenAi,
+            Self::Messages => UpstreamKind::Anthropic,
+        }
+    }
+
+    /// Where its usage is, complete or streamed.
+    fn provider(self) -> Provider {
+        match self {
+            Self::ChatCompletions | Self::Responses => Provider::OpenAi,
+            Self::Messages => Provider::Anthropic,
+        }
+    }
+
+    /// `e` in this API's error shape.
+    fn error(self, e: ApiError) -> Response {
+        match self {
+            Self::Messages => e.into_anthropic_response(),
+            _ => e.into_response(),
+        }
     }
 }
 
@@ -180,6 +238,45 @@ async fn models<S: Store + ApiKeyStore>(
 async fn chat_completions<S: Store + ApiKeyStore>(
     State(gw): State<Gateway<S>>,
     Extension(key): Extension<ApiKey>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let api = Api::ChatCompletions;
+    proxy(api, gw, key, headers, body)
+        .await
+        .unwrap_or_else(|e| api.error(e))
+}
+
+async fn responses<S: Store + ApiKeyStore>(
+    State(gw): State<Gateway<S>>,
+    Extension(key): Extension<ApiKey>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let api = Api::Responses;
+    proxy(api, gw, key, headers, body)
+        .await
+        .unwrap_or_else(|e| api.error(e))
+}
+
+async fn messages<S: Store + ApiKeyStore>(
+    State(gw): State<Gateway<S>>,
+    Extension(key): Extension<ApiKey>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let api = Api::Messages;
+    proxy(api, gw, key, headers, body)
+        .await
+        .unwrap_or_else(|e| api.error(e))
+}
+
+/// One metered call of `api`: checks, reserves, calls the upstream, settles.
+async fn proxy<S: Store + ApiKeyStore>(
+    api: Api,
+    gw: Gateway<S>,
+    key: ApiKey,
+    client_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
@@ -203,6 +300,15 @@ async fn chat_completions<S: Store + ApiKeyStore>(
         .config
         .route(&model)
         .ok_or_else(|| ApiError::model_not_found(&model))?;
+    if route.upstream.kind != api.kind() {
+        return Err(ApiError::invalid_request(format!(
+            "The model `{}` is served by the {} upstream `{}`, which does not speak {}.",
+            shorten(&model),
+            route.upstream.kind.as_str(),
+            route.upstream_name,
+            api.path().trim_start_matches('/'),
+        )));
+    }
     let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
 
     let mut meter = gw
@@ -230,12 +336,13 @@ async fn chat_completions<S: Store + ApiKeyStore>(
     };
 
     request["model"] = json!(route.model);
-    let client_wants_usage = stream
-        && request
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            == Some(true);
-    if stream {
+    // Only Chat Completions streams leave their usage out unless asked.
+    let ask_for_usage = stream && api == Api::ChatCompletions;
+    let client_wants_usage = request
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
+    if ask_for_usage {
         // The final usage chunk is what the call is settled from; a client that did not
         // ask for it does not see it.
         match request.get_mut("stream_options") {
@@ -246,7 +353,7 @@ async fn chat_completions<S: Store + ApiKeyStore>(
         }
     }
 
-    let upstream = match send(&gw, &route, &request).await {
+    let upstream = match send(&gw, api, &route, &client_headers, &request).await {
         Ok(response) => response,
         Err(e) => {
             release(reservation).await;
@@ -264,9 +371,14 @@ async fn chat_completions<S: Store + ApiKeyStore>(
     if stream {
         let mut headers = HeaderMap::new();
         copy_content_type(upstream.headers(), &mut headers);
-        let meter = StreamMeter::new(reservation, Provider::OpenAi);
+        let meter = StreamMeter::new(reservation, api.provider());
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-        tokio::spawn(pump(upstream, meter, tx, !client_wants_usage));
+        tokio::spawn(pump(
+            upstream,
+            meter,
+            tx,
+            ask_for_usage && !client_wants_usage,
+        ));
         let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
         }));
@@ -283,7 +395,7 @@ async fn chat_completions<S: Store + ApiKeyStore>(
             return Err(upstream_error(&e));
         }
     };
-    match extract_usage_from_slice(Provider::OpenAi, &bytes) {
+    match extract_usage_from_slice(api.provider(), &bytes) {
         Ok(usage) => {
             if let Err(e) = reservation.record(usage, false).await {
                 tracing::error!(target: "ai_metering", error = %e, "a completed call could not be recorded");
@@ -306,19 +418,40 @@ fn with_headers(mut response: Response, extra: HeaderMap) -> Response {
     response
 }
 
-/// Calls the upstream.
+/// The Anthropic API version sent when the client names none.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Calls the upstream, with its own key (never the client's).
 async fn send<S: Store + ApiKeyStore>(
     gw: &Gateway<S>,
+    api: Api,
     route: &Route<'_>,
+    client_headers: &HeaderMap,
     body: &Value,
 ) -> Result<reqwest::Response, ApiError> {
     let mut call = gw
         .client
-        .post(format!("{}/chat/completions", route.upstream.base_url))
+        .post(format!("{}{}", route.upstream.base_url, api.path()))
         .timeout(route.upstream.timeout)
         .json(body);
+    if route.upstream.kind == UpstreamKind::Anthropic {
+        let version = client_headers
+            .get("anthropic-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(ANTHROPIC_VERSION);
+        call = call.header("anthropic-version", version);
+        if let Some(beta) = client_headers
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+        {
+            call = call.header("anthropic-beta", beta);
+        }
+    }
     if let Some(var) = &route.upstream.api_key_env {
         match (gw.keys)(var) {
+            Some(secret) if route.upstream.kind == UpstreamKind::Anthropic => {
+                call = call.header("x-api-key", secret);
+            }
             Some(secret) => call = call.bearer_auth(secret),
             None => {
                 return Err(ApiError::server(

@@ -12,10 +12,11 @@ use futures_util::StreamExt;
 
 use ai_metering_core::keys::{ApiKeyStore, NewApiKey, create_api_key};
 use ai_metering_core::plan::{Plan, Subscription};
+use ai_metering_core::provider::{Provider, UsageAccumulator, extract_usage_from_slice};
 use ai_metering_core::store::{
     MemoryStore, Page, PlanStore, SubscriptionStore, UsageFilter, UsageStore,
 };
-use ai_metering_core::{Billable, Metering};
+use ai_metering_core::{Billable, Metering, TokenUsage};
 use ai_metering_gateway::{Gateway, GatewayConfig};
 use axum::Router;
 use axum::extract::State;
@@ -96,8 +97,42 @@ async fn mock_upstream(dir: PathBuf) -> (SocketAddr, Seen, Arc<AtomicBool>) {
                 .into_response(),
         }
     }
+    /// The Responses and Messages APIs: `plain` or `stream` (in `input`, or the first
+    /// message), answered with the recorded response of that API. Records the upstream key
+    /// as `x-api-key` (Anthropic) or the bearer token, with the API version sent.
+    async fn other(
+        State((dir, seen, _)): State<(PathBuf, Seen, Arc<AtomicBool>)>,
+        uri: axum::http::Uri,
+        headers: axum::http::HeaderMap,
+        axum::Json(body): axum::Json<Value>,
+    ) -> Response {
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+        let auth = match (header("x-api-key"), header("anthropic-version")) {
+            (Some(key), version) => Some(format!("x-api-key {key}; version {version:?}")),
+            (None, _) => header("authorization"),
+        };
+        seen.lock().unwrap().push((auth, body.clone()));
+        let messages = uri.path().ends_with("/messages");
+        let what = body["input"]
+            .as_str()
+            .or(body["messages"][0]["content"].as_str())
+            .unwrap_or_default();
+        let (file, kind) = match (messages, what) {
+            (true, "stream") => ("anthropic_messages_stream_sdk.sse", "text/event-stream"),
+            (true, _) => ("anthropic_messages_cache_read.json", "application/json"),
+            (false, "stream") => ("openai_responses_stream.sse", "text/event-stream"),
+            (false, _) => ("openai_responses_cached_reasoning.json", "application/json"),
+        };
+        (
+            [(header::CONTENT_TYPE, kind)],
+            std::fs::read(dir.join(file)).unwrap(),
+        )
+            .into_response()
+    }
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/responses", post(other))
+        .route("/v1/messages", post(other))
         .with_state((dir, Arc::clone(&seen), Arc::clone(&cancelled)));
     (serve(app).await, seen, cancelled)
 }
@@ -120,7 +155,8 @@ struct Fixture {
 }
 
 /// The gateway over a MemoryStore, routing `fast` to `gpt-4o-mini` on the mock upstream,
-/// with one key for team:acme allowed `fast` only.
+/// `mini` to `gpt-5-mini` there and `sonnet` to an Anthropic upstream on the same mock, with
+/// one key for team:acme allowed those three (not `other`).
 async fn gateway(dir: PathBuf, upstream: Option<SocketAddr>) -> Fixture {
     let (addr, seen, cancelled) = match upstream {
         Some(addr) => (addr, Seen::default(), Arc::default()),
@@ -131,9 +167,15 @@ async fn gateway(dir: PathBuf, upstream: Option<SocketAddr>) -> Fixture {
 [gateway.upstreams.mock]
 base_url = "http://{addr}/v1"
 api_key_env = "MOCK_KEY"
+[gateway.upstreams.claude]
+kind = "anthropic"
+base_url = "http://{addr}/v1"
+api_key_env = "CLAUDE_KEY"
 [gateway.models]
 "fast" = {{ upstream = "mock", model = "gpt-4o-mini" }}
+"mini" = {{ upstream = "mock", model = "gpt-5-mini" }}
 "other" = {{ upstream = "mock", model = "gpt-4o" }}
+"sonnet" = {{ upstream = "claude", model = "claude-sonnet-4-5" }}
 "#
     ))
     .unwrap();
@@ -141,13 +183,17 @@ api_key_env = "MOCK_KEY"
     let who = Billable::new("team", "acme");
     let issued = create_api_key(
         metering.store(),
-        &NewApiKey::new(who.clone(), "test").with_models(["fast"]),
+        &NewApiKey::new(who.clone(), "test").with_models(["fast", "mini", "sonnet"]),
         chrono::Utc::now(),
     )
     .await
     .unwrap();
     let app = Gateway::new(metering.clone(), config)
-        .with_key_source(|name| (name == "MOCK_KEY").then(|| "sk-upstream".to_owned()))
+        .with_key_source(|name| match name {
+            "MOCK_KEY" => Some("sk-upstream".to_owned()),
+            "CLAUDE_KEY" => Some("sk-ant-upstream".to_owned()),
+            _ => None,
+        })
         .router();
     let url = format!("http://{}", serve(app).await);
     Fixture {
@@ -349,7 +395,7 @@ async fn keys_models_and_upstream_refusals_are_answered_in_openai_shape_and_char
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, vec!["fast"]);
+    assert_eq!(ids, vec!["fast", "mini", "sonnet"]);
     assert_eq!(
         client
             .get(format!("{}/v1/models", f.url))
@@ -467,5 +513,112 @@ async fn a_client_that_goes_away_cancels_the_upstream_and_pays_for_what_was_stre
     assert!(
         row.usage.output_tokens() > 0 && row.usage.input_tokens() > 0,
         "{row:?}"
+    );
+}
+
+/// What the recorded response `file` of `provider` says was used.
+fn recorded_usage(dir: &std::path::Path, file: &str, provider: Provider) -> TokenUsage {
+    let bytes = std::fs::read(dir.join(file)).unwrap();
+    if file.ends_with(".sse") {
+        let mut acc = UsageAccumulator::new(provider);
+        acc.push_bytes(&bytes).unwrap();
+        acc.finish().unwrap()
+    } else {
+        extract_usage_from_slice(provider, &bytes).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_responses_and_messages_apis_are_metered_from_their_own_usage() {
+    let Some(dir) = fixtures("the_responses_and_messages_apis_are_metered") else {
+        return;
+    };
+    let f = gateway(dir.clone(), None).await;
+    let client = reqwest::Client::new();
+    let cases = [
+        (
+            "/v1/responses",
+            json!({"model": "mini", "input": "plain", "max_output_tokens": 100}),
+            "openai_responses_cached_reasoning.json",
+            Provider::OpenAi,
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "mini", "input": "stream", "stream": true, "max_output_tokens": 100}),
+            "openai_responses_stream.sse",
+            Provider::OpenAi,
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "sonnet", "max_tokens": 100, "messages": [{"role": "user", "content": "plain"}]}),
+            "anthropic_messages_cache_read.json",
+            Provider::Anthropic,
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "sonnet", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "stream"}]}),
+            "anthropic_messages_stream_sdk.sse",
+            Provider::Anthropic,
+        ),
+    ];
+    for (i, (path, body, file, provider)) in cases.iter().enumerate() {
+        let mut request = client.post(format!("{}{path}", f.url)).json(body);
+        // Anthropic's SDKs send their key as `x-api-key`.
+        request = if *provider == Provider::Anthropic {
+            request.header("x-api-key", &f.key)
+        } else {
+            request.bearer_auth(&f.key)
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path} {file}");
+        let got = response.bytes().await.unwrap();
+        assert_eq!(
+            &got[..],
+            &std::fs::read(dir.join(file)).unwrap()[..],
+            "{file}: passed through unchanged"
+        );
+        let rows = rows(&f).await;
+        assert_eq!(rows.len(), i + 1);
+        let row = &rows[0].entry;
+        assert_eq!(row.usage, recorded_usage(&dir, file, *provider), "{file}");
+        assert!(!row.estimated, "{file}");
+    }
+    let seen = f.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].0.as_deref(), Some("Bearer sk-upstream"));
+    assert_eq!(seen[0].1["model"], "gpt-5-mini");
+    assert_eq!(
+        seen[2].0.as_deref(),
+        Some("x-api-key sk-ant-upstream; version Some(\"2023-06-01\")")
+    );
+    assert_eq!(seen[2].1["model"], "claude-sonnet-4-5");
+    // A Responses stream carries its usage already: nothing is added to the request.
+    assert!(seen[1].1.get("stream_options").is_none());
+
+    // A model on the wrong API, and errors of the Messages API in Anthropic's shape.
+    let r = client
+        .post(format!("{}/v1/chat/completions", f.url))
+        .bearer_auth(&f.key)
+        .json(&json!({"model": "sonnet", "messages": [{"role": "user", "content": "plain"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("anthropic upstream `claude`")
+    );
+    let r = client
+        .post(format!("{}/v1/messages", f.url))
+        .json(&json!({"model": "sonnet", "max_tokens": 1, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["error"]["type"].as_str()),
+        (Some("error"), Some("authentication_error"))
     );
 }
