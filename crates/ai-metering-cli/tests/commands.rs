@@ -899,6 +899,7 @@ fn serve_answers_with_the_keys_of_keys_create() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let models = get("/v1/models", Some(&key));
+    let metrics = get("/metrics", None);
     let anonymous = get("/v1/models", None);
     let _ = server.kill();
     let _ = server.wait();
@@ -909,6 +910,7 @@ fn serve_answers_with_the_keys_of_keys_create() {
         "{models}"
     );
     assert!(anonymous.unwrap().starts_with("HTTP/1.1 401"));
+    assert!(metrics.unwrap().starts_with("HTTP/1.1 200"));
 }
 
 /// One call of `who` through the store's money path: a reservation holding $1, settled

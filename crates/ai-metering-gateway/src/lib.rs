@@ -18,8 +18,15 @@
 //! Keys are [`ai_metering_core::keys`] keys (`ai-metering keys create`); routes come from
 //! the `[gateway]` table of `ai-metering.toml` ([`GatewayConfig`]).
 //!
-//! Not there yet (issue #15): the embeddings endpoint, Gemini upstreams, `/metrics`, the
-//! dashboard behind a login, and the demo as `serve`.
+//! - `GET /metrics` in Prometheus' text format ([`Gateway::with_metrics`]): the money path's
+//!   metrics (calls, tokens and cost by provider, model and outcome; refusals by reason;
+//!   reservations in flight; settlement latency) and the gateway's own:
+//!   `ai_metering_gateway_requests_total` by API and status,
+//!   `ai_metering_gateway_upstream_seconds` and `ai_metering_gateway_overhead_seconds` (the
+//!   latency the gateway adds to the upstream's).
+//!
+//! Not there yet (issue #15): the embeddings endpoint, Gemini upstreams, the dashboard behind
+//! a login, and the demo as `serve`.
 #![warn(missing_docs)]
 
 mod config;

@@ -3,6 +3,7 @@
 //! from the usage the upstream reports.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ai_metering_core::keys::{ApiKey, ApiKeyStore, KeyError, authenticate};
 use ai_metering_core::provider::{Provider, extract_usage_from_slice};
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::Utc;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -47,6 +49,7 @@ pub struct Gateway<S: Store + ApiKeyStore> {
     config: Arc<GatewayConfig>,
     client: reqwest::Client,
     keys: KeySource,
+    metrics: Option<PrometheusHandle>,
 }
 
 impl<S: Store + ApiKeyStore> Clone for Gateway<S> {
@@ -56,6 +59,7 @@ impl<S: Store + ApiKeyStore> Clone for Gateway<S> {
             config: Arc::clone(&self.config),
             client: self.client.clone(),
             keys: Arc::clone(&self.keys),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -70,7 +74,18 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
             config: Arc::new(config),
             client: reqwest::Client::new(),
             keys: Arc::new(|name| std::env::var(name).ok()),
+            metrics: None,
         }
+    }
+
+    /// Serves `GET /metrics` in Prometheus' text format from `handle`: the money path's
+    /// metrics ([`ai_metering_core::telemetry`]) and the gateway's own (requests by API and
+    /// status, upstream latency, and the latency the gateway adds). The recorder behind the
+    /// handle must be installed as the `metrics` facade's global recorder
+    /// (`PrometheusBuilder::install_recorder`).
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 
     /// Reads the upstreams' keys from `source` (a secret manager, a test) instead of the
@@ -96,8 +111,23 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
                 self.clone(),
                 require_key::<S>,
             ));
-        Router::new()
-            .merge(api)
+        let metrics = self.metrics.clone();
+        let mut router = Router::new().merge(api);
+        if let Some(handle) = metrics {
+            router = router.route(
+                "/metrics",
+                get(move || {
+                    let handle = handle.clone();
+                    async move {
+                        (
+                            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            handle.render(),
+                        )
+                    }
+                }),
+            );
+        }
+        router
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
             .route("/readyz", get(ready::<S>))
             .fallback(|| async {
@@ -198,6 +228,15 @@ impl Api {
         }
     }
 
+    /// Its label in metrics.
+    fn name(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat_completions",
+            Self::Responses => "responses",
+            Self::Messages => "messages",
+        }
+    }
+
     /// `e` in this API's error shape.
     fn error(self, e: ApiError) -> Response {
         match self {
@@ -241,10 +280,7 @@ async fn chat_completions<S: Store + ApiKeyStore>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let api = Api::ChatCompletions;
-    proxy(api, gw, key, headers, body)
-        .await
-        .unwrap_or_else(|e| api.error(e))
+    measured(Api::ChatCompletions, gw, key, headers, body).await
 }
 
 async fn responses<S: Store + ApiKeyStore>(
@@ -253,10 +289,7 @@ async fn responses<S: Store + ApiKeyStore>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let api = Api::Responses;
-    proxy(api, gw, key, headers, body)
-        .await
-        .unwrap_or_else(|e| api.error(e))
+    measured(Api::Responses, gw, key, headers, body).await
 }
 
 async fn messages<S: Store + ApiKeyStore>(
@@ -265,19 +298,45 @@ async fn messages<S: Store + ApiKeyStore>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let api = Api::Messages;
-    proxy(api, gw, key, headers, body)
-        .await
-        .unwrap_or_else(|e| api.error(e))
+    measured(Api::Messages, gw, key, headers, body).await
 }
 
-/// One metered call of `api`: checks, reserves, calls the upstream, settles.
+/// [`proxy`], counted and timed: `ai_metering_gateway_requests_total` by API and status,
+/// `ai_metering_gateway_upstream_seconds` (until the upstream's answer, or its first byte for
+/// a stream) and `ai_metering_gateway_overhead_seconds` (the rest: what the gateway adds).
+async fn measured<S: Store + ApiKeyStore>(
+    api: Api,
+    gw: Gateway<S>,
+    key: ApiKey,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let mut upstream = None;
+    let response = proxy(api, gw, key, headers, body, &mut upstream)
+        .await
+        .unwrap_or_else(|e| api.error(e));
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("ai_metering_gateway_requests_total", "api" => api.name(), "status" => status)
+        .increment(1);
+    if let Some(upstream) = upstream {
+        metrics::histogram!("ai_metering_gateway_upstream_seconds", "api" => api.name())
+            .record(upstream);
+        metrics::histogram!("ai_metering_gateway_overhead_seconds", "api" => api.name())
+            .record(started.elapsed().saturating_sub(upstream));
+    }
+    response
+}
+
+/// One metered call of `api`: checks, reserves, calls the upstream, settles. Sets
+/// `upstream_time` to how long the upstream took to answer, when it was called.
 async fn proxy<S: Store + ApiKeyStore>(
     api: Api,
     gw: Gateway<S>,
     key: ApiKey,
     client_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    upstream_time: &mut Option<Duration>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
         ApiError::invalid_request(format!(
@@ -353,7 +412,10 @@ async fn proxy<S: Store + ApiKeyStore>(
         }
     }
 
-    let upstream = match send(&gw, api, &route, &client_headers, &request).await {
+    let called = Instant::now();
+    let upstream = send(&gw, api, &route, &client_headers, &request).await;
+    *upstream_time = Some(called.elapsed());
+    let upstream = match upstream {
         Ok(response) => response,
         Err(e) => {
             release(reservation).await;
@@ -387,7 +449,9 @@ async fn proxy<S: Store + ApiKeyStore>(
         return Ok(with_headers(response, quota));
     }
     let headers = upstream.headers().clone();
-    let bytes = match upstream.bytes().await {
+    let bytes = upstream.bytes().await;
+    *upstream_time = Some(called.elapsed());
+    let bytes = match bytes {
         Ok(bytes) => bytes,
         Err(e) => {
             // The upstream ran the call, its answer was lost: charged at the estimate.

@@ -6,9 +6,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::StreamExt;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use ai_metering_core::keys::{ApiKeyStore, NewApiKey, create_api_key};
 use ai_metering_core::plan::{Plan, Subscription};
@@ -32,6 +33,14 @@ impl Drop for Dropped {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);
     }
+}
+
+/// The process's Prometheus recorder, installed once for every test of this binary.
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap())
+        .clone()
 }
 
 /// What the mock upstream received.
@@ -189,6 +198,7 @@ api_key_env = "CLAUDE_KEY"
     .await
     .unwrap();
     let app = Gateway::new(metering.clone(), config)
+        .with_metrics(prometheus())
         .with_key_source(|name| match name {
             "MOCK_KEY" => Some("sk-upstream".to_owned()),
             "CLAUDE_KEY" => Some("sk-ant-upstream".to_owned()),
@@ -621,4 +631,39 @@ async fn the_responses_and_messages_apis_are_metered_from_their_own_usage() {
         (e["type"].as_str(), e["error"]["type"].as_str()),
         (Some("error"), Some("authentication_error"))
     );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_calls_and_the_latency_the_gateway_adds() {
+    let Some(dir) = fixtures("metrics_count_requests_calls_and_the_latency") else {
+        return;
+    };
+    let f = gateway(dir, None).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/v1/chat/completions", f.url))
+        .bearer_auth(&f.key)
+        .json(&chat("plain", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{}/metrics", f.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    for needle in [
+        "ai_metering_gateway_requests_total{api=\"chat_completions\",status=\"200\"}",
+        "ai_metering_gateway_upstream_seconds",
+        "ai_metering_gateway_overhead_seconds",
+        "ai_metering_calls_total{provider=\"openai\",model=\"gpt-4o-mini\",outcome=\"recorded\"}",
+        "ai_metering_tokens_total",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    // No billable is named by default.
+    assert!(!text.contains("team:acme"), "{text}");
 }

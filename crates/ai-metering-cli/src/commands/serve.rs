@@ -38,7 +38,14 @@ pub async fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
         config.upstreams.len(),
         config.models.len()
     ));
-    let app = Gateway::new(metering, config).router();
+    let mut gateway = Gateway::new(metering, config);
+    match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => gateway = gateway.with_metrics(handle),
+        Err(e) => ctx.out.warn(&format!(
+            "GET /metrics is off: no metrics recorder could be installed: {e}"
+        )),
+    }
+    let app = gateway.router();
     axum::serve(listener, app)
         .with_graceful_shutdown(crate::demo::shutdown_signal())
         .await
