@@ -60,6 +60,9 @@ pub enum UpstreamKind {
     OpenAi,
     /// Anthropic's Messages API.
     Anthropic,
+    /// A mock of OpenAI's Chat Completions answered inside the gateway, for demos and load
+    /// tests: deterministic replies whose usage is the request's (see [`crate::mock`]).
+    Mock,
 }
 
 impl UpstreamKind {
@@ -68,6 +71,7 @@ impl UpstreamKind {
         match self {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
+            Self::Mock => "mock",
         }
     }
 }
@@ -75,9 +79,10 @@ impl UpstreamKind {
 /// An upstream provider API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    /// The API it speaks (`kind = "openai"`, the default, or `"anthropic"`).
+    /// The API it speaks (`kind = "openai"`, the default, `"anthropic"` or `"mock"`).
     pub kind: UpstreamKind,
-    /// The base URL the API paths are appended to (`https://api.openai.com/v1`).
+    /// The base URL the API paths are appended to (`https://api.openai.com/v1`); empty for
+    /// the mock.
     pub base_url: String,
     /// The environment variable holding the upstream's API key, sent as a bearer token.
     pub api_key_env: Option<String>,
@@ -157,14 +162,44 @@ impl GatewayConfig {
         let mut upstreams = BTreeMap::new();
         for (name, u) in raw.upstreams {
             let field = |f: &str| format!("gateway.upstreams.{name}.{f}");
-            let url = u.base_url.get_ref().trim_end_matches('/');
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 8 {
-                return Err(at(
-                    u.base_url.span(),
-                    field("base_url"),
-                    format!("{:?} is not an http(s) URL", u.base_url.get_ref()),
-                ));
-            }
+            let kind = match u.kind.as_ref().map(|k| k.get_ref().as_str()) {
+                None | Some("openai") => UpstreamKind::OpenAi,
+                Some("anthropic") => UpstreamKind::Anthropic,
+                Some("mock") => UpstreamKind::Mock,
+                Some(other) => {
+                    let span = u.kind.as_ref().map_or(0..0, Spanned::span);
+                    return Err(at(
+                        span,
+                        field("kind"),
+                        format!(
+                            "{other:?} is not an upstream kind (accepted: openai, anthropic, mock)"
+                        ),
+                    ));
+                }
+            };
+            let url = match (&u.base_url, kind) {
+                (None, UpstreamKind::Mock) => String::new(),
+                (None, _) => {
+                    return Err(ConfigError {
+                        line: None,
+                        field: Some(field("base_url")),
+                        message: "is required (the upstream's API root, such as https://api.openai.com/v1)".into(),
+                    });
+                }
+                (Some(url), _) => {
+                    let text = url.get_ref().trim_end_matches('/');
+                    if !(text.starts_with("http://") || text.starts_with("https://"))
+                        || text.len() < 8
+                    {
+                        return Err(at(
+                            url.span(),
+                            field("base_url"),
+                            format!("{:?} is not an http(s) URL", url.get_ref()),
+                        ));
+                    }
+                    text.to_owned()
+                }
+            };
             if let Some(env) = &u.api_key_env
                 && (env.get_ref().is_empty()
                     || !env
@@ -185,25 +220,19 @@ impl GatewayConfig {
                 let t = u.timeout_secs.as_ref().map_or(0..0, Spanned::span);
                 return Err(at(t, field("timeout_secs"), "must be at least 1".into()));
             }
-            let kind = match u.kind.as_ref().map(|k| k.get_ref().as_str()) {
-                None | Some("openai") => UpstreamKind::OpenAi,
-                Some("anthropic") => UpstreamKind::Anthropic,
-                Some(other) => {
-                    let span = u.kind.as_ref().map_or(0..0, Spanned::span);
-                    return Err(at(
-                        span,
-                        field("kind"),
-                        format!("{other:?} is not an upstream kind (accepted: openai, anthropic)"),
-                    ));
-                }
-            };
             upstreams.insert(
                 name.clone(),
                 Upstream {
                     kind,
-                    base_url: url.to_owned(),
+                    base_url: url,
                     api_key_env: u.api_key_env.map(Spanned::into_inner),
-                    provider: u.provider.unwrap_or_else(|| kind.as_str().to_owned()),
+                    provider: u.provider.unwrap_or_else(|| {
+                        match kind {
+                            UpstreamKind::Anthropic => "anthropic",
+                            UpstreamKind::OpenAi | UpstreamKind::Mock => "openai",
+                        }
+                        .to_owned()
+                    }),
                     timeout: u
                         .timeout_secs
                         .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.into_inner())),
@@ -347,7 +376,7 @@ struct RawGateway {
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     kind: Option<Spanned<String>>,
-    base_url: Spanned<String>,
+    base_url: Option<Spanned<String>>,
     api_key_env: Option<Spanned<String>>,
     provider: Option<String>,
     timeout_secs: Option<Spanned<u64>>,
@@ -439,7 +468,11 @@ provider = "vllm"
             ),
             (
                 "[gateway.upstreams.a]\nkind = \"gemini\"\nbase_url = \"https://x.io\"\n",
-                "line 2: gateway.upstreams.a.kind: \"gemini\" is not an upstream kind (accepted: openai, anthropic)",
+                "line 2: gateway.upstreams.a.kind: \"gemini\" is not an upstream kind (accepted: openai, anthropic, mock)",
+            ),
+            (
+                "[gateway.upstreams.a]\napi_key_env = \"K\"\n",
+                "gateway.upstreams.a.base_url: is required",
             ),
             (
                 "[gateway.upstreams.a]\nbase_url = \"https://x.io\"\napi_key = \"sk-1\"\n",

@@ -15,6 +15,9 @@
 //! - Upstream errors reach the client with the upstream's status and body, and nothing is
 //!   charged for them; an upstream that cannot be reached is a 502, one too slow a 504.
 //!
+//! An upstream of `kind = "mock"` ([`mock`]) answers inside the gateway, for demos and load
+//! runs.
+//!
 //! Keys are [`ai_metering_core::keys`] keys (`ai-metering keys create`); routes come from
 //! the `[gateway]` table of `ai-metering.toml` ([`GatewayConfig`]).
 //!
@@ -31,6 +34,7 @@
 
 mod config;
 mod error;
+pub mod mock;
 mod server;
 
 pub use config::{

@@ -212,11 +212,12 @@ impl Api {
         }
     }
 
-    /// The upstreams that serve it.
-    fn kind(self) -> UpstreamKind {
+    /// Whether upstreams of `kind` serve it.
+    fn served_by(self, kind: UpstreamKind) -> bool {
         match self {
-            Self::ChatCompletions | Self::Responses => UpstreamKind::OpenAi,
-            Self::Messages => UpstreamKind::Anthropic,
+            Self::ChatCompletions => matches!(kind, UpstreamKind::OpenAi | UpstreamKind::Mock),
+            Self::Responses => kind == UpstreamKind::OpenAi,
+            Self::Messages => kind == UpstreamKind::Anthropic,
         }
     }
 
@@ -359,7 +360,7 @@ async fn proxy<S: Store + ApiKeyStore>(
         .config
         .route(&model)
         .ok_or_else(|| ApiError::model_not_found(&model))?;
-    if route.upstream.kind != api.kind() {
+    if !api.served_by(route.upstream.kind) {
         return Err(ApiError::invalid_request(format!(
             "The model `{}` is served by the {} upstream `{}`, which does not speak {}.",
             shorten(&model),
@@ -493,6 +494,9 @@ async fn send<S: Store + ApiKeyStore>(
     client_headers: &HeaderMap,
     body: &Value,
 ) -> Result<reqwest::Response, ApiError> {
+    if route.upstream.kind == UpstreamKind::Mock {
+        return Ok(reqwest::Response::from(crate::mock::answer(body)));
+    }
     let mut call = gw
         .client
         .post(format!("{}{}", route.upstream.base_url, api.path()))

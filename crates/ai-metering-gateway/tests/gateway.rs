@@ -667,3 +667,56 @@ async fn metrics_count_requests_calls_and_the_latency_the_gateway_adds() {
     // No billable is named by default.
     assert!(!text.contains("team:acme"), "{text}");
 }
+
+#[tokio::test]
+async fn the_built_in_mock_upstream_is_metered_like_a_real_one() {
+    let config = GatewayConfig::from_toml(
+        "[gateway.upstreams.m]\nkind = \"mock\"\n[gateway]\ndefault_upstream = \"m\"\n",
+    )
+    .unwrap();
+    let metering = Metering::new(MemoryStore::new());
+    let who = Billable::new("team", "demo");
+    let key = create_api_key(
+        metering.store(),
+        &NewApiKey::new(who.clone(), "k"),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let url = format!(
+        "http://{}",
+        serve(Gateway::new(metering.clone(), config).router()).await
+    );
+    let client = reqwest::Client::new();
+    for stream in [false, true] {
+        let r = client
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(key.secret())
+            .json(
+                &json!({"model": "gpt-4o-mini", "max_tokens": 7, "stream": stream,
+                          "messages": [{"role": "user", "content": "12345678"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(text.contains("ok ok") || text.contains("\" ok\""), "{text}");
+        // The client did not ask for the usage chunk: it is not shown.
+        assert!(!stream || !text.contains("\"usage\""), "{text}");
+    }
+    let rows = metering
+        .store()
+        .query_usage(&UsageFilter::for_billable(who), Page::first(10))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        // 8 bytes: 2 tokens, plus 4 for the message; the reply is max_tokens long.
+        assert_eq!(
+            (r.entry.usage.input_tokens(), r.entry.usage.output_tokens()),
+            (6, 7)
+        );
+        assert!(!r.entry.estimated);
+    }
+}
