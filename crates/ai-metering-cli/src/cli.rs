@@ -62,6 +62,8 @@ pub enum Command {
     /// List, create or sync plans.
     #[command(subcommand)]
     Plans(PlansCommand),
+    /// Subscribe a billable to a plan, from now on (its first subscription).
+    Subscribe(SubscribeArgs),
     /// Move a billable's current subscription to another plan.
     MigratePlan(MigratePlanArgs),
     /// Rebuild the usage rollups that feed the dashboard.
@@ -187,6 +189,19 @@ pub struct PlanSyncArgs {
     /// Only show what would change.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `subscribe` arguments.
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// The billable, as TYPE:ID.
+    #[arg(value_parser = parse_billable, value_name = "TYPE:ID")]
+    pub billable: Billable,
+    /// Slug of the plan.
+    pub plan: String,
+    /// Bill in credits (the wallet pays every call) instead of the plan's limits.
+    #[arg(long)]
+    pub credits: bool,
 }
 
 /// `migrate-plan` arguments.

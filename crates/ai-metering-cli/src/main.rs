@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Check(args) => commands::check::run(&ctx, args).await,
         Command::Config => commands::config::run(&ctx),
         Command::Plans(cmd) => commands::plans::run(&ctx, cmd).await,
+        Command::Subscribe(args) => commands::subscribe::run(&ctx, args).await,
         Command::MigratePlan(args) => commands::migrate_plan::run(&ctx, args).await,
         Command::Aggregate(args) => commands::aggregate::run(&ctx, args).await,
         Command::Gdpr(cmd) => commands::gdpr::run(&ctx, cmd).await,

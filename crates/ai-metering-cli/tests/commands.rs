@@ -913,6 +913,38 @@ fn serve_answers_with_the_keys_of_keys_create() {
     assert!(metrics.unwrap().starts_with("HTTP/1.1 200"));
 }
 
+#[test]
+fn subscribe_starts_a_subscription_once() {
+    let ws = Workspace::migrated();
+    ws.fails(
+        &["subscribe", "team:acme", "pro"],
+        1,
+        "Plan 'pro' not found",
+    );
+    ws.ok(&["plans", "create", "pro", "--token-limit", "1000"]);
+    let r = ws
+        .ok(&[
+            "subscribe",
+            "team:acme",
+            "pro",
+            "--credits",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        (r["plan"].as_str(), r["billing_mode"].as_str()),
+        (Some("pro"), Some("credits"))
+    );
+    ws.fails(
+        &["subscribe", "team:acme", "pro"],
+        1,
+        "already has an active subscription",
+    );
+    let report = ws.ok(&["wallet", "balance", "team:acme"]);
+    assert_eq!(report.code, 0);
+}
+
 /// One call of `who` through the store's money path: a reservation holding $1, settled
 /// with its debit and, past 100 tokens, an overage row.
 async fn settled_call(store: &ai_metering_seaorm::SeaOrmStore, who: &Billable, hour: u32) {

@@ -11,6 +11,7 @@ pub mod migrate_plan;
 pub mod plans;
 pub mod report;
 pub mod serve;
+pub mod subscribe;
 pub mod sync_overages;
 pub mod validate;
 pub mod wallet;
