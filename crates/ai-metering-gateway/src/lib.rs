@@ -28,10 +28,15 @@
 //!   `ai_metering_gateway_upstream_seconds` and `ai_metering_gateway_overhead_seconds` (the
 //!   latency the gateway adds to the upstream's).
 //!
-//! Not there yet (issue #15): the embeddings endpoint, Gemini upstreams, the dashboard behind
-//! a login, and the demo as `serve`.
+//! - The dashboard under `/ai-metering` behind a login ([`Gateway::with_dashboard`],
+//!   [`admin`]): an admin token exchanged for a `SameSite=Strict` session cookie, a logout
+//!   that needs the session's CSRF token; never open.
+//!
+//! Not there yet (issue #15): the embeddings endpoint, Gemini upstreams, and the demo as
+//! `serve` with its seeded accounts.
 #![warn(missing_docs)]
 
+pub mod admin;
 mod config;
 mod error;
 pub mod mock;

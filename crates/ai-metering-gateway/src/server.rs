@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ai_metering_core::keys::{ApiKey, ApiKeyStore, KeyError, authenticate};
 use ai_metering_core::provider::{Provider, extract_usage_from_slice};
-use ai_metering_core::store::{Store, StoreErrorKind};
+use ai_metering_core::store::{ReportStore, Store, StoreErrorKind};
 use ai_metering_core::{Error, Metering, StreamMeter};
 use ai_metering_tower::{HeaderStyle, write_quota_headers};
 use axum::body::{Body, Bytes};
@@ -23,6 +23,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::admin::AdminLogin;
 use crate::config::{GatewayConfig, Route, UpstreamKind};
 use crate::error::{ApiError, shorten};
 
@@ -50,7 +51,11 @@ pub struct Gateway<S: Store + ApiKeyStore> {
     client: reqwest::Client,
     keys: KeySource,
     metrics: Option<PrometheusHandle>,
+    dashboard: Option<MountDashboard>,
 }
+
+/// Adds the dashboard and its login to the finished router.
+type MountDashboard = Arc<dyn Fn(Router) -> Router + Send + Sync>;
 
 impl<S: Store + ApiKeyStore> Clone for Gateway<S> {
     fn clone(&self) -> Self {
@@ -60,6 +65,7 @@ impl<S: Store + ApiKeyStore> Clone for Gateway<S> {
             client: self.client.clone(),
             keys: Arc::clone(&self.keys),
             metrics: self.metrics.clone(),
+            dashboard: self.dashboard.clone(),
         }
     }
 }
@@ -75,6 +81,7 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
             client: reqwest::Client::new(),
             keys: Arc::new(|name| std::env::var(name).ok()),
             metrics: None,
+            dashboard: None,
         }
     }
 
@@ -127,13 +134,34 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
                 }),
             );
         }
-        router
+        let router = router
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
             .route("/readyz", get(ready::<S>))
             .fallback(|| async {
                 ApiError::invalid_request("Unknown route.").with_status(StatusCode::NOT_FOUND)
             })
-            .with_state(self)
+            .with_state(self.clone());
+        match &self.dashboard {
+            Some(mount) => mount(router),
+            None => router,
+        }
+    }
+}
+
+impl<S: Store + ApiKeyStore + ReportStore> Gateway<S> {
+    /// Serves the dashboard under `/ai-metering`, behind a login with `admin_token`: a
+    /// session cookie for whoever presents the token, never open (see [`crate::admin`]). An
+    /// empty token leaves the dashboard off.
+    pub fn with_dashboard(mut self, admin_token: &str) -> Self {
+        let Some(login) = AdminLogin::new(admin_token) else {
+            return self;
+        };
+        let metering = self.metering.clone();
+        self.dashboard = Some(Arc::new(move |router: Router| {
+            let router = router.merge(login.routes());
+            ai_metering_dashboard::mount(router, metering.clone(), login.dashboard_config())
+        }));
+        self
     }
 }
 

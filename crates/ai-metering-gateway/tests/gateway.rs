@@ -720,3 +720,99 @@ async fn the_built_in_mock_upstream_is_metered_like_a_real_one() {
         assert!(!r.entry.estimated);
     }
 }
+
+#[tokio::test]
+async fn the_dashboard_opens_only_to_a_session_of_the_admin_token() {
+    let config = GatewayConfig::from_toml("[gateway.upstreams.m]\nkind = \"mock\"\n").unwrap();
+    let metering = Metering::new(MemoryStore::new());
+    let app = Gateway::new(metering, config)
+        .with_dashboard("s3cret-admin")
+        .router();
+    let url = format!("http://{}", serve(app).await);
+    // No redirects followed: the cookie and the 303s are what is checked.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Closed without a session, pages and JSON alike.
+    for path in ["/ai-metering", "/ai-metering/api/overview"] {
+        let r = client.get(format!("{url}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let r = client
+        .get(format!("{url}/ai-metering/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Admin token"));
+    // A wrong token: no cookie.
+    let r = client
+        .post(format!("{url}/ai-metering/login"))
+        .form(&[("token", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    // The right one: a strict, HTTP-only session cookie, and the dashboard opens.
+    let r = client
+        .post(format!("{url}/ai-metering/login"))
+        .form(&[("token", "s3cret-admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let r = client
+        .get(format!("{url}/ai-metering"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Logout needs the session's CSRF token, which only the signed-in page shows.
+    let r = client
+        .post(format!("{url}/ai-metering/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let page = client
+        .get(format!("{url}/ai-metering/login"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = client
+        .post(format!("{url}/ai-metering/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = client
+        .get(format!("{url}/ai-metering"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "the session is over");
+}

@@ -7,6 +7,9 @@ use crate::cli::ServeArgs;
 use crate::config::GATEWAY_TABLE;
 use crate::error::{CliError, CliResult};
 
+/// The environment variable holding the dashboard's admin token.
+pub const ADMIN_TOKEN_ENV: &str = "AI_METERING_ADMIN_TOKEN";
+
 /// Runs the gateway until Ctrl-C or SIGTERM.
 pub async fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
     let Some((path, text)) = &ctx.config.file else {
@@ -43,6 +46,18 @@ pub async fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
         Ok(handle) => gateway = gateway.with_metrics(handle),
         Err(e) => ctx.out.warn(&format!(
             "GET /metrics is off: no metrics recorder could be installed: {e}"
+        )),
+    }
+    match std::env::var(ADMIN_TOKEN_ENV) {
+        Ok(token) if !token.trim().is_empty() => {
+            gateway = gateway.with_dashboard(&token);
+            ctx.out.line(&format!(
+                "Dashboard: http://{listen}{}/login (sign in with {ADMIN_TOKEN_ENV}).",
+                ai_metering_gateway::admin::DASHBOARD_PREFIX
+            ));
+        }
+        _ => ctx.out.line(&format!(
+            "The dashboard is off: set {ADMIN_TOKEN_ENV} to serve it under /ai-metering behind a login."
         )),
     }
     let app = gateway.router();
