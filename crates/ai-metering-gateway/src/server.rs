@@ -13,7 +13,7 @@ use ai_metering_tower::{HeaderStyle, write_quota_headers};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -110,9 +110,9 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
     /// `GET /healthz` and `GET /readyz` (the store answers) open.
     pub fn router(self) -> Router {
         let api = Router::new()
-            .route("/v1/chat/completions", post(chat_completions::<S>))
-            .route("/v1/responses", post(responses::<S>))
-            .route("/v1/messages", post(messages::<S>))
+            .route("/v1/chat/completions", post(call::<S>))
+            .route("/v1/responses", post(call::<S>))
+            .route("/v1/messages", post(call::<S>))
             .route("/v1/models", get(models::<S>))
             .route_layer(middleware::from_fn_with_state(
                 self.clone(),
@@ -303,31 +303,15 @@ async fn models<S: Store + ApiKeyStore>(
     Json(json!({"object": "list", "data": data}))
 }
 
-async fn chat_completions<S: Store + ApiKeyStore>(
+/// `POST /v1/chat/completions`, `/v1/responses` and `/v1/messages`: the path names the API.
+async fn call<S: Store + ApiKeyStore>(
     State(gw): State<Gateway<S>>,
     Extension(key): Extension<ApiKey>,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    measured(Api::ChatCompletions, gw, key, headers, body).await
-}
-
-async fn responses<S: Store + ApiKeyStore>(
-    State(gw): State<Gateway<S>>,
-    Extension(key): Extension<ApiKey>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    measured(Api::Responses, gw, key, headers, body).await
-}
-
-async fn messages<S: Store + ApiKeyStore>(
-    State(gw): State<Gateway<S>>,
-    Extension(key): Extension<ApiKey>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    measured(Api::Messages, gw, key, headers, body).await
+    measured(Api::of_path(uri.path()), gw, key, headers, body).await
 }
 
 /// [`proxy`], counted and timed: `ai_metering_gateway_requests_total` by API and status,
