@@ -5,7 +5,8 @@
 //!   button);
 //! - `POST /ai-metering/login` (`token=...`): compared in constant time; a match sets the
 //!   session cookie (`HttpOnly`, `SameSite=Strict`, path `/ai-metering`) and redirects to the
-//!   dashboard, a mismatch answers 401;
+//!   dashboard, a mismatch answers 401; after 5 wrong tokens in a minute from one address
+//!   (as the server reports it), sign-ins from it answer 429 until the minute is over;
 //! - `POST /ai-metering/logout` (`csrf=...`): needs the session cookie and the session's own
 //!   CSRF token (printed in the logout form); ends the session.
 //!
@@ -14,12 +15,13 @@
 //! logs everybody out.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ai_metering_dashboard::{Access, DashboardConfig};
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::{ConnectInfo, Form, FromRequest, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -34,6 +36,11 @@ pub const DASHBOARD_PREFIX: &str = "/ai-metering";
 const COOKIE: &str = "ai_metering_session";
 /// How long a session lasts.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Wrong tokens allowed per client address in [`FAILURE_WINDOW`] before sign-ins from it
+/// are refused (429) until the window ends.
+const MAX_FAILURES: u32 = 5;
+/// See [`MAX_FAILURES`].
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The admin login: the token's digest and the open sessions.
 #[derive(Clone)]
@@ -41,7 +48,12 @@ pub(crate) struct AdminLogin {
     token_digest: [u8; 32],
     /// Session id -> (its CSRF token, when it expires).
     sessions: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    /// Wrong tokens per client address.
+    failures: Arc<Mutex<Failures>>,
 }
+
+/// Wrong tokens per client address (`None` when the server gives none): how many, since when.
+type Failures = HashMap<Option<IpAddr>, (u32, Instant)>;
 
 impl AdminLogin {
     /// A login for `token`; `None` for an empty one (the dashboard stays closed).
@@ -53,6 +65,7 @@ impl AdminLogin {
         Some(Self {
             token_digest: Sha256::digest(token.as_bytes()).into(),
             sessions: Arc::default(),
+            failures: Arc::default(),
         })
     }
 
@@ -141,14 +154,59 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(login): State<AdminLogin>, Form(form): Form<LoginForm>) -> Response {
+async fn login(State(login): State<AdminLogin>, request: Request) -> Response {
+    // Counted per client address when the server says it (`serve` does), else together.
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let now = Instant::now();
+    let blocked_for = {
+        let mut failures = login
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+        failures
+            .get(&client)
+            .filter(|(count, _)| *count >= MAX_FAILURES)
+            .map(|(_, since)| FAILURE_WINDOW.saturating_sub(now.duration_since(*since)))
+    };
+    if let Some(wait) = blocked_for {
+        let mut response = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "<p>Too many wrong tokens: try again in a minute.</p>",
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &()).await else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "<p>Send the form's <code>token</code>.</p>",
+        );
+    };
     let presented: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
     if !bool::from(presented.ct_eq(&login.token_digest)) {
+        let mut failures = login
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = failures.entry(client).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        drop(failures);
         return page(
             StatusCode::UNAUTHORIZED,
             &format!("<p>Wrong token. <a href=\"{DASHBOARD_PREFIX}/login\">Try again</a>.</p>"),
         );
     }
+    login
+        .failures
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&client);
     let (Some(id), Some(csrf)) = (random_token(), random_token()) else {
         return page(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -815,4 +815,23 @@ async fn the_dashboard_opens_only_to_a_session_of_the_admin_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "the session is over");
+
+    // Five wrong tokens in a row: the sixth attempt is refused, the right token included.
+    for _ in 0..5 {
+        let r = client
+            .post(format!("{url}/ai-metering/login"))
+            .form(&[("token", "guess")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = client
+        .post(format!("{url}/ai-metering/login"))
+        .form(&[("token", "s3cret-admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
 }

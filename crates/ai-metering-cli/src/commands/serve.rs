@@ -61,8 +61,12 @@ pub async fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
         )),
     }
     let app = gateway.router();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(crate::demo::shutdown_signal())
-        .await
-        .map_err(|e| CliError::failure(format!("the gateway stopped: {e}")))
+    // The client's address, for the dashboard login's limit on wrong tokens.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(crate::demo::shutdown_signal())
+    .await
+    .map_err(|e| CliError::failure(format!("the gateway stopped: {e}")))
 }
