@@ -94,6 +94,10 @@ async fn mock_upstream(dir: PathBuf) -> (SocketAddr, Seen, Arc<AtomicBool>) {
                 )
                     .into_response()
             }
+            // A 200 whose body has no usage at all.
+            "nousage" => axum::Json(json!({"id": "x", "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}))
+            .into_response(),
             "refuse" => (
                 StatusCode::TOO_MANY_REQUESTS,
                 axum::Json(json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})),
@@ -834,4 +838,95 @@ async fn the_dashboard_opens_only_to_a_session_of_the_admin_token() {
         .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn bad_requests_are_400s_and_an_answer_without_usage_is_charged_an_estimate() {
+    let Some(dir) = fixtures("bad_requests_are_400s") else {
+        return;
+    };
+    let f = gateway(dir.clone(), None).await;
+    let client = reqwest::Client::new();
+    let post = |body: reqwest::Body| {
+        client
+            .post(format!("{}/v1/chat/completions", f.url))
+            .bearer_auth(&f.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, says) in [
+        ("{not json", "not JSON"),
+        ("{\"messages\": []}", "no `model`"),
+        ("[1, 2]", "no `model`"),
+    ] {
+        let r = post(body.into()).await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["type"], "invalid_request_error");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{e}"
+        );
+    }
+    assert!(
+        f.seen.lock().unwrap().is_empty(),
+        "nothing reached the upstream"
+    );
+    assert!(rows(&f).await.is_empty());
+
+    // The upstream answered without usage: the call happened, so it is charged what was
+    // reserved for it (its prompt and max_tokens), flagged as an estimate.
+    let r = post(serde_json::to_vec(&chat("nousage", false)).unwrap().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rows = rows(&f).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].entry.estimated);
+    assert!(
+        rows[0].entry.usage.output_tokens() >= 50,
+        "max_tokens was 50: {rows:?}"
+    );
+
+    // An upstream whose key is not in the environment: 502, and nothing charged.
+    let (addr, _, _) = mock_upstream(dir).await;
+    let config = GatewayConfig::from_toml(&format!(
+        "[gateway]\ndefault_upstream = \"u\"\n[gateway.upstreams.u]\nbase_url = \"http://{addr}/v1\"\napi_key_env = \"AI_METERING_TEST_UNSET_KEY\"\n"
+    ))
+    .unwrap();
+    let metering = Metering::new(MemoryStore::new());
+    let who = Billable::new("team", "nokey");
+    let key = create_api_key(
+        metering.store(),
+        &NewApiKey::new(who.clone(), "k"),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let app = Gateway::new(metering.clone(), config)
+        .with_key_source(|_| None)
+        .router();
+    let url = format!("http://{}", serve(app).await);
+    let r = client
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(key.secret())
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 5,
+                      "messages": [{"role": "user", "content": "plain"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("AI_METERING_TEST_UNSET_KEY is not set")
+    );
+    let none = metering
+        .store()
+        .query_usage(&UsageFilter::for_billable(who), Page::first(1))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }
