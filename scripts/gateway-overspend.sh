@@ -57,13 +57,23 @@ EOF
 pids=()
 for n in $(seq 1 "$N"); do
     port=$((29400 + n))
-    am serve --listen "127.0.0.1:$port" 2>>"$LOAD_LOG" >/dev/null &
+    # The binary itself in the background (not through `am`, whose subshell would be the
+    # process killed at the end, leaving the server running).
+    "$CLI" --config "$WORK/ai-metering.toml" --database-url "$PG_URL" serve \
+        --listen "127.0.0.1:$port" 2>>"$LOAD_LOG" >/dev/null &
     pids+=($!)
     PIDS+=($!)
+    up=""
     for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        if ! kill -0 "$!" 2>/dev/null; then break; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
         sleep 0.05
     done
+    if [ -z "$up" ]; then
+        log "the gateway on port $port did not start (is the port taken?):"
+        cat "$LOAD_LOG" >&2
+        exit 1
+    fi
 done
 log "$N gateways x $M connections, L=$L, $per_request tokens per request, $DURATION"
 wrks=()
@@ -74,11 +84,12 @@ done
 wait "${wrks[@]}"
 for pid in "${pids[@]}"; do stop_server "$pid"; done
 
-requests=0; refused=0
-for n in $(seq 1 "$N"); do
-    requests=$((requests + $(awk '/requests in/ {print $1}' "$WORK/wrk-$n")))
-    refused=$((refused + $(awk '/Non-2xx/ {r = $NF} END {print r + 0}' "$WORK/wrk-$n")))
-done
+read -r requests refused <<<"$(wrk_totals "$WORK"/wrk-*)"
+if [ "$requests" -eq 0 ] || [ "$requests" -eq "$refused" ]; then
+    log "no call went through: $requests requests, $refused refused; the run proves nothing"
+    cat "$LOAD_LOG" >&2
+    exit 1
+fi
 read -r rows tokens <<<"$(psql "$PG_URL" -At -F ' ' -c \
     "SELECT count(*), coalesce(sum(total_tokens), 0)::bigint FROM ai_usages WHERE billable_type = 'team' AND billable_id = 'gw-$$'")"
 over=$(( tokens - L ))

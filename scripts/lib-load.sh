@@ -45,6 +45,11 @@ serve() {
     return 1
 }
 
+# wrk_totals FILE...: the requests sent and the non-2xx answers over wrk's outputs in FILEs.
+wrk_totals() {
+    awk '/requests in/ {sent += $1} /Non-2xx/ {refused += $NF} END {print sent + 0, refused + 0}' "$@"
+}
+
 stop_server() {
     kill "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true

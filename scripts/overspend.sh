@@ -52,11 +52,7 @@ for scenario in "${list[@]}"; do
     done
     wait "${wrks[@]}"
     for pid in "${pids[@]}"; do stop_server "$pid"; done
-    requests=0; refused=0
-    for n in $(seq 1 "$N"); do
-        requests=$((requests + $(awk '/requests in/ {print $1}' "$WORK/wrk-$i-$n")))
-        refused=$((refused + $(awk '/Non-2xx/ {r = $NF} END {print r + 0}' "$WORK/wrk-$i-$n")))
-    done
+    read -r requests refused <<<"$(wrk_totals "$WORK"/wrk-"$i"-*)"
     read -r rows tokens <<<"$(psql "$PG_URL" -At -F ' ' -c \
         "SELECT count(*), coalesce(sum(total_tokens), 0)::bigint FROM ai_usages WHERE billable_type = 'user' AND billable_id = '$billable'")"
     echo "$i $N $M $limit $estimate $per_request $requests $refused $rows $((limit / per_request)) $tokens $((tokens - limit))" >> "$ROWS"
