@@ -37,7 +37,7 @@
 //! | `ai_plans` | plans, unique `slug` |
 //! | `ai_subscriptions` | a billable's plan over time |
 //! | `ai_usage_limit_overrides` | per-billable limits for a time window |
-//! | `ai_usages` | one row per metered call; idempotency key unique per billable |
+//! | `ai_usages` | one row per metered call, with its billable's zone and day; idempotency key unique per billable |
 //! | `ai_period_counters` | recorded usage per billable and period window (for reservations) |
 //! | `ai_reservations` | usage reserved by calls in flight, per counter |
 //! | `ai_threshold_claims` | "approaching" notices already sent, per billable, period and threshold |
@@ -46,7 +46,7 @@
 //! | `ai_credit_holds` | credits held by calls in flight, with the grants each took from |
 //! | `ai_credit_grants` | blocks of credits partitioning a wallet's balance: remaining, held, priority, expiry, rollover |
 //! | `ai_overages` | usage beyond a limit, waiting to be billed; one per usage row |
-//! | `ai_usage_daily_aggregates` | sums per UTC day, billable, tenant, provider, model, feature; kept by every usage insert |
+//! | `ai_usage_daily_aggregates` | sums per billable's day (a date in its zone, with its instants), billable, tenant, provider, model, feature; kept by every usage insert |
 //! | `ai_webhook_events` | payment-provider webhook events already processed (unique id) |
 //! | `ai_api_keys` | gateway API keys: public id, the secret's SHA-256 digest, billable, tenant, allowed models, revocation |
 //!
@@ -73,6 +73,7 @@ mod m20261205_000009_counter_reservations;
 mod m20261205_000010_live_daily_aggregates;
 mod m20261205_000011_credit_grants;
 mod m20261205_000012_api_keys;
+mod m20261205_000013_billable_days;
 
 pub use sea_orm_migration::prelude::*;
 
@@ -95,6 +96,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000010_live_daily_aggregates::Migration),
             Box::new(m20261205_000011_credit_grants::Migration),
             Box::new(m20261205_000012_api_keys::Migration),
+            Box::new(m20261205_000013_billable_days::Migration),
         ]
     }
 }

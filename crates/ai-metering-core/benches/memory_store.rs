@@ -55,6 +55,7 @@ fn bench(c: &mut Criterion) {
         idempotency_key: None,
         occurred_at: now,
         estimated: false,
+        time_zone: None,
     };
 
     c.bench_function("memory_store/reserve_settle", |b| {

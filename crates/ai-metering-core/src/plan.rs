@@ -404,10 +404,10 @@ impl Subscription {
 }
 
 /// A time zone as its IANA name (`"Asia/Tokyo"`) in serialised subscriptions.
-mod zone_name {
+pub(crate) mod zone_name {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         zone: &Option<chrono_tz::Tz>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -417,7 +417,7 @@ mod zone_name {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<chrono_tz::Tz>, D::Error> {
         Option::<String>::deserialize(deserializer)?

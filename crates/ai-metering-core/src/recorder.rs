@@ -17,6 +17,10 @@
 //!   axum's graceful shutdown has drained the requests (the hook below); it returns the rows
 //!   it could not store, if the store is still down then, for the app to keep.
 //!
+//! A row without a time zone gets its billable's (from the subscription current at the
+//! flush's first row of that billable, one read per billable and batch), so that it counts
+//! in the billable's day as a metered call's row does.
+//!
 //! Rows are idempotent by their key, as with every insert, so a retried batch whose commit
 //! reply was lost stores nothing twice.
 //!
@@ -50,6 +54,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -58,8 +63,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::billable::Billable;
 use crate::metering::Metering;
-use crate::store::{Store, StoreError, UsageEntry};
+use crate::store::{Store, StoreError, StoreResult, UsageEntry};
 
 /// How a [`Recorder`] buffers and flushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,7 +359,11 @@ async fn run<S: Store>(
             }
         }
         let take = batch.len().min(config.batch_size);
-        match metering.store().insert_usage_batch(&batch[..take]).await {
+        let stored = match fill_time_zones(metering.store(), &mut batch[..take]).await {
+            Ok(()) => metering.store().insert_usage_batch(&batch[..take]).await,
+            Err(e) => Err(e),
+        };
+        match stored {
             Ok(_) => {
                 shared.stored.fetch_add(take as u64, Ordering::Relaxed);
                 batch.drain(..take);
@@ -374,6 +384,28 @@ async fn run<S: Store>(
             }
         }
     }
+}
+
+/// Gives each entry without a time zone its billable's, as the [`Meter`](crate::Meter) does
+/// for the calls it settles: the zone of the subscription current at that billable's first
+/// entry in `entries`.
+async fn fill_time_zones<S: Store>(store: &S, entries: &mut [UsageEntry]) -> StoreResult<()> {
+    let mut zones: HashMap<Billable, Option<chrono_tz::Tz>> = HashMap::new();
+    for entry in entries.iter_mut().filter(|e| e.time_zone.is_none()) {
+        let zone = match zones.get(&entry.billable) {
+            Some(zone) => *zone,
+            None => {
+                let zone = store
+                    .current_subscription(&entry.billable, entry.occurred_at)
+                    .await?
+                    .and_then(|(_, sub)| sub.time_zone);
+                zones.insert(entry.billable.clone(), zone);
+                zone
+            }
+        };
+        entry.time_zone = zone;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -202,3 +202,61 @@ async fn each_billable_resets_at_its_own_midnight() {
     assert_eq!(ny.end, Utc.with_ymd_and_hms(2024, 3, 11, 4, 0, 0).unwrap());
     assert_eq!(ny.duration(), Duration::hours(23));
 }
+
+/// A metered call's row, and a recorded one, count in the billable's own day: the same
+/// instant is March 10th for New York and March 11th for Tokyo.
+#[tokio::test]
+async fn usage_counts_in_the_billables_own_day() {
+    use ai_metering_core::recorder::{Recorder, RecorderConfig};
+    use ai_metering_core::store::{GroupBy, ReportStore, UsageFilter};
+
+    let store = MemoryStore::new();
+    let tokyo = Billable::new("team", "tokyo");
+    let new_york = Billable::new("team", "new-york");
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    for (who, zone) in [
+        (&tokyo, chrono_tz::Asia::Tokyo),
+        (&new_york, chrono_tz::America::New_York),
+    ] {
+        store
+            .insert_subscription(&Subscription::new(who.clone(), "free", start).in_time_zone(zone))
+            .await
+            .unwrap();
+    }
+    store.upsert_plan(&Plan::new("free", "Free")).await.unwrap();
+    // 2024-03-10 20:00 UTC: 05:00 on the 11th in Tokyo, 16:00 on the 10th in New York.
+    let at = Utc.with_ymd_and_hms(2024, 3, 10, 20, 0, 0).unwrap();
+    let metering = Metering::builder(store).clock(ManualClock::new(at)).build();
+    let recorder = Recorder::start(&metering, RecorderConfig::default());
+    for who in [&tokyo, &new_york] {
+        let metered = metering
+            .meter()
+            .billable(who.clone())
+            .provider("manual", "m")
+            .manual_usage(TokenUsage::new(10, 0).unwrap())
+            .call_infallible(async {})
+            .await
+            .unwrap();
+        assert!(metered.record.entry.time_zone.is_some());
+        let entry = metering
+            .meter()
+            .billable(who.clone())
+            .provider("manual", "m")
+            .manual_usage(TokenUsage::new(1, 0).unwrap())
+            .entry()
+            .unwrap();
+        assert_eq!(entry.time_zone, None, "filled when the recorder stores it");
+        recorder.record(entry).await.unwrap();
+    }
+    recorder.shutdown().await.unwrap();
+    for (who, day) in [(&tokyo, "2024-03-11"), (&new_york, "2024-03-10")] {
+        let days = metering
+            .store()
+            .sum_usage_grouped(&UsageFilter::for_billable(who.clone()), GroupBy::Day)
+            .await
+            .unwrap();
+        assert_eq!(days.len(), 1, "{who}: {days:?}");
+        assert_eq!(days[0].key, day, "{who}");
+        assert_eq!(days[0].sums.calls, 2, "{who}: both rows in one day");
+    }
+}

@@ -127,6 +127,7 @@ async fn seed(metering: &Metering<MemoryStore>) -> Result<(), Box<dyn std::error
                         idempotency_key: None,
                         occurred_at: at,
                         estimated: false,
+                        time_zone: None,
                     })
                     .await?;
             }

@@ -1,5 +1,5 @@
-//! Daily usage aggregates: sums per UTC day, billable, tenant, provider, model, feature and
-//! currency, kept live and read for long ranges.
+//! Daily usage aggregates: sums per billable's day, billable, tenant, provider, model, feature
+//! and currency, kept live and read for long ranges.
 //!
 //! Every usage insert adds its row to its aggregate in the same transaction (under the
 //! billable's lock, which every writer of that billable's aggregates holds):
@@ -9,16 +9,19 @@
 //! others in one `UPDATE ... FROM (VALUES ...)`.
 //! Deleting usage rows recomputes their days ([`refresh_aggregates`]); migration
 //! `m20261205_000010_live_daily_aggregates` built them for the rows stored before. So for
-//! every UTC day the aggregates equal the sums of that day's rows, and [`sums`] answers a
-//! range from them for its whole days, adding the partial days at its edges from the rows.
+//! every day the aggregates equal the sums of that day's rows.
 //!
-//! Aggregates are keyed by UTC day, not by each billable's own time zone: a range is a pair
-//! of instants, and only days that start at the same instant for every billable can answer
-//! it for several billables at once.
+//! A day is the billable's ([`UsageDay`]): a date in its time zone, and the instants it
+//! starts and ends at, stored with each usage row and each aggregate. So days of billables
+//! in different zones start at different instants, and [`sums`] answers a range (a pair of
+//! instants) for any set of billables: from the aggregates whose day lies wholly inside it,
+//! plus the rows whose day does not. Those rows lie within [`UsageDay::MAX_LENGTH`] of an
+//! end of the range, which is all the rows it reads.
 
 use std::collections::HashMap;
 
 use ai_metering_core::Billable;
+use ai_metering_core::store::UsageDay;
 use ai_metering_core::store::{GroupBy, StoreResult, UsageEntry, UsageFilter, UsageSums};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use sea_orm::sea_query::Condition;
@@ -27,12 +30,13 @@ use sea_orm::{
 };
 
 use crate::batch::update_rows;
-use crate::codec::{money_from_text, money_text, nano_units, to_i64, to_u64};
-use crate::entity::daily_aggregate;
+use crate::codec::{invalid, money_from_text, money_text, nano_units, to_i64, to_u64};
+use crate::entity::{daily_aggregate, usage};
 use crate::error::db_err;
 use crate::filter::condition;
 use crate::store::SeaOrmStore;
-use crate::sums::{Source, day_sql, group_key_sql, grouped_sums, sums_from};
+use crate::sums::{Source, epoch_sql, group_key_sql, grouped_sums, sums_from};
+use crate::usage_rows::day_text;
 
 /// The PostgreSQL advisory lock (two-key space) that serialises concurrent rebuilds.
 const REBUILD_LOCK: (i32, i32) = (0x4149_4d54, 2);
@@ -40,8 +44,9 @@ const REBUILD_LOCK: (i32, i32) = (0x4149_4d54, 2);
 const INSERT_CHUNK: usize = 200;
 
 impl SeaOrmStore {
-    /// Recomputes the daily aggregates of the UTC days `from..until` (end exclusive) from
-    /// the usage rows, in one transaction; returns how many aggregate rows the days hold now
+    /// Recomputes the daily aggregates of the days dated `from..until` (end exclusive; each
+    /// billable's dates) from the usage rows, in one transaction; returns how many aggregate
+    /// rows the days hold now
     /// ([`RetentionStore::rebuild_daily_aggregates`](ai_metering_core::store::RetentionStore::rebuild_daily_aggregates)).
     ///
     /// Aggregates are kept live, so a rebuild only repairs what was changed behind the
@@ -55,11 +60,16 @@ impl SeaOrmStore {
         if from >= until {
             return Ok(0);
         }
+        // A billable's date lies within a day of the UTC date, and its day is at most
+        // `MAX_LENGTH` long: the window lets the index find the rows.
         let filter = UsageFilter {
-            from: Some(midnight(from)),
-            until: Some(midnight(until)),
+            from: Some(midnight(from) - UsageDay::MAX_LENGTH),
+            until: Some(midnight(until) + UsageDay::MAX_LENGTH),
             ..UsageFilter::default()
         };
+        let picked = condition(&filter)
+            .add(usage::Column::LocalDay.gte(day_text(from)))
+            .add(usage::Column::LocalDay.lt(day_text(until)));
         let backend = self.backend();
         let txn = self.begin_write().await?;
         if backend == DbBackend::Postgres {
@@ -75,7 +85,7 @@ impl SeaOrmStore {
                 .await
                 .map_err(db_err)?;
         }
-        let groups = grouped_sums(&txn, condition(&filter), &keys(backend)).await?;
+        let groups = grouped_sums(&txn, picked, &borrowed(&keys(backend))).await?;
         daily_aggregate::Entity::delete_many()
             .filter(daily_aggregate::Column::Day.gte(day_text(from)))
             .filter(daily_aggregate::Column::Day.lt(day_text(until)))
@@ -93,15 +103,13 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(NaiveTime::MIN).and_utc()
 }
 
-/// `YYYY-MM-DD`, the form of an aggregate's day.
-fn day_text(day: NaiveDate) -> String {
-    day.format("%Y-%m-%d").to_string()
-}
-
-/// The key of an aggregate row, as SQL over `ai_usages`: the UTC day first.
-fn keys(backend: DbBackend) -> [&'static str; 8] {
+/// The key of an aggregate row, as SQL over `ai_usages`: the billable's day first (its date,
+/// then its start and end as Unix seconds).
+fn keys(backend: DbBackend) -> [String; 10] {
     [
-        day_sql(backend),
+        r#""local_day""#,
+        &epoch_sql(backend, "day_start"),
+        &epoch_sql(backend, "day_end"),
         r#""billable_type""#,
         r#""billable_id""#,
         r#"COALESCE("tenant_id", '')"#,
@@ -110,22 +118,29 @@ fn keys(backend: DbBackend) -> [&'static str; 8] {
         r#"COALESCE("feature", '')"#,
         r#""currency""#,
     ]
+    .map(str::to_owned)
 }
 
-/// Recomputes the aggregates of `billable` on `day` (`YYYY-MM-DD`, UTC) from its remaining
-/// rows, if it had any; returns how many aggregate rows were deleted or written. Called in
-/// the transaction that deleted some of those rows, with the billable's lock held.
+fn borrowed(keys: &[String]) -> Vec<&str> {
+    keys.iter().map(String::as_str).collect()
+}
+
+/// Recomputes the aggregates of `billable` on its day `day` from its remaining rows, if it had
+/// any; returns how many aggregate rows were deleted or written. Called in the transaction
+/// that deleted some of those rows, with the billable's lock held.
 pub(crate) async fn refresh_aggregates<C: ConnectionTrait>(
     db: &C,
     backend: DbBackend,
     billable: &Billable,
-    day: NaiveDate,
+    day: &UsageDay,
 ) -> StoreResult<u64> {
     use daily_aggregate::Column as A;
     let deleted = daily_aggregate::Entity::delete_many()
         .filter(A::BillableType.eq(billable.kind.as_str()))
         .filter(A::BillableId.eq(billable.id.as_str()))
-        .filter(A::Day.eq(day_text(day)))
+        .filter(A::Day.eq(day_text(day.date)))
+        .filter(A::DayStart.eq(day.period.start))
+        .filter(A::DayEnd.eq(day.period.end))
         .exec(db)
         .await
         .map_err(db_err)?
@@ -134,15 +149,30 @@ pub(crate) async fn refresh_aggregates<C: ConnectionTrait>(
         // No aggregates were kept for that day: none are made.
         return Ok(0);
     }
-    let start = midnight(day);
     let filter = UsageFilter {
-        from: Some(start),
-        until: Some(start + Duration::days(1)),
+        from: Some(day.period.start),
+        until: Some(day.period.end),
         ..UsageFilter::for_billable(billable.clone())
     };
-    let groups = grouped_sums(db, condition(&filter), &keys(backend)).await?;
+    let picked = condition(&filter)
+        .add(usage::Column::LocalDay.eq(day_text(day.date)))
+        .add(usage::Column::DayStart.eq(day.period.start))
+        .add(usage::Column::DayEnd.eq(day.period.end));
+    let groups = grouped_sums(db, picked, &borrowed(&keys(backend))).await?;
     let written = insert_groups(db, groups).await?;
     Ok(deleted.max(written))
+}
+
+/// The instant of a day bound read as Unix seconds.
+fn from_epoch(text: &str) -> StoreResult<DateTime<Utc>> {
+    text.parse::<i64>()
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .ok_or_else(|| {
+            invalid(format!(
+                "a usage row's day bound {text:?} is not an instant"
+            ))
+        })
 }
 
 /// Inserts one aggregate row per group of [`keys`]; returns how many.
@@ -155,8 +185,13 @@ async fn insert_groups<C: ConnectionTrait>(
     for (key, s) in groups {
         let mut k = key.into_iter();
         let mut next = || k.next().unwrap_or_default();
+        let day = next();
+        let day_start = from_epoch(&next())?;
+        let day_end = from_epoch(&next())?;
         rows.push(daily_aggregate::ActiveModel {
-            day: Set(next()),
+            day: Set(day),
+            day_start: Set(Some(day_start)),
+            day_end: Set(Some(day_end)),
             billable_type: Set(next()),
             billable_id: Set(next()),
             tenant_id: Set(next()),
@@ -193,6 +228,8 @@ async fn insert_groups<C: ConnectionTrait>(
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
     day: String,
+    day_start: DateTime<Utc>,
+    day_end: DateTime<Utc>,
     billable_type: String,
     billable_id: String,
     tenant_id: String,
@@ -204,8 +241,11 @@ struct Key {
 
 impl Key {
     fn of_entry(e: &UsageEntry) -> Self {
+        let day = e.day();
         Self {
-            day: day_text(e.occurred_at.date_naive()),
+            day: day_text(day.date),
+            day_start: day.period.start,
+            day_end: day.period.end,
             billable_type: e.billable.kind.clone(),
             billable_id: e.billable.id.clone(),
             tenant_id: e
@@ -220,9 +260,11 @@ impl Key {
         }
     }
 
-    fn of_row(a: &daily_aggregate::Model) -> Self {
-        Self {
+    fn of_row(a: &daily_aggregate::Model) -> Option<Self> {
+        Some(Self {
             day: a.day.clone(),
+            day_start: a.day_start?,
+            day_end: a.day_end?,
             billable_type: a.billable_type.clone(),
             billable_id: a.billable_id.clone(),
             tenant_id: a.tenant_id.clone(),
@@ -230,7 +272,7 @@ impl Key {
             model: a.model.clone(),
             feature: a.feature.clone(),
             currency: a.currency.clone(),
-        }
+        })
     }
 }
 
@@ -287,7 +329,8 @@ pub(crate) async fn add_to_aggregates<C: ConnectionTrait>(
             Condition::all()
                 .add(A::BillableType.eq(k.billable_type.as_str()))
                 .add(A::BillableId.eq(k.billable_id.as_str()))
-                .add(A::Day.eq(k.day.as_str())),
+                .add(A::Day.eq(k.day.as_str()))
+                .add(A::DayStart.eq(k.day_start)),
         )
     });
     let stored = daily_aggregate::Entity::find()
@@ -297,7 +340,7 @@ pub(crate) async fn add_to_aggregates<C: ConnectionTrait>(
         .map_err(db_err)?;
     let mut updates = Vec::new();
     for row in &stored {
-        let Some(delta) = deltas.remove(&Key::of_row(row)) else {
+        let Some(delta) = Key::of_row(row).and_then(|k| deltas.remove(&k)) else {
             continue;
         };
         let s = plus(sums_of_row(row)?, &delta);
@@ -343,6 +386,8 @@ pub(crate) async fn add_to_aggregates<C: ConnectionTrait>(
             s.cost = s.cost.normalize();
             let key = vec![
                 k.day,
+                k.day_start.timestamp().to_string(),
+                k.day_end.timestamp().to_string(),
                 k.billable_type,
                 k.billable_id,
                 k.tenant_id,
@@ -368,11 +413,13 @@ async fn upsert_aggregates<C: ConnectionTrait>(
     db: &C,
     deltas: HashMap<Key, UsageSums>,
 ) -> StoreResult<()> {
-    const COLUMNS: &str = "day, billable_type, billable_id, tenant_id, provider, model, \
+    const COLUMNS: &str = "day, day_start, day_end, billable_type, billable_id, tenant_id, provider, model, \
          feature, currency, calls, input_tokens, cached_input_tokens, cache_write_tokens, \
          output_tokens, reasoning_tokens, total_tokens, total_cost, total_cost_nano, updated_at";
-    const TYPES: [&str; 18] = [
+    const TYPES: [&str; 20] = [
         "TEXT",
+        "TIMESTAMPTZ",
+        "TIMESTAMPTZ",
         "TEXT",
         "TEXT",
         "TEXT",
@@ -399,8 +446,10 @@ async fn upsert_aggregates<C: ConnectionTrait>(
     let mut tuples = Vec::with_capacity(deltas.len());
     for (k, s) in deltas {
         let cost = s.cost.normalize();
-        let row: [sea_orm::Value; 18] = [
+        let row: [sea_orm::Value; 20] = [
             k.day.into(),
+            k.day_start.into(),
+            k.day_end.into(),
             k.billable_type.into(),
             k.billable_id.into(),
             k.tenant_id.into(),
@@ -444,8 +493,8 @@ async fn upsert_aggregates<C: ConnectionTrait>(
     .collect();
     let sql = format!(
         "INSERT INTO ai_usage_daily_aggregates AS a ({COLUMNS}) VALUES {} \
-         ON CONFLICT (day, billable_type, billable_id, tenant_id, provider, model, feature, \
-         currency) DO UPDATE SET {}, \
+         ON CONFLICT (day, day_start, day_end, billable_type, billable_id, tenant_id, provider, \
+         model, feature, currency) DO UPDATE SET {}, \
          total_cost = CAST(trim_scale(CAST(a.total_cost AS NUMERIC) \
              + CAST(EXCLUDED.total_cost AS NUMERIC)) AS TEXT), \
          total_cost_nano = CASE WHEN CAST(a.total_cost_nano AS NUMERIC) \
@@ -465,17 +514,21 @@ async fn upsert_aggregates<C: ConnectionTrait>(
     Ok(())
 }
 
-/// How a range of usage splits between the aggregates and the rows: the whole UTC days
-/// `days` (either end open), and the partial days at its edges.
+/// How a range of usage splits between the aggregates and the rows: the aggregates of the
+/// days wholly inside `range`, and the rows in `edges` (within [`UsageDay::MAX_LENGTH`] of an
+/// end) whose day is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Split {
-    days: (Option<NaiveDate>, Option<NaiveDate>),
+    range: Range,
     edges: Vec<Range>,
 }
 
+/// The shortest range the aggregates answer part of.
+const MIN_RANGE: Duration = Duration::days(2);
+
 /// The split of `filter`'s range, when the aggregates can answer part of it: the filter
-/// names nothing they do not keep (a user, a search), and its range holds at least two
-/// whole UTC days (or is open at an end).
+/// names nothing they do not keep (a user, a search), and its range is at least
+/// [`MIN_RANGE`] long (or open at an end).
 fn split(filter: &UsageFilter) -> Option<Split> {
     if filter.user_id.is_some()
         || filter.search.is_some()
@@ -485,43 +538,31 @@ fn split(filter: &UsageFilter) -> Option<Split> {
     {
         return None;
     }
-    // The first whole day starts at or after `from`; the last ends at or before `until`.
-    let first = filter.from.map(|from| {
-        let day = from.date_naive();
-        if midnight(day) == from {
-            day
-        } else {
-            day + Duration::days(1)
+    let max = UsageDay::MAX_LENGTH;
+    let edges = match (filter.from, filter.until) {
+        (Some(from), Some(until)) if until - from < MIN_RANGE => return None,
+        // The two windows would overlap: one covers the range.
+        (Some(from), Some(until)) if until - from < max + max => vec![(Some(from), Some(until))],
+        (from, until) => {
+            let mut edges = Vec::new();
+            if let Some(from) = from {
+                edges.push((Some(from), Some(from + max)));
+            }
+            if let Some(until) = until {
+                edges.push((Some(until - max), Some(until)));
+            }
+            edges
         }
-    });
-    let end = filter.until.map(|until| until.date_naive());
-    if let (Some(first), Some(end)) = (first, end)
-        && (end - first).num_days() < 2
-    {
-        return None;
-    }
-    let mut edges = Vec::new();
-    if let (Some(from), Some(first)) = (filter.from, first)
-        && from < midnight(first)
-    {
-        edges.push((Some(from), Some(midnight(first))));
-    }
-    if let (Some(until), Some(end)) = (filter.until, end)
-        && midnight(end) < until
-    {
-        edges.push((Some(midnight(end)), Some(until)));
-    }
+    };
     Some(Split {
-        days: (first, end),
+        range: (filter.from, filter.until),
         edges,
     })
 }
 
-/// The condition on `ai_usage_daily_aggregates` for `filter` over the days `days`.
-fn aggregate_condition(
-    filter: &UsageFilter,
-    days: (Option<NaiveDate>, Option<NaiveDate>),
-) -> Condition {
+/// The condition on `ai_usage_daily_aggregates` for `filter`, over the days wholly inside
+/// `range`.
+fn aggregate_condition(filter: &UsageFilter, range: Range) -> Condition {
     use daily_aggregate::Column as A;
     let mut c = Condition::all();
     if let Some(b) = &filter.billable {
@@ -541,28 +582,37 @@ fn aggregate_condition(
     if let Some(feature) = &filter.feature {
         c = c.add(A::Feature.eq(feature.as_str()));
     }
-    if let Some(first) = days.0 {
-        c = c.add(A::Day.gte(day_text(first)));
+    if let Some(from) = range.0 {
+        c = c.add(A::DayStart.gte(from));
     }
-    if let Some(end) = days.1 {
-        c = c.add(A::Day.lt(day_text(end)));
+    if let Some(until) = range.1 {
+        c = c.add(A::DayEnd.lte(until));
     }
     c
 }
 
+/// The rows of an edge window whose day is not wholly inside `range` (the others are in the
+/// aggregates).
+fn outside_whole_days(range: Range) -> Condition {
+    let mut any = Condition::any();
+    if let Some(from) = range.0 {
+        any = any.add(usage::Column::DayStart.lt(from));
+    }
+    if let Some(until) = range.1 {
+        any = any.add(usage::Column::DayEnd.gt(until));
+    }
+    any
+}
+
 /// The usage `filter` matches, summed per `group_by` key (one group with an empty key
-/// without it): from the daily aggregates for the whole days of a long range, from the rows
-/// for the rest.
+/// without it): from the daily aggregates for the days wholly inside a long range, from the
+/// rows for the rest.
 pub(crate) async fn sums<C: ConnectionTrait>(
     db: &C,
     filter: &UsageFilter,
     group_by: Option<GroupBy>,
 ) -> StoreResult<Vec<(String, UsageSums)>> {
-    let backend = db.get_database_backend();
-    let row_key: Vec<&str> = group_by
-        .map(|g| group_key_sql(g, backend))
-        .into_iter()
-        .collect();
+    let row_key: Vec<&str> = group_by.map(group_key_sql).into_iter().collect();
     let Some(split) = split(filter) else {
         let groups = grouped_sums(db, condition(filter), &row_key).await?;
         return Ok(flatten(groups));
@@ -570,7 +620,7 @@ pub(crate) async fn sums<C: ConnectionTrait>(
     let aggregate_key: Vec<&str> = group_by
         .map(|g| match g {
             GroupBy::Day => r#""day""#,
-            other => group_key_sql(other, backend),
+            other => group_key_sql(other),
         })
         .into_iter()
         .collect();
@@ -587,7 +637,7 @@ pub(crate) async fn sums<C: ConnectionTrait>(
             }
         }
     };
-    let cond = aggregate_condition(filter, split.days);
+    let cond = aggregate_condition(filter, split.range);
     merge(sums_from(db, Source::Aggregates, cond, &aggregate_key).await?);
     for (from, until) in split.edges {
         let edge = UsageFilter {
@@ -595,7 +645,8 @@ pub(crate) async fn sums<C: ConnectionTrait>(
             until,
             ..filter.clone()
         };
-        merge(grouped_sums(db, condition(&edge), &row_key).await?);
+        let picked = condition(&edge).add(outside_whole_days(split.range));
+        merge(grouped_sums(db, picked, &row_key).await?);
     }
     if group_by.is_some() {
         // Groups that only the edges or only the days had may be empty elsewhere: drop the
@@ -623,10 +674,6 @@ mod tests {
         Utc.with_ymd_and_hms(2025, 3, d, h, 0, 0).unwrap()
     }
 
-    fn day(d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2025, 3, d).unwrap()
-    }
-
     fn range(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> UsageFilter {
         UsageFilter {
             from,
@@ -636,30 +683,29 @@ mod tests {
     }
 
     #[test]
-    fn a_long_range_splits_into_whole_days_and_partial_edges() {
-        let s = split(&range(Some(at(1, 6)), Some(at(5, 18)))).unwrap();
-        assert_eq!(s.days, (Some(day(2)), Some(day(5))));
+    fn a_long_range_reads_the_rows_only_near_its_ends() {
+        let s = split(&range(Some(at(1, 6)), Some(at(9, 18)))).unwrap();
+        assert_eq!(s.range, (Some(at(1, 6)), Some(at(9, 18))));
         assert_eq!(
             s.edges,
             [
-                (Some(at(1, 6)), Some(at(2, 0))),
-                (Some(at(5, 0)), Some(at(5, 18)))
+                (Some(at(1, 6)), Some(at(3, 6))),
+                (Some(at(7, 18)), Some(at(9, 18)))
             ]
         );
-        // Aligned to midnight: no edges.
+        // Shorter than two windows: one window, the whole range.
         let s = split(&range(Some(at(1, 0)), Some(at(4, 0)))).unwrap();
-        assert_eq!((s.days, s.edges.len()), ((Some(day(1)), Some(day(4))), 0));
-        // Open ends read every day on that side from the aggregates.
+        assert_eq!(s.edges, [(Some(at(1, 0)), Some(at(4, 0)))]);
+        // Open ends need no window on that side.
         let s = split(&range(None, Some(at(3, 12)))).unwrap();
-        assert_eq!(s.days, (None, Some(day(3))));
-        assert_eq!(s.edges, [(Some(at(3, 0)), Some(at(3, 12)))]);
-        assert_eq!(split(&UsageFilter::default()).unwrap().days, (None, None));
+        assert_eq!(s.edges, [(Some(at(1, 12)), Some(at(3, 12)))]);
+        assert!(split(&UsageFilter::default()).unwrap().edges.is_empty());
     }
 
     #[test]
     fn short_ranges_and_filters_the_aggregates_lack_read_the_rows() {
         assert_eq!(split(&range(Some(at(1, 0)), Some(at(2, 0)))), None);
-        assert_eq!(split(&range(Some(at(1, 6)), Some(at(3, 18)))), None);
+        assert_eq!(split(&range(Some(at(1, 6)), Some(at(3, 5)))), None);
         assert!(split(&range(Some(at(1, 0)), Some(at(3, 0)))).is_some());
         for filter in [
             UsageFilter {

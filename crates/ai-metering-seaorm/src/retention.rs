@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ai_metering_core::Billable;
 use ai_metering_core::period::Period;
-use ai_metering_core::store::{RetentionStore, RowCounts, StoreError, StoreErrorKind, StoreResult};
+use ai_metering_core::store::{
+    RetentionStore, RowCounts, StoreError, StoreErrorKind, StoreResult, UsageDay,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
@@ -179,6 +181,8 @@ struct Doomed {
     id: i64,
     billable: Billable,
     occurred_at: DateTime<Utc>,
+    /// The billable's day the row counts in.
+    day: UsageDay,
 }
 
 impl SeaOrmStore {
@@ -241,16 +245,17 @@ impl SeaOrmStore {
                 .rows_affected;
         }
         // The instants and days each billable lost rows at.
-        let mut lost: BTreeMap<&Billable, (Vec<DateTime<Utc>>, BTreeSet<NaiveDate>)> =
-            BTreeMap::new();
+        let mut lost: BTreeMap<&Billable, (Vec<DateTime<Utc>>, Vec<UsageDay>)> = BTreeMap::new();
         for d in rows {
             let (instants, days) = lost.entry(&d.billable).or_default();
             instants.push(d.occurred_at);
-            days.insert(d.occurred_at.date_naive());
+            if !days.contains(&d.day) {
+                days.push(d.day);
+            }
         }
         for (billable, (instants, days)) in lost {
             counts.counters += recount(txn, billable, &instants).await?;
-            for day in days {
+            for day in &days {
                 counts.aggregates += refresh_aggregates(txn, self.backend(), billable, day).await?;
             }
         }
@@ -306,19 +311,41 @@ async fn doomed<C: ConnectionTrait>(
         .column(usage::Column::BillableType)
         .column(usage::Column::BillableId)
         .column(usage::Column::OccurredAt)
+        .column(usage::Column::LocalDay)
+        .column(usage::Column::DayStart)
+        .column(usage::Column::DayEnd)
         .filter(picked.clone())
         .order_by_asc(usage::Column::Id);
     if let Some(limit) = limit {
         select = select.limit(limit);
     }
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> =
-        select.into_tuple().all(db).await.map_err(db_err)?;
+    type Row = (
+        i64,
+        String,
+        String,
+        DateTime<Utc>,
+        String,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = select.into_tuple().all(db).await.map_err(db_err)?;
     Ok(rows
         .into_iter()
-        .map(|(id, kind, bid, occurred_at)| Doomed {
-            id,
-            billable: Billable::new(kind, bid),
-            occurred_at,
+        .map(|(id, kind, bid, occurred_at, local_day, start, end)| {
+            let day = match (local_day.parse::<NaiveDate>(), start, end) {
+                (Ok(date), Some(start), Some(end)) => UsageDay {
+                    date,
+                    period: Period { start, end },
+                },
+                // A row written before days were stored counts in its UTC day.
+                _ => UsageDay::at(occurred_at, None),
+            };
+            Doomed {
+                id,
+                billable: Billable::new(kind, bid),
+                occurred_at,
+                day,
+            }
         })
         .collect())
 }
@@ -550,6 +577,14 @@ async fn merge_aggregates(
             .filter(A::BillableType.eq(to.kind.clone()))
             .filter(A::BillableId.eq(to.id.clone()))
             .filter(A::Day.eq(a.day.clone()))
+            .filter(match a.day_start {
+                Some(start) => A::DayStart.eq(start),
+                None => A::DayStart.is_null(),
+            })
+            .filter(match a.day_end {
+                Some(end) => A::DayEnd.eq(end),
+                None => A::DayEnd.is_null(),
+            })
             .filter(A::TenantId.eq(a.tenant_id.clone()))
             .filter(A::Provider.eq(a.provider.clone()))
             .filter(A::Model.eq(a.model.clone()))

@@ -14,23 +14,27 @@ use crate::codec::{from_nano_sum_text, money_from_text, to_u64};
 use crate::error::db_err;
 
 /// The SQL expression of the group key of `group_by` (see [`GroupBy::key_of`]).
-pub(crate) fn group_key_sql(group_by: GroupBy, backend: DbBackend) -> &'static str {
+pub(crate) fn group_key_sql(group_by: GroupBy) -> &'static str {
     match group_by {
         GroupBy::Provider => r#""provider""#,
         GroupBy::Model => r#""provider" || '/' || "model""#,
         GroupBy::Feature => r#"COALESCE("feature", '')"#,
         GroupBy::Billable => r#""billable_type" || ':' || "billable_id""#,
         GroupBy::Tenant => r#"COALESCE("tenant_id", '')"#,
-        GroupBy::Day => day_sql(backend),
+        // The billable's day, stored with the row.
+        GroupBy::Day => r#""local_day""#,
     }
 }
 
-/// The UTC day of `occurred_at`, `YYYY-MM-DD`.
-pub(crate) fn day_sql(backend: DbBackend) -> &'static str {
+/// An instant column as the text of its Unix time in whole seconds (the days' bounds are
+/// whole seconds).
+pub(crate) fn epoch_sql(backend: DbBackend, column: &'static str) -> String {
     match backend {
-        DbBackend::Postgres => r#"to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD')"#,
-        // SQLite stores RFC 3339 text in UTC.
-        _ => r#"substr("occurred_at", 1, 10)"#,
+        DbBackend::Postgres => {
+            format!(r#"CAST(CAST(EXTRACT(EPOCH FROM "{column}") AS BIGINT) AS TEXT)"#)
+        }
+        // SQLite stores RFC 3339 text, which its date functions read.
+        _ => format!(r#"strftime('%s', "{column}")"#),
     }
 }
 

@@ -12,9 +12,15 @@ use crate::codec::{
 };
 use crate::entity::usage;
 
+/// `YYYY-MM-DD`, the form of a stored day.
+pub(crate) fn day_text(day: chrono::NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
 /// The row to insert for `e` (without `id`).
 pub(crate) fn usage_row(e: &UsageEntry) -> StoreResult<usage::ActiveModel> {
     let c = e.usage.counts();
+    let day = e.day();
     let cost = &e.cost;
     Ok(usage::ActiveModel {
         billable_type: Set(e.billable.kind.clone()),
@@ -46,6 +52,10 @@ pub(crate) fn usage_row(e: &UsageEntry) -> StoreResult<usage::ActiveModel> {
         occurred_at: Set(instant(e.occurred_at)),
         estimated: Set(e.estimated),
         created_at: Set(Utc::now()),
+        time_zone: Set(e.time_zone.map(|z| z.name().to_owned())),
+        local_day: Set(day_text(day.date)),
+        day_start: Set(Some(day.period.start)),
+        day_end: Set(Some(day.period.end)),
         ..Default::default()
     })
 }
@@ -99,6 +109,14 @@ pub(crate) fn usage_record(m: usage::Model) -> StoreResult<UsageRecord> {
             idempotency_key: m.idempotency_key,
             occurred_at: m.occurred_at,
             estimated: m.estimated,
+            time_zone: m
+                .time_zone
+                .map(|name| {
+                    name.parse().map_err(|_| {
+                        invalid(format!("ai_usages.time_zone {name:?} is not a known zone"))
+                    })
+                })
+                .transpose()?,
         },
     })
 }

@@ -403,7 +403,7 @@ async fn aggregates_of_rows(store: &SeaOrmStore) -> Vec<(String, String, i64, i6
     for r in rows {
         let e = &r.entry;
         let key = (
-            e.occurred_at.format("%Y-%m-%d").to_string(),
+            e.day().date.format("%Y-%m-%d").to_string(),
             e.billable.id.clone(),
             e.model.clone(),
             e.feature.clone().unwrap_or_default(),
@@ -712,6 +712,37 @@ async fn the_live_aggregates_migration_rebuilds_them_from_the_rows() {
             .unwrap();
         Migrator::up(store.connection(), None).await.unwrap();
         assert_eq!(aggregates(&store).await, expected);
+        // Rows stored before days had zones keep their UTC days, bounds and all.
+        for a in daily_aggregate::Entity::find()
+            .all(store.connection())
+            .await
+            .unwrap()
+        {
+            let start = NaiveDate::parse_from_str(&a.day, "%Y-%m-%d")
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc();
+            assert_eq!(
+                (a.day_start, a.day_end),
+                (Some(start), Some(start + Duration::days(1)))
+            );
+        }
+        let long = UsageFilter {
+            from: Some(at(1, 0)),
+            until: Some(at(20, 0)),
+            ..UsageFilter::default()
+        };
+        let rows = store
+            .query_usage(&long, Page::first(Page::MAX_LIMIT))
+            .await
+            .unwrap();
+        assert!(!rows.is_empty());
+        assert_eq!(
+            store.sum_usage(&long).await.unwrap().calls,
+            rows.len() as u64,
+            "the migrated days answer long ranges"
+        );
     })
     .await;
 }

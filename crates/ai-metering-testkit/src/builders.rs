@@ -194,6 +194,7 @@ pub fn entry(billable: &Billable, tokens: u64, cost: Decimal, at: DateTime<Utc>)
         idempotency_key: None,
         occurred_at: at,
         estimated: false,
+        time_zone: None,
     }
 }
 

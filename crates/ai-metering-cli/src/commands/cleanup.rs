@@ -66,7 +66,8 @@ pub async fn run(ctx: &Ctx, args: &CleanupArgs) -> CliResult {
         return json_if(ctx, &summary(0, false));
     }
 
-    // One UTC day at a time, oldest first: small transactions and a meaningful progress bar.
+    // One date at a time (the billables' dates, each pruned up to the end of that UTC date),
+    // oldest first: small transactions and a meaningful progress bar; the cutoff ends it.
     let bar = progress(count, "Deleting");
     let mut deleted = 0_u64;
     for day in &per_day {

@@ -168,6 +168,7 @@ async fn seed_account(
             idempotency_key: None,
             occurred_at: at,
             estimated: false,
+            time_zone: None,
         });
     }
     let mut recorded: Vec<Recorded> = Vec::with_capacity(entries.len());

@@ -230,6 +230,11 @@ impl<S: Store> Reservation<S> {
             idempotency_key: t.idempotency_key.clone(),
             occurred_at: metering.now(),
             estimated,
+            time_zone: self
+                .entitlement
+                .subscription
+                .as_ref()
+                .and_then(|(_, sub)| sub.time_zone),
         };
         let limits = self.entitlement.limits;
         let overage = (self.entitlement.overage_policy == OveragePolicy::Charge

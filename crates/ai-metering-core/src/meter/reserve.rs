@@ -333,6 +333,7 @@ impl<S: Store> Meter<S> {
             idempotency_key: v.idempotency_key,
             occurred_at: v.metering.now(),
             estimated: false,
+            time_zone: None,
         })
     }
 

@@ -71,8 +71,8 @@ pub use memory::MemoryStore;
 pub use records::{
     CreditOutcome, CreditTransaction, Direction, GroupBy, GroupedSums, HoldId, HoldRequest,
     NewGrant, NewOverage, OverageRecord, Overdraft, Page, PeriodUsage, Recorded, ReservationId,
-    ReserveOutcome, ReserveRequest, Settled, Settlement, SubscriptionId, UsageEntry, UsageFilter,
-    UsageRecord, UsageSums, WalletBalance, WalletGrant,
+    ReserveOutcome, ReserveRequest, Settled, Settlement, SubscriptionId, UsageDay, UsageEntry,
+    UsageFilter, UsageRecord, UsageSums, WalletBalance, WalletGrant,
 };
 pub use retention::{RetentionStore, RowCounts};
 

@@ -1,4 +1,5 @@
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -6,7 +7,7 @@ use crate::billable::{Billable, Tenant};
 use crate::grants::{CreditGrant, GrantId, GrantTake, Rollover};
 use crate::limit::{LimitKind, Limits, UsageTotals};
 use crate::money::{Currency, Money};
-use crate::period::Period;
+use crate::period::{Period, PeriodSpec};
 use crate::pricing::CostBreakdown;
 use crate::usage::TokenUsage;
 
@@ -37,12 +38,78 @@ pub struct UsageEntry {
     pub occurred_at: DateTime<Utc>,
     /// True when the counts are an estimate (the provider reported none).
     pub estimated: bool,
+    /// The billable's time zone when the call was made (its subscription's): the entry
+    /// counts in that zone's day in the daily aggregates and under [`GroupBy::Day`]
+    /// ([`UsageEntry::day`]). `None` is UTC. The [`Meter`](crate::Meter) and the
+    /// [`Recorder`](crate::recorder::Recorder) fill it from the billable's subscription.
+    #[serde(default, with = "crate::plan::zone_name")]
+    pub time_zone: Option<Tz>,
 }
 
 impl UsageEntry {
     /// Tokens and cost of this entry, as counted against limits.
     pub fn totals(&self) -> UsageTotals {
         UsageTotals::new(self.usage.total_tokens(), self.cost.total)
+    }
+
+    /// The billable's day this entry counts in ([`UsageDay::at`]).
+    pub fn day(&self) -> UsageDay {
+        UsageDay::at(self.occurred_at, self.time_zone)
+    }
+}
+
+/// A billable's day: a date in its time zone, and the instants that day starts and ends at
+/// (23 or 25 hours apart across a DST change). Daily aggregates and [`GroupBy::Day`] count
+/// each usage row in its billable's day.
+///
+/// ```
+/// use ai_metering_core::store::UsageDay;
+///
+/// // 23:30 UTC on March 30th 2025 is already March 31st in Berlin, a 23-hour day there.
+/// let at = "2025-03-30T23:30:00Z".parse().unwrap();
+/// let day = UsageDay::at(at, Some(chrono_tz::Europe::Berlin));
+/// assert_eq!(day.date.to_string(), "2025-03-31");
+/// assert_eq!(day.period.start.to_rfc3339(), "2025-03-30T22:00:00+00:00");
+/// let berlin_dst = UsageDay::at("2025-03-30T12:00:00Z".parse().unwrap(), Some(chrono_tz::Europe::Berlin));
+/// assert_eq!(berlin_dst.period.end - berlin_dst.period.start, chrono::Duration::hours(23));
+/// // Without a zone, the UTC day.
+/// assert_eq!(UsageDay::at(at, None).date.to_string(), "2025-03-30");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UsageDay {
+    /// The date, in the billable's zone.
+    pub date: NaiveDate,
+    /// The instants the day starts and ends at.
+    pub period: Period,
+}
+
+impl UsageDay {
+    /// The longest day kept: a local day longer than this (a DST change makes one 25 hours
+    /// long) counts as the UTC day instead, so that a day's rows always lie within this
+    /// distance of its start, which lets a range find its partial days near its ends.
+    pub const MAX_LENGTH: Duration = Duration::days(2);
+
+    /// The day of `zone` (UTC for `None`) that `at` falls in.
+    pub fn at(at: DateTime<Utc>, zone: Option<Tz>) -> Self {
+        if let Some(zone) = zone
+            && zone != Tz::UTC
+            && let Ok(period) = PeriodSpec::daily().in_timezone(zone).period_at(at)
+            && period.end - period.start <= Self::MAX_LENGTH
+        {
+            return Self {
+                date: period.start.with_timezone(&zone).date_naive(),
+                period,
+            };
+        }
+        let date = at.date_naive();
+        let start = date.and_time(NaiveTime::MIN).and_utc();
+        Self {
+            date,
+            period: Period {
+                start,
+                end: start + Duration::days(1),
+            },
+        }
     }
 }
 
@@ -259,7 +326,8 @@ pub enum GroupBy {
     Billable,
     /// By tenant (rows without one are keyed by an empty string).
     Tenant,
-    /// By UTC day of `occurred_at`, keyed `YYYY-MM-DD`.
+    /// By the billable's day ([`UsageEntry::day`]: the date in its time zone, UTC for
+    /// entries without one), keyed `YYYY-MM-DD`.
     Day,
 }
 
@@ -272,7 +340,7 @@ impl GroupBy {
             Self::Feature => e.feature.clone().unwrap_or_default(),
             Self::Billable => e.billable.to_string(),
             Self::Tenant => e.tenant.as_ref().map(|t| t.to_string()).unwrap_or_default(),
-            Self::Day => e.occurred_at.format("%Y-%m-%d").to_string(),
+            Self::Day => e.day().date.format("%Y-%m-%d").to_string(),
         }
     }
 }

@@ -95,8 +95,9 @@ pub trait RetentionStore: Send + Sync {
         batch_size: u64,
     ) -> impl Future<Output = StoreResult<RowCounts>> + Send;
 
-    /// Recomputes the daily aggregates of the UTC days `from..until` (end exclusive) from the
-    /// usage rows; returns how many aggregate rows the days hold now.
+    /// Recomputes the daily aggregates of the days dated `from..until` (end exclusive; each
+    /// billable's own dates, [`UsageEntry::day`](super::UsageEntry::day)) from the usage rows;
+    /// returns how many aggregate rows the days hold now.
     ///
     /// A store without stored aggregates (such as
     /// [`MemoryStore`](super::MemoryStore), which sums its rows on every read) has nothing

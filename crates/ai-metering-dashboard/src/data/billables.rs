@@ -146,7 +146,7 @@ pub(crate) struct BillableDetail {
     /// The window of the daily chart and the breakdowns: the billable's current period (the
     /// global one when it has none).
     pub(crate) window: Period,
-    /// Usage per UTC day of the window.
+    /// Usage per day of the window (the billable's own dates).
     pub(crate) daily: Vec<DayUsage>,
     /// Usage in the window by model (the largest 100).
     pub(crate) models: Vec<GroupedSums>,

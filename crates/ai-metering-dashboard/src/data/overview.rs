@@ -27,7 +27,7 @@ pub(crate) struct Overview {
     pub(crate) totals: UsageSums,
     /// Billables with usage in the period.
     pub(crate) active_billables: u64,
-    /// Usage per UTC day of the period.
+    /// Usage per day of the period (each billable's own dates).
     pub(crate) daily: Vec<DayUsage>,
     /// The billables with the most tokens in the period.
     pub(crate) top_billables: Vec<GroupedSums>,

@@ -20,7 +20,7 @@ pub(crate) fn current_period<S: Store + ReportStore>(
     Ok(metering.config().period.period_at(metering.now())?)
 }
 
-/// One UTC day's usage.
+/// One day's usage (the billables' own days: a billable in Tokyo counts in Tokyo's dates).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct DayUsage {
     /// The day.
@@ -30,7 +30,9 @@ pub(crate) struct DayUsage {
     pub(crate) sums: UsageSums,
 }
 
-/// Every UTC day that `window` touches, zeros included, at most [`MAX_DAYS`] (the last).
+/// Every day that `window` touches, zeros included, at most [`MAX_DAYS`] (the last). Days
+/// are the billables' dates: a billable east or west of UTC may have a day just before or
+/// after the window's UTC dates, which is shown too.
 pub(crate) async fn daily<S: Store + ReportStore>(
     metering: &Metering<S>,
     filter: &UsageFilter,
@@ -47,20 +49,6 @@ fn fill_days(groups: Vec<GroupedSums>, window: &Period) -> Vec<DayUsage> {
     if window.end <= window.start {
         return Vec::new();
     }
-    let first = window.start.date_naive();
-    // The end is exclusive: the last day is the one holding the instant just before it.
-    let last = window
-        .end
-        .checked_sub_signed(TimeDelta::nanoseconds(1))
-        .unwrap_or(window.start)
-        .date_naive();
-    let span = u64::try_from((last - first).num_days()).unwrap_or(0);
-    let first = if span >= MAX_DAYS {
-        last.checked_sub_days(Days::new(MAX_DAYS - 1))
-            .unwrap_or(first)
-    } else {
-        first
-    };
     let mut by_day: HashMap<NaiveDate, UsageSums> = groups
         .into_iter()
         .filter_map(|g| {
@@ -69,6 +57,31 @@ fn fill_days(groups: Vec<GroupedSums>, window: &Period) -> Vec<DayUsage> {
                 .map(|d| (d, g.sums))
         })
         .collect();
+    // The end is exclusive: the last day is the one holding the instant just before it.
+    let last_utc = window
+        .end
+        .checked_sub_signed(TimeDelta::nanoseconds(1))
+        .unwrap_or(window.start)
+        .date_naive();
+    let first = by_day
+        .keys()
+        .copied()
+        .chain([window.start.date_naive()])
+        .min()
+        .unwrap_or(last_utc);
+    let last = by_day
+        .keys()
+        .copied()
+        .chain([last_utc])
+        .max()
+        .unwrap_or(last_utc);
+    let span = u64::try_from((last - first).num_days()).unwrap_or(0);
+    let first = if span >= MAX_DAYS {
+        last.checked_sub_days(Days::new(MAX_DAYS - 1))
+            .unwrap_or(first)
+    } else {
+        first
+    };
     first
         .iter_days()
         .take_while(|d| *d <= last)
@@ -98,27 +111,33 @@ mod tests {
             start: Utc.with_ymd_and_hms(2024, 2, 27, 0, 0, 0).unwrap(),
             end: Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap(),
         };
-        let groups = vec![
-            GroupedSums {
-                key: "2024-02-28".into(),
-                sums: sums(5),
-            },
-            GroupedSums {
-                key: "2024-03-01".into(),
-                sums: sums(9),
-            },
-        ];
-        let days = fill_days(groups, &w);
-        let shown: Vec<(String, u64)> = days
-            .iter()
-            .map(|d| (d.day.to_string(), d.sums.total_tokens))
-            .collect();
+        let day = |key: &str, tokens| GroupedSums {
+            key: key.into(),
+            sums: sums(tokens),
+        };
+        let shown = |groups| -> Vec<(String, u64)> {
+            fill_days(groups, &w)
+                .iter()
+                .map(|d| (d.day.to_string(), d.sums.total_tokens))
+                .collect()
+        };
         assert_eq!(
-            shown,
+            shown(vec![day("2024-02-28", 5)]),
             [
                 ("2024-02-27".into(), 0),
                 ("2024-02-28".into(), 5),
                 ("2024-02-29".into(), 0)
+            ]
+        );
+        // A billable east of UTC called on its March 1st, still inside the window: its day
+        // is shown, not dropped.
+        assert_eq!(
+            shown(vec![day("2024-02-28", 5), day("2024-03-01", 9)]),
+            [
+                ("2024-02-27".into(), 0),
+                ("2024-02-28".into(), 5),
+                ("2024-02-29".into(), 0),
+                ("2024-03-01".into(), 9)
             ]
         );
     }

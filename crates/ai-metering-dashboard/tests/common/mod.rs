@@ -72,6 +72,7 @@ pub fn entry(
         idempotency_key: None,
         occurred_at,
         estimated: false,
+        time_zone: None,
     }
 }
 

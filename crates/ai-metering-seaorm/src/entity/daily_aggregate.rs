@@ -1,4 +1,4 @@
-//! `ai_usage_daily_aggregates`: usage sums per UTC day and key.
+//! `ai_usage_daily_aggregates`: usage sums per billable's day and key.
 
 use sea_orm::entity::prelude::*;
 
@@ -9,8 +9,12 @@ pub struct Model {
     /// Row id.
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// UTC day, `YYYY-MM-DD`.
+    /// The billable's day, `YYYY-MM-DD` in its time zone.
     pub day: String,
+    /// When that day starts.
+    pub day_start: Option<DateTimeUtc>,
+    /// When that day ends.
+    pub day_end: Option<DateTimeUtc>,
     /// Billable kind.
     pub billable_type: String,
     /// Billable id.

@@ -67,6 +67,14 @@ pub struct Model {
     pub estimated: bool,
     /// When inserted.
     pub created_at: DateTimeUtc,
+    /// The billable's IANA time zone when the call was made; `NULL` for UTC.
+    pub time_zone: Option<String>,
+    /// The billable's day of the call, `YYYY-MM-DD` in `time_zone`.
+    pub local_day: String,
+    /// When that day starts (`NULL` only for rows written by a version before the column).
+    pub day_start: Option<DateTimeUtc>,
+    /// When that day ends.
+    pub day_end: Option<DateTimeUtc>,
 }
 
 /// No relations are navigated through the ORM.

@@ -138,5 +138,6 @@ pub fn entry(
         idempotency_key: None,
         occurred_at: when,
         estimated: false,
+        time_zone: None,
     }
 }
