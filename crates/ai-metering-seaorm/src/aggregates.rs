@@ -523,12 +523,12 @@ struct Split {
     edges: Vec<Range>,
 }
 
-/// The shortest range the aggregates answer part of.
-const MIN_RANGE: Duration = Duration::days(2);
+/// Ranges longer than this are answered partly from the aggregates.
+const ONE_DAY: Duration = Duration::days(1);
 
 /// The split of `filter`'s range, when the aggregates can answer part of it: the filter
-/// names nothing they do not keep (a user, a search), and its range is at least
-/// [`MIN_RANGE`] long (or open at an end).
+/// names nothing they do not keep (a user, a search), and its range is longer than a day
+/// (or open at an end).
 fn split(filter: &UsageFilter) -> Option<Split> {
     if filter.user_id.is_some()
         || filter.search.is_some()
@@ -540,7 +540,7 @@ fn split(filter: &UsageFilter) -> Option<Split> {
     }
     let max = UsageDay::MAX_LENGTH;
     let edges = match (filter.from, filter.until) {
-        (Some(from), Some(until)) if until - from < MIN_RANGE => return None,
+        (Some(from), Some(until)) if until - from <= ONE_DAY => return None,
         // The two windows would overlap: one covers the range.
         (Some(from), Some(until)) if until - from < max + max => vec![(Some(from), Some(until))],
         (from, until) => {
@@ -705,7 +705,8 @@ mod tests {
     #[test]
     fn short_ranges_and_filters_the_aggregates_lack_read_the_rows() {
         assert_eq!(split(&range(Some(at(1, 0)), Some(at(2, 0)))), None);
-        assert_eq!(split(&range(Some(at(1, 6)), Some(at(3, 5)))), None);
+        assert_eq!(split(&range(Some(at(1, 6)), Some(at(2, 6)))), None);
+        assert!(split(&range(Some(at(1, 6)), Some(at(2, 7)))).is_some());
         assert!(split(&range(Some(at(1, 0)), Some(at(3, 0)))).is_some());
         for filter in [
             UsageFilter {

@@ -125,6 +125,7 @@ fn ranges() -> Vec<Range> {
     };
     vec![
         (Some(utc(3, 8, 13)), Some(utc(3, 9, 2))),
+        (Some(utc(3, 8, 7)), Some(utc(3, 9, 20))),
         (Some(utc(3, 8, 0)), Some(utc(3, 10, 0))),
         (Some(utc(3, 8, 7)), Some(utc(3, 11, 3))),
         (Some(utc(3, 8, 7)), Some(utc(3, 12, 8))),
