@@ -145,6 +145,37 @@ pub fn from_request(body: &Value) -> Option<RequestEstimate> {
     })
 }
 
+/// The estimated input of an embeddings request (OpenAI's `POST /v1/embeddings`): the text
+/// of its `input` (a string or a list of strings), or the length of its token arrays (a list
+/// of token ids, or a list of them), which are counted exactly. `None` without an `input` of
+/// those shapes. An embeddings call has no output.
+///
+/// ```
+/// use ai_metering_core::estimate::embeddings_input_tokens;
+/// use serde_json::json;
+///
+/// assert_eq!(embeddings_input_tokens(&json!({"input": "abcdef"})), Some(2));
+/// assert_eq!(embeddings_input_tokens(&json!({"input": ["abc", "abc"]})), Some(2));
+/// assert_eq!(embeddings_input_tokens(&json!({"input": [[1, 2, 3], [4]]})), Some(4));
+/// assert_eq!(embeddings_input_tokens(&json!({"input": 7})), None);
+/// ```
+pub fn embeddings_input_tokens(body: &Value) -> Option<u64> {
+    fn tokens(value: &Value) -> Option<u64> {
+        match value {
+            Value::String(s) => Some(text_tokens(s)),
+            Value::Number(_) => Some(1),
+            Value::Array(items) => items
+                .iter()
+                .try_fold(0_u64, |acc, item| Some(acc.saturating_add(tokens(item)?))),
+            _ => None,
+        }
+    }
+    match body.get("input")? {
+        input @ (Value::String(_) | Value::Array(_)) => tokens(input),
+        _ => None,
+    }
+}
+
 /// The estimated tokens of the text in prompt values: strings, and the text parts of
 /// messages (`content`, `text`, `parts`, ...). Binary parts (images, audio, files) are not
 /// counted: their token cost depends on the model, not on their encoded size.

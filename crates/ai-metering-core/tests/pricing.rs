@@ -203,7 +203,7 @@ fn a_config_merged_over_the_builtin_catalog() {
     )
     .unwrap();
     let catalog = PriceCatalog::builtin().merge(overrides).unwrap();
-    assert_eq!(catalog.version(), "builtin-2026-11+acme-contract-7");
+    assert_eq!(catalog.version(), "builtin-2026-12+acme-contract-7");
     let cost = catalog
         .cost(
             "openai",

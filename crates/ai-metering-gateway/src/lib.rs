@@ -10,6 +10,8 @@
 //!   usage (`stream_options.include_usage`) and hides that last chunk from a client that did
 //!   not ask for it; a client that disconnects cancels the upstream call and is charged for
 //!   what was streamed; a stream that ends without usage is charged an estimate, flagged.
+//! - `POST /v1/embeddings`, reserved at its input's estimate and settled from its input-only
+//!   usage.
 //! - `GET /v1/models` (the models the key may call), `GET /healthz`, `GET /readyz` (the
 //!   database answers).
 //! - Upstream errors reach the client with the upstream's status and body, and nothing is
@@ -32,8 +34,8 @@
 //!   [`admin`]): an admin token exchanged for a `SameSite=Strict` session cookie, a logout
 //!   that needs the session's CSRF token; never open.
 //!
-//! Not there yet (issue #15): the embeddings endpoint, Gemini upstreams, and the demo as
-//! `serve` with its seeded accounts.
+//! Not there yet (issue #15): Gemini upstreams, and the demo as `serve` with its seeded
+//! accounts.
 #![warn(missing_docs)]
 
 pub mod admin;

@@ -1,5 +1,6 @@
-//! The mock upstream (`kind = "mock"`): OpenAI's Chat Completions answered inside the
-//! gateway, for demos, tests and load runs that must not call (or pay) a real provider.
+//! The mock upstream (`kind = "mock"`): OpenAI's Chat Completions and Embeddings answered
+//! inside the gateway, for demos, tests and load runs that must not call (or pay) a real
+//! provider.
 //!
 //! Answers are deterministic:
 //!
@@ -87,6 +88,50 @@ pub fn answer(request: &Value) -> http::Response<Vec<u8>> {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                      "finish_reason": "stop"}],
         "usage": usage,
+    });
+    response("application/json", body.to_string().into_bytes())
+}
+
+/// The mock's answer to an Embeddings request: one 8-dimension vector per input (a string or
+/// a token array; a list of them gives one each), and a usage of
+/// [`embeddings_input_tokens`](ai_metering_core::estimate::embeddings_input_tokens) input
+/// tokens. An `input` of another shape gets a 400 in OpenAI's error shape.
+///
+/// ```
+/// let request = serde_json::json!({"model": "text-embedding-3-small", "input": ["abc", "abcdef"]});
+/// let response = ai_metering_gateway::mock::embeddings(&request);
+/// let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+/// assert_eq!(body["data"].as_array().unwrap().len(), 2);
+/// assert_eq!(body["usage"]["prompt_tokens"], 3);
+/// ```
+pub fn embeddings(request: &Value) -> http::Response<Vec<u8>> {
+    let model = request["model"].as_str().unwrap_or("mock");
+    let Some(tokens) = ai_metering_core::estimate::embeddings_input_tokens(request) else {
+        let mut refused = response(
+            "application/json",
+            json!({"error": {"message": "'input' must be a string or an array",
+                             "type": "invalid_request_error", "param": "input", "code": null}})
+            .to_string()
+            .into_bytes(),
+        );
+        *refused.status_mut() = http::StatusCode::BAD_REQUEST;
+        return refused;
+    };
+    // A list of strings or of token arrays embeds each item; a string or one token array
+    // is one input.
+    let inputs = match &request["input"] {
+        Value::Array(items) if items.iter().all(|i| !i.is_number()) => items.len(),
+        _ => 1,
+    };
+    let data: Vec<Value> = (0..inputs)
+        .map(|index| {
+            json!({"object": "embedding", "index": index,
+                   "embedding": [0.125, -0.25, 0.5, 0.0, 0.375, -0.125, 0.25, -0.5]})
+        })
+        .collect();
+    let body = json!({
+        "object": "list", "data": data, "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     });
     response("application/json", body.to_string().into_bytes())
 }

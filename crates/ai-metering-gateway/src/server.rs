@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ai_metering_core::TokenUsage;
+use ai_metering_core::estimate::embeddings_input_tokens;
 use ai_metering_core::keys::{ApiKey, ApiKeyStore, KeyError, authenticate};
 use ai_metering_core::provider::{Provider, extract_usage_from_slice};
 use ai_metering_core::store::{ReportStore, Store, StoreErrorKind};
@@ -105,14 +107,16 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
         self
     }
 
-    /// The routes: `POST /v1/chat/completions`, `POST /v1/responses` (OpenAI upstreams),
-    /// `POST /v1/messages` (Anthropic upstreams) and `GET /v1/models` behind an API key;
+    /// The routes: `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/embeddings`
+    /// (OpenAI upstreams), `POST /v1/messages` (Anthropic upstreams) and `GET /v1/models`
+    /// behind an API key;
     /// `GET /healthz` and `GET /readyz` (the store answers) open.
     pub fn router(self) -> Router {
         let api = Router::new()
             .route("/v1/chat/completions", post(call::<S>))
             .route("/v1/responses", post(call::<S>))
             .route("/v1/messages", post(call::<S>))
+            .route("/v1/embeddings", post(call::<S>))
             .route("/v1/models", get(models::<S>))
             .route_layer(middleware::from_fn_with_state(
                 self.clone(),
@@ -220,6 +224,8 @@ enum Api {
     Responses,
     /// Anthropic's Messages API.
     Messages,
+    /// OpenAI's Embeddings: input only, never streamed.
+    Embeddings,
 }
 
 impl Api {
@@ -227,6 +233,7 @@ impl Api {
         match path {
             "/v1/messages" => Self::Messages,
             "/v1/responses" => Self::Responses,
+            "/v1/embeddings" => Self::Embeddings,
             _ => Self::ChatCompletions,
         }
     }
@@ -237,13 +244,16 @@ impl Api {
             Self::ChatCompletions => "/chat/completions",
             Self::Responses => "/responses",
             Self::Messages => "/messages",
+            Self::Embeddings => "/embeddings",
         }
     }
 
     /// Whether upstreams of `kind` serve it.
     fn served_by(self, kind: UpstreamKind) -> bool {
         match self {
-            Self::ChatCompletions => matches!(kind, UpstreamKind::OpenAi | UpstreamKind::Mock),
+            Self::ChatCompletions | Self::Embeddings => {
+                matches!(kind, UpstreamKind::OpenAi | UpstreamKind::Mock)
+            }
             Self::Responses => kind == UpstreamKind::OpenAi,
             Self::Messages => kind == UpstreamKind::Anthropic,
         }
@@ -252,7 +262,7 @@ impl Api {
     /// Where its usage is, complete or streamed.
     fn provider(self) -> Provider {
         match self {
-            Self::ChatCompletions | Self::Responses => Provider::OpenAi,
+            Self::ChatCompletions | Self::Responses | Self::Embeddings => Provider::OpenAi,
             Self::Messages => Provider::Anthropic,
         }
     }
@@ -263,6 +273,7 @@ impl Api {
             Self::ChatCompletions => "chat_completions",
             Self::Responses => "responses",
             Self::Messages => "messages",
+            Self::Embeddings => "embeddings",
         }
     }
 
@@ -381,14 +392,28 @@ async fn proxy<S: Store + ApiKeyStore>(
             api.path().trim_start_matches('/'),
         )));
     }
-    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+    // Embeddings are never streamed.
+    let stream =
+        api != Api::Embeddings && request.get("stream").and_then(Value::as_bool) == Some(true);
 
     let mut meter = gw
         .metering
         .meter()
         .billable(key.billable.clone())
-        .provider(route.upstream.provider.as_str(), route.model)
-        .request(&request);
+        .provider(route.upstream.provider.as_str(), route.model);
+    meter = if api == Api::Embeddings {
+        // Input only: the request's own size is the estimate.
+        let input = embeddings_input_tokens(&request).ok_or_else(|| {
+            ApiError::invalid_request(
+                "The request's `input` must be a string, a list of strings, or token arrays.",
+            )
+        })?;
+        let usage = TokenUsage::new(input, 0)
+            .map_err(|e| ApiError::invalid_request(format!("The request is too large: {e}")))?;
+        meter.estimate(usage)
+    } else {
+        meter.request(&request)
+    };
     if let Some(tenant) = &key.tenant {
         meter = meter.tenant(tenant.clone());
     }
@@ -507,7 +532,11 @@ async fn send<S: Store + ApiKeyStore>(
     body: &Value,
 ) -> Result<reqwest::Response, ApiError> {
     if route.upstream.kind == UpstreamKind::Mock {
-        return Ok(reqwest::Response::from(crate::mock::answer(body)));
+        let answer = match api {
+            Api::Embeddings => crate::mock::embeddings(body),
+            _ => crate::mock::answer(body),
+        };
+        return Ok(reqwest::Response::from(answer));
     }
     let mut call = gw
         .client

@@ -930,3 +930,142 @@ async fn bad_requests_are_400s_and_an_answer_without_usage_is_charged_an_estimat
         .unwrap();
     assert!(none.is_empty());
 }
+
+/// `POST /v1/embeddings`: estimated from the request's input, settled from the upstream's
+/// input-only usage, priced from the catalog's embedding prices; refused over quota before
+/// the upstream runs; a malformed input is a 400 the upstream never sees.
+#[tokio::test]
+async fn embeddings_are_metered_from_their_input() {
+    // An OpenAI-shaped upstream that reports 11 prompt tokens whatever it is sent.
+    let calls = Arc::new(Mutex::new(0_u32));
+    let counted = Arc::clone(&calls);
+    let upstream = Router::new().route(
+        "/v1/embeddings",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let counted = Arc::clone(&counted);
+            async move {
+                *counted.lock().unwrap() += 1;
+                axum::Json(json!({
+                    "object": "list",
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.5]}],
+                    "model": body["model"],
+                    "usage": {"prompt_tokens": 11, "total_tokens": 11}
+                }))
+            }
+        }),
+    );
+    let addr = serve(upstream).await;
+    let config = GatewayConfig::from_toml(&format!(
+        r#"
+[gateway.upstreams.openai]
+base_url = "http://{addr}/v1"
+api_key_env = "OPENAI_KEY"
+[gateway.upstreams.m]
+kind = "mock"
+[gateway.models]
+"embed" = {{ upstream = "openai", model = "text-embedding-3-small" }}
+"mock-embed" = {{ upstream = "m", model = "text-embedding-3-large" }}
+"#
+    ))
+    .unwrap();
+    let metering = Metering::new(MemoryStore::new());
+    let who = Billable::new("team", "vectors");
+    let key = create_api_key(
+        metering.store(),
+        &NewApiKey::new(who.clone(), "k"),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let url = format!(
+        "http://{}",
+        serve(
+            Gateway::new(metering.clone(), config)
+                .with_key_source(|_| Some("sk-upstream".to_owned()))
+                .router()
+        )
+        .await
+    );
+    let client = reqwest::Client::new();
+    let embed = |body: Value| {
+        client
+            .post(format!("{url}/v1/embeddings"))
+            .bearer_auth(key.secret())
+            .json(&body)
+            .send()
+    };
+
+    // Through a real-shaped upstream: its answer passes through, its usage is charged.
+    let r = embed(json!({"model": "embed", "input": "The food was delicious", "stream": true}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"][0]["embedding"], json!([0.5, -0.5]));
+    assert_eq!(body["model"], "text-embedding-3-small");
+    // The built-in mock: one vector per input, usage equal to the estimate.
+    let r = embed(json!({"model": "mock-embed", "input": ["abc", "abcdef", [1, 2, 3]]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 3);
+
+    let mut rows = metering
+        .store()
+        .query_usage(&UsageFilter::for_billable(who.clone()), Page::first(10))
+        .await
+        .unwrap();
+    rows.sort_by_key(|r| r.id);
+    let seen: Vec<(String, u64, u64, String)> = rows
+        .iter()
+        .map(|r| {
+            let e = &r.entry;
+            (
+                e.model.clone(),
+                e.usage.input_tokens(),
+                e.usage.output_tokens(),
+                e.cost.total.normalize().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            // 11 tokens at $0.02 per million.
+            ("text-embedding-3-small".into(), 11, 0, "0.00000022".into()),
+            // 1 + 2 + 3 tokens at $0.13 per million.
+            ("text-embedding-3-large".into(), 6, 0, "0.00000078".into()),
+        ]
+    );
+    assert!(rows.iter().all(|r| !r.entry.estimated));
+
+    // An input of no known shape: 400, the upstream never called, nothing charged.
+    let r = embed(json!({"model": "embed", "input": {"text": "x"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(*calls.lock().unwrap(), 1);
+
+    // Over quota: a 20-token plan with 17 used refuses a 100-token input before the upstream
+    // runs.
+    metering
+        .store()
+        .upsert_plan(&Plan::new("tiny", "Tiny").with_token_limit(20))
+        .await
+        .unwrap();
+    metering
+        .store()
+        .insert_subscription(&Subscription::new(
+            who.clone(),
+            "tiny",
+            chrono::Utc::now() - chrono::Duration::days(1),
+        ))
+        .await
+        .unwrap();
+    let r = embed(json!({"model": "embed", "input": "x".repeat(300)}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(*calls.lock().unwrap(), 1, "refused before the upstream");
+}

@@ -26,7 +26,7 @@ use super::price::ModelPrice;
 
 impl PriceCatalog {
     /// The version of [`builtin`](Self::builtin), recorded in every cost it computes.
-    pub const BUILTIN_VERSION: &'static str = "builtin-2026-11";
+    pub const BUILTIN_VERSION: &'static str = "builtin-2026-12";
 
     /// The built-in catalog: current OpenAI (`openai`), Anthropic (`anthropic`) and Google
     /// Gemini (`gemini`, also reachable as `google`) models in USD, version
@@ -40,7 +40,9 @@ impl PriceCatalog {
     ///
     /// - `openai`: gpt-4o (and its dearer first snapshot gpt-4o-2024-05-13), gpt-4o-mini,
     ///   gpt-4.1, gpt-4.1-mini, gpt-4.1-nano, gpt-4-turbo, o1, o1-mini, o3, o3-mini, o4-mini,
-    ///   gpt-5, gpt-5-mini, gpt-5-nano, gpt-5.1, gpt-5.2;
+    ///   gpt-5, gpt-5-mini, gpt-5-nano, gpt-5.1, gpt-5.2; the embedding models
+    ///   text-embedding-3-small, text-embedding-3-large and text-embedding-ada-002 (input
+    ///   only);
     /// - `anthropic`: claude-opus-4-7, -4-6, -4-5, -4-1, -4 (alias -4-0), claude-sonnet-4-6,
     ///   -4-5, -4 (alias -4-0), claude-haiku-4-5, claude-3-7-sonnet, claude-3-5-sonnet,
     ///   claude-3-5-haiku, claude-3-opus, claude-3-haiku;
@@ -66,7 +68,7 @@ impl PriceCatalog {
     ///
     /// let catalog = PriceCatalog::builtin();
     /// assert_eq!(catalog.currency(), Currency::USD);
-    /// assert_eq!(catalog.version(), "builtin-2026-11");
+    /// assert_eq!(catalog.version(), "builtin-2026-12");
     /// let sonnet = catalog.price("anthropic", "claude-sonnet-4-5-20250929").unwrap();
     /// assert_eq!(sonnet.cache_write_long(), Some(Decimal::from(6)));
     /// assert!(catalog.price("google", "gemini-2.5-flash").is_some());
@@ -131,6 +133,13 @@ const OPENAI: &[Row] = &[
     Row::new("gpt-5.1", usd("1.25"), usd("10.00")).cached(usd("0.125")),
     // litellm
     Row::new("gpt-5.2", usd("1.75"), usd("14.00")).cached(usd("0.175")),
+    // page (embeddings have no output; the reference subset of LiteLLM's map holds no
+    // embedding model, and its loader skips them)
+    Row::new("text-embedding-3-small", usd("0.02"), usd("0")),
+    // page
+    Row::new("text-embedding-3-large", usd("0.13"), usd("0")),
+    // page
+    Row::new("text-embedding-ada-002", usd("0.10"), usd("0")),
 ];
 
 /// Anthropic models: input, output, cache read, five-minute write, one-hour write.
@@ -344,7 +353,12 @@ mod tests {
                 price.effective_cached_input() <= price.input(),
                 "{provider}/{model}"
             );
-            assert!(price.input() > Decimal::ZERO && price.output() > Decimal::ZERO);
+            assert!(price.input() > Decimal::ZERO, "{provider}/{model}");
+            // Embedding models produce no output tokens.
+            assert!(
+                price.output() > Decimal::ZERO || model.starts_with("text-embedding-"),
+                "{provider}/{model}"
+            );
         }
     }
 

@@ -34,7 +34,7 @@
 //! assert_eq!(cost.cached_input, Decimal::new(3, 5)); //  400 cached tokens:   $0.00003
 //! assert_eq!(cost.output, Decimal::new(3, 4)); //        500 output tokens:   $0.0003
 //! assert_eq!(cost.total, Decimal::new(42, 5)); //                       total $0.00042
-//! assert_eq!(cost.catalog_version, "builtin-2026-11");
+//! assert_eq!(cost.catalog_version, "builtin-2026-12");
 //! # Ok::<(), ai_metering_core::Error>(())
 //! ```
 

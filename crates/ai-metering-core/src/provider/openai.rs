@@ -7,6 +7,9 @@
 //! - Responses API: the same with `input_tokens`, `output_tokens`,
 //!   `input_tokens_details` and `output_tokens_details`.
 //!
+//! - Embeddings: a `"object": "list"` body whose usage has `prompt_tokens` (and
+//!   `total_tokens`, equal to it) but no `completion_tokens`: input only.
+//!
 //! Which of the two a usage object follows is read from its keys: `prompt_tokens` means Chat
 //! Completions, `input_tokens` the Responses API; both or neither is malformed.
 //!
@@ -26,9 +29,36 @@ use crate::usage::{TokenCounts, TokenUsage};
 
 const PROVIDER: Provider = Provider::OpenAi;
 
-/// Usage of a Chat Completions or Responses API body.
+/// Usage of a Chat Completions, Responses API or Embeddings body.
 pub(crate) fn extract(body: &Value) -> Result<TokenUsage> {
-    usage_from(&usage_object(PROVIDER, body, "usage")?)
+    let usage = usage_object(PROVIDER, body, "usage")?;
+    let embeddings = body.get("object").and_then(Value::as_str) == Some("list")
+        && usage.has("prompt_tokens")
+        && !usage.has("completion_tokens");
+    if embeddings {
+        return embeddings_usage(&usage);
+    }
+    usage_from(&usage)
+}
+
+/// An embeddings call's usage: its input, and no output.
+fn embeddings_usage(usage: &Fields<'_>) -> Result<TokenUsage> {
+    let input = usage.required("prompt_tokens")?;
+    if let Some(total) = usage.optional("total_tokens")?
+        && total != input
+    {
+        return Err(malformed(
+            PROVIDER,
+            format!(
+                "{path}.total_tokens ({total}) differs from {path}.prompt_tokens ({input}) in an embeddings usage",
+                path = usage.path()
+            ),
+        ));
+    }
+    TokenUsage::try_from(TokenCounts {
+        input,
+        ..TokenCounts::default()
+    })
 }
 
 /// Usage from a `usage` object of either API, told apart by its keys.
@@ -442,5 +472,28 @@ mod tests {
             .on_event(&json!({"type": "response.completed"}))
             .unwrap_err();
         assert!(err.to_string().contains("no `response` object"), "{err}");
+    }
+
+    #[test]
+    fn an_embeddings_body_is_input_only() {
+        let body = json!({
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5]}],
+            "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 8, "total_tokens": 8}
+        });
+        let usage = extract(&body).unwrap();
+        assert_eq!((usage.input_tokens(), usage.output_tokens()), (8, 0));
+        let mut wrong = body.clone();
+        wrong["usage"]["total_tokens"] = json!(9);
+        assert!(
+            extract(&wrong)
+                .unwrap_err()
+                .to_string()
+                .contains("usage.total_tokens (9) differs")
+        );
+        // A chat body without completion_tokens is still malformed.
+        let chat = json!({"object": "chat.completion", "usage": {"prompt_tokens": 8}});
+        assert!(extract(&chat).is_err());
     }
 }
