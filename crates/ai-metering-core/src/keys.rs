@@ -10,6 +10,11 @@
 //! limited to some models. [`create_api_key`] issues one (the only time the full key is
 //! seen); [`authenticate`] answers which key a request presented, or why it is refused.
 //!
+//! Keys issued elsewhere (another gateway's `sk-...` keys, when moving to this one) can be
+//! kept with [`import_api_key`]: the store keeps the SHA-256 digest of the whole key, under
+//! an id derived from that digest. Such a key is only as strong as its text: import keys
+//! with at least 128 random bits.
+//!
 //! ```
 //! use ai_metering_core::keys::{NewApiKey, authenticate, create_api_key};
 //! use ai_metering_core::store::MemoryStore;
@@ -147,7 +152,8 @@ impl fmt::Debug for IssuedKey {
 /// Why a presented key was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// Not of the form `amk_<id>_<secret>`.
+    /// Starts with `amk_` but is not of the form `amk_<id>_<secret>`, or is not a key at all
+    /// (empty, too long, or with spaces or control characters).
     #[error("malformed API key: expected amk_<16 hex digits>_<64 hex digits>")]
     Malformed,
     /// No key with that id, or the secret does not match.
@@ -207,6 +213,140 @@ pub async fn create_api_key<S: ApiKeyStore>(
     new: &NewApiKey,
     at: DateTime<Utc>,
 ) -> StoreResult<IssuedKey> {
+    let (name, models) = checked(new)?;
+    let id = random_hex(ID_HEX / 2)?;
+    let secret = random_hex(SECRET_HEX / 2)?;
+    let key = ApiKey {
+        id,
+        billable: new.billable.clone(),
+        tenant: new.tenant.clone(),
+        allowed_models: models,
+        name,
+        created_at: at,
+        revoked_at: None,
+    };
+    store.insert_api_key(&key, &digest(&secret)).await?;
+    let secret = format!("{KEY_PREFIX}{}_{secret}", key.id);
+    Ok(IssuedKey { key, secret })
+}
+
+/// The shortest and longest keys [`import_api_key`] takes.
+pub const IMPORTED_KEY_LEN: std::ops::RangeInclusive<usize> = 8..=255;
+
+/// Keeps a key issued elsewhere (`sk-...` of another gateway) for `new`, at `at`: the store
+/// keeps the SHA-256 digest of the whole key under an id derived from it (shown by lists and
+/// taken by `revoke`), and [`authenticate`] accepts the key as it is written. Returns the
+/// stored key.
+///
+/// ```
+/// use ai_metering_core::keys::{NewApiKey, authenticate, import_api_key};
+/// use ai_metering_core::store::MemoryStore;
+/// use ai_metering_core::Billable;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let now = chrono::Utc::now();
+/// let old = "sk-legacy-4f9c2d7e8a1b3c5d7e9f";
+/// let new = NewApiKey::new(Billable::new("team", "acme"), "moved from the old proxy");
+/// let key = import_api_key(&store, old, &new, now).await.unwrap();
+/// assert_eq!(authenticate(&store, old, now).await.unwrap().id, key.id);
+/// assert!(authenticate(&store, "sk-legacy-4f9c2d7e8a1b3c5d7e9F", now).await.is_err());
+/// # });
+/// ```
+///
+/// # Errors
+/// [`StoreErrorKind::Invalid`] for a key outside [`IMPORTED_KEY_LEN`], with whitespace or
+/// control characters, or starting with `amk_` (those are issued by [`create_api_key`]);
+/// the errors of [`create_api_key`] for the name and models; [`StoreErrorKind::Conflict`]
+/// when the key is already stored.
+pub async fn import_api_key<S: ApiKeyStore>(
+    store: &S,
+    presented: &str,
+    new: &NewApiKey,
+    at: DateTime<Utc>,
+) -> StoreResult<ApiKey> {
+    if presented.starts_with(KEY_PREFIX) {
+        return Err(StoreError::new(
+            StoreErrorKind::Invalid,
+            format!(
+                "an imported key must not start with {KEY_PREFIX}, which marks keys issued here"
+            ),
+        ));
+    }
+    if !IMPORTED_KEY_LEN.contains(&presented.len()) || !is_key_text(presented) {
+        return Err(StoreError::new(
+            StoreErrorKind::Invalid,
+            format!(
+                "an imported key must be {} to {} printable characters without spaces",
+                IMPORTED_KEY_LEN.start(),
+                IMPORTED_KEY_LEN.end()
+            ),
+        ));
+    }
+    let (name, models) = checked(new)?;
+    let whole = hex_of(&Sha256::digest(presented.as_bytes()));
+    let key = ApiKey {
+        id: imported_id(&whole),
+        billable: new.billable.clone(),
+        tenant: new.tenant.clone(),
+        allowed_models: models,
+        name,
+        created_at: at,
+        revoked_at: None,
+    };
+    store.insert_api_key(&key, &whole).await?;
+    Ok(key)
+}
+
+/// The id of an imported key: the first 16 hex digits of its digest.
+fn imported_id(digest: &str) -> String {
+    digest[..ID_HEX].to_owned()
+}
+
+/// Printable ASCII without spaces: what a key presented in a header can be.
+fn is_key_text(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The key `presented` (an `Authorization: Bearer` value) names, if its secret matches and it
+/// is not revoked at `at`. A key issued here (`amk_...`) is found by its id; any other text
+/// is looked up as an [imported](import_api_key) key.
+///
+/// # Errors
+/// [`KeyError::Malformed`], [`KeyError::Unknown`] (no such id, or a wrong secret: the two are
+/// not told apart), [`KeyError::Revoked`], or [`KeyError::Store`].
+pub async fn authenticate<S: ApiKeyStore>(
+    store: &S,
+    presented: &str,
+    at: DateTime<Utc>,
+) -> Result<ApiKey, KeyError> {
+    let presented = presented.trim();
+    let (id, wanted) = if presented.starts_with(KEY_PREFIX) {
+        let (id, secret) = parse(presented).ok_or(KeyError::Malformed)?;
+        (id.to_ascii_lowercase(), digest(secret))
+    } else if IMPORTED_KEY_LEN.contains(&presented.len()) && is_key_text(presented) {
+        let whole = hex_of(&Sha256::digest(presented.as_bytes()));
+        (imported_id(&whole), whole)
+    } else {
+        return Err(KeyError::Malformed);
+    };
+    let Some((key, stored)) = store.api_key(&id).await? else {
+        return Err(KeyError::Unknown);
+    };
+    let matches: bool = wanted.as_bytes().ct_eq(stored.as_bytes()).into();
+    if !matches {
+        return Err(KeyError::Unknown);
+    }
+    match key.revoked_at {
+        Some(revoked) if revoked <= at => Err(KeyError::Revoked {
+            id: key.id,
+            at: revoked,
+        }),
+        _ => Ok(key),
+    }
+}
+
+/// The trimmed name and the models of `new`, checked.
+fn checked(new: &NewApiKey) -> StoreResult<(String, Vec<String>)> {
     let name = new.name.trim();
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(StoreError::new(
@@ -220,48 +360,7 @@ pub async fn create_api_key<S: ApiKeyStore>(
             "an allowed model name is empty",
         ));
     }
-    let id = random_hex(ID_HEX / 2)?;
-    let secret = random_hex(SECRET_HEX / 2)?;
-    let key = ApiKey {
-        id,
-        billable: new.billable.clone(),
-        tenant: new.tenant.clone(),
-        allowed_models: new.allowed_models.clone(),
-        name: name.to_owned(),
-        created_at: at,
-        revoked_at: None,
-    };
-    store.insert_api_key(&key, &digest(&secret)).await?;
-    let secret = format!("{KEY_PREFIX}{}_{secret}", key.id);
-    Ok(IssuedKey { key, secret })
-}
-
-/// The key `presented` (an `Authorization: Bearer` value) names, if its secret matches and it
-/// is not revoked at `at`.
-///
-/// # Errors
-/// [`KeyError::Malformed`], [`KeyError::Unknown`] (no such id, or a wrong secret: the two are
-/// not told apart), [`KeyError::Revoked`], or [`KeyError::Store`].
-pub async fn authenticate<S: ApiKeyStore>(
-    store: &S,
-    presented: &str,
-    at: DateTime<Utc>,
-) -> Result<ApiKey, KeyError> {
-    let (id, secret) = parse(presented).ok_or(KeyError::Malformed)?;
-    let Some((key, stored)) = store.api_key(&id.to_ascii_lowercase()).await? else {
-        return Err(KeyError::Unknown);
-    };
-    let matches: bool = digest(secret).as_bytes().ct_eq(stored.as_bytes()).into();
-    if !matches {
-        return Err(KeyError::Unknown);
-    }
-    match key.revoked_at {
-        Some(revoked) if revoked <= at => Err(KeyError::Revoked {
-            id: key.id,
-            at: revoked,
-        }),
-        _ => Ok(key),
-    }
+    Ok((name.to_owned(), new.allowed_models.clone()))
 }
 
 /// The id and secret of `amk_<id>_<secret>`.
@@ -335,6 +434,51 @@ mod tests {
         let r = random_hex(8).unwrap();
         assert_eq!(r.len(), 16);
         assert_ne!(r, random_hex(8).unwrap());
+    }
+
+    #[tokio::test]
+    async fn imported_keys_authenticate_as_written_and_nothing_else() {
+        use crate::store::MemoryStore;
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        let new = NewApiKey::new(Billable::new("user", "alice"), "demo");
+        let key = import_api_key(&store, "sk-demo-alice", &new, now)
+            .await
+            .unwrap();
+        assert_eq!(key.id.len(), ID_HEX);
+        let found = authenticate(&store, " sk-demo-alice ", now).await.unwrap();
+        assert_eq!(found.billable, Billable::new("user", "alice"));
+        for wrong in ["sk-demo-Alice", "sk-demo-alicE", "sk-demo-alic"] {
+            assert!(matches!(
+                authenticate(&store, wrong, now).await,
+                Err(KeyError::Unknown)
+            ));
+        }
+        for refused in [
+            "amk_sk-demo-alice",
+            "short",
+            "sk demo alice",
+            "sk-demo-\u{7f}x",
+        ] {
+            let e = import_api_key(&store, refused, &new, now)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), StoreErrorKind::Invalid, "{refused}");
+        }
+        let again = import_api_key(&store, "sk-demo-alice", &new, now).await;
+        assert_eq!(again.unwrap_err().kind(), StoreErrorKind::Conflict);
+        assert!(store.revoke_api_key(&key.id, now).await.unwrap());
+        assert!(matches!(
+            authenticate(&store, "sk-demo-alice", now).await,
+            Err(KeyError::Revoked { .. })
+        ));
+        // Not a key at all.
+        for junk in ["", "a b", &"x".repeat(300)] {
+            assert!(matches!(
+                authenticate(&store, junk, now).await,
+                Err(KeyError::Malformed)
+            ));
+        }
     }
 
     #[test]

@@ -187,6 +187,7 @@ macro_rules! store_conformance_tests {
             // API keys.
             api_keys_authenticate_only_their_secret,
             api_keys_are_listed_and_revoked,
+            imported_api_keys_authenticate_as_written,
             concurrent_revocations_revoke_once,
         }
     };

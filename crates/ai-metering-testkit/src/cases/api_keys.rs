@@ -170,3 +170,29 @@ pub async fn concurrent_revocations_revoke_once<S: ApiKeyStore + 'static>(store:
     let revoked = tasks.join_all().await.into_iter().filter(|r| *r).count();
     assert_eq!(revoked, 1);
 }
+
+/// A key issued elsewhere and imported authenticates as written (case included), under an id
+/// derived from its digest; the store keeps no trace of its text; it is revoked like any key.
+pub async fn imported_api_keys_authenticate_as_written<S: ApiKeyStore>(store: Arc<S>) {
+    use ai_metering_core::keys::import_api_key;
+    let who = fresh_billable();
+    let text = format!("sk-{}-Legacy", fresh_name("imported"));
+    let new = NewApiKey::new(who.clone(), "moved").with_models(["gpt-4o-mini"]);
+    let key = import_api_key(&*store, &text, &new, hour(1)).await.unwrap();
+    let found = authenticate(&*store, &text, hour(2)).await.unwrap();
+    assert_eq!(found, key);
+    assert_eq!(found.billable, who);
+    let (_, stored) = store.api_key(&key.id).await.unwrap().unwrap();
+    assert!(!stored.contains("Legacy") && stored.len() == 64, "{stored}");
+    assert!(matches!(
+        authenticate(&*store, &text.to_ascii_lowercase(), hour(2)).await,
+        Err(KeyError::Unknown)
+    ));
+    let again = import_api_key(&*store, &text, &new, hour(1)).await;
+    assert_eq!(again.unwrap_err().kind(), StoreErrorKind::Conflict);
+    assert!(store.revoke_api_key(&key.id, hour(3)).await.unwrap());
+    assert!(matches!(
+        authenticate(&*store, &text, hour(4)).await,
+        Err(KeyError::Revoked { .. })
+    ));
+}
