@@ -81,7 +81,7 @@ pub enum Command {
     /// API keys for a metering gateway: create (the key is shown once), list, revoke.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Run the demo: a seeded SQLite database, the dashboard and an OpenAI-compatible API.
+    /// Run the demo: the gateway over a seeded SQLite database, with a mock upstream.
     Demo(DemoArgs),
 }
 

@@ -29,6 +29,9 @@ impl Drop for Demo {
     }
 }
 
+/// The dashboard's sign-in token the tests give the demo.
+const ADMIN_TOKEN: &str = "admin-token-of-the-demo-tests";
+
 fn start_demo(ws: &Workspace) -> Demo {
     start_demo_with(ws, &["demo", "--addr", "127.0.0.1:0", "--db", "demo.db"])
 }
@@ -40,6 +43,7 @@ fn start_demo_with(ws: &Workspace, args: &[&str]) -> Demo {
         .env_clear()
         // Only warnings from the server's log (it shares the test's stderr).
         .env("AI_METERING_LOG_LEVEL", "warn")
+        .env("AI_METERING_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -84,23 +88,63 @@ fn http(
     key: Option<&str>,
     body: Option<&Value>,
 ) -> Response {
+    let auth = key.map(|k| format!("Authorization: Bearer {k}"));
+    let body = body.map(Value::to_string).unwrap_or_default();
+    send(
+        addr,
+        method,
+        path,
+        auth.as_deref(),
+        "application/json",
+        &body,
+    )
+}
+
+/// Signs in to the dashboard with the tests' admin token; the `Cookie` header of the session.
+fn sign_in(addr: SocketAddr) -> String {
+    let r = send(
+        addr,
+        "POST",
+        "/ai-metering/login",
+        None,
+        "application/x-www-form-urlencoded",
+        &format!("token={ADMIN_TOKEN}"),
+    );
+    assert!(matches!(r.status, 200 | 303), "{}: {}", r.status, r.body);
+    let cookie = r.header("set-cookie").expect("a session cookie");
+    format!("Cookie: {}", cookie.split(';').next().unwrap())
+}
+
+/// `GET path` of the dashboard, in the session of `cookie` (from [`sign_in`]).
+fn dashboard(addr: SocketAddr, cookie: &str, path: &str) -> Response {
+    send(addr, "GET", path, Some(cookie), "application/json", "")
+}
+
+/// One request: `header` is one extra header line, `body` is sent with `content_type`.
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    header: Option<&str>,
+    content_type: &str,
+    body: &str,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let body = body.map(Value::to_string).unwrap_or_default();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(key) = key {
-        request.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    if let Some(header) = header {
+        request.push_str(&format!("{header}\r\n"));
     }
     if !body.is_empty() {
         request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
         ));
     }
     request.push_str("\r\n");
-    request.push_str(&body);
+    request.push_str(body);
     stream.write_all(request.as_bytes()).expect("send");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("receive");
@@ -187,9 +231,18 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
 
     let models = http(addr, "GET", "/v1/models", Some("sk-demo-alice"), None);
     assert_eq!(models.status, 200);
-    assert_eq!(models.json()["data"][0]["id"], "gpt-4o-mini");
-    let dashboard = http(addr, "GET", "/ai-metering", None, None);
-    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    let listed: Vec<Value> = models.json()["data"].as_array().unwrap().clone();
+    assert!(
+        listed.iter().any(|m| m["id"] == "gpt-4o-mini"),
+        "{}",
+        models.body
+    );
+    // The dashboard is served behind its login only.
+    let closed = http(addr, "GET", "/ai-metering", None, None);
+    assert_ne!(closed.status, 200, "{}", closed.body);
+    let cookie = sign_in(addr);
+    let open = dashboard(addr, &cookie, "/ai-metering");
+    assert_eq!(open.status, 200, "{}", open.body);
 
     // No key, a wrong key: 401 in OpenAI's shape.
     for key in [None, Some("sk-wrong")] {
@@ -292,7 +345,7 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
                 .iter()
                 .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
                 .collect();
-            assert!(text.starts_with("You said:"), "{text}");
+            assert!(text.starts_with("ok"), "{text}");
             let last = chunks.last().expect("usage chunk");
             assert_eq!(last["choices"], json!([]));
             assert_eq!(
@@ -307,7 +360,7 @@ fn the_demo_serves_metered_chat_until_the_quota_runs_out() {
                 j["choices"][0]["message"]["content"]
                     .as_str()
                     .unwrap()
-                    .starts_with("You said:")
+                    .starts_with("ok")
             );
             j["usage"].clone()
         };
@@ -629,20 +682,15 @@ fn a_client_that_disconnects_mid_stream_pays_for_what_it_received() {
     let ws = Workspace::new();
     let demo = start_demo(&ws);
     let key = "sk-demo-acme";
+    let cookie = sign_in(demo.addr);
     let wallet = |demo: &Demo| {
-        let r = http(
-            demo.addr,
-            "GET",
-            "/ai-metering/api/billables/team/acme",
-            None,
-            None,
-        );
+        let r = dashboard(demo.addr, &cookie, "/ai-metering/api/billables/team/acme");
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()
     };
     let before = wallet(&demo);
 
-    // A long reply: the mock echoes the message, a word every few milliseconds.
+    // A long reply: the mock streams 4,000 words, one every few milliseconds.
     let mut body = json!({
         "model": "gpt-4o-mini",
         "max_tokens": 4_000,
@@ -680,12 +728,10 @@ fn a_client_that_disconnects_mid_stream_pays_for_what_it_received() {
     // The demo notices at its next write and records in the background; ask until it has.
     let mut rows = Vec::new();
     for _ in 0..500 {
-        let r = http(
+        let r = dashboard(
             demo.addr,
-            "GET",
+            &cookie,
             "/ai-metering/api/usage?billable=team:acme",
-            None,
-            None,
         );
         assert_eq!(r.status, 200, "{}", r.body);
         let page = r.json();
@@ -713,7 +759,7 @@ fn a_client_that_disconnects_mid_stream_pays_for_what_it_received() {
 }
 
 #[test]
-fn the_demo_refuses_to_serve_its_open_dashboard_beyond_loopback() {
+fn the_demo_with_its_published_keys_serves_loopback_only() {
     let ws = Workspace::new();
     let db = ws.dir.path().join("demo.db");
     std::fs::write(&db, b"kept").unwrap();

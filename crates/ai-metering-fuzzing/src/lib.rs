@@ -13,16 +13,16 @@
 //! ```
 
 mod config_parsing;
-#[cfg(feature = "demo")]
-mod demo_request;
+#[cfg(feature = "gateway")]
+mod gateway_request;
 mod sse_accumulator;
 mod usage_extraction;
 #[cfg(feature = "webhook")]
 mod webhook_payload;
 
 pub use config_parsing::config_parsing;
-#[cfg(feature = "demo")]
-pub use demo_request::demo_request;
+#[cfg(feature = "gateway")]
+pub use gateway_request::gateway_request;
 pub use sse_accumulator::sse_accumulator;
 pub use usage_extraction::usage_extraction;
 #[cfg(feature = "webhook")]
@@ -39,6 +39,6 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("config_parsing", config_parsing),
     #[cfg(feature = "webhook")]
     ("webhook_payload", webhook_payload),
-    #[cfg(feature = "demo")]
-    ("demo_request", demo_request),
+    #[cfg(feature = "gateway")]
+    ("gateway_request", gateway_request),
 ];

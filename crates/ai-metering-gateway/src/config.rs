@@ -18,6 +18,10 @@
 //! base_url = "http://127.0.0.1:8000/v1"
 //! provider = "vllm"                  # the provider name usage is recorded and priced under
 //!
+//! [gateway.upstreams.mock]          # answered inside the gateway: demos and load tests
+//! kind = "mock"
+//! word_delay_ms = 5                  # its streams send a word every 5 ms (default 0)
+//!
 //! [gateway.models]
 //! "gpt-4o-mini" = { upstream = "openai" }
 //! "fast" = { upstream = "openai", model = "gpt-4o-mini" }   # an alias
@@ -90,6 +94,9 @@ pub struct Upstream {
     pub provider: String,
     /// How long a call may take, streams included.
     pub timeout: Duration,
+    /// For the mock: the pause before each streamed word (`word_delay_ms`), so that its
+    /// streams arrive over time as a model's do (demos, disconnect tests). Zero elsewhere.
+    pub word_delay: Duration,
 }
 
 /// Where a model goes.
@@ -216,6 +223,26 @@ impl GatewayConfig {
                     ),
                 ));
             }
+            let word_delay = match (&u.word_delay_ms, kind) {
+                (None, _) => Duration::ZERO,
+                (Some(ms), UpstreamKind::Mock) if *ms.get_ref() <= 1_000 => {
+                    Duration::from_millis(*ms.get_ref())
+                }
+                (Some(ms), UpstreamKind::Mock) => {
+                    return Err(at(
+                        ms.span(),
+                        field("word_delay_ms"),
+                        "must be at most 1000".into(),
+                    ));
+                }
+                (Some(ms), _) => {
+                    return Err(at(
+                        ms.span(),
+                        field("word_delay_ms"),
+                        "applies to upstreams of kind \"mock\" only".into(),
+                    ));
+                }
+            };
             if u.timeout_secs.as_ref().is_some_and(|t| *t.get_ref() == 0) {
                 let t = u.timeout_secs.as_ref().map_or(0..0, Spanned::span);
                 return Err(at(t, field("timeout_secs"), "must be at least 1".into()));
@@ -236,6 +263,7 @@ impl GatewayConfig {
                     timeout: u
                         .timeout_secs
                         .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.into_inner())),
+                    word_delay,
                 },
             );
         }
@@ -380,6 +408,7 @@ struct RawUpstream {
     api_key_env: Option<Spanned<String>>,
     provider: Option<String>,
     timeout_secs: Option<Spanned<u64>>,
+    word_delay_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -487,5 +516,26 @@ provider = "vllm"
                 "{text:?}\n  gave {err}\n  want {expected}"
             );
         }
+    }
+
+    #[test]
+    fn only_the_mock_paces_its_words() {
+        let c =
+            GatewayConfig::from_toml("[gateway.upstreams.m]\nkind = \"mock\"\nword_delay_ms = 5\n")
+                .unwrap();
+        assert_eq!(c.upstreams["m"].word_delay, Duration::from_millis(5));
+        let e = GatewayConfig::from_toml(
+            "[gateway.upstreams.o]\nbase_url = \"http://x:1/v1\"\nword_delay_ms = 5\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 3: gateway.upstreams.o.word_delay_ms: applies to upstreams of kind \"mock\" only"
+        );
+        let e = GatewayConfig::from_toml(
+            "[gateway.upstreams.m]\nkind = \"mock\"\nword_delay_ms = 5000\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("at most 1000"), "{e}");
     }
 }

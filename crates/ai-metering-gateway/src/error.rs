@@ -20,6 +20,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds after which a retry may succeed (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// The id a failure of the gateway's own was logged under (`x-request-id`, and named in
+    /// the message); the details stay in the log.
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -35,6 +38,7 @@ impl ApiError {
             code,
             message,
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -109,6 +113,53 @@ impl ApiError {
     pub fn server(status: StatusCode, message: impl Into<String>) -> Self {
         Self::new(status, "server_error", None, message.into())
     }
+
+    /// 500 or 503: a failure of the gateway's own (its store, say). The client gets a fixed
+    /// message naming a new request id; `error`, which may hold database details, goes only
+    /// to the log under that id. A 503 says to retry in a second.
+    pub fn internal(status: StatusCode, context: &str, error: &dyn std::fmt::Display) -> Self {
+        let request_id = next_request_id();
+        tracing::error!(target: "ai_metering", request_id = %request_id, error = %error, "{context}");
+        let mut e = Self::server(
+            status,
+            format!(
+                "The server had an error while processing your request (request id {request_id})."
+            ),
+        );
+        e.retry_after = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1);
+        e.request_id = Some(request_id);
+        e
+    }
+
+    /// `Retry-After`, `x-request-id`, and `x-should-retry: false` for a used-up quota (which
+    /// does not come back in seconds: the OpenAI SDKs read it and do not retry).
+    fn add_headers(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, v);
+        }
+        if let Some(id) = &self.request_id
+            && let Ok(v) = HeaderValue::from_str(id)
+        {
+            headers.insert("x-request-id", v);
+        }
+        if self.kind == "insufficient_quota" {
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+    }
+}
+
+/// A new id for a failed request: `req_`, the process's start in milliseconds and a count,
+/// unique within a run and unlikely to repeat across runs.
+fn next_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: OnceLock<i64> = OnceLock::new();
+    let start = START.get_or_init(|| chrono::Utc::now().timestamp_millis());
+    format!("req_{start:x}{:06x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 impl IntoResponse for ApiError {
@@ -120,11 +171,7 @@ impl IntoResponse for ApiError {
             "code": self.code,
         }});
         let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+        self.add_headers(&mut response);
         response
     }
 }
@@ -144,11 +191,7 @@ impl ApiError {
         };
         let body = json!({"type": "error", "error": {"type": kind, "message": self.message}});
         let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+        self.add_headers(&mut response);
         response
     }
 }

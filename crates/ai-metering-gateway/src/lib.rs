@@ -34,8 +34,9 @@
 //!   [`admin`]): an admin token exchanged for a `SameSite=Strict` session cookie, a logout
 //!   that needs the session's CSRF token; never open.
 //!
-//! Not there yet (issue #15): Gemini upstreams, and the demo as `serve` with its seeded
-//! accounts.
+//! `ai-metering demo` runs this gateway over a seeded database with the mock upstream.
+//!
+//! Not there yet (issue #15): Gemini upstreams.
 #![warn(missing_docs)]
 
 pub mod admin;
@@ -49,4 +50,4 @@ pub use config::{
     UpstreamKind,
 };
 pub use error::ApiError;
-pub use server::Gateway;
+pub use server::{Gateway, presented_key};

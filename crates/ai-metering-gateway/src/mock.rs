@@ -22,6 +22,7 @@
 //! assert_eq!(body["choices"][0]["message"]["content"], "ok ok ok");
 //! ```
 
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// The longest reply, in tokens.
@@ -134,6 +135,36 @@ pub fn embeddings(request: &Value) -> http::Response<Vec<u8>> {
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     });
     response("application/json", body.to_string().into_bytes())
+}
+
+/// `response` as the mock upstream sends it: an event stream one event every `delay` (each
+/// word of a reply is an event), anything else at once.
+pub(crate) fn paced(
+    response: http::Response<Vec<u8>>,
+    delay: std::time::Duration,
+) -> http::Response<reqwest::Body> {
+    let streamed = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"text/event-stream");
+    let (parts, body) = response.into_parts();
+    if delay.is_zero() || !streamed {
+        return http::Response::from_parts(parts, reqwest::Body::from(body));
+    }
+    let mut events = Vec::new();
+    let mut rest = body.as_slice();
+    while let Some(end) = rest.windows(2).position(|w| w == b"\n\n") {
+        events.push(axum::body::Bytes::copy_from_slice(&rest[..end + 2]));
+        rest = &rest[end + 2..];
+    }
+    if !rest.is_empty() {
+        events.push(axum::body::Bytes::copy_from_slice(rest));
+    }
+    let stream = futures_util::stream::iter(events).then(move |event| async move {
+        tokio::time::sleep(delay).await;
+        Ok::<_, std::io::Error>(event)
+    });
+    http::Response::from_parts(parts, reqwest::Body::wrap_stream(stream))
 }
 
 /// The text of a message's `content`: a string, or the text parts of a list.

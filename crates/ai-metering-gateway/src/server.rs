@@ -5,17 +5,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ai_metering_core::TokenUsage;
 use ai_metering_core::estimate::embeddings_input_tokens;
 use ai_metering_core::keys::{ApiKey, ApiKeyStore, KeyError, authenticate};
+use ai_metering_core::limit::LimitCheck;
+use ai_metering_core::plan::BillingMode;
 use ai_metering_core::provider::{Provider, extract_usage_from_slice};
 use ai_metering_core::store::{ReportStore, Store, StoreErrorKind};
-use ai_metering_core::{Error, Metering, StreamMeter};
+use ai_metering_core::{Billable, Error, Metering, StreamMeter, TokenUsage};
 use ai_metering_tower::{HeaderStyle, write_quota_headers};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -141,8 +142,19 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
         let router = router
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
             .route("/readyz", get(ready::<S>))
-            .fallback(|| async {
-                ApiError::invalid_request("Unknown route.").with_status(StatusCode::NOT_FOUND)
+            .fallback(|method: Method, uri: Uri| async move {
+                ApiError::invalid_request(format!(
+                    "Invalid URL ({method} {}).",
+                    shorten(&uri.to_string())
+                ))
+                .with_status(StatusCode::NOT_FOUND)
+            })
+            .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+                ApiError::invalid_request(format!(
+                    "Method {method} is not allowed for {}.",
+                    shorten(uri.path())
+                ))
+                .with_status(StatusCode::METHOD_NOT_ALLOWED)
             })
             .with_state(self.clone());
         match &self.dashboard {
@@ -176,6 +188,32 @@ impl ApiError {
     }
 }
 
+/// The API key a request presents: OpenAI's SDKs send a bearer token
+/// (`Authorization: Bearer <key>`, the scheme in any case), Anthropic's an `x-api-key`
+/// header. Trimmed; `None` when neither header holds a non-empty key.
+///
+/// ```
+/// use axum::http::{HeaderMap, HeaderValue, header};
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  sk-demo-bob "));
+/// assert_eq!(ai_metering_gateway::presented_key(&headers), Some("sk-demo-bob"));
+/// headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+/// assert_eq!(ai_metering_gateway::presented_key(&headers), None);
+/// ```
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim_start().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        });
+    bearer
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+}
+
 /// Authenticates the bearer key and puts its [`ApiKey`] in the request's extensions.
 async fn require_key<S: Store + ApiKeyStore>(
     State(gw): State<Gateway<S>>,
@@ -183,18 +221,7 @@ async fn require_key<S: Store + ApiKeyStore>(
     next: Next,
 ) -> Response {
     let api = Api::of_path(request.uri().path());
-    // OpenAI's SDKs send a bearer token, Anthropic's an `x-api-key` header.
-    let headers = request.headers();
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim);
-    let Some(presented) = presented else {
+    let Some(presented) = presented_key(request.headers()) else {
         return api.error(ApiError::unauthorized(
             "Missing API key: send `Authorization: Bearer amk_...` or `x-api-key: amk_...` (create one with `ai-metering keys create`).",
         ));
@@ -204,13 +231,11 @@ async fn require_key<S: Store + ApiKeyStore>(
             request.extensions_mut().insert(key);
             next.run(request).await
         }
-        Err(KeyError::Store(e)) => {
-            tracing::error!(target: "ai_metering", error = %e, "API key lookup failed");
-            api.error(ApiError::server(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The key store is unavailable; retry shortly.",
-            ))
-        }
+        Err(KeyError::Store(e)) => api.error(ApiError::internal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API key lookup failed",
+            &e,
+        )),
         Err(e) => api.error(ApiError::unauthorized(format!("Incorrect API key: {e}."))),
     }
 }
@@ -418,12 +443,14 @@ async fn proxy<S: Store + ApiKeyStore>(
         meter = meter.tenant(tenant.clone());
     }
     let reservation = meter.begin().await.map_err(metering_error)?;
+    let credits = reservation.entitlement().billing_mode == BillingMode::Credits;
     // What is left once this call is reserved: the layer's quota headers, on every answer.
-    let quota = {
+    let period = reservation.entitlement().period;
+    let quota_headers = |check: &LimitCheck| {
         let mut headers = HeaderMap::new();
         write_quota_headers(
-            reservation.check(),
-            reservation.entitlement().period.as_ref(),
+            check,
+            period.as_ref(),
             gw.metering.catalog().currency(),
             HeaderStyle::default(),
             gw.metering.now(),
@@ -431,6 +458,7 @@ async fn proxy<S: Store + ApiKeyStore>(
         );
         headers
     };
+    let mut quota = quota_headers(reservation.check());
 
     request["model"] = json!(route.model);
     // Only Chat Completions streams leave their usage out unless asked.
@@ -482,6 +510,10 @@ async fn proxy<S: Store + ApiKeyStore>(
         let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
         }));
+        if credits {
+            // Sent before the reply: the available amount has the call's hold taken off.
+            headers.extend(wallet_headers(&gw.metering, &key.billable).await);
+        }
         let mut response = Response::new(body);
         *response.headers_mut() = headers;
         return Ok(with_headers(response, quota));
@@ -498,21 +530,57 @@ async fn proxy<S: Store + ApiKeyStore>(
         }
     };
     match extract_usage_from_slice(api.provider(), &bytes) {
-        Ok(usage) => {
-            if let Err(e) = reservation.record(usage, false).await {
-                tracing::error!(target: "ai_metering", error = %e, "a completed call could not be recorded");
-                return Err(ApiError::server(
+        Ok(usage) => match reservation.record(usage, false).await {
+            // A plain answer's headers say what is left after its own usage.
+            Ok(outcome) => quota = quota_headers(&outcome.check),
+            Err(e) => {
+                return Err(ApiError::internal(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "The call completed but its usage could not be recorded.",
+                    "a completed call could not be recorded",
+                    &e,
                 ));
             }
-        }
+        },
         Err(e) => {
             tracing::warn!(target: "ai_metering", error = %e, "the upstream reported no usable usage");
             record_estimate(reservation, "the upstream reported no usable usage").await;
         }
     }
-    Ok(with_headers(passthrough(status, &headers, bytes), quota))
+    let mut response = with_headers(passthrough(status, &headers, bytes), quota);
+    if credits {
+        response
+            .headers_mut()
+            .extend(wallet_headers(&gw.metering, &key.billable).await);
+    }
+    Ok(response)
+}
+
+/// `X-Credits-Balance`, `X-Credits-Available` and `X-Credits-Currency`: a credits-mode
+/// billable's wallet after the call, exact amounts in the catalog's currency. Empty when the
+/// wallet cannot be read (the call itself was metered; the headers are informational).
+async fn wallet_headers<S: Store>(metering: &Metering<S>, billable: &Billable) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let currency = metering.catalog().currency();
+    let Ok(wallet) = metering
+        .store()
+        .wallet_at(billable, currency, metering.now())
+        .await
+    else {
+        return headers;
+    };
+    for (name, value) in [
+        ("x-credits-balance", wallet.balance.normalize().to_string()),
+        (
+            "x-credits-available",
+            wallet.available().normalize().to_string(),
+        ),
+        ("x-credits-currency", currency.as_str().to_owned()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    headers
 }
 
 fn with_headers(mut response: Response, extra: HeaderMap) -> Response {
@@ -536,7 +604,10 @@ async fn send<S: Store + ApiKeyStore>(
             Api::Embeddings => crate::mock::embeddings(body),
             _ => crate::mock::answer(body),
         };
-        return Ok(reqwest::Response::from(answer));
+        return Ok(reqwest::Response::from(crate::mock::paced(
+            answer,
+            route.upstream.word_delay,
+        )));
     }
     let mut call = gw
         .client
@@ -782,21 +853,18 @@ fn metering_error(e: Error) -> ApiError {
                 .with_status(StatusCode::CONFLICT)
         }
         Error::Store(e) => {
-            tracing::error!(target: "ai_metering", error = %e, "the usage store failed");
             let status = if e.kind() == StoreErrorKind::Unavailable {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR
             };
-            ApiError::server(status, "The usage store failed; nothing was charged.")
+            ApiError::internal(status, "the usage store failed; nothing was charged", &e)
         }
-        other => {
-            tracing::error!(target: "ai_metering", error = %other, "metering a call failed");
-            ApiError::server(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Metering the call failed.",
-            )
-        }
+        other => ApiError::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metering a call failed",
+            &other,
+        ),
     }
 }
 

@@ -1069,3 +1069,104 @@ kind = "mock"
     assert_eq!(r.status(), 429);
     assert_eq!(*calls.lock().unwrap(), 1, "refused before the upstream");
 }
+
+/// What a client reads besides the body: a plain answer's quota headers count its own
+/// usage; a credits-mode billable's answers carry its wallet, exactly; a plan-mode one's do
+/// not; unknown routes and methods are 404 and 405 in OpenAI's shape.
+#[tokio::test]
+async fn answers_carry_the_quota_after_the_call_and_the_wallet_in_credits_mode() {
+    use ai_metering_core::plan::BillingMode;
+    use ai_metering_core::store::CreditStore;
+    use ai_metering_core::{Currency, Money};
+    use rust_decimal::Decimal;
+
+    let config = GatewayConfig::from_toml(
+        "[gateway.upstreams.m]\nkind = \"mock\"\n[gateway]\ndefault_upstream = \"m\"\n",
+    )
+    .unwrap();
+    let metering = Metering::new(MemoryStore::new());
+    let store = metering.store();
+    store
+        .upsert_plan(&Plan::new("small", "Small").with_token_limit(1_000))
+        .await
+        .unwrap();
+    let (planned, paying) = (
+        Billable::new("team", "plan"),
+        Billable::new("team", "wallet"),
+    );
+    for (who, mode) in [
+        (&planned, BillingMode::Plan),
+        (&paying, BillingMode::Credits),
+    ] {
+        store
+            .insert_subscription(
+                &Subscription::new(
+                    who.clone(),
+                    "small",
+                    chrono::Utc::now() - chrono::Duration::days(1),
+                )
+                .with_billing_mode(mode),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .add_credits(
+            &paying,
+            Money::new(Decimal::ONE, Currency::USD),
+            "top-up",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    for who in [&planned, &paying] {
+        let issued = create_api_key(store, &NewApiKey::new(who.clone(), "k"), chrono::Utc::now())
+            .await
+            .unwrap();
+        keys.push(issued.secret().to_owned());
+    }
+    let url = format!(
+        "http://{}",
+        serve(Gateway::new(metering.clone(), config).router()).await
+    );
+    let client = reqwest::Client::new();
+    let call = |key: String| {
+        client
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model": "gpt-4o-mini", "max_tokens": 100,
+                          "messages": [{"role": "user", "content": "12345678"}]}))
+            .send()
+    };
+
+    // 6 + 100 tokens used of 1,000: the headers say 894 are left, not 1,000 minus the
+    // reservation.
+    let r = call(keys[0].clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-remaining-tokens"], "894");
+    assert!(r.headers().get("x-credits-balance").is_none());
+
+    // gpt-4o-mini: 6 x $0.15 + 100 x $0.60 per million = $0.0000609.
+    let r = call(keys[1].clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-credits-currency"], "USD");
+    assert_eq!(r.headers()["x-credits-balance"], "0.9999391");
+    assert_eq!(r.headers()["x-credits-available"], "0.9999391");
+
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/v1/chat/completions", 405),
+        (reqwest::Method::DELETE, "/v1/models", 405),
+        (reqwest::Method::GET, "/v1/nothing-here", 404),
+    ] {
+        let r = client
+            .request(method.clone(), format!("{url}{path}"))
+            .bearer_auth(&keys[0])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    }
+}

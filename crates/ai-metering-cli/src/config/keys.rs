@@ -219,17 +219,19 @@ pub const KEYS: &[Key] = &[
         "365",
         Accepts::Integer { min: 1 },
     ),
-    key(
+    inert(
         "performance.cache_limit_checks",
         &["AI_METERING_CACHE_LIMIT_CHECKS"],
         "true",
         Accepts::Bool,
+        "no command caches limit checks (the gateway decides each call in the store); in an app, QuotaLayer::cache_ttl sets the layer's cache",
     ),
-    key(
+    inert(
         "performance.cache_ttl",
         &["AI_METERING_CACHE_TTL"],
         "300",
         Accepts::Integer { min: 0 },
+        "no command caches limit checks (the gateway decides each call in the store); in an app, QuotaLayer::cache_ttl sets the layer's cache",
     ),
     key(
         "logging.enabled",

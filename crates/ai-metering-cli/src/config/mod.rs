@@ -175,10 +175,6 @@ pub struct Config {
     pub approaching_threshold: Decimal,
     /// Default retention of `cleanup`.
     pub prune_after_days: u64,
-    /// Cache limit checks (used by the demo's quota layer).
-    pub cache_limit_checks: bool,
-    /// Cache TTL in seconds.
-    pub cache_ttl: u64,
     /// Logging on or off.
     pub logging_enabled: bool,
     /// Log level.
@@ -310,8 +306,6 @@ impl Config {
             currency: values::parse_currency(cur_key, cur_text, cur_origin)?,
             approaching_threshold: values::parse_percentage(thr_key, thr_text, thr_origin)?,
             prune_after_days: integer("storage.prune_after_days")?,
-            cache_limit_checks: boolean("performance.cache_limit_checks")?,
-            cache_ttl: integer("performance.cache_ttl")?,
             logging_enabled: boolean("logging.enabled")?,
             log_level: word("logging.level")?,
             settings,
@@ -494,7 +488,6 @@ mod tests {
         assert_eq!(c.currency, Currency::USD);
         assert!(!c.credit_overdraft);
         assert_eq!(c.prune_after_days, 365);
-        assert_eq!(c.cache_ttl, 300);
         assert_eq!(c.approaching_threshold, Decimal::from(80));
         assert!(c.inert_settings().is_empty());
         let m = c.metering_config();
@@ -539,7 +532,6 @@ mod tests {
         );
         assert_eq!(c.timezone, Tz::Europe__Paris);
         assert_eq!(c.prune_after_days, 30);
-        assert_eq!(c.cache_ttl, 300);
 
         let env = [
             ("DATABASE_URL", "postgres://generic/db"),

@@ -1,5 +1,6 @@
-//! `ai-metering demo`: a fresh SQLite database with seeded plans, subscriptions, a wallet
-//! and four weeks of usage, served with the dashboard and an OpenAI-compatible API.
+//! `ai-metering demo`: a fresh SQLite database with seeded plans, subscriptions, a wallet,
+//! API keys and four weeks of usage, served by the gateway of `ai-metering serve` with its
+//! built-in mock upstream: the same code path as a real deployment, without a provider.
 //!
 //! The demo uses the database every command uses (`--database-url`, the environment, the
 //! file, or `ai-metering.db`), or the SQLite file given with `--db`; other commands then find
@@ -9,17 +10,17 @@
 
 mod accounts;
 mod database;
+mod gateway;
 mod lcg;
 mod logging;
-mod mock_model;
-mod openai;
 mod seed;
-mod server;
-mod stream;
 
+use ai_metering_gateway::Gateway;
+use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
+use crate::commands::serve::ADMIN_TOKEN_ENV;
 use crate::commands::{Ctx, redact_url};
 use crate::config::Origin;
 use crate::error::{CliError, CliResult};
@@ -29,7 +30,7 @@ use crate::output::{num, text, thousands};
 pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
     logging::init(&ctx.config);
     // Before anything is bound or touched: a non-loopback address is refused.
-    let dashboard = server::dashboard_config(args.addr)?;
+    gateway::check_loopback(args.addr)?;
     let url = match &args.db {
         Some(_)
             if matches!(
@@ -48,16 +49,23 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|e| CliError::failure(format!("cannot listen on {}: {e}", args.addr)))?;
+    let addr = listener.local_addr()?;
+    let config = gateway::config(addr)?;
     let store = database::recreate(&url).await?;
     let metering = ctx.metering_over(store);
     let seeded = seed::seed(&metering, metering.now()).await?;
-    let addr = listener.local_addr()?;
+    // The dashboard's sign-in token: the environment's, else a new one for this run.
+    let token = match std::env::var(ADMIN_TOKEN_ENV) {
+        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+        _ => random_token()?,
+    };
     // The first line says where to connect (tests read it to find the port).
     println!("ai-metering demo listening on http://{addr}");
     println!();
-    println!("  Dashboard:  http://{addr}/ai-metering");
-    println!("  OpenAI API: http://{addr}/v1   (base_url for the OpenAI SDKs)");
-    println!("  Database:   {}", redact_url(&url));
+    println!("  Dashboard:   http://{addr}/ai-metering/login   (admin token: {token})");
+    println!("  OpenAI API:  http://{addr}/v1   (base_url for the OpenAI SDKs)");
+    println!("  Metrics:     http://{addr}/metrics");
+    println!("  Database:    {}", redact_url(&url));
     if args.db.is_some() {
         println!("  Other commands: ai-metering --database-url '{url}' report");
     }
@@ -94,21 +102,35 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> CliResult {
     );
     println!("Press Ctrl-C to stop.");
 
-    let cache_ttl = match ctx.config.settings.get("performance.cache_ttl") {
-        Some((_, origin)) if *origin != Origin::Default => Some(if ctx.config.cache_limit_checks {
-            chrono::Duration::seconds(i64::try_from(ctx.config.cache_ttl).unwrap_or(i64::MAX))
-        } else {
-            chrono::Duration::zero()
-        }),
-        _ if !ctx.config.cache_limit_checks => Some(chrono::Duration::zero()),
-        _ => None,
-    };
-    let app = server::app(metering, cache_ttl, dashboard);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| CliError::failure(format!("the server stopped: {e}")))?;
+    let mut gateway = Gateway::new(metering, config).with_dashboard(&token);
+    match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => gateway = gateway.with_metrics(handle),
+        Err(e) => ctx.out.warn(&format!(
+            "GET /metrics is off: no metrics recorder could be installed: {e}"
+        )),
+    }
+    let app = gateway
+        .router()
+        .route("/", get(|| async { gateway::index() }));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| CliError::failure(format!("the server stopped: {e}")))?;
     Ok(())
+}
+
+/// A new admin token: 128 random bits in hex.
+fn random_token() -> CliResult<String> {
+    let mut bytes = [0_u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        CliError::failure(format!(
+            "the operating system gave no random bytes for the admin token: {e}"
+        ))
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM on Unix (containers, process managers).

@@ -1,6 +1,7 @@
-//! Seeds the demo database: plans, subscriptions, a wallet, overages and four weeks of
-//! realistic, deterministic usage (same seed, same data relative to the start instant).
+//! Seeds the demo database: plans, subscriptions, the accounts' API keys, a wallet,
+//! overages and four weeks of realistic, deterministic usage (same seed, same data relative to the start instant).
 
+use ai_metering_core::keys::{NewApiKey, import_api_key};
 use ai_metering_core::plan::{BillingMode, OveragePolicy, Plan, Subscription};
 use ai_metering_core::store::{
     CreditStore, NewOverage, OverageStore, Overdraft, PlanStore, Recorded, SubscriptionStore,
@@ -100,6 +101,14 @@ async fn seed_account(
     let sub = Subscription::new(billable.clone(), account.plan, now - Duration::days(90))
         .with_billing_mode(mode);
     store.insert_subscription(&sub).await?;
+    // The account's published key, kept as an imported key like any other.
+    import_api_key(
+        store,
+        account.key,
+        &NewApiKey::new(billable.clone(), format!("demo key of {}", account.id)),
+        now,
+    )
+    .await?;
     let entitlement = metering.entitlement(&billable, now).await?;
     let period = match entitlement.period {
         Some(p) => p,
