@@ -10,9 +10,14 @@
 //! api_key_env = "OPENAI_API_KEY"     # the upstream's key comes from the environment
 //!
 //! [gateway.upstreams.anthropic]
-//! kind = "anthropic"                 # "openai" (the default) or "anthropic"
+//! kind = "anthropic"                 # "openai" (the default), "anthropic", "gemini", "mock"
 //! base_url = "https://api.anthropic.com/v1"
 //! api_key_env = "ANTHROPIC_API_KEY"
+//!
+//! [gateway.upstreams.google]
+//! kind = "gemini"                    # Gemini's own API (x-goog-api-key)
+//! base_url = "https://generativelanguage.googleapis.com/v1beta"
+//! api_key_env = "GEMINI_API_KEY"
 //!
 //! [gateway.upstreams.local]          # any OpenAI-compatible server (vLLM, Ollama, ...)
 //! base_url = "http://127.0.0.1:8000/v1"
@@ -64,6 +69,9 @@ pub enum UpstreamKind {
     OpenAi,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Google's Gemini API (`models/{model}:generateContent` and
+    /// `:streamGenerateContent`), called with `x-goog-api-key`.
+    Gemini,
     /// A mock of OpenAI's Chat Completions answered inside the gateway, for demos and load
     /// tests: deterministic replies whose usage is the request's (see [`crate::mock`]).
     Mock,
@@ -75,6 +83,7 @@ impl UpstreamKind {
         match self {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
             Self::Mock => "mock",
         }
     }
@@ -83,7 +92,8 @@ impl UpstreamKind {
 /// An upstream provider API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    /// The API it speaks (`kind = "openai"`, the default, `"anthropic"` or `"mock"`).
+    /// The API it speaks (`kind = "openai"`, the default, `"anthropic"`, `"gemini"` or
+    /// `"mock"`).
     pub kind: UpstreamKind,
     /// The base URL the API paths are appended to (`https://api.openai.com/v1`); empty for
     /// the mock.
@@ -172,6 +182,7 @@ impl GatewayConfig {
             let kind = match u.kind.as_ref().map(|k| k.get_ref().as_str()) {
                 None | Some("openai") => UpstreamKind::OpenAi,
                 Some("anthropic") => UpstreamKind::Anthropic,
+                Some("gemini") => UpstreamKind::Gemini,
                 Some("mock") => UpstreamKind::Mock,
                 Some(other) => {
                     let span = u.kind.as_ref().map_or(0..0, Spanned::span);
@@ -179,7 +190,7 @@ impl GatewayConfig {
                         span,
                         field("kind"),
                         format!(
-                            "{other:?} is not an upstream kind (accepted: openai, anthropic, mock)"
+                            "{other:?} is not an upstream kind (accepted: openai, anthropic, gemini, mock)"
                         ),
                     ));
                 }
@@ -256,6 +267,7 @@ impl GatewayConfig {
                     provider: u.provider.unwrap_or_else(|| {
                         match kind {
                             UpstreamKind::Anthropic => "anthropic",
+                            UpstreamKind::Gemini => "gemini",
                             UpstreamKind::OpenAi | UpstreamKind::Mock => "openai",
                         }
                         .to_owned()

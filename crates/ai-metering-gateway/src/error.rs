@@ -196,6 +196,33 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The same error in Google's shape (`{"error": {"code", "message", "status"}}`), for
+    /// the Gemini API's clients.
+    pub fn into_google_response(self) -> Response {
+        let status = match self.status.as_u16() {
+            400 | 413 => "INVALID_ARGUMENT",
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            405 => "UNIMPLEMENTED",
+            409 => "ABORTED",
+            429 => "RESOURCE_EXHAUSTED",
+            502 | 503 => "UNAVAILABLE",
+            504 => "DEADLINE_EXCEEDED",
+            _ => "INTERNAL",
+        };
+        let body = json!({"error": {
+            "code": self.status.as_u16(),
+            "message": self.message,
+            "status": status,
+        }});
+        let mut response = (self.status, Json(body)).into_response();
+        self.add_headers(&mut response);
+        response
+    }
+}
+
 /// `text` cut to 200 characters, so that a huge input is not echoed back whole.
 pub fn shorten(text: &str) -> String {
     const MAX: usize = 200;

@@ -12,6 +12,9 @@
 //!   what was streamed; a stream that ends without usage is charged an estimate, flagged.
 //! - `POST /v1/embeddings`, reserved at its input's estimate and settled from its input-only
 //!   usage.
+//! - `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (Gemini's own
+//!   API, for Google's SDKs, who send their key as `x-goog-api-key`), to upstreams of
+//!   `kind = "gemini"`, settled from `usageMetadata`; its errors in Google's shape.
 //! - `GET /v1/models` (the models the key may call), `GET /healthz`, `GET /readyz` (the
 //!   database answers).
 //! - Upstream errors reach the client with the upstream's status and body, and nothing is
@@ -35,8 +38,6 @@
 //!   that needs the session's CSRF token; never open.
 //!
 //! `ai-metering demo` runs this gateway over a seeded database with the mock upstream.
-//!
-//! Not there yet (issue #15): Gemini upstreams.
 #![warn(missing_docs)]
 
 pub mod admin;

@@ -118,6 +118,7 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
             .route("/v1/responses", post(call::<S>))
             .route("/v1/messages", post(call::<S>))
             .route("/v1/embeddings", post(call::<S>))
+            .route("/v1beta/models/{target}", post(call::<S>))
             .route("/v1/models", get(models::<S>))
             .route_layer(middleware::from_fn_with_state(
                 self.clone(),
@@ -190,7 +191,7 @@ impl ApiError {
 
 /// The API key a request presents: OpenAI's SDKs send a bearer token
 /// (`Authorization: Bearer <key>`, the scheme in any case), Anthropic's an `x-api-key`
-/// header. Trimmed; `None` when neither header holds a non-empty key.
+/// header, Google's an `x-goog-api-key` header. Trimmed; `None` when neither header holds a non-empty key.
 ///
 /// ```
 /// use axum::http::{HeaderMap, HeaderValue, header};
@@ -210,6 +211,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         });
     bearer
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .or_else(|| headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .filter(|key| !key.is_empty())
 }
@@ -251,6 +253,18 @@ enum Api {
     Messages,
     /// OpenAI's Embeddings: input only, never streamed.
     Embeddings,
+    /// Gemini's `models/{model}:generateContent`.
+    GenerateContent,
+    /// Gemini's `models/{model}:streamGenerateContent` (server-sent events).
+    StreamGenerateContent,
+}
+
+/// The Gemini API's prefix: `POST /v1beta/models/{model}:{action}`.
+const GEMINI_MODELS: &str = "/v1beta/models/";
+
+/// The model and action of a Gemini path (`gemini-2.5-flash`, `generateContent`).
+fn gemini_target(path: &str) -> Option<(&str, &str)> {
+    path.strip_prefix(GEMINI_MODELS)?.split_once(':')
 }
 
 impl Api {
@@ -259,17 +273,29 @@ impl Api {
             "/v1/messages" => Self::Messages,
             "/v1/responses" => Self::Responses,
             "/v1/embeddings" => Self::Embeddings,
-            _ => Self::ChatCompletions,
+            _ => match gemini_target(path) {
+                Some((_, "streamGenerateContent")) => Self::StreamGenerateContent,
+                Some(_) => Self::GenerateContent,
+                None if path.starts_with(GEMINI_MODELS) => Self::GenerateContent,
+                None => Self::ChatCompletions,
+            },
         }
     }
 
-    /// The path after the upstream's base URL.
-    fn path(self) -> &'static str {
+    /// Whether it is one of Gemini's, whose model is in the path.
+    fn is_gemini(self) -> bool {
+        matches!(self, Self::GenerateContent | Self::StreamGenerateContent)
+    }
+
+    /// The path after the upstream's base URL, calling `model`.
+    fn path(self, model: &str) -> String {
         match self {
-            Self::ChatCompletions => "/chat/completions",
-            Self::Responses => "/responses",
-            Self::Messages => "/messages",
-            Self::Embeddings => "/embeddings",
+            Self::ChatCompletions => "/chat/completions".into(),
+            Self::Responses => "/responses".into(),
+            Self::Messages => "/messages".into(),
+            Self::Embeddings => "/embeddings".into(),
+            Self::GenerateContent => format!("/models/{model}:generateContent"),
+            Self::StreamGenerateContent => format!("/models/{model}:streamGenerateContent?alt=sse"),
         }
     }
 
@@ -281,6 +307,7 @@ impl Api {
             }
             Self::Responses => kind == UpstreamKind::OpenAi,
             Self::Messages => kind == UpstreamKind::Anthropic,
+            Self::GenerateContent | Self::StreamGenerateContent => kind == UpstreamKind::Gemini,
         }
     }
 
@@ -288,6 +315,7 @@ impl Api {
     fn provider(self) -> Provider {
         match self {
             Self::ChatCompletions | Self::Responses | Self::Embeddings => Provider::OpenAi,
+            Self::GenerateContent | Self::StreamGenerateContent => Provider::Gemini,
             Self::Messages => Provider::Anthropic,
         }
     }
@@ -299,6 +327,8 @@ impl Api {
             Self::Responses => "responses",
             Self::Messages => "messages",
             Self::Embeddings => "embeddings",
+            Self::GenerateContent => "generate_content",
+            Self::StreamGenerateContent => "stream_generate_content",
         }
     }
 
@@ -306,6 +336,7 @@ impl Api {
     fn error(self, e: ApiError) -> Response {
         match self {
             Self::Messages => e.into_anthropic_response(),
+            Self::GenerateContent | Self::StreamGenerateContent => e.into_google_response(),
             _ => e.into_response(),
         }
     }
@@ -339,7 +370,8 @@ async fn models<S: Store + ApiKeyStore>(
     Json(json!({"object": "list", "data": data}))
 }
 
-/// `POST /v1/chat/completions`, `/v1/responses` and `/v1/messages`: the path names the API.
+/// `POST /v1/chat/completions`, `/v1/responses`, `/v1/messages`, `/v1/embeddings` and
+/// `/v1beta/models/{model}:{action}`: the path names the API (and, for Gemini, the model).
 async fn call<S: Store + ApiKeyStore>(
     State(gw): State<Gateway<S>>,
     Extension(key): Extension<ApiKey>,
@@ -347,7 +379,7 @@ async fn call<S: Store + ApiKeyStore>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    measured(Api::of_path(uri.path()), gw, key, headers, body).await
+    measured(Api::of_path(uri.path()), uri, gw, key, headers, body).await
 }
 
 /// [`proxy`], counted and timed: `ai_metering_gateway_requests_total` by API and status,
@@ -355,6 +387,7 @@ async fn call<S: Store + ApiKeyStore>(
 /// a stream) and `ai_metering_gateway_overhead_seconds` (the rest: what the gateway adds).
 async fn measured<S: Store + ApiKeyStore>(
     api: Api,
+    uri: Uri,
     gw: Gateway<S>,
     key: ApiKey,
     headers: HeaderMap,
@@ -362,7 +395,7 @@ async fn measured<S: Store + ApiKeyStore>(
 ) -> Response {
     let started = Instant::now();
     let mut upstream = None;
-    let response = proxy(api, gw, key, headers, body, &mut upstream)
+    let response = proxy(api, &uri, gw, key, headers, body, &mut upstream)
         .await
         .unwrap_or_else(|e| api.error(e));
     let status = response.status().as_u16().to_string();
@@ -381,6 +414,7 @@ async fn measured<S: Store + ApiKeyStore>(
 /// `upstream_time` to how long the upstream took to answer, when it was called.
 async fn proxy<S: Store + ApiKeyStore>(
     api: Api,
+    uri: &Uri,
     gw: Gateway<S>,
     key: ApiKey,
     client_headers: HeaderMap,
@@ -396,11 +430,27 @@ async fn proxy<S: Store + ApiKeyStore>(
     })?;
     let mut request: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid_request(format!("The request body is not JSON: {e}")))?;
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid_request("The request has no `model`."))?
-        .to_owned();
+    let model = if api.is_gemini() {
+        // Gemini names the model and the action in the path.
+        match gemini_target(uri.path()) {
+            Some((model, "generateContent" | "streamGenerateContent")) if !model.is_empty() => {
+                model.to_owned()
+            }
+            _ => {
+                return Err(ApiError::invalid_request(format!(
+                    "Unknown Gemini method {}: expected models/MODEL:generateContent or models/MODEL:streamGenerateContent.",
+                    shorten(uri.path())
+                ))
+                .with_status(StatusCode::NOT_FOUND));
+            }
+        }
+    } else {
+        request
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid_request("The request has no `model`."))?
+            .to_owned()
+    };
     if !key.allows_model(&model) {
         return Err(ApiError::model_not_allowed(&model));
     }
@@ -414,12 +464,16 @@ async fn proxy<S: Store + ApiKeyStore>(
             shorten(&model),
             route.upstream.kind.as_str(),
             route.upstream_name,
-            api.path().trim_start_matches('/'),
+            api.name(),
         )));
     }
     // Embeddings are never streamed.
-    let stream =
-        api != Api::Embeddings && request.get("stream").and_then(Value::as_bool) == Some(true);
+    let stream = match api {
+        Api::Embeddings | Api::GenerateContent => false,
+        // Gemini streams by its method, not a flag.
+        Api::StreamGenerateContent => true,
+        _ => request.get("stream").and_then(Value::as_bool) == Some(true),
+    };
 
     let mut meter = gw
         .metering
@@ -460,7 +514,10 @@ async fn proxy<S: Store + ApiKeyStore>(
     };
     let mut quota = quota_headers(reservation.check());
 
-    request["model"] = json!(route.model);
+    if !api.is_gemini() {
+        // Gemini's body has no model: it is in the upstream's path.
+        request["model"] = json!(route.model);
+    }
     // Only Chat Completions streams leave their usage out unless asked.
     let ask_for_usage = stream && api == Api::ChatCompletions;
     let client_wants_usage = request
@@ -611,7 +668,11 @@ async fn send<S: Store + ApiKeyStore>(
     }
     let mut call = gw
         .client
-        .post(format!("{}{}", route.upstream.base_url, api.path()))
+        .post(format!(
+            "{}{}",
+            route.upstream.base_url,
+            api.path(route.model)
+        ))
         .timeout(route.upstream.timeout)
         .json(body);
     if route.upstream.kind == UpstreamKind::Anthropic {
@@ -631,6 +692,9 @@ async fn send<S: Store + ApiKeyStore>(
         match (gw.keys)(var) {
             Some(secret) if route.upstream.kind == UpstreamKind::Anthropic => {
                 call = call.header("x-api-key", secret);
+            }
+            Some(secret) if route.upstream.kind == UpstreamKind::Gemini => {
+                call = call.header("x-goog-api-key", secret);
             }
             Some(secret) => call = call.bearer_auth(secret),
             None => {

@@ -142,10 +142,36 @@ async fn mock_upstream(dir: PathBuf) -> (SocketAddr, Seen, Arc<AtomicBool>) {
         )
             .into_response()
     }
+    /// Gemini: `generateContent` answers the recorded plain response, `streamGenerateContent`
+    /// (with `alt=sse`) the recorded stream. Records the key as `x-goog-api-key KEY` and the
+    /// path with its query in the body's `_path`.
+    async fn gemini(
+        State((dir, seen, _)): State<(PathBuf, Seen, Arc<AtomicBool>)>,
+        uri: axum::http::Uri,
+        headers: axum::http::HeaderMap,
+        axum::Json(mut body): axum::Json<Value>,
+    ) -> Response {
+        let key = headers
+            .get("x-goog-api-key")
+            .map(|v| format!("x-goog-api-key {}", v.to_str().unwrap()));
+        body["_path"] = json!(uri.to_string());
+        seen.lock().unwrap().push((key, body));
+        let (file, kind) = if uri.path().ends_with(":streamGenerateContent") {
+            ("gemini_stream_nonmonotonic.sse", "text/event-stream")
+        } else {
+            ("gemini_generate_content_plain.json", "application/json")
+        };
+        (
+            [(header::CONTENT_TYPE, kind)],
+            std::fs::read(dir.join(file)).unwrap(),
+        )
+            .into_response()
+    }
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/responses", post(other))
         .route("/v1/messages", post(other))
+        .route("/v1beta/models/{target}", post(gemini))
         .with_state((dir, Arc::clone(&seen), Arc::clone(&cancelled)));
     (serve(app).await, seen, cancelled)
 }
@@ -168,8 +194,9 @@ struct Fixture {
 }
 
 /// The gateway over a MemoryStore, routing `fast` to `gpt-4o-mini` on the mock upstream,
-/// `mini` to `gpt-5-mini` there and `sonnet` to an Anthropic upstream on the same mock, with
-/// one key for team:acme allowed those three (not `other`).
+/// `mini` to `gpt-5-mini` there, `sonnet` to an Anthropic upstream and `flash` to a Gemini
+/// upstream on the same mock, with one key for team:acme allowed the first three (not
+/// `other`, nor `flash`: the Gemini test issues its own key).
 async fn gateway(dir: PathBuf, upstream: Option<SocketAddr>) -> Fixture {
     let (addr, seen, cancelled) = match upstream {
         Some(addr) => (addr, Seen::default(), Arc::default()),
@@ -184,11 +211,16 @@ api_key_env = "MOCK_KEY"
 kind = "anthropic"
 base_url = "http://{addr}/v1"
 api_key_env = "CLAUDE_KEY"
+[gateway.upstreams.google]
+kind = "gemini"
+base_url = "http://{addr}/v1beta"
+api_key_env = "GOOGLE_KEY"
 [gateway.models]
 "fast" = {{ upstream = "mock", model = "gpt-4o-mini" }}
 "mini" = {{ upstream = "mock", model = "gpt-5-mini" }}
 "other" = {{ upstream = "mock", model = "gpt-4o" }}
 "sonnet" = {{ upstream = "claude", model = "claude-sonnet-4-5" }}
+"flash" = {{ upstream = "google", model = "gemini-2.0-flash" }}
 "#
     ))
     .unwrap();
@@ -206,6 +238,7 @@ api_key_env = "CLAUDE_KEY"
         .with_key_source(|name| match name {
             "MOCK_KEY" => Some("sk-upstream".to_owned()),
             "CLAUDE_KEY" => Some("sk-ant-upstream".to_owned()),
+            "GOOGLE_KEY" => Some("goog-upstream".to_owned()),
             _ => None,
         })
         .router();
@@ -1169,4 +1202,113 @@ async fn answers_carry_the_quota_after_the_call_and_the_wallet_in_credits_mode()
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
     }
+}
+
+/// Gemini's own API (`POST /v1beta/models/{model}:generateContent` and
+/// `:streamGenerateContent`, the key in `x-goog-api-key`, as Google's SDKs send it): routed by
+/// the model in the path, passed through unchanged with the upstream's key, settled from
+/// `usageMetadata`; errors in Google's shape.
+#[tokio::test]
+async fn the_gemini_api_is_metered_from_its_usage_metadata() {
+    let Some(dir) = fixtures("the_gemini_api_is_metered") else {
+        return;
+    };
+    let f = gateway(dir.clone(), None).await;
+    let key = create_api_key(
+        f.metering.store(),
+        &NewApiKey::new(f.who.clone(), "gemini").with_models(["flash"]),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "Write a config"}]}],
+                      "generationConfig": {"maxOutputTokens": 200}});
+    for (action, file) in [
+        ("generateContent", "gemini_generate_content_plain.json"),
+        (
+            "streamGenerateContent?alt=sse",
+            "gemini_stream_nonmonotonic.sse",
+        ),
+    ] {
+        let r = client
+            .post(format!("{}/v1beta/models/flash:{action}", f.url))
+            .header("x-goog-api-key", key.secret())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{action}");
+        let got = r.bytes().await.unwrap();
+        assert_eq!(
+            &got[..],
+            &std::fs::read(dir.join(file)).unwrap()[..],
+            "{file}: passed through unchanged"
+        );
+        let rows = rows(&f).await;
+        let row = &rows[0].entry;
+        assert_eq!(
+            row.usage,
+            recorded_usage(&dir, file, Provider::Gemini),
+            "{file}"
+        );
+        assert_eq!(
+            (row.provider.as_str(), row.model.as_str()),
+            ("gemini", "gemini-2.0-flash")
+        );
+        assert!(!row.estimated, "{file}");
+    }
+    let seen = f.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for (i, path) in [
+        "/v1beta/models/gemini-2.0-flash:generateContent",
+        "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(seen[i].0.as_deref(), Some("x-goog-api-key goog-upstream"));
+        assert_eq!(seen[i].1["_path"], *path);
+        assert!(
+            seen[i].1.get("model").is_none(),
+            "no model is added to the body"
+        );
+    }
+
+    // Refusals in Google's shape: an unknown method, a key that may not call the model, and
+    // a used-up quota (the upstream never called).
+    let call = |path: &str, key: &str| {
+        client
+            .post(format!("{}{path}", f.url))
+            .header("x-goog-api-key", key.to_owned())
+            .json(&body)
+            .send()
+    };
+    let r = call("/v1beta/models/flash:countTokens", key.secret())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["status"], "NOT_FOUND", "{e}");
+    let r = call("/v1beta/models/flash:generateContent", &f.key)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        (e["error"]["code"].as_u64(), e["error"]["status"].as_str()),
+        (Some(403), Some("PERMISSION_DENIED"))
+    );
+    subscribe(&f, Plan::new("tiny", "Tiny").with_token_limit(50)).await;
+    let r = call("/v1beta/models/flash:generateContent", key.secret())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["status"], "RESOURCE_EXHAUSTED", "{e}");
+    assert_eq!(
+        f.seen.lock().unwrap().len(),
+        2,
+        "refused before the upstream"
+    );
 }
