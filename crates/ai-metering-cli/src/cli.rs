@@ -366,6 +366,9 @@ pub struct ServeArgs {
 pub enum KeysCommand {
     /// Issue a key billed to a billable; the full key is printed once and never stored.
     Create(KeysCreateArgs),
+    /// Keep a key issued elsewhere (another gateway's `sk-...`), read from standard input
+    /// (never from the command line); it then authenticates as written.
+    Import(KeysCreateArgs),
     /// List keys (never their secrets), oldest first.
     List(KeysListArgs),
     /// Revoke a key by its id (the 16 hex digits after `amk_`).

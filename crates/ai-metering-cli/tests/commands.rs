@@ -814,6 +814,71 @@ async fn api_keys_are_created_listed_and_revoked_never_storing_the_secret() {
     ws.fails(&["keys", "create", "team:acme", "--name", " "], 2, "name");
 }
 
+/// `keys import` keeps a key issued elsewhere, read from standard input (never from the
+/// command line), stores only its digest, and refuses it twice or empty.
+#[test]
+fn a_key_issued_elsewhere_is_imported_from_standard_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let ws = Workspace::migrated();
+    let import = |input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ai-metering"))
+            .args([
+                "keys",
+                "import",
+                "team:acme",
+                "--name",
+                "legacy",
+                "--format",
+                "json",
+            ])
+            .current_dir(ws.dir.path())
+            .env_clear()
+            .env("AI_METERING_DATABASE_URL", &ws.url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let old = "sk-legacy-Q2hhbmdlTWUxMjM0NTY3ODk";
+    let (code, stdout, stderr) = import(&format!("{old}\n"));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let imported: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(imported["key"]["billable"], "team:acme");
+    assert_eq!(imported["key"]["name"], "legacy");
+    let listed = ws.ok(&["keys", "list", "--format", "json"]).json();
+    assert_eq!(listed[0]["id"], imported["key"]["id"]);
+    let mut bytes = std::fs::read(&ws.db).unwrap();
+    if let Ok(more) = std::fs::read(ws.db.with_extension("db-wal")) {
+        bytes.extend(more);
+    }
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("Q2hhbmdlTWUx"),
+        "the key is stored in clear"
+    );
+    let (code, _, stderr) = import(old);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("already stored"), "{stderr}");
+    let (code, _, stderr) = import("");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("standard input"), "{stderr}");
+    let (code, _, stderr) = import("amk_0123");
+    assert_eq!(code, 2, "{stderr}");
+}
+
 #[test]
 fn validate_checks_the_gateway_table_with_lines_and_serve_needs_one() {
     let ws = Workspace::migrated();

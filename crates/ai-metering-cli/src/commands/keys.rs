@@ -1,7 +1,9 @@
-//! `ai-metering keys create|list|revoke`: API keys for a metering gateway.
+//! `ai-metering keys create|import|list|revoke`: API keys for a metering gateway.
 
 use ai_metering_core::Tenant;
-use ai_metering_core::keys::{ApiKey, ApiKeyStore, KEY_PREFIX, NewApiKey, create_api_key};
+use ai_metering_core::keys::{
+    ApiKey, ApiKeyStore, KEY_PREFIX, NewApiKey, create_api_key, import_api_key,
+};
 use serde_json::json;
 
 use super::Ctx;
@@ -13,27 +15,39 @@ use crate::output::text;
 pub async fn run(ctx: &Ctx, command: &KeysCommand) -> CliResult {
     match command {
         KeysCommand::Create(args) => create(ctx, args).await,
+        KeysCommand::Import(args) => import(ctx, args).await,
         KeysCommand::List(args) => list(ctx, args).await,
         KeysCommand::Revoke(args) => revoke(ctx, args).await,
+    }
+}
+
+/// The key `args` describe.
+fn new_key(args: &KeysCreateArgs) -> NewApiKey {
+    let mut new = NewApiKey::new(args.billable.clone(), args.name.as_str())
+        .with_models(args.models.iter().map(String::as_str));
+    if let Some(tenant) = &args.tenant {
+        new = new.with_tenant(Tenant::new(tenant.as_str()));
+    }
+    new
+}
+
+/// A refused key as a usage error, anything else as the store's.
+fn key_error(e: ai_metering_core::store::StoreError) -> CliError {
+    match e.kind() {
+        ai_metering_core::store::StoreErrorKind::Invalid => CliError::usage(e.message().to_owned()),
+        ai_metering_core::store::StoreErrorKind::Conflict => {
+            CliError::failure("that key is already stored")
+        }
+        _ => e.into(),
     }
 }
 
 async fn create(ctx: &Ctx, args: &KeysCreateArgs) -> CliResult {
     ctx.out.no_csv("keys create")?;
     let metering = ctx.metering().await?;
-    let mut new = NewApiKey::new(args.billable.clone(), args.name.as_str())
-        .with_models(args.models.iter().map(String::as_str));
-    if let Some(tenant) = &args.tenant {
-        new = new.with_tenant(Tenant::new(tenant.as_str()));
-    }
-    let issued = create_api_key(metering.store(), &new, metering.now())
+    let issued = create_api_key(metering.store(), &new_key(args), metering.now())
         .await
-        .map_err(|e| match e.kind() {
-            ai_metering_core::store::StoreErrorKind::Invalid => {
-                CliError::usage(e.message().to_owned())
-            }
-            _ => e.into(),
-        })?;
+        .map_err(key_error)?;
     if ctx.out.format() == Format::Json {
         return ctx
             .out
@@ -50,6 +64,37 @@ async fn create(ctx: &Ctx, args: &KeysCreateArgs) -> CliResult {
         .line("The key, shown this once (only its digest is stored):");
     // Bare on its own line, so that it can be copied or piped.
     ctx.out.line(issued.secret());
+    Ok(())
+}
+
+async fn import(ctx: &Ctx, args: &KeysCreateArgs) -> CliResult {
+    ctx.out.no_csv("keys import")?;
+    // The key comes on standard input: a command line is visible to every user of the
+    // machine (`ps`) and stays in shell histories.
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::failure(format!("cannot read the key from standard input: {e}")))?;
+    let presented = line.trim();
+    if presented.is_empty() {
+        return Err(CliError::usage(
+            "no key on standard input: pipe it in, for example `printf '%s' \"$OLD_KEY\" | ai-metering keys import team:acme`",
+        ));
+    }
+    let metering = ctx.metering().await?;
+    let key = import_api_key(metering.store(), presented, &new_key(args), metering.now())
+        .await
+        .map_err(key_error)?;
+    if ctx.out.format() == Format::Json {
+        return ctx.out.json(&json!({ "key": key_json(&key) }));
+    }
+    ctx.out.success(&format!(
+        "Imported key {} ({}) for {}{}: it authenticates as written; only its digest is stored.",
+        key.id,
+        key.name,
+        key.billable,
+        models_note(&key)
+    ));
     Ok(())
 }
 
