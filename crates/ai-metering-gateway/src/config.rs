@@ -508,8 +508,8 @@ provider = "vllm"
                 "line 5: gateway.default_upstream: no upstream named \"b\" (known: a)",
             ),
             (
-                "[gateway.upstreams.a]\nkind = \"gemini\"\nbase_url = \"https://x.io\"\n",
-                "line 2: gateway.upstreams.a.kind: \"gemini\" is not an upstream kind (accepted: openai, anthropic, mock)",
+                "[gateway.upstreams.a]\nkind = \"bedrock\"\nbase_url = \"https://x.io\"\n",
+                "line 2: gateway.upstreams.a.kind: \"bedrock\" is not an upstream kind (accepted: openai, anthropic, gemini, mock)",
             ),
             (
                 "[gateway.upstreams.a]\napi_key_env = \"K\"\n",

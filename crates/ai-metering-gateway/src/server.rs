@@ -536,7 +536,10 @@ async fn proxy<S: Store + ApiKeyStore>(
     }
 
     let called = Instant::now();
-    let upstream = send(&gw, api, &route, &client_headers, &request).await;
+    // The upstream's whole answer, a stream's included, must come within its timeout. The
+    // deadline is tokio's, so that tests can run it on a paused clock.
+    let deadline = tokio::time::Instant::now() + route.upstream.timeout;
+    let upstream = send(&gw, api, &route, &client_headers, &request, deadline).await;
     *upstream_time = Some(called.elapsed());
     let upstream = match upstream {
         Ok(response) => response,
@@ -550,7 +553,11 @@ async fn proxy<S: Store + ApiKeyStore>(
         // The upstream refused the call: nothing is charged, its error goes back as sent.
         release(reservation).await;
         let headers = upstream.headers().clone();
-        let body = upstream.bytes().await.unwrap_or_default();
+        let body = tokio::time::timeout_at(deadline, upstream.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         return Ok(with_headers(passthrough(status, &headers, body), quota));
     }
     if stream {
@@ -563,6 +570,7 @@ async fn proxy<S: Store + ApiKeyStore>(
             meter,
             tx,
             ask_for_usage && !client_wants_usage,
+            deadline,
         ));
         let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
@@ -576,14 +584,18 @@ async fn proxy<S: Store + ApiKeyStore>(
         return Ok(with_headers(response, quota));
     }
     let headers = upstream.headers().clone();
-    let bytes = upstream.bytes().await;
+    let bytes = tokio::time::timeout_at(deadline, upstream.bytes()).await;
     *upstream_time = Some(called.elapsed());
     let bytes = match bytes {
-        Ok(bytes) => bytes,
-        Err(e) => {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
             // The upstream ran the call, its answer was lost: charged at the estimate.
             record_estimate(reservation, "the upstream's body could not be read").await;
             return Err(upstream_error(&e));
+        }
+        Err(_) => {
+            record_estimate(reservation, "the upstream's body did not come in time").await;
+            return Err(timed_out());
         }
     };
     match extract_usage_from_slice(api.provider(), &bytes) {
@@ -655,6 +667,7 @@ async fn send<S: Store + ApiKeyStore>(
     route: &Route<'_>,
     client_headers: &HeaderMap,
     body: &Value,
+    deadline: tokio::time::Instant,
 ) -> Result<reqwest::Response, ApiError> {
     if route.upstream.kind == UpstreamKind::Mock {
         let answer = match api {
@@ -673,7 +686,6 @@ async fn send<S: Store + ApiKeyStore>(
             route.upstream.base_url,
             api.path(route.model)
         ))
-        .timeout(route.upstream.timeout)
         .json(body);
     if route.upstream.kind == UpstreamKind::Anthropic {
         let version = client_headers
@@ -708,16 +720,24 @@ async fn send<S: Store + ApiKeyStore>(
             }
         }
     }
-    call.send().await.map_err(|e| upstream_error(&e))
+    match tokio::time::timeout_at(deadline, call.send()).await {
+        Ok(sent) => sent.map_err(|e| upstream_error(&e)),
+        Err(_) => Err(timed_out()),
+    }
+}
+
+/// 504: the upstream did not answer within its timeout.
+fn timed_out() -> ApiError {
+    ApiError::server(
+        StatusCode::GATEWAY_TIMEOUT,
+        "The upstream did not answer in time.",
+    )
 }
 
 /// 504 for a timeout, 502 for anything else that kept the upstream from answering.
 fn upstream_error(e: &reqwest::Error) -> ApiError {
     if e.is_timeout() {
-        ApiError::server(
-            StatusCode::GATEWAY_TIMEOUT,
-            "The upstream did not answer in time.",
-        )
+        timed_out()
     } else {
         ApiError::server(
             StatusCode::BAD_GATEWAY,
@@ -773,6 +793,7 @@ async fn pump<S: Store>(
     mut meter: StreamMeter<S>,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     strip_usage: bool,
+    deadline: tokio::time::Instant,
 ) {
     let mut events = EventSplitter::default();
     loop {
@@ -780,6 +801,15 @@ async fn pump<S: Store>(
             next = upstream.chunk() => next,
             // The client went away while the upstream was quiet.
             () = tx.closed() => return,
+            () = tokio::time::sleep_until(deadline) => {
+                // Cut off like a broken stream: the client sees the body fail, and is
+                // charged for what it was sent.
+                tracing::warn!(target: "ai_metering", "the upstream stream ran past its timeout");
+                let _ = tx
+                    .send(Err(std::io::Error::other("the upstream stream ran past its timeout")))
+                    .await;
+                break;
+            }
         };
         let chunk = match next {
             Ok(Some(chunk)) => chunk,

@@ -1312,3 +1312,55 @@ async fn the_gemini_api_is_metered_from_its_usage_metadata() {
         "refused before the upstream"
     );
 }
+
+/// An upstream that takes the request and never answers: after the upstream's timeout the
+/// client gets a 504 in OpenAI's shape and nothing is charged. The clock is tokio's, paused:
+/// the timeout passes without waiting for it.
+#[tokio::test(start_paused = true)]
+async fn an_upstream_that_never_answers_is_a_504_after_its_timeout() {
+    let upstream = Router::new().route(
+        "/v1/chat/completions",
+        post(|| std::future::pending::<&'static str>()),
+    );
+    let addr = serve(upstream).await;
+    let config = GatewayConfig::from_toml(&format!(
+        "[gateway.upstreams.slow]\nbase_url = \"http://{addr}/v1\"\ntimeout_secs = 30\n\
+         [gateway]\ndefault_upstream = \"slow\"\n"
+    ))
+    .unwrap();
+    let metering = Metering::new(MemoryStore::new());
+    let who = Billable::new("team", "patient");
+    let key = create_api_key(
+        metering.store(),
+        &NewApiKey::new(who.clone(), "k"),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let url = format!(
+        "http://{}",
+        serve(Gateway::new(metering.clone(), config).router()).await
+    );
+    let started = tokio::time::Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(key.secret())
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 5,
+                      "messages": [{"role": "user", "content": "Hello?"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(30));
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "server_error");
+    let rows = metering
+        .store()
+        .query_usage(&UsageFilter::for_billable(who), Page::first(10))
+        .await
+        .unwrap();
+    assert!(
+        rows.is_empty(),
+        "nothing is charged for a call never answered"
+    );
+}
