@@ -1320,7 +1320,7 @@ async fn the_gemini_api_is_metered_from_its_usage_metadata() {
 async fn an_upstream_that_never_answers_is_a_504_after_its_timeout() {
     let upstream = Router::new().route(
         "/v1/chat/completions",
-        post(|| std::future::pending::<&'static str>()),
+        post(std::future::pending::<&'static str>),
     );
     let addr = serve(upstream).await;
     let config = GatewayConfig::from_toml(&format!(
