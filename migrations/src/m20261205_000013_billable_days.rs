@@ -114,24 +114,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name(NEW_KEY)
-                .table(AiUsageDailyAggregates::Table)
-                .col(AiUsageDailyAggregates::Day)
-                .col(AiUsageDailyAggregates::DayStart)
-                .col(AiUsageDailyAggregates::DayEnd)
-                .col(AiUsageDailyAggregates::BillableType)
-                .col(AiUsageDailyAggregates::BillableId)
-                .col(AiUsageDailyAggregates::TenantId)
-                .col(AiUsageDailyAggregates::Provider)
-                .col(AiUsageDailyAggregates::Model)
-                .col(AiUsageDailyAggregates::Feature)
-                .col(AiUsageDailyAggregates::Currency)
-                .unique()
-                .to_owned(),
-        )
-        .await?;
+        m.create_index(aggregate_key(NEW_KEY, true)).await?;
         m.create_index(
             Index::create()
                 .name(BY_START)
@@ -182,21 +165,29 @@ impl MigrationTrait for Migration {
         crate::m20261205_000010_live_daily_aggregates::Migration
             .up(m)
             .await?;
-        m.create_index(
-            Index::create()
-                .name(OLD_KEY)
-                .table(AiUsageDailyAggregates::Table)
-                .col(AiUsageDailyAggregates::Day)
-                .col(AiUsageDailyAggregates::BillableType)
-                .col(AiUsageDailyAggregates::BillableId)
-                .col(AiUsageDailyAggregates::TenantId)
-                .col(AiUsageDailyAggregates::Provider)
-                .col(AiUsageDailyAggregates::Model)
-                .col(AiUsageDailyAggregates::Feature)
-                .col(AiUsageDailyAggregates::Currency)
-                .unique()
-                .to_owned(),
-        )
-        .await
+        m.create_index(aggregate_key(OLD_KEY, false)).await
     }
+}
+
+/// The unique key `name` of the aggregates: the day (with its instants when `bounds`), the
+/// billable, tenant, provider, model, feature and currency.
+fn aggregate_key(name: &str, bounds: bool) -> IndexCreateStatement {
+    use AiUsageDailyAggregates as A;
+    let mut index = Index::create();
+    index.name(name).table(A::Table).col(A::Day).unique();
+    if bounds {
+        index.col(A::DayStart).col(A::DayEnd);
+    }
+    for col in [
+        A::BillableType,
+        A::BillableId,
+        A::TenantId,
+        A::Provider,
+        A::Model,
+        A::Feature,
+        A::Currency,
+    ] {
+        index.col(col);
+    }
+    index.to_owned()
 }

@@ -213,18 +213,8 @@ pub async fn create_api_key<S: ApiKeyStore>(
     new: &NewApiKey,
     at: DateTime<Utc>,
 ) -> StoreResult<IssuedKey> {
-    let (name, models) = checked(new)?;
-    let id = random_hex(ID_HEX / 2)?;
+    let key = new.key(random_hex(ID_HEX / 2)?, at)?;
     let secret = random_hex(SECRET_HEX / 2)?;
-    let key = ApiKey {
-        id,
-        billable: new.billable.clone(),
-        tenant: new.tenant.clone(),
-        allowed_models: models,
-        name,
-        created_at: at,
-        revoked_at: None,
-    };
     store.insert_api_key(&key, &digest(&secret)).await?;
     let secret = format!("{KEY_PREFIX}{}_{secret}", key.id);
     Ok(IssuedKey { key, secret })
@@ -282,17 +272,8 @@ pub async fn import_api_key<S: ApiKeyStore>(
             ),
         ));
     }
-    let (name, models) = checked(new)?;
     let whole = hex_of(&Sha256::digest(presented.as_bytes()));
-    let key = ApiKey {
-        id: imported_id(&whole),
-        billable: new.billable.clone(),
-        tenant: new.tenant.clone(),
-        allowed_models: models,
-        name,
-        created_at: at,
-        revoked_at: None,
-    };
+    let key = new.key(imported_id(&whole), at)?;
     store.insert_api_key(&key, &whole).await?;
     Ok(key)
 }
@@ -345,22 +326,32 @@ pub async fn authenticate<S: ApiKeyStore>(
     }
 }
 
-/// The trimmed name and the models of `new`, checked.
-fn checked(new: &NewApiKey) -> StoreResult<(String, Vec<String>)> {
-    let name = new.name.trim();
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(StoreError::new(
-            StoreErrorKind::Invalid,
-            format!("an API key needs a name of 1 to {MAX_NAME_LEN} bytes"),
-        ));
+impl NewApiKey {
+    /// The stored key `id` for this, issued at `at`, its name trimmed; checked.
+    fn key(&self, id: String, at: DateTime<Utc>) -> StoreResult<ApiKey> {
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                format!("an API key needs a name of 1 to {MAX_NAME_LEN} bytes"),
+            ));
+        }
+        if self.allowed_models.iter().any(|m| m.trim().is_empty()) {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                "an allowed model name is empty",
+            ));
+        }
+        Ok(ApiKey {
+            id,
+            billable: self.billable.clone(),
+            tenant: self.tenant.clone(),
+            allowed_models: self.allowed_models.clone(),
+            name: name.to_owned(),
+            created_at: at,
+            revoked_at: None,
+        })
     }
-    if new.allowed_models.iter().any(|m| m.trim().is_empty()) {
-        return Err(StoreError::new(
-            StoreErrorKind::Invalid,
-            "an allowed model name is empty",
-        ));
-    }
-    Ok((name.to_owned(), new.allowed_models.clone()))
 }
 
 /// The id and secret of `amk_<id>_<secret>`.

@@ -147,6 +147,23 @@ async fn an_expiry_is_announced_once_by_the_sweep() {
     assert!(expiries(&mut events).is_empty(), "announced once");
 }
 
+/// `team:tokyo` and `team:new-york`, subscribed to `plan` since 2024 in their own zones.
+async fn in_tokyo_and_new_york(store: &MemoryStore, plan: &str) -> (Billable, Billable) {
+    let tokyo = Billable::new("team", "tokyo");
+    let new_york = Billable::new("team", "new-york");
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    for (who, zone) in [
+        (&tokyo, chrono_tz::Asia::Tokyo),
+        (&new_york, chrono_tz::America::New_York),
+    ] {
+        store
+            .insert_subscription(&Subscription::new(who.clone(), plan, start).in_time_zone(zone))
+            .await
+            .unwrap();
+    }
+    (tokyo, new_york)
+}
+
 /// Two billables on one daily plan, in Tokyo and in New York: each resets at its own
 /// midnight, and New York's day across the DST change is 23 hours long.
 #[tokio::test]
@@ -156,18 +173,7 @@ async fn each_billable_resets_at_its_own_midnight() {
         .upsert_plan(&Plan::new("daily", "Daily").with_token_limit(1_000))
         .await
         .unwrap();
-    let tokyo = Billable::new("team", "tokyo");
-    let new_york = Billable::new("team", "new-york");
-    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
-    for (who, zone) in [
-        (&tokyo, chrono_tz::Asia::Tokyo),
-        (&new_york, chrono_tz::America::New_York),
-    ] {
-        store
-            .insert_subscription(&Subscription::new(who.clone(), "daily", start).in_time_zone(zone))
-            .await
-            .unwrap();
-    }
+    let (tokyo, new_york) = in_tokyo_and_new_york(&store, "daily").await;
     let config = ai_metering_core::MeteringConfig {
         period: ai_metering_core::PeriodSpec::daily(),
         ..Default::default()
@@ -211,18 +217,7 @@ async fn usage_counts_in_the_billables_own_day() {
     use ai_metering_core::store::{GroupBy, ReportStore, UsageFilter};
 
     let store = MemoryStore::new();
-    let tokyo = Billable::new("team", "tokyo");
-    let new_york = Billable::new("team", "new-york");
-    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
-    for (who, zone) in [
-        (&tokyo, chrono_tz::Asia::Tokyo),
-        (&new_york, chrono_tz::America::New_York),
-    ] {
-        store
-            .insert_subscription(&Subscription::new(who.clone(), "free", start).in_time_zone(zone))
-            .await
-            .unwrap();
-    }
+    let (tokyo, new_york) = in_tokyo_and_new_york(&store, "free").await;
     store.upsert_plan(&Plan::new("free", "Free")).await.unwrap();
     // 2024-03-10 20:00 UTC: 05:00 on the 11th in Tokyo, 16:00 on the 10th in New York.
     let at = Utc.with_ymd_and_hms(2024, 3, 10, 20, 0, 0).unwrap();

@@ -267,6 +267,30 @@ async fn subscribe(f: &Fixture, plan: Plan) {
         .unwrap();
 }
 
+/// The gateway of `config` (its `[gateway]` TOML) over a fresh MemoryStore, every upstream
+/// key variable answered `sk-upstream`, with one key billing `who`: its URL, its metering
+/// and the key.
+async fn gateway_of(config: &str, who: &Billable) -> (String, Metering<MemoryStore>, String) {
+    let config = GatewayConfig::from_toml(config).unwrap();
+    let metering = Metering::new(MemoryStore::new());
+    let key = create_api_key(
+        metering.store(),
+        &NewApiKey::new(who.clone(), "k"),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let app = Gateway::new(metering.clone(), config)
+        .with_key_source(|_| Some("sk-upstream".to_owned()))
+        .router();
+    let url = format!("http://{}", serve(app).await);
+    (url, metering, key.secret().to_owned())
+}
+
+/// A gateway whose every model goes to the built-in mock.
+const ON_THE_MOCK: &str =
+    "[gateway.upstreams.m]\nkind = \"mock\"\n[gateway]\ndefault_upstream = \"m\"\n";
+
 fn chat(content: &str, stream: bool) -> Value {
     json!({"model": "fast", "max_tokens": 50, "stream": stream,
            "messages": [{"role": "user", "content": content}]})
@@ -707,28 +731,13 @@ async fn metrics_count_requests_calls_and_the_latency_the_gateway_adds() {
 
 #[tokio::test]
 async fn the_built_in_mock_upstream_is_metered_like_a_real_one() {
-    let config = GatewayConfig::from_toml(
-        "[gateway.upstreams.m]\nkind = \"mock\"\n[gateway]\ndefault_upstream = \"m\"\n",
-    )
-    .unwrap();
-    let metering = Metering::new(MemoryStore::new());
     let who = Billable::new("team", "demo");
-    let key = create_api_key(
-        metering.store(),
-        &NewApiKey::new(who.clone(), "k"),
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
-    let url = format!(
-        "http://{}",
-        serve(Gateway::new(metering.clone(), config).router()).await
-    );
+    let (url, metering, key) = gateway_of(ON_THE_MOCK, &who).await;
     let client = reqwest::Client::new();
     for stream in [false, true] {
         let r = client
             .post(format!("{url}/v1/chat/completions"))
-            .bearer_auth(key.secret())
+            .bearer_auth(&key)
             .json(
                 &json!({"model": "gpt-4o-mini", "max_tokens": 7, "stream": stream,
                           "messages": [{"role": "user", "content": "12345678"}]}),
@@ -988,8 +997,10 @@ async fn embeddings_are_metered_from_their_input() {
         }),
     );
     let addr = serve(upstream).await;
-    let config = GatewayConfig::from_toml(&format!(
-        r#"
+    let who = Billable::new("team", "vectors");
+    let (url, metering, key) = gateway_of(
+        &format!(
+            r#"
 [gateway.upstreams.openai]
 base_url = "http://{addr}/v1"
 api_key_env = "OPENAI_KEY"
@@ -999,31 +1010,15 @@ kind = "mock"
 "embed" = {{ upstream = "openai", model = "text-embedding-3-small" }}
 "mock-embed" = {{ upstream = "m", model = "text-embedding-3-large" }}
 "#
-    ))
-    .unwrap();
-    let metering = Metering::new(MemoryStore::new());
-    let who = Billable::new("team", "vectors");
-    let key = create_api_key(
-        metering.store(),
-        &NewApiKey::new(who.clone(), "k"),
-        chrono::Utc::now(),
+        ),
+        &who,
     )
-    .await
-    .unwrap();
-    let url = format!(
-        "http://{}",
-        serve(
-            Gateway::new(metering.clone(), config)
-                .with_key_source(|_| Some("sk-upstream".to_owned()))
-                .router()
-        )
-        .await
-    );
+    .await;
     let client = reqwest::Client::new();
     let embed = |body: Value| {
         client
             .post(format!("{url}/v1/embeddings"))
-            .bearer_auth(key.secret())
+            .bearer_auth(&key)
             .json(&body)
             .send()
     };
@@ -1323,28 +1318,19 @@ async fn an_upstream_that_never_answers_is_a_504_after_its_timeout() {
         post(std::future::pending::<&'static str>),
     );
     let addr = serve(upstream).await;
-    let config = GatewayConfig::from_toml(&format!(
-        "[gateway.upstreams.slow]\nbase_url = \"http://{addr}/v1\"\ntimeout_secs = 30\n\
-         [gateway]\ndefault_upstream = \"slow\"\n"
-    ))
-    .unwrap();
-    let metering = Metering::new(MemoryStore::new());
     let who = Billable::new("team", "patient");
-    let key = create_api_key(
-        metering.store(),
-        &NewApiKey::new(who.clone(), "k"),
-        chrono::Utc::now(),
+    let (url, metering, key) = gateway_of(
+        &format!(
+            "[gateway.upstreams.slow]\nbase_url = \"http://{addr}/v1\"\ntimeout_secs = 30\n\
+             [gateway]\ndefault_upstream = \"slow\"\n"
+        ),
+        &who,
     )
-    .await
-    .unwrap();
-    let url = format!(
-        "http://{}",
-        serve(Gateway::new(metering.clone(), config).router()).await
-    );
+    .await;
     let started = tokio::time::Instant::now();
     let r = reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
-        .bearer_auth(key.secret())
+        .bearer_auth(&key)
         .json(&json!({"model": "gpt-4o-mini", "max_tokens": 5,
                       "messages": [{"role": "user", "content": "Hello?"}]}))
         .send()
