@@ -245,6 +245,12 @@ pub const KEYS: &[Key] = &[
         "info",
         Accepts::OneOf(LOG_LEVELS),
     ),
+    key(
+        "metrics.per_billable",
+        &["AI_METERING_METRICS_PER_BILLABLE"],
+        "false",
+        Accepts::Bool,
+    ),
     inert(
         "logging.log_failures",
         &["AI_METERING_LOG_FAILURES"],

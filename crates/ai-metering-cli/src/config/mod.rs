@@ -177,6 +177,8 @@ pub struct Config {
     pub prune_after_days: u64,
     /// Logging on or off.
     pub logging_enabled: bool,
+    /// Label `serve`'s and `demo`'s metrics with the billable (one series per billable).
+    pub metrics_per_billable: bool,
     /// Log level.
     pub log_level: String,
     /// Every key's effective text and origin, for `ai-metering config` and `validate`.
@@ -307,6 +309,7 @@ impl Config {
             approaching_threshold: values::parse_percentage(thr_key, thr_text, thr_origin)?,
             prune_after_days: integer("storage.prune_after_days")?,
             logging_enabled: boolean("logging.enabled")?,
+            metrics_per_billable: boolean("metrics.per_billable")?,
             log_level: word("logging.level")?,
             settings,
             file: None,
@@ -326,6 +329,7 @@ impl Config {
             } else {
                 Overdraft::Disallowed
             },
+            metrics_per_billable: self.metrics_per_billable,
             ..MeteringConfig::default()
         };
         self.periods.apply_to(&mut config);
@@ -550,6 +554,21 @@ mod tests {
                 .unwrap()
                 .database_url,
             "sqlite://flag.db"
+        );
+
+        // The switch for per-billable metrics reaches the metering.
+        assert!(
+            !load_with(&[], None, None)
+                .unwrap()
+                .metering_config()
+                .metrics_per_billable
+        );
+        let on = [("AI_METERING_METRICS_PER_BILLABLE", "true")];
+        assert!(
+            load_with(&on, None, None)
+                .unwrap()
+                .metering_config()
+                .metrics_per_billable
         );
     }
 
