@@ -4,6 +4,7 @@
 //! [gateway]
 //! listen = "127.0.0.1:4000"
 //! default_upstream = "openai"        # models not listed below go here (optional)
+//! cache_ttl_secs = 5                 # keys and entitlements kept this long (0: none)
 //!
 //! [gateway.upstreams.openai]
 //! base_url = "https://api.openai.com/v1"
@@ -48,6 +49,8 @@ use toml::Spanned;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
 /// How long an upstream call may take by default, streams included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long keys and entitlements are cached by default.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// The gateway's configuration, checked: every route names a known upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,11 @@ pub struct GatewayConfig {
     pub models: BTreeMap<String, ModelRoute>,
     /// Where a model that is not listed goes, under its own name; `None` refuses it.
     pub default_upstream: Option<String>,
+    /// How long an authenticated key and its billable's entitlement are kept
+    /// (`cache_ttl_secs`, [`DEFAULT_CACHE_TTL`] by default; zero keeps nothing): a key revoked
+    /// or a plan changed elsewhere takes effect here that much later. Limits are enforced by
+    /// the store whatever the cache holds.
+    pub cache_ttl: Duration,
 }
 
 /// The API an upstream speaks.
@@ -317,11 +325,23 @@ impl GatewayConfig {
             }
             d => d.map(Spanned::into_inner),
         };
+        let cache_ttl = match raw.cache_ttl_secs {
+            None => DEFAULT_CACHE_TTL,
+            Some(t) if *t.get_ref() > 3_600 => {
+                return Err(at(
+                    t.span(),
+                    "gateway.cache_ttl_secs".into(),
+                    "must be at most 3600 (a revoked key must stop working within the hour)".into(),
+                ));
+            }
+            Some(t) => Duration::from_secs(t.into_inner()),
+        };
         Ok(Self {
             listen,
             upstreams,
             models,
             default_upstream,
+            cache_ttl,
         })
     }
 
@@ -405,6 +425,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct RawGateway {
     listen: Option<Spanned<String>>,
+    cache_ttl_secs: Option<Spanned<u64>>,
     default_upstream: Option<Spanned<String>>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,

@@ -41,14 +41,15 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+mod cache;
 mod config;
 mod error;
 pub mod mock;
 mod server;
 
 pub use config::{
-    ConfigError, DEFAULT_LISTEN, DEFAULT_TIMEOUT, GatewayConfig, ModelRoute, Route, Upstream,
-    UpstreamKind,
+    ConfigError, DEFAULT_CACHE_TTL, DEFAULT_LISTEN, DEFAULT_TIMEOUT, GatewayConfig, ModelRoute,
+    Route, Upstream, UpstreamKind,
 };
 pub use error::ApiError;
 pub use server::{Gateway, presented_key};

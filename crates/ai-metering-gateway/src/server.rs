@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::admin::AdminLogin;
+use crate::cache::Cache;
 use crate::config::{GatewayConfig, Route, UpstreamKind};
 use crate::error::{ApiError, shorten};
 
@@ -55,6 +56,7 @@ pub struct Gateway<S: Store + ApiKeyStore> {
     keys: KeySource,
     metrics: Option<PrometheusHandle>,
     dashboard: Option<MountDashboard>,
+    cache: Arc<Cache>,
 }
 
 /// Adds the dashboard and its login to the finished router.
@@ -69,6 +71,7 @@ impl<S: Store + ApiKeyStore> Clone for Gateway<S> {
             keys: Arc::clone(&self.keys),
             metrics: self.metrics.clone(),
             dashboard: self.dashboard.clone(),
+            cache: Arc::clone(&self.cache),
         }
     }
 }
@@ -80,6 +83,7 @@ impl<S: Store + ApiKeyStore> Gateway<S> {
         ai_metering_billing::install_tls_provider();
         Self {
             metering,
+            cache: Arc::new(Cache::new(config.cache_ttl)),
             config: Arc::new(config),
             client: reqwest::Client::new(),
             keys: Arc::new(|name| std::env::var(name).ok()),
@@ -228,8 +232,14 @@ async fn require_key<S: Store + ApiKeyStore>(
             "Missing API key: send `Authorization: Bearer amk_...` or `x-api-key: amk_...` (create one with `ai-metering keys create`).",
         ));
     };
-    match authenticate(gw.metering.store(), presented, gw.metering.now()).await {
+    let now = gw.metering.now();
+    if let Some(key) = gw.cache.key(presented, now) {
+        request.extensions_mut().insert(key);
+        return next.run(request).await;
+    }
+    match authenticate(gw.metering.store(), presented, now).await {
         Ok(key) => {
+            gw.cache.put_key(presented, key.clone(), now);
             request.extensions_mut().insert(key);
             next.run(request).await
         }
@@ -496,7 +506,19 @@ async fn proxy<S: Store + ApiKeyStore>(
     if let Some(tenant) = &key.tenant {
         meter = meter.tenant(tenant.clone());
     }
+    let now = gw.metering.now();
+    let cached = gw.cache.entitlement(&key.billable, now);
+    let cached_period = cached.as_ref().map(|e| e.period);
+    if let Some(entitlement) = cached {
+        meter = meter.entitlement(entitlement);
+    }
     let reservation = meter.begin().await.map_err(metering_error)?;
+    // Kept from when it was read, not refreshed by each call that uses it: a change of plan
+    // elsewhere is seen at most a TTL later. One read again when its period ended.
+    if cached_period != Some(reservation.entitlement().period) {
+        gw.cache
+            .put_entitlement(reservation.entitlement().clone(), now);
+    }
     let credits = reservation.entitlement().billing_mode == BillingMode::Credits;
     // What is left once this call is reserved: the layer's quota headers, on every answer.
     let period = reservation.entitlement().period;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use futures_util::StreamExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use ai_metering_core::clock::ManualClock;
 use ai_metering_core::keys::{ApiKeyStore, NewApiKey, create_api_key};
 use ai_metering_core::plan::{Plan, Subscription};
 use ai_metering_core::provider::{Provider, UsageAccumulator, extract_usage_from_slice};
@@ -18,7 +19,7 @@ use ai_metering_core::store::{
     MemoryStore, Page, PlanStore, SubscriptionStore, UsageFilter, UsageStore,
 };
 use ai_metering_core::{Billable, Metering, TokenUsage};
-use ai_metering_gateway::{Gateway, GatewayConfig};
+use ai_metering_gateway::{DEFAULT_CACHE_TTL, Gateway, GatewayConfig};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -191,6 +192,17 @@ struct Fixture {
     cancelled: Arc<AtomicBool>,
     key: String,
     who: Billable,
+    /// The metering's clock: the gateway caches keys and entitlements for
+    /// [`DEFAULT_CACHE_TTL`], so a change made in the store behind its back shows once the
+    /// clock is past it ([`past_the_cache`]).
+    clock: ManualClock,
+}
+
+/// Moves `clock` past the gateway's cache TTL.
+fn past_the_cache(clock: &ManualClock) {
+    clock.advance(
+        chrono::Duration::from_std(DEFAULT_CACHE_TTL).unwrap() + chrono::Duration::seconds(1),
+    );
 }
 
 /// The gateway over a MemoryStore, routing `fast` to `gpt-4o-mini` on the mock upstream,
@@ -224,7 +236,10 @@ api_key_env = "GOOGLE_KEY"
 "#
     ))
     .unwrap();
-    let metering = Metering::new(MemoryStore::new());
+    let clock = ManualClock::new(chrono::Utc::now());
+    let metering = Metering::builder(MemoryStore::new())
+        .clock(clock.clone())
+        .build();
     let who = Billable::new("team", "acme");
     let issued = create_api_key(
         metering.store(),
@@ -250,6 +265,7 @@ api_key_env = "GOOGLE_KEY"
         cancelled,
         key: issued.secret().to_owned(),
         who,
+        clock,
     }
 }
 
@@ -268,11 +284,17 @@ async fn subscribe(f: &Fixture, plan: Plan) {
 }
 
 /// The gateway of `config` (its `[gateway]` TOML) over a fresh MemoryStore, every upstream
-/// key variable answered `sk-upstream`, with one key billing `who`: its URL, its metering
-/// and the key.
-async fn gateway_of(config: &str, who: &Billable) -> (String, Metering<MemoryStore>, String) {
+/// key variable answered `sk-upstream`, with one key billing `who`: its URL, its metering,
+/// the key and the metering's clock.
+async fn gateway_of(
+    config: &str,
+    who: &Billable,
+) -> (String, Metering<MemoryStore>, String, ManualClock) {
     let config = GatewayConfig::from_toml(config).unwrap();
-    let metering = Metering::new(MemoryStore::new());
+    let clock = ManualClock::new(chrono::Utc::now());
+    let metering = Metering::builder(MemoryStore::new())
+        .clock(clock.clone())
+        .build();
     let key = create_api_key(
         metering.store(),
         &NewApiKey::new(who.clone(), "k"),
@@ -284,7 +306,7 @@ async fn gateway_of(config: &str, who: &Billable) -> (String, Metering<MemorySto
         .with_key_source(|_| Some("sk-upstream".to_owned()))
         .router();
     let url = format!("http://{}", serve(app).await);
-    (url, metering, key.secret().to_owned())
+    (url, metering, key.secret().to_owned(), clock)
 }
 
 /// A gateway whose every model goes to the built-in mock.
@@ -496,6 +518,8 @@ async fn keys_models_and_upstream_refusals_are_answered_in_openai_shape_and_char
             .await
             .unwrap()
     );
+    // Revoked behind the gateway's back: it stops working once the cache has expired.
+    past_the_cache(&f.clock);
     assert_eq!(
         post(Some(&f.key), chat("plain", false))
             .await
@@ -732,7 +756,7 @@ async fn metrics_count_requests_calls_and_the_latency_the_gateway_adds() {
 #[tokio::test]
 async fn the_built_in_mock_upstream_is_metered_like_a_real_one() {
     let who = Billable::new("team", "demo");
-    let (url, metering, key) = gateway_of(ON_THE_MOCK, &who).await;
+    let (url, metering, key, _) = gateway_of(ON_THE_MOCK, &who).await;
     let client = reqwest::Client::new();
     for stream in [false, true] {
         let r = client
@@ -998,7 +1022,7 @@ async fn embeddings_are_metered_from_their_input() {
     );
     let addr = serve(upstream).await;
     let who = Billable::new("team", "vectors");
-    let (url, metering, key) = gateway_of(
+    let (url, metering, key, clock) = gateway_of(
         &format!(
             r#"
 [gateway.upstreams.openai]
@@ -1091,6 +1115,7 @@ kind = "mock"
         ))
         .await
         .unwrap();
+    past_the_cache(&clock);
     let r = embed(json!({"model": "embed", "input": "x".repeat(300)}))
         .await
         .unwrap();
@@ -1295,6 +1320,7 @@ async fn the_gemini_api_is_metered_from_its_usage_metadata() {
         (Some(403), Some("PERMISSION_DENIED"))
     );
     subscribe(&f, Plan::new("tiny", "Tiny").with_token_limit(50)).await;
+    past_the_cache(&f.clock);
     let r = call("/v1beta/models/flash:generateContent", key.secret())
         .await
         .unwrap();
@@ -1319,7 +1345,7 @@ async fn an_upstream_that_never_answers_is_a_504_after_its_timeout() {
     );
     let addr = serve(upstream).await;
     let who = Billable::new("team", "patient");
-    let (url, metering, key) = gateway_of(
+    let (url, metering, key, _) = gateway_of(
         &format!(
             "[gateway.upstreams.slow]\nbase_url = \"http://{addr}/v1\"\ntimeout_secs = 30\n\
              [gateway]\ndefault_upstream = \"slow\"\n"
@@ -1349,4 +1375,65 @@ async fn an_upstream_that_never_answers_is_a_504_after_its_timeout() {
         rows.is_empty(),
         "nothing is charged for a call never answered"
     );
+}
+
+/// The gateway keeps keys and entitlements for its cache TTL: changes made in the store
+/// behind its back (a revocation, a bigger plan) show once that has passed, while the limits
+/// themselves are enforced by the store on every call, cache or not.
+#[tokio::test]
+async fn the_cache_delays_changes_made_elsewhere_by_its_ttl_but_never_a_limit() {
+    let who = Billable::new("team", "cached");
+    let (url, metering, key, clock) = gateway_of(ON_THE_MOCK, &who).await;
+    let store = metering.store();
+    store
+        .upsert_plan(&Plan::new("small", "Small").with_token_limit(30))
+        .await
+        .unwrap();
+    store
+        .insert_subscription(&Subscription::new(
+            who.clone(),
+            "small",
+            metering.now() - chrono::Duration::days(1),
+        ))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let call = || {
+        client
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(&key)
+            // 6 + 7 tokens a call.
+            .json(&json!({"model": "gpt-4o-mini", "max_tokens": 7,
+                          "messages": [{"role": "user", "content": "12345678"}]}))
+            .send()
+    };
+    // Two calls fit in 30 tokens, the third does not: the cached entitlement decides which
+    // limit, the store whether the call fits.
+    let statuses = [
+        call().await.unwrap().status(),
+        call().await.unwrap().status(),
+        call().await.unwrap().status(),
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 200, 429]);
+
+    // A bigger plan, made elsewhere: the gateway sees it once its cache has expired.
+    store
+        .upsert_plan(&Plan::new("small", "Small").with_token_limit(1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        call().await.unwrap().status(),
+        429,
+        "still the cached limit"
+    );
+    past_the_cache(&clock);
+    assert_eq!(call().await.unwrap().status(), 200);
+
+    // A revocation, made elsewhere: the same.
+    let id = key.split('_').nth(1).unwrap();
+    assert!(store.revoke_api_key(id, metering.now()).await.unwrap());
+    clock.advance(chrono::Duration::milliseconds(1));
+    assert_eq!(call().await.unwrap().status(), 200, "still the cached key");
+    past_the_cache(&clock);
+    assert_eq!(call().await.unwrap().status(), 401);
 }

@@ -34,6 +34,20 @@ async fn an_openai_sdk_calls_the_gateway_like_openai() {
     )
     .await
     .unwrap();
+    // A plan of 30 tokens: room for the three calls below, not a fourth.
+    let store = metering.store();
+    store
+        .upsert_plan(&Plan::new("tiny", "Tiny").with_token_limit(30))
+        .await
+        .unwrap();
+    store
+        .insert_subscription(&Subscription::new(
+            who.clone(),
+            "tiny",
+            chrono::Utc::now() - chrono::Duration::days(1),
+        ))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Gateway::new(metering.clone(), config).router();
@@ -105,20 +119,8 @@ async fn an_openai_sdk_calls_the_gateway_like_openai() {
     assert_eq!(rows.len(), 3, "every call was recorded");
     assert!(rows.iter().all(|r| !r.entry.estimated));
 
-    // At the limit, the SDK gets OpenAI's own error: 429, insufficient_quota.
-    let store = metering.store();
-    store
-        .upsert_plan(&Plan::new("tiny", "Tiny").with_token_limit(30))
-        .await
-        .unwrap();
-    store
-        .insert_subscription(&Subscription::new(
-            who,
-            "tiny",
-            chrono::Utc::now() - chrono::Duration::days(1),
-        ))
-        .await
-        .unwrap();
+    // At the limit (11 + 11 + 3 tokens used, 11 more asked), the SDK gets OpenAI's own
+    // error: 429, insufficient_quota.
     match client.chat().create(request(false)).await {
         Err(OpenAIError::ApiError(e)) => {
             assert_eq!(e.status_code.as_u16(), 429);
