@@ -224,14 +224,14 @@ pub const KEYS: &[Key] = &[
         &["AI_METERING_CACHE_LIMIT_CHECKS"],
         "true",
         Accepts::Bool,
-        "no command caches limit checks (the gateway decides each call in the store); in an app, QuotaLayer::cache_ttl sets the layer's cache",
+        "the gateway's cache is set by cache_ttl_secs in its [gateway] table; in an app, QuotaLayer::cache_ttl sets the layer's cache",
     ),
     inert(
         "performance.cache_ttl",
         &["AI_METERING_CACHE_TTL"],
         "300",
         Accepts::Integer { min: 0 },
-        "no command caches limit checks (the gateway decides each call in the store); in an app, QuotaLayer::cache_ttl sets the layer's cache",
+        "the gateway's cache is set by cache_ttl_secs in its [gateway] table; in an app, QuotaLayer::cache_ttl sets the layer's cache",
     ),
     key(
         "logging.enabled",
