@@ -534,7 +534,8 @@ async fn proxy<S: Store + ApiKeyStore>(
         );
         headers
     };
-    let mut quota = quota_headers(reservation.check());
+    // Formatted once, where the answer leaves: a plain answer's after its own usage.
+    let reserved = reservation.check().clone();
 
     if !api.is_gemini() {
         // Gemini's body has no model: it is in the upstream's path.
@@ -580,7 +581,10 @@ async fn proxy<S: Store + ApiKeyStore>(
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        return Ok(with_headers(passthrough(status, &headers, body), quota));
+        return Ok(with_headers(
+            passthrough(status, &headers, body),
+            quota_headers(&reserved),
+        ));
     }
     if stream {
         let mut headers = HeaderMap::new();
@@ -603,7 +607,7 @@ async fn proxy<S: Store + ApiKeyStore>(
         }
         let mut response = Response::new(body);
         *response.headers_mut() = headers;
-        return Ok(with_headers(response, quota));
+        return Ok(with_headers(response, quota_headers(&reserved)));
     }
     let headers = upstream.headers().clone();
     let bytes = tokio::time::timeout_at(deadline, upstream.bytes()).await;
@@ -620,10 +624,10 @@ async fn proxy<S: Store + ApiKeyStore>(
             return Err(timed_out());
         }
     };
-    match extract_usage_from_slice(api.provider(), &bytes) {
+    // A plain answer's headers say what is left after its own usage.
+    let after = match extract_usage_from_slice(api.provider(), &bytes) {
         Ok(usage) => match reservation.record(usage, false).await {
-            // A plain answer's headers say what is left after its own usage.
-            Ok(outcome) => quota = quota_headers(&outcome.check),
+            Ok(outcome) => Some(outcome.check),
             Err(e) => {
                 return Err(ApiError::internal(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -635,8 +639,10 @@ async fn proxy<S: Store + ApiKeyStore>(
         Err(e) => {
             tracing::warn!(target: "ai_metering", error = %e, "the upstream reported no usable usage");
             record_estimate(reservation, "the upstream reported no usable usage").await;
+            None
         }
-    }
+    };
+    let quota = quota_headers(after.as_ref().unwrap_or(&reserved));
     let mut response = with_headers(passthrough(status, &headers, bytes), quota);
     if credits {
         response
