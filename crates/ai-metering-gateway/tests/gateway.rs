@@ -1437,3 +1437,60 @@ async fn the_cache_delays_changes_made_elsewhere_by_its_ttl_but_never_a_limit() 
     past_the_cache(&clock);
     assert_eq!(call().await.unwrap().status(), 401);
 }
+
+/// A stream that runs past its upstream's timeout is cut off like a broken one, and the call
+/// is charged for what was streamed, flagged as estimated. The mock upstream sends a word a
+/// second on tokio's paused clock; the timeout is 5 seconds.
+#[tokio::test(start_paused = true)]
+async fn a_stream_past_its_timeout_is_cut_off_and_pays_for_what_was_sent() {
+    let who = Billable::new("team", "slow-stream");
+    let (url, metering, key, _) = gateway_of(
+        "[gateway.upstreams.m]\nkind = \"mock\"\nword_delay_ms = 1000\ntimeout_secs = 5\n\
+         [gateway]\ndefault_upstream = \"m\"\n",
+        &who,
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(
+            &json!({"model": "gpt-4o-mini", "max_tokens": 100, "stream": true,
+                      "messages": [{"role": "user", "content": "Count to a hundred."}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let mut received = String::new();
+    let mut broke = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => received.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(_) => {
+                broke = true;
+                break;
+            }
+        }
+    }
+    assert!(broke, "the body must fail, not end cleanly: {received}");
+    assert!(!received.contains("[DONE]"), "{received}");
+    // The gateway records the call after it has cut the body: let its task finish.
+    let mut rows = Vec::new();
+    for _ in 0..1_000 {
+        rows = metering
+            .store()
+            .query_usage(&UsageFilter::for_billable(who.clone()), Page::first(10))
+            .await
+            .unwrap();
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0].entry;
+    assert!(row.estimated);
+    let output = row.usage.output_tokens();
+    assert!(output > 0 && output < 100, "charged {output} of 100 words");
+}
