@@ -291,6 +291,22 @@ fn sums_of_row(a: &daily_aggregate::Model) -> StoreResult<UsageSums> {
     })
 }
 
+/// The sums as an aggregate's columns, in order: calls, the six token counts, the cost's
+/// exact text and its nano-unit twin.
+fn sum_values(s: &UsageSums) -> StoreResult<[sea_orm::Value; 9]> {
+    Ok([
+        to_i64("calls", s.calls)?.into(),
+        to_i64("input tokens", s.input_tokens)?.into(),
+        to_i64("cached input tokens", s.cached_input_tokens)?.into(),
+        to_i64("cache-write tokens", s.cache_write_tokens)?.into(),
+        to_i64("output tokens", s.output_tokens)?.into(),
+        to_i64("reasoning tokens", s.reasoning_tokens)?.into(),
+        to_i64("total tokens", s.total_tokens)?.into(),
+        money_text(s.cost).into(),
+        nano_units(s.cost).into(),
+    ])
+}
+
 /// `a + b`, saturating like [`UsageSums::add`].
 fn plus(a: UsageSums, b: &UsageSums) -> UsageSums {
     UsageSums {
@@ -344,18 +360,9 @@ pub(crate) async fn add_to_aggregates<C: ConnectionTrait>(
             continue;
         };
         let s = plus(sums_of_row(row)?, &delta);
-        updates.push(vec![
-            row.id.into(),
-            to_i64("calls", s.calls)?.into(),
-            to_i64("input tokens", s.input_tokens)?.into(),
-            to_i64("cached input tokens", s.cached_input_tokens)?.into(),
-            to_i64("cache-write tokens", s.cache_write_tokens)?.into(),
-            to_i64("output tokens", s.output_tokens)?.into(),
-            to_i64("reasoning tokens", s.reasoning_tokens)?.into(),
-            to_i64("total tokens", s.total_tokens)?.into(),
-            money_text(s.cost).into(),
-            nano_units(s.cost).into(),
-        ]);
+        let mut update = vec![row.id.into()];
+        update.extend(sum_values(&s)?);
+        updates.push(update);
     }
     if !updates.is_empty() {
         update_rows(
@@ -445,8 +452,11 @@ async fn upsert_aggregates<C: ConnectionTrait>(
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(deltas.len() * TYPES.len());
     let mut tuples = Vec::with_capacity(deltas.len());
     for (k, s) in deltas {
-        let cost = s.cost.normalize();
-        let row: [sea_orm::Value; 20] = [
+        let s = UsageSums {
+            cost: s.cost.normalize(),
+            ..s
+        };
+        let mut row: Vec<sea_orm::Value> = vec![
             k.day.into(),
             k.day_start.into(),
             k.day_end.into(),
@@ -457,17 +467,9 @@ async fn upsert_aggregates<C: ConnectionTrait>(
             k.model.into(),
             k.feature.into(),
             k.currency.into(),
-            to_i64("calls", s.calls)?.into(),
-            to_i64("input tokens", s.input_tokens)?.into(),
-            to_i64("cached input tokens", s.cached_input_tokens)?.into(),
-            to_i64("cache-write tokens", s.cache_write_tokens)?.into(),
-            to_i64("output tokens", s.output_tokens)?.into(),
-            to_i64("reasoning tokens", s.reasoning_tokens)?.into(),
-            to_i64("total tokens", s.total_tokens)?.into(),
-            money_text(cost).into(),
-            nano_units(cost).into(),
-            now.into(),
         ];
+        row.extend(sum_values(&s)?);
+        row.push(now.into());
         let cells: Vec<String> = row
             .into_iter()
             .zip(TYPES)
