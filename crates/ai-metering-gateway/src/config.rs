@@ -571,4 +571,18 @@ provider = "vllm"
         .unwrap_err();
         assert!(e.to_string().contains("at most 1000"), "{e}");
     }
+
+    #[test]
+    fn the_cache_ttl_defaults_to_5_seconds_and_is_bounded() {
+        let c = GatewayConfig::from_toml("[gateway]\n").unwrap();
+        assert_eq!(c.cache_ttl, DEFAULT_CACHE_TTL);
+        let c = GatewayConfig::from_toml("[gateway]\ncache_ttl_secs = 0\n").unwrap();
+        assert_eq!(c.cache_ttl, Duration::ZERO);
+        let e = GatewayConfig::from_toml("[gateway]\ncache_ttl_secs = 86400\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("line 2: gateway.cache_ttl_secs: must be at most 3600"),
+            "{e}"
+        );
+    }
 }

@@ -26,6 +26,11 @@
 //! Keys are [`ai_metering_core::keys`] keys (`ai-metering keys create`); routes come from
 //! the `[gateway]` table of `ai-metering.toml` ([`GatewayConfig`]).
 //!
+//! Each authenticated key and each billable's entitlement are kept for
+//! [`GatewayConfig::cache_ttl`] (5 s by default): a cached call reads only its counter, in its
+//! reservation. The store decides every call atomically, so the cache never lets one past a
+//! limit; a revocation or a plan changed by another process shows within the TTL.
+//!
 //! - `GET /metrics` in Prometheus' text format ([`Gateway::with_metrics`]): the money path's
 //!   metrics (calls, tokens and cost by provider, model and outcome; refusals by reason;
 //!   reservations in flight; settlement latency) and the gateway's own:

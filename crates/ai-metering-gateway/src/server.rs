@@ -762,16 +762,13 @@ fn timed_out() -> ApiError {
     )
 }
 
-/// 504 for a timeout, 502 for anything else that kept the upstream from answering.
+/// 502: the upstream could not be reached, or its answer could not be read. (Timeouts are
+/// the deadline's, on tokio's clock: [`timed_out`].)
 fn upstream_error(e: &reqwest::Error) -> ApiError {
-    if e.is_timeout() {
-        timed_out()
-    } else {
-        ApiError::server(
-            StatusCode::BAD_GATEWAY,
-            format!("The upstream could not be reached: {e}"),
-        )
-    }
+    ApiError::server(
+        StatusCode::BAD_GATEWAY,
+        format!("The upstream could not be reached: {e}"),
+    )
 }
 
 fn copy_content_type(from: &reqwest::header::HeaderMap, to: &mut HeaderMap) {
