@@ -71,6 +71,9 @@ async fn import(ctx: &Ctx, args: &KeysCreateArgs) -> CliResult {
     ctx.out.no_csv("keys import")?;
     // The key comes on standard input: a command line is visible to every user of the
     // machine (`ps`) and stays in shell histories.
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("Paste the key, then press Enter: ");
+    }
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
