@@ -234,10 +234,15 @@ impl<S: Store> Meter<S> {
         } else {
             None
         };
+        // A larger cost only matters where something counts it before the settlement: a cost
+        // limit, or the credit hold. Otherwise (a layer's token estimate, priced now that the
+        // model is known) growing it would be a write that changes no decision.
+        let cost_counts = adopted.entitlement.limits.cost.is_some()
+            || adopted.entitlement.billing_mode == BillingMode::Credits;
         let grows = estimate.filter(|e| {
             adopted.pending_estimate
                 || e.totals.tokens > adopted.amount.tokens
-                || e.totals.cost > adopted.amount.cost
+                || (cost_counts && e.totals.cost > adopted.amount.cost)
         });
         let new_key = v
             .idempotency_key
@@ -429,6 +434,7 @@ impl<S: Store> Meter<S> {
                 cost: v.cost,
             },
             guard,
+            on_settled: None,
         })
     }
 }
