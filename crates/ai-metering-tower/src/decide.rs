@@ -5,10 +5,10 @@
 //! [`Settings::decide`] asks the store. [`After`] releases an unused reservation, re-reads
 //! the usage when the route may have recorded some, and writes the quota headers.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use ai_metering_core::limit::UsageTotals;
+use ai_metering_core::limit::{LimitCheck, UsageTotals};
 use ai_metering_core::period::Period;
 use ai_metering_core::plan::BillingMode;
 use ai_metering_core::store::Store;
@@ -79,6 +79,13 @@ impl<S: Store> Settings<S> {
         checked: Option<Arc<Checked>>,
         reservation: Option<Reservation<S>>,
     ) -> Arc<QuotaContext<S>> {
+        let settled = Arc::new(Mutex::new(None));
+        let reservation = reservation.map(|reservation| {
+            let slot = Arc::clone(&settled);
+            Box::new(reservation.on_settled(move |check: &LimitCheck| {
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(check.clone());
+            }))
+        });
         Arc::new(QuotaContext {
             metering: self.metering.clone(),
             billable,
@@ -86,8 +93,9 @@ impl<S: Store> Settings<S> {
             feature: self.feature.clone(),
             reserved: reservation.is_some(),
             checked,
-            reservation: Mutex::new(reservation.map(Box::new)),
-            metered: AtomicBool::new(false),
+            reservation: Mutex::new(reservation),
+            meters: AtomicUsize::new(0),
+            settled,
         })
     }
 
@@ -318,10 +326,16 @@ impl<S: Store> After<S> {
         let cache = &self.settings.cache;
         cache.invalidate(&ctx.billable);
         let now = ctx.metering.now();
-        // The entitlement was resolved for this request; only the usage changed.
-        let refreshed = match &ctx.checked {
-            Some(before) => ctx.metering.refresh(&before.status).await,
-            None => ctx.metering.check(&ctx.billable, UsageTotals::ZERO).await,
+        // The entitlement was resolved for this request; only the usage changed. When the
+        // route's one meter settled the layer's reservation, the settlement told the usage
+        // after it; otherwise it is read again.
+        let refreshed = match (&ctx.checked, ctx.settled_alone()) {
+            (Some(before), Some(check)) => Ok(QuotaStatus {
+                entitlement: before.status.entitlement.clone(),
+                check,
+            }),
+            (Some(before), None) => ctx.metering.refresh(&before.status).await,
+            (None, _) => ctx.metering.check(&ctx.billable, UsageTotals::ZERO).await,
         };
         let checked = match refreshed {
             Ok(status) => {

@@ -1,7 +1,7 @@
 //! [`RemainingQuota`]: what the layer hands to the route, as an axum extractor.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ai_metering_core::limit::LimitCheck;
@@ -195,8 +195,10 @@ pub(crate) struct QuotaContext<S> {
     /// The route's reservation until a [`Meter`] adopts it (boxed: it is large, and most
     /// requests have none).
     pub(crate) reservation: Mutex<Option<Box<Reservation<S>>>>,
-    /// Whether usage may have been recorded for this request (a meter was handed out).
-    pub(crate) metered: AtomicBool,
+    /// How many meters were handed out (usage may have been recorded when any was).
+    pub(crate) meters: AtomicUsize,
+    /// The limit check after the settlement of the route's reservation, once committed.
+    pub(crate) settled: Arc<Mutex<Option<LimitCheck>>>,
 }
 
 impl<S> QuotaContext<S> {
@@ -209,12 +211,24 @@ impl<S> QuotaContext<S> {
     }
 
     pub(crate) fn was_metered(&self) -> bool {
-        self.metered.load(Ordering::Acquire)
+        self.meters.load(Ordering::Acquire) > 0
+    }
+
+    /// The limit check after the settlement of the route's reservation, when that is all
+    /// the request recorded (one meter, which adopted the reservation and settled it).
+    pub(crate) fn settled_alone(&self) -> Option<LimitCheck> {
+        if self.meters.load(Ordering::Acquire) != 1 {
+            return None;
+        }
+        self.settled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Marks the request as metered and hands over the route's reservation, if still here.
     fn start_metering(&self) -> Option<Reservation<S>> {
-        self.metered.store(true, Ordering::Release);
+        self.meters.fetch_add(1, Ordering::AcqRel);
         self.take_reservation()
     }
 

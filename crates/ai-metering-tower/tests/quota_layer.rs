@@ -41,6 +41,24 @@ async fn chat(
     Ok("metered".into())
 }
 
+/// Records `tokens` twice, through two meters: the first settles the layer's reservation,
+/// the second reserves and records on its own.
+async fn chat_twice(
+    Path(tokens): Path<u64>,
+    quota: RemainingQuota<Shared>,
+) -> Result<String, (StatusCode, String)> {
+    for _ in 0..2 {
+        quota
+            .meter()
+            .provider("openai", "gpt-4o-mini")
+            .manual_usage(TokenUsage::new(tokens, 0).unwrap())
+            .call(async { Ok::<_, Infallible>(()) })
+            .await
+            .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
+    }
+    Ok("metered twice".into())
+}
+
 /// Records nothing; tells what the layer handed over.
 async fn peek(quota: Option<RemainingQuota<Shared>>) -> String {
     match quota {
@@ -57,6 +75,7 @@ where
 {
     Router::new()
         .route("/chat/{tokens}", post(chat))
+        .route("/chat-twice/{tokens}", post(chat_twice))
         .route("/peek", post(peek))
         .layer(layer)
         .layer(axum::middleware::from_fn(auth))
@@ -240,6 +259,77 @@ async fn the_routes_meter_settles_the_layers_reservation_instead_of_reserving_ag
     assert_eq!(text(response).await, "Some(4700)");
     let usage = store.period_usage(&user(1), &period, t0()).await.unwrap();
     assert_eq!((usage.recorded.tokens, usage.reserved.tokens), (300, 0));
+}
+
+#[tokio::test]
+async fn the_headers_after_a_settled_reservation_come_from_the_settlement_not_a_read() {
+    let (metering, store, _clock) = metering();
+    subscribe(&store, &user(1), "basic", 10_000).await;
+    let router = app(QuotaLayer::new(metering).estimate(500));
+
+    let reads = store.usage_reads();
+    let response = router
+        .clone()
+        .oneshot(req("/chat/300", Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "x-remaining-tokens"), "9700");
+    assert_eq!(
+        store.usage_reads(),
+        reads,
+        "the settlement told the usage after it"
+    );
+
+    // Two meters: the second one's usage is not in the first one's settlement, so the
+    // layer reads the usage again and the headers count both.
+    let response = router
+        .oneshot(req("/chat-twice/100", Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "x-remaining-tokens"), "9500");
+    assert_eq!(store.usage_reads(), reads + 1);
+}
+
+#[tokio::test]
+async fn a_token_estimate_is_priced_again_only_where_a_cost_counts() {
+    let (metering, store, _clock) = metering();
+    subscribe(&store, &user(1), "tokens-only", 10_000).await;
+    store
+        .upsert_plan(
+            &Plan::new("capped", "Capped")
+                .with_token_limit(10_000)
+                .with_cost_limit(Decimal::ONE),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_subscription(&Subscription::new(
+            user(2),
+            "capped",
+            t0() - chrono::Duration::days(30),
+        ))
+        .await
+        .unwrap();
+    let router = app(QuotaLayer::new(metering).estimate(500));
+
+    // Tokens only: the layer's reservation of 500 tokens is settled as it is; pricing it
+    // now that the model is known would change no decision.
+    let before = store.reservations();
+    let response = router
+        .clone()
+        .oneshot(req("/chat/300", Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(store.reservations(), before + 1);
+
+    // A cost limit counts the reservation's cost: the meter grows it to the priced estimate.
+    let before = store.reservations();
+    let response = router.oneshot(req("/chat/300", Some(2))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(store.reservations(), before + 2);
 }
 
 #[tokio::test]

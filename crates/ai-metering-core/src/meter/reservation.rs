@@ -101,7 +101,12 @@ pub struct Reservation<S> {
     pub(super) exclusive: bool,
     pub(super) template: EntryTemplate,
     pub(super) guard: ReleaseGuard,
+    /// Told the limit check once the settlement is committed.
+    pub(super) on_settled: Option<SettledHook>,
 }
+
+/// A hook of [`Reservation::on_settled`].
+pub(super) type SettledHook = Arc<dyn Fn(&LimitCheck) + Send + Sync>;
 
 impl<S> fmt::Debug for Reservation<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -143,7 +148,44 @@ impl<S: Store> Reservation<S> {
             exclusive: self.exclusive,
             template: self.template,
             guard: self.guard,
+            on_settled: self.on_settled,
         }
+    }
+
+    /// Calls `hook` with the limit check after this reservation's settlement, once it is
+    /// committed (whichever [`Meter`](crate::Meter) adopted it), so that what is left can be
+    /// shown without reading the store again: the tower layer's quota headers use it. Not
+    /// called when the reservation is released, or when the settlement's outcome is unknown.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use ai_metering_core::{Billable, Metering, TokenUsage};
+    /// # use ai_metering_core::plan::{Plan, Subscription};
+    /// # use ai_metering_core::store::{MemoryStore, PlanStore, SubscriptionStore};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let store = MemoryStore::new();
+    /// # store.upsert_plan(&Plan::new("pro", "Pro").with_token_limit(1_000)).await.unwrap();
+    /// # let alice = Billable::new("user", "alice");
+    /// # store.insert_subscription(&Subscription::new(alice.clone(), "pro", chrono::Utc::now())).await.unwrap();
+    /// let metering = Metering::new(store);
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let sink = Arc::clone(&seen);
+    /// let reservation = metering
+    ///     .meter()
+    ///     .billable(alice)
+    ///     .provider("openai", "gpt-4o-mini")
+    ///     .estimate(TokenUsage::new(150, 50)?)
+    ///     .begin()
+    ///     .await?
+    ///     .on_settled(move |check| *sink.lock().unwrap() = check.remaining_tokens);
+    /// reservation.record(TokenUsage::new(60, 40)?, false).await?;
+    /// assert_eq!(*seen.lock().unwrap(), Some(900));
+    /// # Ok::<(), ai_metering_core::Error>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn on_settled(mut self, hook: impl Fn(&LimitCheck) + Send + Sync + 'static) -> Self {
+        self.on_settled = Some(Arc::new(hook));
+        self
     }
 
     /// The cost the provider reported, unless the meter was given one.
@@ -324,6 +366,9 @@ impl<S: Store> Reservation<S> {
             &metering.config().thresholds,
         )
         .with_reset_at(self.period.end);
+        if let Some(hook) = &self.on_settled {
+            hook(&check);
+        }
         let record = settled.recorded.record;
         if !settled.recorded.created {
             return RecordOutcome { record, check };

@@ -29,12 +29,15 @@ pub const SECS_TO_RESET: u64 = 1_425_600;
 pub const JANUARY: u64 = 2_678_400;
 
 /// A [`MemoryStore`] that fails every call with `Unavailable` while `down` is set, and
-/// counts the subscription look-ups (one per limit check).
+/// counts the subscription look-ups (one per limit check), the usage reads and the
+/// reservations.
 #[derive(Debug, Default)]
 pub struct FlakyStore {
     pub inner: MemoryStore,
     pub down: AtomicBool,
     pub checks: AtomicUsize,
+    pub usage_reads: AtomicUsize,
+    pub reservations: AtomicUsize,
 }
 
 impl FlakyStore {
@@ -44,6 +47,14 @@ impl FlakyStore {
 
     pub fn checks(&self) -> usize {
         self.checks.load(Ordering::SeqCst)
+    }
+
+    pub fn reservations(&self) -> usize {
+        self.reservations.load(Ordering::SeqCst)
+    }
+
+    pub fn usage_reads(&self) -> usize {
+        self.usage_reads.load(Ordering::SeqCst)
     }
 
     fn guard(&self) -> StoreResult<()> {
@@ -150,6 +161,7 @@ impl UsageStore for Shared {
 
 impl CounterStore for Shared {
     async fn reserve(&self, r: &ReserveRequest) -> StoreResult<ReserveOutcome> {
+        self.reservations.fetch_add(1, Ordering::SeqCst);
         self.guard()?;
         self.inner.reserve(r).await
     }
@@ -171,6 +183,7 @@ impl CounterStore for Shared {
         p: &Period,
         now: DateTime<Utc>,
     ) -> StoreResult<PeriodUsage> {
+        self.usage_reads.fetch_add(1, Ordering::SeqCst);
         self.guard()?;
         self.inner.period_usage(b, p, now).await
     }
