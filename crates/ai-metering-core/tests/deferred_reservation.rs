@@ -296,3 +296,58 @@ async fn unestimated_calls_of_an_unguarded_billable_are_not_held_back() {
     first.release().await.unwrap();
     second.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn on_settled_tells_the_adopting_meters_settlement_and_nothing_else() {
+    use std::sync::{Arc, Mutex};
+
+    let (metering, _store) = setup(1_000, BillingMode::Plan).await;
+    let seen: Arc<Mutex<Vec<Option<u64>>>> = Arc::default();
+    let hook = |seen: &Arc<Mutex<Vec<Option<u64>>>>| {
+        let seen = Arc::clone(seen);
+        move |check: &ai_metering_core::limit::LimitCheck| {
+            seen.lock().unwrap().push(check.remaining_tokens);
+        }
+    };
+
+    // Adopted by a meter (and handed through `erased`): told once, after the commit.
+    let reservation = deferred(&metering, 400)
+        .begin_deferred()
+        .await
+        .unwrap()
+        .on_settled(hook(&seen));
+    let metered = metering
+        .erased()
+        .meter()
+        .adopt(reservation.erased())
+        .provider("openai", "gpt-4o-mini")
+        .manual_usage(TokenUsage::new(100, 200).unwrap())
+        .call(async { Ok::<_, Infallible>(()) })
+        .await
+        .unwrap();
+    assert_eq!(metered.check.remaining_tokens, Some(700));
+    assert_eq!(*seen.lock().unwrap(), vec![Some(700)]);
+
+    // Released, or failed before anything was stored: not told.
+    let released = deferred(&metering, 400)
+        .begin_deferred()
+        .await
+        .unwrap()
+        .on_settled(hook(&seen));
+    released.release().await.unwrap();
+    let failed = deferred(&metering, 400)
+        .begin_deferred()
+        .await
+        .unwrap()
+        .on_settled(hook(&seen));
+    let error = metering
+        .meter()
+        .adopt(failed)
+        .provider("openai", "gpt-4o-mini")
+        .call(async { Err::<(), _>(std::io::Error::other("upstream down")) })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, MeterError::Provider(_)), "{error}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(committed(&metering).await, (300, 0));
+}
