@@ -182,7 +182,6 @@ impl<S: Store> Reservation<S> {
     /// assert_eq!(*seen.lock().unwrap(), Some(900));
     /// # Ok::<(), ai_metering_core::Error>(()) }).unwrap();
     /// ```
-    #[must_use]
     pub fn on_settled(mut self, hook: impl Fn(&LimitCheck) + Send + Sync + 'static) -> Self {
         self.on_settled = Some(Arc::new(hook));
         self
