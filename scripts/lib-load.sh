@@ -28,12 +28,12 @@ start_pg() {
 
 stop_pg() { "$ROOT/.ci/start-postgres.sh" stop >/dev/null 2>&1 || true; }
 
-# serve PORT ARGS...: starts load_target on 127.0.0.1:PORT (below 32768, outside Linux's
+# serve PORT ARGS...: starts load_target ($SERVE_BIN when set) on 127.0.0.1:PORT (below 32768, outside Linux's
 # ephemeral range, so that no client socket of another server holds it), waits until it accepts
 # connections, and sets SERVER_PID.
 serve() {
     local port="$1"; shift
-    "$BIN" --port "$port" "$@" 2>>"${LOAD_LOG:-/dev/null}" &
+    "${SERVE_BIN:-$BIN}" --port "$port" "$@" 2>>"${LOAD_LOG:-/dev/null}" &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     for _ in $(seq 1 200); do

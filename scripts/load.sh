@@ -24,6 +24,9 @@
 #                     the floor: the same writes by hand with sqlx, no layer (a conditional
 #                     counter UPDATE to reserve; INSERT usage + counter UPDATE to settle).
 #                     The table shows each store configuration's ratio to its raw twin.
+#   old-<config>      <config> served by OLD_BIN (the load_target of an older commit, built
+#                     beforehand): the table shows <config>'s ratio to it, from this one run.
+#                     SQLite configurations only (an older build may not know today's schema).
 set -euo pipefail
 source "$(dirname "$0")/lib-load.sh"
 
@@ -57,7 +60,14 @@ for config in $CONFIGS; do
     esac
     many=()
     case "$config" in *-spread) many=(--billables "$BILLABLES") ;; esac
+    SERVE_BIN=""
+    base="$config"
     case "$config" in
+        old-*)
+            [ -x "${OLD_BIN:-}" ] || { log "$config needs OLD_BIN, an older build's load_target"; exit 2; }
+            SERVE_BIN="$OLD_BIN"; base="${config#old-}" ;;
+    esac
+    case "$base" in
         bare) args=(--store bare) ;;
         memory|memory-chat) args=(--store memory --estimate 200) ;;
         memory-noheaders) args=(--store memory --headers none) ;;
@@ -100,8 +110,8 @@ spread() {
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on 127.0.0.1, $(nproc) CPUs (load generator and server share them), median of $ROUNDS round(s)"
 bare="$(median 2 bare 2>/dev/null || true)"
-printf '| %-24s | %10s | %13s | %9s | %9s | %8s | %10s | %9s |\n' configuration requests/s "range (rps)" "p50 ms" "p99 ms" non-2xx ratio/bare ratio/raw
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' -------------------------- ------------ --------------- ----------- ----------- ---------- ------------ -----------
+printf '| %-24s | %10s | %13s | %9s | %9s | %8s | %10s | %9s | %9s |\n' configuration requests/s "range (rps)" "p50 ms" "p99 ms" non-2xx ratio/bare ratio/raw ratio/old
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' -------------------------- ------------ --------------- ----------- ----------- ---------- ------------ ----------- -----------
 seen=" "
 for config in $CONFIGS; do
     case "$seen" in *" $config "*) continue ;; esac
@@ -111,6 +121,8 @@ for config in $CONFIGS; do
     non2xx="$(awk -v c="$config" '$1 == c { n += $5 } END { print n + 0 }' "$RESULTS")"
     raw="$(median 2 "raw-$config" 2>/dev/null || true)"
     vs_raw="$(awk -v r="$rps" -v b="${raw:-0}" 'BEGIN { if (b > 0) printf "%.2fx", r / b; else print "" }')"
-    printf '| %-24s | %10.0f | %13s | %9.3f | %9.3f | %8d | %10s | %9s |\n' \
-        "$config" "$rps" "$(spread "$config")" "$(median 3 "$config")" "$(median 4 "$config")" "$non2xx" "$ratio" "$vs_raw"
+    old="$(median 2 "old-$config" 2>/dev/null || true)"
+    vs_old="$(awk -v r="$rps" -v b="${old:-0}" 'BEGIN { if (b > 0) printf "%.2fx", r / b; else print "" }')"
+    printf '| %-24s | %10.0f | %13s | %9.3f | %9.3f | %8d | %10s | %9s | %9s |\n' \
+        "$config" "$rps" "$(spread "$config")" "$(median 3 "$config")" "$(median 4 "$config")" "$non2xx" "$ratio" "$vs_raw" "$vs_old"
 done
