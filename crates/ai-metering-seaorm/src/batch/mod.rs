@@ -308,8 +308,7 @@ impl State {
     ) -> StoreResult<Self> {
         let mut state = State::default();
 
-        // Reservations that expired by the time of a reservation of their billable go first,
-        // as in a transaction of its own. One indexed read, nearly always empty.
+        // The latest instant of a reservation of each reserving billable.
         let mut expiry: HashMap<&Billable, DateTime<Utc>> = HashMap::new();
         for op in ops {
             if let Op::Reserve(r) = op {
@@ -317,24 +316,6 @@ impl State {
                 *now = (*now).max(r.now);
             }
         }
-        let mut expired = Vec::new();
-        if !expiry.is_empty() {
-            store.step("finding expired reservations")?;
-            let cond = expiry.iter().fold(Condition::any(), |any, (b, now)| {
-                any.add(
-                    Condition::all()
-                        .add(reservation::Column::BillableType.eq(b.kind.as_str()))
-                        .add(reservation::Column::BillableId.eq(b.id.as_str()))
-                        .add(reservation::Column::ExpiresAt.lte(instant(*now))),
-                )
-            });
-            expired = reservation::Entity::find()
-                .filter(cond)
-                .all(txn)
-                .await
-                .map_err(db_err)?;
-        }
-
         let ids: Vec<i64> = ops
             .iter()
             .filter_map(|op| match op {
@@ -344,15 +325,49 @@ impl State {
                 Op::Record(_) => None,
             })
             .collect();
-        if !ids.is_empty() {
+        // The reservations the batch settles, releases or replaces, and those that expired by
+        // the time of a reservation of their billable (dropped first, as in a transaction of
+        // its own; nearly always none): one indexed read for both.
+        let mut expired = Vec::new();
+        if !expiry.is_empty() || !ids.is_empty() {
             store.step("reading the reservations")?;
+            let expired_of = expiry.iter().fold(Condition::any(), |any, (b, now)| {
+                any.add(
+                    Condition::all()
+                        .add(reservation::Column::BillableType.eq(b.kind.as_str()))
+                        .add(reservation::Column::BillableId.eq(b.id.as_str()))
+                        .add(reservation::Column::ExpiresAt.lte(instant(*now))),
+                )
+            });
+            let named: HashSet<i64> = ids.iter().copied().collect();
+            let expires: HashMap<(&str, &str), DateTime<Utc>> = expiry
+                .iter()
+                .map(|(b, now)| ((b.kind.as_str(), b.id.as_str()), instant(*now)))
+                .collect();
+            let mut wanted = Condition::any();
+            if !expiry.is_empty() {
+                wanted = wanted.add(expired_of);
+            }
+            if !ids.is_empty() {
+                wanted = wanted.add(reservation::Column::Id.is_in(ids));
+            }
             for r in reservation::Entity::find()
-                .filter(reservation::Column::Id.is_in(ids))
+                .filter(wanted)
                 .all(txn)
                 .await
                 .map_err(db_err)?
             {
-                state.reservations.insert(r.id, r);
+                let is_expired = expires
+                    .get(&(r.billable_type.as_str(), r.billable_id.as_str()))
+                    .is_some_and(|now| r.expires_at <= *now);
+                if named.contains(&r.id) {
+                    if is_expired {
+                        expired.push(r.clone());
+                    }
+                    state.reservations.insert(r.id, r);
+                } else if is_expired {
+                    expired.push(r);
+                }
             }
         }
 
