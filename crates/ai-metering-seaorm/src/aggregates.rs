@@ -42,6 +42,12 @@ use crate::usage_rows::day_text;
 const REBUILD_LOCK: (i32, i32) = (0x4149_4d54, 2);
 /// Rows per multi-row INSERT.
 const INSERT_CHUNK: usize = 200;
+/// The most aggregate keys one upsert of a batch names (PostgreSQL): a statement takes at
+/// most 65,535 parameters, and a key takes 20.
+const KEYS_PER_UPSERT: usize = 1_000;
+/// The most aggregate keys one read of a batch names (SQLite): each is a term of one `OR`,
+/// which the query builder renders recursively, term by term.
+const KEYS_PER_READ: usize = 100;
 
 impl SeaOrmStore {
     /// Recomputes the daily aggregates of the days dated `from..until` (end exclusive; each
@@ -336,33 +342,42 @@ pub(crate) async fn add_to_aggregates<C: ConnectionTrait>(
         return Ok(());
     }
     if db.get_database_backend() == DbBackend::Postgres {
-        return upsert_aggregates(db, deltas).await;
+        // In key order, so that the rows are locked in one order whatever the batch.
+        let mut deltas: Vec<(Key, UsageSums)> = deltas.into_iter().collect();
+        deltas.sort_by(|a, b| a.0.cmp(&b.0));
+        for chunk in deltas.chunks(KEYS_PER_UPSERT) {
+            upsert_aggregates(db, chunk).await?;
+        }
+        return Ok(());
     }
     use daily_aggregate::Column as A;
     // The billables' aggregates of those days: a superset of the keys, read by the index.
-    let wanted = deltas.keys().fold(Condition::any(), |any, k| {
-        any.add(
-            Condition::all()
-                .add(A::BillableType.eq(k.billable_type.as_str()))
-                .add(A::BillableId.eq(k.billable_id.as_str()))
-                .add(A::Day.eq(k.day.as_str()))
-                .add(A::DayStart.eq(k.day_start)),
-        )
-    });
-    let stored = daily_aggregate::Entity::find()
-        .filter(wanted)
-        .all(db)
-        .await
-        .map_err(db_err)?;
+    let keys: Vec<Key> = deltas.keys().cloned().collect();
     let mut updates = Vec::new();
-    for row in &stored {
-        let Some(delta) = Key::of_row(row).and_then(|k| deltas.remove(&k)) else {
-            continue;
-        };
-        let s = plus(sums_of_row(row)?, &delta);
-        let mut update = vec![row.id.into()];
-        update.extend(sum_values(&s)?);
-        updates.push(update);
+    for chunk in keys.chunks(KEYS_PER_READ) {
+        let wanted = chunk.iter().fold(Condition::any(), |any, k| {
+            any.add(
+                Condition::all()
+                    .add(A::BillableType.eq(k.billable_type.as_str()))
+                    .add(A::BillableId.eq(k.billable_id.as_str()))
+                    .add(A::Day.eq(k.day.as_str()))
+                    .add(A::DayStart.eq(k.day_start)),
+            )
+        });
+        let stored = daily_aggregate::Entity::find()
+            .filter(wanted)
+            .all(db)
+            .await
+            .map_err(db_err)?;
+        for row in &stored {
+            let Some(delta) = Key::of_row(row).and_then(|k| deltas.remove(&k)) else {
+                continue;
+            };
+            let s = plus(sums_of_row(row)?, &delta);
+            let mut update = vec![row.id.into()];
+            update.extend(sum_values(&s)?);
+            updates.push(update);
+        }
     }
     if !updates.is_empty() {
         update_rows(
@@ -418,7 +433,7 @@ type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 /// fit a `BIGINT`). SQLite has no exact decimal arithmetic, so there the sums are made here.
 async fn upsert_aggregates<C: ConnectionTrait>(
     db: &C,
-    deltas: HashMap<Key, UsageSums>,
+    deltas: &[(Key, UsageSums)],
 ) -> StoreResult<()> {
     const COLUMNS: &str = "day, day_start, day_end, billable_type, billable_id, tenant_id, provider, model, \
          feature, currency, calls, input_tokens, cached_input_tokens, cache_write_tokens, \
@@ -445,28 +460,25 @@ async fn upsert_aggregates<C: ConnectionTrait>(
         "BIGINT",
         "TIMESTAMPTZ",
     ];
-    // In key order, so that the rows are locked in one order whatever the batch.
-    let mut deltas: Vec<(Key, UsageSums)> = deltas.into_iter().collect();
-    deltas.sort_by(|a, b| a.0.cmp(&b.0));
     let now = Utc::now();
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(deltas.len() * TYPES.len());
     let mut tuples = Vec::with_capacity(deltas.len());
     for (k, s) in deltas {
         let s = UsageSums {
             cost: s.cost.normalize(),
-            ..s
+            ..*s
         };
         let mut row: Vec<sea_orm::Value> = vec![
-            k.day.into(),
+            k.day.as_str().into(),
             k.day_start.into(),
             k.day_end.into(),
-            k.billable_type.into(),
-            k.billable_id.into(),
-            k.tenant_id.into(),
-            k.provider.into(),
-            k.model.into(),
-            k.feature.into(),
-            k.currency.into(),
+            k.billable_type.as_str().into(),
+            k.billable_id.as_str().into(),
+            k.tenant_id.as_str().into(),
+            k.provider.as_str().into(),
+            k.model.as_str().into(),
+            k.feature.as_str().into(),
+            k.currency.as_str().into(),
         ];
         row.extend(sum_values(&s)?);
         row.push(now.into());

@@ -121,6 +121,7 @@ macro_rules! store_conformance_tests {
             usage_pages_are_newest_first,
             usage_sums_add_every_field,
             usage_grouped_sums_for_every_group_by,
+            usage_batch_larger_than_one_statement_is_stored_whole,
             // Idempotency.
             idempotent_insert_returns_the_first_row,
             idempotent_insert_under_concurrency,

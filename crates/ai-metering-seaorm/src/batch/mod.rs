@@ -14,7 +14,7 @@
 
 mod wallets;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ai_metering_core::limit::{Thresholds, UsageTotals, evaluate};
 use ai_metering_core::overage::overage;
@@ -415,25 +415,41 @@ impl State {
             })
             .collect();
         if !keys.is_empty() {
-            store.step("reading the idempotency keys")?;
-            let billables: BTreeSet<&Billable> = ops.iter().map(Op::billable).collect();
-            for row in usage::Entity::find()
-                .filter(of_billables(
-                    usage::Column::BillableType,
-                    usage::Column::BillableId,
-                    billables,
-                ))
-                .filter(usage::Column::IdempotencyKey.is_in(keys))
-                .all(txn)
-                .await
-                .map_err(db_err)?
-            {
-                let record = usage_record(row)?;
-                if let Some(key) = record.entry.idempotency_key.clone() {
-                    state.keys.insert(
-                        (record.entry.billable.clone(), key),
-                        Key::Stored(Box::new(record)),
-                    );
+            // By billables, a few at a time: each is a term of one `OR`.
+            let mut by_billable: BTreeMap<&Billable, Vec<&str>> = BTreeMap::new();
+            for op in ops {
+                let key = match op {
+                    Op::Reserve(r) => r.idempotency_key.as_deref(),
+                    Op::Settle(s) => s.entry.idempotency_key.as_deref(),
+                    Op::Record(e) => e.idempotency_key.as_deref(),
+                    Op::Release(..) => None,
+                };
+                if let Some(key) = key {
+                    by_billable.entry(op.billable()).or_default().push(key);
+                }
+            }
+            let by_billable: Vec<(&Billable, Vec<&str>)> = by_billable.into_iter().collect();
+            for chunk in by_billable.chunks(BILLABLES_PER_READ) {
+                store.step("reading the idempotency keys")?;
+                let keys: Vec<&str> = chunk.iter().flat_map(|(_, k)| k.iter().copied()).collect();
+                for row in usage::Entity::find()
+                    .filter(of_billables(
+                        usage::Column::BillableType,
+                        usage::Column::BillableId,
+                        chunk.iter().map(|(b, _)| *b),
+                    ))
+                    .filter(usage::Column::IdempotencyKey.is_in(keys))
+                    .all(txn)
+                    .await
+                    .map_err(db_err)?
+                {
+                    let record = usage_record(row)?;
+                    if let Some(key) = record.entry.idempotency_key.clone() {
+                        state.keys.insert(
+                            (record.entry.billable.clone(), key),
+                            Key::Stored(Box::new(record)),
+                        );
+                    }
                 }
             }
         }
@@ -455,27 +471,32 @@ impl State {
             .chain(state.reservations.values())
             .map(|r| r.counter_id)
             .collect();
-        let mut wanted = Condition::any();
+        let mut reads = Vec::new();
         if let Some(since) = since {
-            let billables: BTreeSet<&Billable> = ops
+            let billables: Vec<&Billable> = ops
                 .iter()
                 .filter(|op| !matches!(op, Op::Release(..)))
                 .map(Op::billable)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
                 .collect();
-            wanted = wanted.add(
-                Condition::all()
-                    .add(of_billables(
-                        period_counter::Column::BillableType,
-                        period_counter::Column::BillableId,
-                        billables,
-                    ))
-                    .add(period_counter::Column::PeriodEnd.gt(instant(since))),
-            );
+            // A few billables at a time: each is a term of one `OR`.
+            for chunk in billables.chunks(BILLABLES_PER_READ) {
+                reads.push(
+                    Condition::all()
+                        .add(of_billables(
+                            period_counter::Column::BillableType,
+                            period_counter::Column::BillableId,
+                            chunk.iter().copied(),
+                        ))
+                        .add(period_counter::Column::PeriodEnd.gt(instant(since))),
+                );
+            }
         }
         if !counter_ids.is_empty() {
-            wanted = wanted.add(period_counter::Column::Id.is_in(counter_ids));
+            reads.push(Condition::all().add(period_counter::Column::Id.is_in(counter_ids)));
         }
-        if !wanted.is_empty() {
+        for wanted in reads {
             store.step("reading the counters")?;
             for row in period_counter::Entity::find()
                 .filter(wanted)
@@ -483,7 +504,9 @@ impl State {
                 .await
                 .map_err(db_err)?
             {
-                state.add_counter(Counter::new(row)?);
+                if !state.by_id.contains_key(&row.id) {
+                    state.add_counter(Counter::new(row)?);
+                }
             }
         }
 
@@ -933,13 +956,17 @@ impl State {
             }
             if !overages.is_empty() {
                 store.step("inserting the overages")?;
-                for stored in overage_row::Entity::insert_many(overages)
-                    .exec_with_returning(txn)
-                    .await
-                    .map_err(db_err)?
-                {
-                    if let Some(&n) = by_usage.get(&stored.usage_id) {
-                        written.overages.insert(n, to_record(stored)?);
+                let mut overages = overages.into_iter().peekable();
+                while overages.peek().is_some() {
+                    let chunk: Vec<_> = overages.by_ref().take(ROWS_PER_INSERT).collect();
+                    for stored in overage_row::Entity::insert_many(chunk)
+                        .exec_with_returning(txn)
+                        .await
+                        .map_err(db_err)?
+                    {
+                        if let Some(&n) = by_usage.get(&stored.usage_id) {
+                            written.overages.insert(n, to_record(stored)?);
+                        }
                     }
                 }
             }
@@ -993,11 +1020,30 @@ async fn write_counters(txn: &DatabaseTransaction, counters: &[&Counter]) -> Sto
 }
 
 /// Sets `columns` (name and SQL type) of the rows of `table` whose ids lead each of `rows`,
-/// and their `updated_at`, in one `UPDATE ... FROM (VALUES ...)`: PostgreSQL and SQLite
+/// and their `updated_at`, by `UPDATE ... FROM (VALUES ...)` (one statement for up to
+/// thousands of rows): PostgreSQL and SQLite
 /// (3.33 and later) both take it, and both name the `VALUES` columns `column1`, `column2`...
 /// Every row must exist: the batch read them under its locks, so one missing means a write
 /// outside the locks, and nothing of the batch is kept.
 pub(crate) async fn update_rows<C: ConnectionTrait>(
+    txn: &C,
+    table: &str,
+    columns: &[(&str, &str)],
+    rows: Vec<Vec<sea_orm::Value>>,
+) -> StoreResult<()> {
+    // A statement takes at most 32,766 parameters on SQLite and 65,535 on PostgreSQL.
+    const PARAMETERS: usize = 30_000;
+    let per_statement = (PARAMETERS / (columns.len() + 1)).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(per_statement).collect();
+        update_chunk(txn, table, columns, chunk).await?;
+    }
+    Ok(())
+}
+
+/// One statement of [`update_rows`].
+async fn update_chunk<C: ConnectionTrait>(
     txn: &C,
     table: &str,
     columns: &[(&str, &str)],
@@ -1057,6 +1103,10 @@ pub(crate) async fn update_rows<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The most billables one read of a batch names: each is a term of one `OR`, which the
+/// query builder renders recursively (thousands of terms overflow a thread's stack).
+const BILLABLES_PER_READ: usize = 100;
+
 /// The id of a row the batch has not inserted yet.
 const NEW_ROW: i64 = -1;
 
@@ -1065,6 +1115,11 @@ const NEW_ROW: i64 = -1;
 /// Both databases number the rows of one multi-row `INSERT` in the order of its `VALUES`
 /// (SQLite under its write lock; PostgreSQL takes each row's `nextval` in turn), so the
 /// returned ids, sorted, are the rows' ids in order, whatever order `RETURNING` lists them in.
+/// The most rows one `INSERT` of a batch carries: a statement takes at most 32,766
+/// parameters on SQLite and 65,535 on PostgreSQL, and a usage row (the widest) has fewer
+/// than 40 columns. More rows are inserted by several statements in the same transaction.
+const ROWS_PER_INSERT: usize = 500;
+
 async fn insert_rows<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> StoreResult<Vec<i64>>
 where
     A: sea_orm::ActiveModelTrait,
@@ -1072,13 +1127,19 @@ where
     <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: Into<i64>,
 {
     let count = rows.len();
-    let mut ids: Vec<i64> = A::Entity::insert_many(rows)
-        .exec_with_returning_keys(txn)
-        .await
-        .map_err(db_err)?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let mut ids: Vec<i64> = Vec::with_capacity(count);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        ids.extend(
+            A::Entity::insert_many(chunk)
+                .exec_with_returning_keys(txn)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .map(Into::into),
+        );
+    }
     if ids.len() != count {
         return Err(invalid(format!(
             "a multi-row insert of {count} rows returned {} ids",

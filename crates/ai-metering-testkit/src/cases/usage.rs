@@ -261,6 +261,91 @@ pub async fn usage_sums_add_every_field<S: ConformanceStore>(store: Arc<S>) {
     assert_eq!(none, UsageSums::default(), "no rows sum to zero");
 }
 
+/// A large batch is stored whole, in order: more rows than one SQL statement may carry
+/// parameters for (SQLite takes 32,766, PostgreSQL 65,535; a usage row has over 30 columns).
+pub async fn usage_batch_larger_than_one_statement_is_stored_whole<S: ConformanceStore>(
+    store: Arc<S>,
+) {
+    let who = fresh_billable();
+    let entries: Vec<UsageEntry> = (0..2_500u64)
+        .map(|n| {
+            entry(
+                &who,
+                n + 1,
+                dec("0.001"),
+                hour(1) + chrono::Duration::seconds(n as i64),
+            )
+            .with_key(format!("big-batch-{n}"))
+        })
+        .collect();
+    let recorded = store.insert_usage_batch(&entries).await.unwrap();
+    assert_eq!(recorded.len(), entries.len());
+    for (n, (r, e)) in recorded.iter().zip(&entries).enumerate() {
+        assert!(r.created, "row {n}");
+        assert_eq!(r.record.entry.usage, e.usage, "row {n} answered in order");
+    }
+    let ids: Vec<i64> = recorded.iter().map(|r| r.record.id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids in insertion order"
+    );
+    let sums = store
+        .sum_usage(&UsageFilter::for_billable(who.clone()))
+        .await
+        .unwrap();
+    assert_eq!(sums.calls, 2_500);
+    assert_eq!(sums.total_tokens, (1..=2_500).sum::<u64>());
+
+    // As many features (as many daily aggregates), twice: the second batch adds to every
+    // aggregate the first one made.
+    let wide = fresh_billable();
+    for round in 0..2 {
+        let entries: Vec<UsageEntry> = (0..3_500u64)
+            .map(|n| {
+                entry(&wide, 10, dec("0.001"), hour(1))
+                    .with_feature(format!("feature-{n}"))
+                    .with_key(format!("wide-{round}-{n}"))
+            })
+            .collect();
+        let recorded = store.insert_usage_batch(&entries).await.unwrap();
+        assert_eq!(recorded.len(), 3_500);
+    }
+    // A range of days is answered from the aggregates (on stores that keep them).
+    let days = UsageFilter {
+        from: Some(hour(1) - chrono::Duration::days(3)),
+        until: Some(hour(1) + chrono::Duration::days(3)),
+        ..UsageFilter::for_billable(wide.clone())
+    };
+    let grouped = store
+        .sum_usage_grouped(&days, GroupBy::Feature)
+        .await
+        .unwrap();
+    assert_eq!(grouped.len(), 3_500);
+    assert!(
+        grouped
+            .iter()
+            .all(|g| g.sums.calls == 2 && g.sums.total_tokens == 20),
+        "every feature counted twice"
+    );
+
+    // As many billables.
+    let many: Vec<_> = (0..2_000).map(|_| fresh_billable()).collect();
+    let entries: Vec<UsageEntry> = many
+        .iter()
+        .enumerate()
+        .map(|(n, b)| entry(b, 10, dec("0.001"), hour(1)).with_key(format!("many-{n}")))
+        .collect();
+    assert_eq!(
+        store.insert_usage_batch(&entries).await.unwrap().len(),
+        2_000
+    );
+    let last = store
+        .sum_usage(&UsageFilter::for_billable(many[1_999].clone()))
+        .await
+        .unwrap();
+    assert_eq!(last.calls, 1);
+}
+
 /// Grouped sums follow [`GroupBy::key_of`] for every grouping, largest total tokens first,
 /// then by key.
 pub async fn usage_grouped_sums_for_every_group_by<S: ConformanceStore>(store: Arc<S>) {
