@@ -303,19 +303,18 @@ async fn on_settled_tells_the_adopting_meters_settlement_and_nothing_else() {
 
     let (metering, _store) = setup(1_000, BillingMode::Plan).await;
     let seen: Arc<Mutex<Vec<Option<u64>>>> = Arc::default();
-    let hook = |seen: &Arc<Mutex<Vec<Option<u64>>>>| {
-        let seen = Arc::clone(seen);
-        move |check: &ai_metering_core::limit::LimitCheck| {
-            seen.lock().unwrap().push(check.remaining_tokens);
-        }
+    // A reservation of 400 whose hook notes the remaining tokens it is told.
+    let watched = || async {
+        let seen = Arc::clone(&seen);
+        deferred(&metering, 400)
+            .begin_deferred()
+            .await
+            .unwrap()
+            .on_settled(move |check| seen.lock().unwrap().push(check.remaining_tokens))
     };
 
     // Adopted by a meter (and handed through `erased`): told once, after the commit.
-    let reservation = deferred(&metering, 400)
-        .begin_deferred()
-        .await
-        .unwrap()
-        .on_settled(hook(&seen));
+    let reservation = watched().await;
     let metered = metering
         .erased()
         .meter()
@@ -329,17 +328,8 @@ async fn on_settled_tells_the_adopting_meters_settlement_and_nothing_else() {
     assert_eq!(*seen.lock().unwrap(), vec![Some(700)]);
 
     // Released, or failed before anything was stored: not told.
-    let released = deferred(&metering, 400)
-        .begin_deferred()
-        .await
-        .unwrap()
-        .on_settled(hook(&seen));
-    released.release().await.unwrap();
-    let failed = deferred(&metering, 400)
-        .begin_deferred()
-        .await
-        .unwrap()
-        .on_settled(hook(&seen));
+    watched().await.release().await.unwrap();
+    let failed = watched().await;
     let error = metering
         .meter()
         .adopt(failed)
