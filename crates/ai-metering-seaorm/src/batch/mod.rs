@@ -404,52 +404,41 @@ impl State {
                 .collect();
         }
 
-        // Usage rows already stored under the keys the batch names.
-        let keys: Vec<&str> = ops
-            .iter()
-            .filter_map(|op| match op {
+        // Usage rows already stored under the keys the batch names; by billables, a few at a
+        // time (each is a term of one `OR`).
+        let mut by_billable: BTreeMap<&Billable, Vec<&str>> = BTreeMap::new();
+        for op in ops {
+            let key = match op {
                 Op::Reserve(r) => r.idempotency_key.as_deref(),
                 Op::Settle(s) => s.entry.idempotency_key.as_deref(),
                 Op::Record(e) => e.idempotency_key.as_deref(),
                 Op::Release(..) => None,
-            })
-            .collect();
-        if !keys.is_empty() {
-            // By billables, a few at a time: each is a term of one `OR`.
-            let mut by_billable: BTreeMap<&Billable, Vec<&str>> = BTreeMap::new();
-            for op in ops {
-                let key = match op {
-                    Op::Reserve(r) => r.idempotency_key.as_deref(),
-                    Op::Settle(s) => s.entry.idempotency_key.as_deref(),
-                    Op::Record(e) => e.idempotency_key.as_deref(),
-                    Op::Release(..) => None,
-                };
-                if let Some(key) = key {
-                    by_billable.entry(op.billable()).or_default().push(key);
-                }
+            };
+            if let Some(key) = key {
+                by_billable.entry(op.billable()).or_default().push(key);
             }
-            let by_billable: Vec<(&Billable, Vec<&str>)> = by_billable.into_iter().collect();
-            for chunk in by_billable.chunks(BILLABLES_PER_READ) {
-                store.step("reading the idempotency keys")?;
-                let keys: Vec<&str> = chunk.iter().flat_map(|(_, k)| k.iter().copied()).collect();
-                for row in usage::Entity::find()
-                    .filter(of_billables(
-                        usage::Column::BillableType,
-                        usage::Column::BillableId,
-                        chunk.iter().map(|(b, _)| *b),
-                    ))
-                    .filter(usage::Column::IdempotencyKey.is_in(keys))
-                    .all(txn)
-                    .await
-                    .map_err(db_err)?
-                {
-                    let record = usage_record(row)?;
-                    if let Some(key) = record.entry.idempotency_key.clone() {
-                        state.keys.insert(
-                            (record.entry.billable.clone(), key),
-                            Key::Stored(Box::new(record)),
-                        );
-                    }
+        }
+        let by_billable: Vec<(&Billable, Vec<&str>)> = by_billable.into_iter().collect();
+        for chunk in by_billable.chunks(BILLABLES_PER_READ) {
+            store.step("reading the idempotency keys")?;
+            let keys: Vec<&str> = chunk.iter().flat_map(|(_, k)| k.iter().copied()).collect();
+            for row in usage::Entity::find()
+                .filter(of_billables(
+                    usage::Column::BillableType,
+                    usage::Column::BillableId,
+                    chunk.iter().map(|(b, _)| *b),
+                ))
+                .filter(usage::Column::IdempotencyKey.is_in(keys))
+                .all(txn)
+                .await
+                .map_err(db_err)?
+            {
+                let record = usage_record(row)?;
+                if let Some(key) = record.entry.idempotency_key.clone() {
+                    state.keys.insert(
+                        (record.entry.billable.clone(), key),
+                        Key::Stored(Box::new(record)),
+                    );
                 }
             }
         }
