@@ -2,8 +2,9 @@
 //!
 //! [`Settings::decide_cached`] answers synchronously from the cache when it can (the hot
 //! path: no store round trip, no allocation beyond the request context); otherwise
-//! [`Settings::decide`] asks the store. [`After`] releases an unused reservation, re-reads
-//! the usage when the route may have recorded some, and writes the quota headers.
+//! [`Settings::decide`] asks the store. [`After`] releases an unused reservation, takes the
+//! usage after the route from its settlement (or reads it again when the route may have
+//! recorded more), and writes the quota headers.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
