@@ -23,7 +23,7 @@ const COLUMNS: &str = "billable_type, billable_id, user_id, tenant_id, provider,
     input_tokens, cached_input_tokens, cache_write_tokens, cache_write_long_tokens, output_tokens, \
     reasoning_tokens, total_tokens, input_cost, cached_input_cost, cache_write_cost, output_cost, \
     reasoning_cost, total_cost, total_cost_nano, currency, catalog_version, priced, metadata, \
-    idempotency_key, occurred_at, estimated, created_at";
+    idempotency_key, occurred_at, estimated, created_at, time_zone, local_day, day_start, day_end";
 
 /// A one-worker runtime and a migrated store on a fresh file (the directory lives as long
 /// as the returned guard).
@@ -97,6 +97,12 @@ impl Row<'_> {
             )
             .push_bind(e.estimated)
             .push_bind(Utc::now());
+        // The row's day in its billable's zone, as the store keys its aggregates.
+        let day = e.day();
+        b.push_bind(e.time_zone.map(|z| z.name().to_owned()))
+            .push_bind(day.date.format("%Y-%m-%d").to_string())
+            .push_bind(day.period.start)
+            .push_bind(day.period.end);
     }
 }
 
