@@ -1099,35 +1099,76 @@ const BILLABLES_PER_READ: usize = 100;
 /// The id of a row the batch has not inserted yet.
 const NEW_ROW: i64 = -1;
 
-/// Inserts `rows` in one statement and returns their ids in the order of `rows`.
-///
-/// Both databases number the rows of one multi-row `INSERT` in the order of its `VALUES`
-/// (SQLite under its write lock; PostgreSQL takes each row's `nextval` in turn), so the
-/// returned ids, sorted, are the rows' ids in order, whatever order `RETURNING` lists them in.
 /// The most rows one `INSERT` of a batch carries: a statement takes at most 32,766
 /// parameters on SQLite and 65,535 on PostgreSQL, and a usage row (the widest) has fewer
 /// than 40 columns. More rows are inserted by several statements in the same transaction.
 const ROWS_PER_INSERT: usize = 500;
 
+/// Inserts `rows` (multi-row statements of [`ROWS_PER_INSERT`]) and returns their ids in
+/// the order of `rows`.
+///
+/// Both databases number the rows of one multi-row `INSERT` in the order of its `VALUES`
+/// (SQLite under its write lock; PostgreSQL takes each row's `nextval` in turn), and the
+/// statements run one after the other in one transaction, so the returned ids, sorted, are
+/// the rows' ids in order, whatever order `RETURNING` lists them in.
+
 async fn insert_rows<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> StoreResult<Vec<i64>>
 where
     A: sea_orm::ActiveModelTrait,
-    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
-    <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: Into<i64>,
 {
+    use sea_orm::{EntityName, Iden, IdenStatic, Iterable, PrimaryKeyToColumn};
     let count = rows.len();
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    // The columns the rows set (built alike, they all set the same ones), written by hand:
+    // the same statement as sea-orm's `insert_many`, without its per-value copies (a batch
+    // of usage rows carries tens of thousands of values).
+    let columns: Vec<<A::Entity as EntityTrait>::Column> =
+        <A::Entity as EntityTrait>::Column::iter()
+            .filter(|c| first.get(*c).is_set())
+            .collect();
+    let Some(key) = <A::Entity as EntityTrait>::PrimaryKey::iter().next() else {
+        return Err(invalid("a table without a primary key"));
+    };
+    let backend = txn.get_database_backend();
+    let table = A::Entity::default().table_name().to_owned();
+    let names: Vec<String> = columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.as_str()))
+        .collect();
+    let head = format!("INSERT INTO \"{table}\" ({}) VALUES ", names.join(", "));
+    let tail = format!(" RETURNING \"{}\"", key.into_column().to_string());
     let mut ids: Vec<i64> = Vec::with_capacity(count);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        ids.extend(
-            A::Entity::insert_many(chunk)
-                .exec_with_returning_keys(txn)
-                .await
-                .map_err(db_err)?
-                .into_iter()
-                .map(Into::into),
-        );
+        let mut sql = head.clone();
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(ROWS_PER_INSERT * columns.len());
+        for (n, mut row) in rows.by_ref().take(ROWS_PER_INSERT).enumerate() {
+            sql.push_str(if n == 0 { "(" } else { ", (" });
+            for (i, column) in columns.iter().enumerate() {
+                match row.take(*column).into_value() {
+                    Some(value) => values.push(value),
+                    None => return Err(invalid("the rows of one insert set different columns")),
+                }
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                match backend {
+                    DbBackend::Postgres => sql.push_str(&format!("${}", values.len())),
+                    _ => sql.push('?'),
+                }
+            }
+            sql.push(')');
+        }
+        sql.push_str(&tail);
+        for row in txn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(db_err)?
+        {
+            ids.push(row.try_get_by_index::<i64>(0).map_err(db_err)?);
+        }
     }
     if ids.len() != count {
         return Err(invalid(format!(
