@@ -1111,7 +1111,6 @@ const ROWS_PER_INSERT: usize = 500;
 /// (SQLite under its write lock; PostgreSQL takes each row's `nextval` in turn), and the
 /// statements run one after the other in one transaction, so the returned ids, sorted, are
 /// the rows' ids in order, whatever order `RETURNING` lists them in.
-
 async fn insert_rows<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> StoreResult<Vec<i64>>
 where
     A: sea_orm::ActiveModelTrait,
