@@ -80,13 +80,18 @@ impl<S: Store> Settings<S> {
         checked: Option<Arc<Checked>>,
         reservation: Option<Reservation<S>>,
     ) -> Arc<QuotaContext<S>> {
-        let settled = Arc::new(Mutex::new(None));
-        let reservation = reservation.map(|reservation| {
-            let slot = Arc::clone(&settled);
-            Box::new(reservation.on_settled(move |check: &LimitCheck| {
-                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(check.clone());
-            }))
-        });
+        // Only a request with a reservation gets the slot (the cached path allocates none).
+        let (reservation, settled) = match reservation {
+            Some(reservation) => {
+                let slot = Arc::new(Mutex::new(None));
+                let theirs = Arc::clone(&slot);
+                let reservation = reservation.on_settled(move |check: &LimitCheck| {
+                    *theirs.lock().unwrap_or_else(PoisonError::into_inner) = Some(check.clone());
+                });
+                (Some(Box::new(reservation)), Some(slot))
+            }
+            None => (None, None),
+        };
         Arc::new(QuotaContext {
             metering: self.metering.clone(),
             billable,

@@ -197,8 +197,9 @@ pub(crate) struct QuotaContext<S> {
     pub(crate) reservation: Mutex<Option<Box<Reservation<S>>>>,
     /// How many meters were handed out (usage may have been recorded when any was).
     pub(crate) meters: AtomicUsize,
-    /// The limit check after the settlement of the route's reservation, once committed.
-    pub(crate) settled: Arc<Mutex<Option<LimitCheck>>>,
+    /// The limit check after the settlement of the route's reservation, once committed;
+    /// `None` when the layer reserved nothing.
+    pub(crate) settled: Option<Arc<Mutex<Option<LimitCheck>>>>,
 }
 
 impl<S> QuotaContext<S> {
@@ -221,6 +222,7 @@ impl<S> QuotaContext<S> {
             return None;
         }
         self.settled
+            .as_ref()?
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
