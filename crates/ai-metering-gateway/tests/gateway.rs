@@ -313,6 +313,17 @@ async fn gateway_of(
 const ON_THE_MOCK: &str =
     "[gateway.upstreams.m]\nkind = \"mock\"\n[gateway]\ndefault_upstream = \"m\"\n";
 
+/// `POST {url}/v1/chat/completions` with `key` and `body`.
+async fn complete(url: &str, key: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn chat(content: &str, stream: bool) -> Value {
     json!({"model": "fast", "max_tokens": 50, "stream": stream,
            "messages": [{"role": "user", "content": content}]})
@@ -757,18 +768,14 @@ async fn metrics_count_requests_calls_and_the_latency_the_gateway_adds() {
 async fn the_built_in_mock_upstream_is_metered_like_a_real_one() {
     let who = Billable::new("team", "demo");
     let (url, metering, key, _) = gateway_of(ON_THE_MOCK, &who).await;
-    let client = reqwest::Client::new();
     for stream in [false, true] {
-        let r = client
-            .post(format!("{url}/v1/chat/completions"))
-            .bearer_auth(&key)
-            .json(
-                &json!({"model": "gpt-4o-mini", "max_tokens": 7, "stream": stream,
-                          "messages": [{"role": "user", "content": "12345678"}]}),
-            )
-            .send()
-            .await
-            .unwrap();
+        let r = complete(
+            &url,
+            &key,
+            json!({"model": "gpt-4o-mini", "max_tokens": 7, "stream": stream,
+                   "messages": [{"role": "user", "content": "12345678"}]}),
+        )
+        .await;
         assert_eq!(r.status(), 200);
         let text = r.text().await.unwrap();
         assert!(text.contains("ok ok") || text.contains("\" ok\""), "{text}");
@@ -1354,14 +1361,13 @@ async fn an_upstream_that_never_answers_is_a_504_after_its_timeout() {
     )
     .await;
     let started = tokio::time::Instant::now();
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 5,
-                      "messages": [{"role": "user", "content": "Hello?"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = complete(
+        &url,
+        &key,
+        json!({"model": "gpt-4o-mini", "max_tokens": 5,
+               "messages": [{"role": "user", "content": "Hello?"}]}),
+    )
+    .await;
     assert_eq!(r.status(), 504);
     assert!(started.elapsed() >= std::time::Duration::from_secs(30));
     let e: Value = r.json().await.unwrap();
@@ -1450,16 +1456,13 @@ async fn a_stream_past_its_timeout_is_cut_off_and_pays_for_what_was_sent() {
         &who,
     )
     .await;
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(
-            &json!({"model": "gpt-4o-mini", "max_tokens": 100, "stream": true,
-                      "messages": [{"role": "user", "content": "Count to a hundred."}]}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = complete(
+        &url,
+        &key,
+        json!({"model": "gpt-4o-mini", "max_tokens": 100, "stream": true,
+               "messages": [{"role": "user", "content": "Count to a hundred."}]}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let mut body = r.bytes_stream();
     let mut received = String::new();
@@ -1476,18 +1479,7 @@ async fn a_stream_past_its_timeout_is_cut_off_and_pays_for_what_was_sent() {
     assert!(broke, "the body must fail, not end cleanly: {received}");
     assert!(!received.contains("[DONE]"), "{received}");
     // The gateway records the call after it has cut the body: let its task finish.
-    let mut rows = Vec::new();
-    for _ in 0..1_000 {
-        rows = metering
-            .store()
-            .query_usage(&UsageFilter::for_billable(who.clone()), Page::first(10))
-            .await
-            .unwrap();
-        if !rows.is_empty() {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let rows = ai_metering_testkit::builders::rows_once_recorded(metering.store(), &who).await;
     assert_eq!(rows.len(), 1);
     let row = &rows[0].entry;
     assert!(row.estimated);

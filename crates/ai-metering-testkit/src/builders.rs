@@ -381,3 +381,28 @@ pub fn overage(
         created_at,
     }
 }
+
+/// The first usage rows of `who` (up to 10), once there is one: for a row that a task still
+/// running records (a dropped stream, a cut-off body). Reads again after yielding to the
+/// runtime, up to 10,000 times; empty if nothing was recorded by then.
+///
+/// # Panics
+/// When the store fails.
+pub async fn rows_once_recorded<S: ai_metering_core::store::UsageStore>(
+    store: &S,
+    who: &Billable,
+) -> Vec<ai_metering_core::store::UsageRecord> {
+    use ai_metering_core::store::{Page, UsageFilter};
+    let filter = UsageFilter::for_billable(who.clone());
+    for _ in 0..10_000 {
+        let rows = store
+            .query_usage(&filter, Page::first(10))
+            .await
+            .expect("the usage rows");
+        if !rows.is_empty() {
+            return rows;
+        }
+        tokio::task::yield_now().await;
+    }
+    Vec::new()
+}

@@ -623,17 +623,7 @@ pub async fn a_dropped_stream_is_charged_for_what_it_sent<S: ConformanceStore>(s
     }
     drop(stream);
     let store = metering.store();
-    let mut rows = Vec::new();
-    for _ in 0..10_000 {
-        rows = store
-            .query_usage(&UsageFilter::for_billable(who.clone()), Page::first(10))
-            .await
-            .unwrap();
-        if !rows.is_empty() {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let rows = crate::builders::rows_once_recorded(store, &who).await;
     assert_eq!(rows.len(), 1, "the dropped stream was recorded");
     let row = &rows[0].entry;
     assert!(row.estimated);
