@@ -1,0 +1,67 @@
+//! Sends a given number of requests through one of the layer benches' routers, and
+//! nothing else, so that callgrind can count the instructions of one request: the
+//! difference between two runs with different counts, divided by the difference of the
+//! counts (setup and teardown cancel out). `scripts/layer-instructions.sh` does that.
+//!
+//! ```text
+//! layer_requests ROUTER COUNT    # ROUTER: bare | quota_layer_cached | quota_layer_cached_no_headers
+//! ```
+//!
+//! Without arguments (as `cargo bench` and `cargo test --benches` run it) it sends one
+//! request through each router and checks that each answered 200.
+
+#![allow(clippy::expect_used)] // a measuring tool: failing fast is the point
+
+use std::process::ExitCode;
+
+use tower::ServiceExt;
+
+mod support;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let runtime = support::runtime();
+    let routers = support::Routers::new(&runtime);
+    let (names, count) = match args.as_slice() {
+        [] => (
+            vec![
+                "bare",
+                "quota_layer_cached",
+                "quota_layer_cached_no_headers",
+            ],
+            1,
+        ),
+        [name, count] => match count.parse::<u64>() {
+            Ok(count) => (vec![name.as_str()], count),
+            Err(_) => {
+                eprintln!("COUNT must be a whole number, not {count:?}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("usage: layer_requests ROUTER COUNT");
+            return ExitCode::from(2);
+        }
+    };
+    for name in names {
+        let Some(router) = routers.by_name(name) else {
+            eprintln!(
+                "unknown router {name:?}: bare, quota_layer_cached or quota_layer_cached_no_headers"
+            );
+            return ExitCode::from(2);
+        };
+        for _ in 0..count {
+            let response = runtime
+                .block_on(router.clone().oneshot(support::request()))
+                .expect("the router is infallible");
+            if !response.status().is_success() {
+                eprintln!("{name} answered {}", response.status());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,79 @@
+//! The routers both layer benches measure: a bare axum `Router`, and the same behind a
+//! `QuotaLayer` (MemoryStore, a billable well within its plan, cached limit check), with
+//! the default headers and without any.
+
+#![allow(clippy::expect_used)] // benchmark setup: failing fast is the point
+
+use ai_metering_core::plan::{Plan, Subscription};
+use ai_metering_core::store::{MemoryStore, PlanStore, SubscriptionStore};
+use ai_metering_core::{Billable, Metering};
+use ai_metering_tower::{HeaderStyle, QuotaLayer};
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+
+/// The three routers, by the name the benches give them.
+pub struct Routers {
+    pub bare: Router,
+    pub layered: Router,
+    pub no_headers: Router,
+}
+
+impl Routers {
+    /// Builds the routers, with the billable's plan and subscription stored.
+    pub fn new(runtime: &tokio::runtime::Runtime) -> Self {
+        let store = MemoryStore::new();
+        runtime.block_on(async {
+            store
+                .upsert_plan(&Plan::new("basic", "Basic").with_token_limit(1_000_000))
+                .await
+                .expect("plan stored");
+            store
+                .insert_subscription(&Subscription::new(
+                    Billable::new("user", 1),
+                    "basic",
+                    chrono::Utc::now(),
+                ))
+                .await
+                .expect("subscription stored");
+        });
+        let bare: Router = Router::new().route("/", get(|| async { "hello" }));
+        let quota = QuotaLayer::new(Metering::new(store)).cache_ttl(chrono::Duration::hours(1));
+        let layered = bare.clone().layer(quota.clone());
+        let no_headers = bare.clone().layer(quota.headers(HeaderStyle::None));
+        // What `axum::serve` does once (`into_make_service`): without it, a `Router<()>`
+        // turns its handlers into services, and applies the layers, on every request.
+        Self {
+            bare: bare.with_state(()),
+            layered: layered.with_state(()),
+            no_headers: no_headers.with_state(()),
+        }
+    }
+
+    /// The router named `name` (`bare`, `quota_layer_cached`,
+    /// `quota_layer_cached_no_headers`).
+    pub fn by_name(&self, name: &str) -> Option<&Router> {
+        match name {
+            "bare" => Some(&self.bare),
+            "quota_layer_cached" => Some(&self.layered),
+            "quota_layer_cached_no_headers" => Some(&self.no_headers),
+            _ => None,
+        }
+    }
+}
+
+/// A request from the billable the routers know, as an auth middleware would leave it.
+pub fn request() -> http::Request<Body> {
+    let mut request = http::Request::get("/")
+        .body(Body::empty())
+        .expect("a valid request");
+    request.extensions_mut().insert(Billable::new("user", 1));
+    request
+}
+
+/// A current-thread runtime, the cheapest to drive a request in process.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime")
+}
