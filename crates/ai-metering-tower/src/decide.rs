@@ -22,7 +22,7 @@ use crate::cache::Checked;
 use crate::headers::{HeaderStyle, QuotaHeaders, seconds_until};
 use crate::layer::Settings;
 use crate::problem::QuotaRejection;
-use crate::remaining::QuotaContext;
+use crate::remaining::{Payer, QuotaContext};
 
 /// What the layer does with a request.
 pub(crate) enum Decision<S> {
@@ -65,8 +65,14 @@ impl<S> Decision<S> {
     }
 }
 
-/// A request's billable and tenant, handed back when a decision needs the store.
+/// A request's billable and tenant, when a decision needs the store.
 pub(crate) type Parties = (Billable, Option<Tenant>);
+
+/// Whether a status lets requests in only through a reservation: a credits-mode billable,
+/// whose wallet is checked by reserving.
+fn needs_reservation(checked: &Checked) -> bool {
+    checked.status.entitlement.billing_mode == BillingMode::Credits
+}
 
 impl<S: Store> Settings<S> {
     fn currency(&self) -> Currency {
@@ -75,7 +81,7 @@ impl<S: Store> Settings<S> {
 
     fn context(
         &self,
-        billable: Billable,
+        payer: Payer,
         tenant: Option<Tenant>,
         checked: Option<Arc<Checked>>,
         reservation: Option<Reservation<S>>,
@@ -94,7 +100,7 @@ impl<S: Store> Settings<S> {
         };
         Arc::new(QuotaContext {
             metering: self.metering.clone(),
-            billable,
+            payer,
             tenant,
             feature: self.feature.clone(),
             reserved: reservation.is_some(),
@@ -105,53 +111,58 @@ impl<S: Store> Settings<S> {
         })
     }
 
-    /// The decision for a status known without a reservation, or the parties back when a
-    /// reservation is still needed (a credits-mode billable, whose wallet is checked by
-    /// reserving).
-    fn decide_on_status(
-        &self,
-        (billable, tenant): Parties,
-        checked: Arc<Checked>,
-        now: DateTime<Utc>,
-    ) -> Result<Decision<S>, Parties> {
+    /// The refusal a known status gives without a reservation (the billable is blocked),
+    /// if any.
+    fn refusal(&self, checked: &Arc<Checked>, now: DateTime<Utc>) -> Option<Decision<S>> {
         let status = &checked.status;
-        if status.is_blocked() {
-            let retry_after = status.check.reset_at.map(|at| seconds_until(now, at));
-            return Ok(Decision::Reject {
-                period: status.entitlement.period,
-                cached: Some(Arc::clone(&checked)),
-                rejection: QuotaRejection::QuotaExceeded {
-                    check: Box::new(status.check.clone()),
-                    retry_after,
-                },
-            });
+        if !status.is_blocked() {
+            return None;
         }
-        if status.entitlement.billing_mode == BillingMode::Credits {
-            return Err((billable, tenant));
+        let retry_after = status.check.reset_at.map(|at| seconds_until(now, at));
+        Some(Decision::Reject {
+            period: status.entitlement.period,
+            cached: Some(Arc::clone(checked)),
+            rejection: QuotaRejection::QuotaExceeded {
+                check: Box::new(status.check.clone()),
+                retry_after,
+            },
+        })
+    }
+
+    /// The decision from the cache alone, or `None` when it needs the store
+    /// ([`decide`](Self::decide)): a cache miss, a route that reserves, or a credits-mode
+    /// billable (whose wallet is checked by reserving).
+    ///
+    /// The parties are borrowed from the request: a request let through shares the
+    /// billable of the cached status instead of copying it.
+    pub(crate) fn decide_cached(
+        &self,
+        billable: &Billable,
+        tenant: Option<&Tenant>,
+        now: DateTime<Utc>,
+    ) -> Option<Decision<S>> {
+        if self.reserves() {
+            // Reservations are atomic in the store; never decided from the cache.
+            return None;
         }
-        Ok(Decision::Proceed(self.context(
-            billable,
-            tenant,
+        let checked = self.cache.get(billable, now)?;
+        if let Some(refusal) = self.refusal(&checked, now) {
+            return Some(refusal);
+        }
+        if needs_reservation(&checked) {
+            return None;
+        }
+        let payer = if checked.status.entitlement.billable == *billable {
+            Payer::OfStatus(Arc::clone(&checked))
+        } else {
+            Payer::Own(billable.clone())
+        };
+        Some(Decision::Proceed(self.context(
+            payer,
+            tenant.cloned(),
             Some(checked),
             None,
         )))
-    }
-
-    /// The decision from the cache alone, or the parties back when it needs the store
-    /// ([`decide`](Self::decide)).
-    pub(crate) fn decide_cached(
-        &self,
-        parties: Parties,
-        now: DateTime<Utc>,
-    ) -> Result<Decision<S>, Parties> {
-        if self.reserves() {
-            // Reservations are atomic in the store; never decided from the cache.
-            return Err(parties);
-        }
-        match self.cache.get(&parties.0, now) {
-            Some(checked) => self.decide_on_status(parties, checked, now),
-            None => Err(parties),
-        }
     }
 
     /// The decision, asking the store as needed.
@@ -171,10 +182,13 @@ impl<S: Store> Settings<S> {
                 Err(error) => return self.failed(error, billable, tenant),
             },
         };
-        match self.decide_on_status((billable, tenant), checked, now) {
-            Ok(decision) => decision,
-            Err((billable, tenant)) => self.reserve(billable, tenant, now).await,
+        if let Some(refusal) = self.refusal(&checked, now) {
+            return refusal;
         }
+        if needs_reservation(&checked) {
+            return self.reserve(billable, tenant, now).await;
+        }
+        Decision::Proceed(self.context(Payer::Own(billable), tenant, Some(checked), None))
     }
 
     async fn reserve(
@@ -211,7 +225,12 @@ impl<S: Store> Settings<S> {
                     check: reservation.check().clone(),
                 };
                 let checked = Checked::new(status, self.currency());
-                Decision::Proceed(self.context(billable, tenant, Some(checked), Some(reservation)))
+                Decision::Proceed(self.context(
+                    Payer::Own(billable),
+                    tenant,
+                    Some(checked),
+                    Some(reservation),
+                ))
             }
             Err(Error::LimitExceeded { check }) => {
                 let retry_after = check.reset_at.map(|at| seconds_until(now, at));
@@ -255,7 +274,7 @@ impl<S: Store> Settings<S> {
         }
         if self.fail_open {
             tracing::warn!(target: "ai_metering", %billable, %error, "quota check failed; letting the request through (fail open)");
-            return Decision::Proceed(self.context(billable, tenant, None, None));
+            return Decision::Proceed(self.context(Payer::Own(billable), tenant, None, None));
         }
         tracing::error!(target: "ai_metering", %billable, %error, "quota check failed; refusing the request (fail closed)");
         let rejection = match error {
@@ -327,10 +346,10 @@ impl<S: Store> After<S> {
         if let Some(reservation) = ctx.take_reservation()
             && let Err(error) = reservation.release().await
         {
-            tracing::warn!(target: "ai_metering", billable = %ctx.billable, %error, "could not release the route's reservation; it will expire");
+            tracing::warn!(target: "ai_metering", billable = %ctx.billable(), %error, "could not release the route's reservation; it will expire");
         }
         let cache = &self.settings.cache;
-        cache.invalidate(&ctx.billable);
+        cache.invalidate(ctx.billable());
         let now = ctx.metering.now();
         // The entitlement was resolved for this request; only the usage changed. When the
         // route's one meter settled the layer's reservation, the settlement told the usage
@@ -341,16 +360,16 @@ impl<S: Store> After<S> {
                 check,
             }),
             (Some(before), None) => ctx.metering.refresh(&before.status).await,
-            (None, _) => ctx.metering.check(&ctx.billable, UsageTotals::ZERO).await,
+            (None, _) => ctx.metering.check(ctx.billable(), UsageTotals::ZERO).await,
         };
         let checked = match refreshed {
             Ok(status) => {
                 let checked = Checked::new(status, self.settings.currency());
-                cache.put(&ctx.billable, Arc::clone(&checked), now);
+                cache.put(ctx.billable(), Arc::clone(&checked), now);
                 Some(checked)
             }
             Err(error) => {
-                tracing::warn!(target: "ai_metering", billable = %ctx.billable, %error, "could not re-read the usage; the quota headers show the state before the request");
+                tracing::warn!(target: "ai_metering", billable = %ctx.billable(), %error, "could not re-read the usage; the quota headers show the state before the request");
                 ctx.checked.clone()
             }
         };

@@ -83,7 +83,7 @@ trait Context<S>: Send + Sync {
 
 impl<S: Store> Context<S> for QuotaContext<S> {
     fn billable(&self) -> &Billable {
-        &self.billable
+        self.payer.billable()
     }
     fn tenant(&self) -> Option<&Tenant> {
         self.tenant.as_ref()
@@ -108,7 +108,7 @@ struct Erased<S>(Arc<QuotaContext<S>>);
 
 impl<S: Store> Context<DynStore> for Erased<S> {
     fn billable(&self) -> &Billable {
-        &self.0.billable
+        self.0.payer.billable()
     }
     fn tenant(&self) -> Option<&Tenant> {
         self.0.tenant.as_ref()
@@ -128,10 +128,10 @@ impl<S: Store> Context<DynStore> for Erased<S> {
     }
 }
 
-/// Next to the typed `RemainingQuota<S>` in the request's extensions: the request's
-/// [`QuotaContext`] over whatever store the layer serves, from which an extractor builds
-/// the [`DynStore`] view only when a handler asks for it (no allocation otherwise), or
-/// names the installed store type in its rejection.
+/// The request's entry in its extensions: its [`QuotaContext`] over whatever store the
+/// layer serves, from which [`RemainingQuota::from_extensions`] takes the typed view, or
+/// builds the [`DynStore`] view only when a handler asks for it (no allocation otherwise),
+/// or names the installed store type in its rejection.
 #[derive(Clone)]
 struct Installed(Arc<dyn InstalledContext>);
 
@@ -156,12 +156,9 @@ impl<S: Store> InstalledContext for QuotaContext<S> {
     }
 }
 
-/// Puts the request's quota in `extensions`: as `RemainingQuota<S>` (what plain tower
-/// services read), and as [`Installed`], for `RemainingQuota` over [`DynStore`].
+/// Puts the request's quota in `extensions`, as one entry over whatever store the layer
+/// serves; [`RemainingQuota::from_extensions`] reads it for any store type.
 pub(crate) fn insert<S: Store>(extensions: &mut http::Extensions, ctx: &Arc<QuotaContext<S>>) {
-    extensions.insert(RemainingQuota::<S> {
-        ctx: Arc::clone(ctx) as Arc<dyn Context<S>>,
-    });
     extensions.insert(Installed(Arc::clone(ctx) as Arc<dyn InstalledContext>));
 }
 
@@ -182,10 +179,28 @@ fn quota_from<S: Store>(installed: &Installed) -> Result<RemainingQuota<S>, &'st
         .map_err(|_| ctx.store_type())
 }
 
+/// Who pays for a request.
+pub(crate) enum Payer {
+    /// A billable of the request's own.
+    Own(Billable),
+    /// The billable of the cached status that let the request in: the same one, shared
+    /// rather than copied on every request.
+    OfStatus(Arc<Checked>),
+}
+
+impl Payer {
+    fn billable(&self) -> &Billable {
+        match self {
+            Self::Own(billable) => billable,
+            Self::OfStatus(checked) => &checked.status.entitlement.billable,
+        }
+    }
+}
+
 /// The state of one request, shared by the layer and the handler's [`RemainingQuota`].
 pub(crate) struct QuotaContext<S> {
     pub(crate) metering: Metering<S>,
-    pub(crate) billable: Billable,
+    pub(crate) payer: Payer,
     pub(crate) tenant: Option<Tenant>,
     pub(crate) feature: Option<Arc<str>>,
     /// The status and its headers; `None` when the check failed and the layer fails open.
@@ -203,6 +218,11 @@ pub(crate) struct QuotaContext<S> {
 }
 
 impl<S> QuotaContext<S> {
+    /// Who pays for the request.
+    pub(crate) fn billable(&self) -> &Billable {
+        self.payer.billable()
+    }
+
     pub(crate) fn take_reservation(&self) -> Option<Reservation<S>> {
         let mut reservation = self
             .reservation
@@ -236,7 +256,7 @@ impl<S> QuotaContext<S> {
 
     /// `meter` with this request's billable, tenant and feature, adopting `reservation`.
     fn bind<T: Store>(&self, meter: Meter<T>, reservation: Option<Reservation<T>>) -> Meter<T> {
-        let mut meter = meter.billable(self.billable.clone());
+        let mut meter = meter.billable(self.billable().clone());
         if let Some(tenant) = &self.tenant {
             meter = meter.tenant(tenant.clone());
         }
@@ -301,6 +321,35 @@ impl<S> RemainingQuota<S> {
 }
 
 impl<S: Store> RemainingQuota<S> {
+    /// The request's quota from its extensions, where the [`QuotaLayer`](crate::QuotaLayer)
+    /// put it: what the axum extractor does, for a plain `tower::Service` that gets the
+    /// whole request. `S` is the layer's store type, or [`DynStore`] (the default) for any.
+    ///
+    /// ```
+    /// use ai_metering_tower::RemainingQuota;
+    ///
+    /// async fn service(request: http::Request<axum::body::Body>) -> Result<http::Response<String>, std::convert::Infallible> {
+    ///     // `<RemainingQuota>` is `RemainingQuota<DynStore>`, which works with any store.
+    ///     let left = match <RemainingQuota>::from_extensions(request.extensions()) {
+    ///         Ok(quota) => format!("{:?}", quota.remaining_tokens()),
+    ///         Err(rejection) => rejection.to_string(), // not behind the layer
+    ///     };
+    ///     Ok(http::Response::new(left))
+    /// }
+    /// ```
+    pub fn from_extensions(extensions: &http::Extensions) -> Result<Self, RemainingQuotaRejection> {
+        let requested = std::any::type_name::<S>();
+        match extensions.get::<Installed>() {
+            Some(installed) => quota_from(installed).map_err(|installed| {
+                RemainingQuotaRejection::StoreTypeMismatch {
+                    requested,
+                    installed,
+                }
+            }),
+            None => Err(RemainingQuotaRejection::MissingQuotaLayer { store: requested }),
+        }
+    }
+
     /// A [`Meter`] for a call made on behalf of this request: billable, tenant and feature
     /// are set, and the first meter taken settles the estimate the layer reserved for the
     /// route instead of reserving again (later ones reserve their own). Add the provider
@@ -348,19 +397,7 @@ where
         parts: &mut Parts,
         _state: &State,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(quota) = parts.extensions.get::<Self>() {
-            return Ok(quota.clone());
-        }
-        let requested = std::any::type_name::<S>();
-        match parts.extensions.get::<Installed>() {
-            Some(installed) => quota_from(installed).map_err(|installed| {
-                RemainingQuotaRejection::StoreTypeMismatch {
-                    requested,
-                    installed,
-                }
-            }),
-            None => Err(RemainingQuotaRejection::MissingQuotaLayer { store: requested }),
-        }
+        Self::from_extensions(&parts.extensions)
     }
 }
 
@@ -375,13 +412,7 @@ where
         parts: &mut Parts,
         _state: &State,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if let Some(quota) = parts.extensions.get::<Self>() {
-            return Ok(Some(quota.clone()));
-        }
-        Ok(parts
-            .extensions
-            .get::<Installed>()
-            .and_then(|installed| quota_from(installed).ok()))
+        Ok(Self::from_extensions(&parts.extensions).ok())
     }
 }
 

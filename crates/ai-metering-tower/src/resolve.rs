@@ -2,6 +2,7 @@
 //! any closure over the request's [`Parts`], or one of the built-ins [`FromExtensions`]
 //! (the default: what the host's auth middleware inserted) and [`FromHeader`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use ai_metering_core::{Billable, Tenant};
@@ -30,6 +31,19 @@ use http::request::Parts;
 pub trait Resolver<T>: Send + Sync + 'static {
     /// The value for this request, or `None` when there is none.
     fn resolve(&self, parts: &Parts) -> Option<T>;
+
+    /// The value for this request, borrowed from the request when it is there already.
+    ///
+    /// The layer calls this on every request, and copies the value only when it needs one
+    /// of its own (not when the cached limit check decides). The default is
+    /// [`resolve`](Self::resolve)'s value; [`FromExtensions`] lends the value in the
+    /// extensions.
+    fn resolve_borrowed<'a>(&self, parts: &'a Parts) -> Option<Cow<'a, T>>
+    where
+        T: Clone,
+    {
+        self.resolve(parts).map(Cow::Owned)
+    }
 }
 
 impl<T, F> Resolver<T> for F
@@ -60,6 +74,10 @@ pub struct FromExtensions;
 impl<T: Clone + Send + Sync + 'static> Resolver<T> for FromExtensions {
     fn resolve(&self, parts: &Parts) -> Option<T> {
         parts.extensions.get::<T>().cloned()
+    }
+
+    fn resolve_borrowed<'a>(&self, parts: &'a Parts) -> Option<Cow<'a, T>> {
+        parts.extensions.get::<T>().map(Cow::Borrowed)
     }
 }
 

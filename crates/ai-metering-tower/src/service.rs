@@ -1,6 +1,7 @@
 //! [`QuotaService`]: the `tower::Service` the [`QuotaLayer`](crate::QuotaLayer) wraps
 //! around a route.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -91,12 +92,6 @@ where
 
         let config = &self.config;
         let settings = &config.settings;
-        let (parts, body) = request.into_parts();
-        let billable = config.billable.resolve(&parts);
-        let tenant = match billable {
-            Some(_) => config.tenant.resolve(&parts),
-            None => None,
-        };
         let span = tracing::info_span!(
             target: "ai_metering",
             "quota",
@@ -104,27 +99,36 @@ where
             feature = settings.feature.as_deref(),
             decision = tracing::field::Empty,
         );
+        let (parts, body) = request.into_parts();
+        // The parties are borrowed from the request while the cache decides; they are
+        // copied only when the store must be asked.
+        let decided = config.billable.resolve_borrowed(&parts).map(|billable| {
+            span.record("billable", tracing::field::display(&*billable));
+            let tenant = config.tenant.resolve_borrowed(&parts);
+            let now = settings.metering.now();
+            match settings.decide_cached(&billable, tenant.as_deref(), now) {
+                Some(decision) => Ok((decision, now)),
+                None => Err((billable.into_owned(), tenant.map(Cow::into_owned))),
+            }
+        });
         let request = Request::from_parts(parts, body);
 
-        let Some(billable) = billable else {
-            if settings.allow_anonymous {
-                span.record("decision", "anonymous");
-                return ResponseFuture::call(inner, request, None, span);
-            }
-            span.record("decision", "no_billable");
-            let response = settings.reject(QuotaRejection::MissingBillable, None, None);
-            return ResponseFuture::ready(response, span);
-        };
-        span.record("billable", tracing::field::display(&billable));
-
-        let now = settings.metering.now();
-        match settings.decide_cached((billable, tenant), now) {
-            Ok(decision) => {
+        match decided {
+            Some(Ok((decision, now))) => {
                 ResponseFuture::decided(decision, Arc::clone(settings), inner, request, span, now)
             }
-            Err(parties) => {
+            Some(Err(parties)) => {
                 let check = Box::pin(Arc::clone(settings).decide(parties));
                 ResponseFuture::checking(check, Arc::clone(settings), inner, request, span)
+            }
+            None if settings.allow_anonymous => {
+                span.record("decision", "anonymous");
+                ResponseFuture::call(inner, request, None, span)
+            }
+            None => {
+                span.record("decision", "no_billable");
+                let response = settings.reject(QuotaRejection::MissingBillable, None, None);
+                ResponseFuture::ready(response, span)
             }
         }
     }

@@ -98,10 +98,13 @@ async fn service_builder_wraps_a_plain_service_fn() {
     let service = ServiceBuilder::new()
         .layer(QuotaLayer::new(metering).billable(ai_metering_tower::FromHeader::new("x-billable")))
         .service(service_fn(|request: http::Request<Body>| async move {
-            let quota = request
-                .extensions()
-                .get::<RemainingQuota<Shared>>()
-                .cloned();
+            let quota = RemainingQuota::<Shared>::from_extensions(request.extensions()).ok();
+            // The store-agnostic view sees the same quota.
+            let erased = <RemainingQuota>::from_extensions(request.extensions()).ok();
+            assert_eq!(
+                erased.as_ref().map(|q| q.billable().clone()),
+                quota.as_ref().map(|q| q.billable().clone())
+            );
             let body = format!("{:?}", quota.and_then(|q| q.remaining_tokens()));
             Ok::<_, Infallible>(http::Response::new(body))
         }));
