@@ -78,8 +78,11 @@ impl HeaderStyle {
 /// that shows the check (the layer keeps them beside each cached status).
 ///
 /// Everything but `RateLimit`'s `t` (whole seconds until the reset) is fixed by the check
-/// and its period. `t` changes once a second, so the last `RateLimit` value is kept with
-/// the `t` it carries and rebuilt only when the second changes.
+/// and its period. `t` changes once a second, so the headers of a style are kept as a
+/// whole map, with the instants between which its `t` holds, and rebuilt only when the
+/// second changes. A response that carries few headers of its own starts from a copy of
+/// that map (two allocations), instead of inserting each header, which hashes each name
+/// and makes the response's map grow.
 #[derive(Debug)]
 pub(crate) struct QuotaHeaders {
     /// `X-Remaining-Tokens`, `X-Remaining-Cost` and `X-Usage-Percentage`.
@@ -88,6 +91,8 @@ pub(crate) struct QuotaHeaders {
     ietf: Option<IetfFields>,
     /// When the period resets, for `t` and `Retry-After`.
     reset_at: Option<DateTime<Utc>>,
+    /// The last map built, for one style and one value of `t`.
+    rendered: Mutex<Option<Rendered>>,
 }
 
 #[derive(Debug)]
@@ -95,9 +100,30 @@ struct IetfFields {
     policy: HeaderValue,
     /// One `RateLimit` item per limit, without its `t` parameter: `"tokens";r=1500`.
     items: Vec<String>,
-    /// The last `RateLimit` value built, with the `t` it carries.
-    last: Mutex<Option<(Option<u64>, HeaderValue)>>,
 }
+
+/// The headers of one style, as of the instants in `[from, until)`.
+#[derive(Debug)]
+struct Rendered {
+    style: HeaderStyle,
+    /// The first instant at which `map` holds (`None`: since ever).
+    from: Option<DateTime<Utc>>,
+    /// The first instant at which `map` no longer holds (`None`: never).
+    until: Option<DateTime<Utc>>,
+    map: HeaderMap,
+}
+
+impl Rendered {
+    fn holds(&self, style: HeaderStyle, now: DateTime<Utc>) -> bool {
+        self.style == style
+            && self.from.is_none_or(|from| from <= now)
+            && self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// Room in a rendered map for the headers a response adds after the layer's
+/// (`Content-Length`, and what outer layers add), so that they do not make it grow.
+const ROOM_AFTER: usize = 4;
 
 impl QuotaHeaders {
     /// Formats the headers of `check`, in effect for `period`, with cost in `currency`.
@@ -119,24 +145,83 @@ impl QuotaHeaders {
             original,
             ietf: IetfFields::new(check, period, currency),
             reset_at: check.reset_at,
+            rendered: Mutex::new(None),
         }
     }
 
     /// Adds the headers of `style` to `headers` as of `now`, replacing any already there.
     pub(crate) fn write(&self, style: HeaderStyle, now: DateTime<Utc>, headers: &mut HeaderMap) {
-        if style.original() {
-            for (name, value) in &self.original {
+        if style == HeaderStyle::None {
+            return;
+        }
+        // The guarded value is only ever replaced whole: a poisoned lock holds a valid one.
+        let mut rendered = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = match rendered.take() {
+            Some(current) if current.holds(style, now) => current,
+            _ => self.render(style, now),
+        };
+        let current = rendered.insert(current);
+        if headers.len() > current.map.len() {
+            // A response with many headers of its own: adding ours costs less than moving
+            // all of its into a copy of ours.
+            for (name, value) in &current.map {
                 headers.insert(name.clone(), value.clone());
             }
+            return;
         }
+        let theirs = std::mem::replace(headers, current.map.clone());
+        drop(rendered);
+        // The route's headers join ours, except those of the same names: ours replace them.
+        let mut kept: Option<HeaderName> = None;
+        for (name, value) in theirs {
+            if let Some(name) = name {
+                kept = (!headers.contains_key(&name)).then_some(name);
+            }
+            if let Some(name) = &kept {
+                headers.append(name.clone(), value);
+            }
+        }
+    }
+
+    /// The headers of `style` as of `now`, with the instants between which they hold.
+    fn render(&self, style: HeaderStyle, now: DateTime<Utc>) -> Rendered {
+        let mut map = HeaderMap::with_capacity(self.original.len() + 2 + ROOM_AFTER);
+        if style.original() {
+            for (name, value) in &self.original {
+                map.insert(name.clone(), value.clone());
+            }
+        }
+        let reset = self.reset_at.map(|at| (at, seconds_until(now, at)));
         if style.ietf()
             && let Some(ietf) = &self.ietf
         {
-            headers.insert(RATELIMIT_POLICY, ietf.policy.clone());
-            let reset = self.reset_at.map(|at| seconds_until(now, at));
-            if let Some(current) = ietf.current(reset) {
-                headers.insert(RATELIMIT, current);
+            map.insert(RATELIMIT_POLICY, ietf.policy.clone());
+            if let Some(current) = ietf.current(reset.map(|(_, t)| t)) {
+                map.insert(RATELIMIT, current);
             }
+        }
+        // `t` = ceil(reset - now) holds from `reset - t` (inclusive) to `reset - (t - 1)`;
+        // once the reset has passed (`t` = 0), from then on.
+        let (from, until) = match reset {
+            None => (None, None),
+            Some((at, 0)) => (Some(at), None),
+            Some((at, t)) => {
+                let before = |n: u64| {
+                    let n = chrono::Duration::try_seconds(i64::try_from(n).ok()?)?;
+                    at.checked_sub_signed(n)
+                };
+                match (before(t), before(t - 1)) {
+                    (Some(from), Some(until)) => (Some(from), Some(until)),
+                    // Beyond chrono's range: never reused.
+                    _ => (Some(now), Some(now)),
+                }
+            }
+        };
+        Rendered {
+            style,
+            from,
+            until,
+            map,
         }
     }
 
@@ -187,23 +272,12 @@ impl IetfFields {
         }
         // Names, integers and currency codes (ASCII letters): always a valid value.
         let policy = HeaderValue::try_from(policies.join(", ")).ok()?;
-        Some(Self {
-            policy,
-            items,
-            last: Mutex::new(None),
-        })
+        Some(Self { policy, items })
     }
 
     /// The `RateLimit` value with `t` = `reset` seconds (left out when `None`).
     fn current(&self, reset: Option<u64>) -> Option<HeaderValue> {
         let reset = reset.map(|t| t.min(SF_INTEGER_MAX));
-        // The guarded value is only ever replaced whole: a poisoned lock holds a valid one.
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((t, value)) = &*last
-            && *t == reset
-        {
-            return Some(value.clone());
-        }
         let mut current = String::with_capacity(self.items.iter().map(|i| i.len() + 24).sum());
         for (i, item) in self.items.iter().enumerate() {
             if i > 0 {
@@ -215,9 +289,7 @@ impl IetfFields {
                 current.push_str(&t.to_string());
             }
         }
-        let value = HeaderValue::try_from(current).ok()?;
-        *last = Some((reset, value.clone()));
-        Some(value)
+        HeaderValue::try_from(current).ok()
     }
 }
 
@@ -436,5 +508,94 @@ mod tests {
         let mut retry = HeaderMap::new();
         prepared.write_retry_after(at(1, 0), &mut retry);
         assert!(retry.is_empty(), "no reset instant, no Retry-After");
+    }
+
+    fn token_headers(reset_at: DateTime<Utc>) -> QuotaHeaders {
+        let check = evaluate(
+            &Limits {
+                tokens: Some(100),
+                cost: None,
+            },
+            UsageTotals::ZERO,
+            UsageTotals::ZERO,
+            &Thresholds::default(),
+        )
+        .with_reset_at(reset_at);
+        QuotaHeaders::new(&check, None, Currency::USD)
+    }
+
+    fn ratelimit_at(prepared: &QuotaHeaders, now: DateTime<Utc>) -> String {
+        let mut headers = HeaderMap::new();
+        prepared.write(HeaderStyle::Ietf, now, &mut headers);
+        headers[&RATELIMIT].to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_reused_headers_carry_the_right_t_at_every_instant() {
+        let reset = at(2, 0);
+        let prepared = token_headers(reset);
+        let ms = chrono::Duration::milliseconds;
+        // Each instant is written right after one with another `t`, in both directions, so
+        // a reused map that no longer holds would show.
+        let cases = [
+            (reset - ms(2_000), 2),
+            (reset - ms(1_001), 2),
+            (reset - ms(1_000), 1),
+            (reset - ms(1_999), 2),
+            (reset - ms(1), 1),
+            (reset, 0),
+            (reset + ms(5_000), 0),
+            (reset - ms(999), 1),
+        ];
+        for (now, t) in cases {
+            assert_eq!(
+                ratelimit_at(&prepared, now),
+                format!("\"tokens\";r=100;t={t}"),
+                "at {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_routes_own_headers_are_kept_and_ours_replace_those_of_the_same_name() {
+        let prepared = token_headers(at(2, 0));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        headers.append(http::header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(http::header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        headers.insert(X_REMAINING_TOKENS, HeaderValue::from_static("forged"));
+        prepared.write(HeaderStyle::Both, at(1, 0), &mut headers);
+        assert_eq!(headers[http::header::CONTENT_TYPE], "text/plain");
+        let cookies: Vec<_> = headers.get_all(http::header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(
+            headers
+                .get_all(&X_REMAINING_TOKENS)
+                .iter()
+                .collect::<Vec<_>>(),
+            ["100"]
+        );
+        assert_eq!(headers[&RATELIMIT], "\"tokens\";r=100;t=86400");
+        assert_eq!(headers.len(), 5 + 3, "{headers:?}");
+
+        // A response with more headers of its own than ours gets ours inserted.
+        let mut many = HeaderMap::new();
+        for i in 0..8 {
+            many.insert(
+                HeaderName::try_from(format!("x-route-{i}")).unwrap(),
+                HeaderValue::from(i),
+            );
+        }
+        many.insert(X_USAGE_PERCENTAGE, HeaderValue::from_static("forged"));
+        prepared.write(HeaderStyle::Both, at(1, 0), &mut many);
+        assert_eq!(many.len(), 8 + 5, "{many:?}");
+        assert_eq!(many["x-route-7"], "7");
+        assert_eq!(
+            many.get_all(&X_USAGE_PERCENTAGE).iter().collect::<Vec<_>>(),
+            ["0"]
+        );
     }
 }
