@@ -84,12 +84,6 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // `self.inner` was driven to readiness by `poll_ready`; a clone may not be. Keep the
-        // ready one for this request and leave the clone in its place (see
-        // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services).
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-
         let config = &self.config;
         let settings = &config.settings;
         let span = tracing::info_span!(
@@ -114,16 +108,28 @@ where
         let request = Request::from_parts(parts, body);
 
         match decided {
-            Some(Ok((decision, now))) => {
-                ResponseFuture::decided(decision, Arc::clone(settings), inner, request, span, now)
-            }
+            // Decided now: the route is called now, on the service `poll_ready` readied.
+            Some(Ok((decision, now))) => ResponseFuture::decided(
+                decision,
+                Arc::clone(settings),
+                &mut self.inner,
+                request,
+                span,
+                now,
+            ),
             Some(Err(parties)) => {
+                // The route is called later, from the future. `self.inner` was driven to
+                // readiness by `poll_ready`; a clone may not be. Keep the ready one for this
+                // request and leave the clone in its place (see
+                // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services).
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
                 let check = Box::pin(Arc::clone(settings).decide(parties));
                 ResponseFuture::checking(check, Arc::clone(settings), inner, request, span)
             }
             None if settings.allow_anonymous => {
                 span.record("decision", "anonymous");
-                ResponseFuture::call(inner, request, None, span)
+                ResponseFuture::call(&mut self.inner, request, None, span)
             }
             None => {
                 span.record("decision", "no_billable");

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use common::*;
 use http::StatusCode;
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 async fn remaining(quota: RemainingQuota<Shared>) -> String {
     format!("{:?}", quota.remaining_tokens())
@@ -122,4 +122,34 @@ async fn service_builder_wraps_a_plain_service_fn() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_route_is_called_on_the_service_poll_ready_readied_whether_cached_or_not() {
+    // `ConcurrencyLimit` panics when called without a permit from its own `poll_ready`:
+    // the cached decision calls the readied service at once, a decision that needs the
+    // store calls it later from the future, and both must hand it the readied one.
+    let (metering, store, _clock) = metering();
+    subscribe(&store, &user(1), "basic", 1_000).await;
+    let mut service = ServiceBuilder::new()
+        .layer(QuotaLayer::new(metering).billable(ai_metering_tower::FromHeader::new("x-billable")))
+        .concurrency_limit(1)
+        .service(service_fn(|_request: http::Request<Body>| async {
+            Ok::<_, Infallible>(http::Response::new(String::from("ok")))
+        }));
+    let before = store.checks.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        let request = http::Request::post("/")
+            .header("x-billable", "user:1")
+            .body(Body::empty())
+            .unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // The first request asked the store (a cache miss), the later ones were decided from
+    // the cache: both paths ran.
+    assert_eq!(
+        store.checks.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1
+    );
 }
