@@ -484,16 +484,7 @@ mod tests {
 
     #[test]
     fn styles_select_the_header_sets() {
-        let check = evaluate(
-            &Limits {
-                tokens: Some(100),
-                cost: None,
-            },
-            UsageTotals::ZERO,
-            UsageTotals::ZERO,
-            &Thresholds::default(),
-        );
-        let prepared = QuotaHeaders::new(&check, None, Currency::USD);
+        let prepared = QuotaHeaders::new(&hundred_tokens_unused(), None, Currency::USD);
         let mut original = HeaderMap::new();
         prepared.write(HeaderStyle::Original, at(1, 0), &mut original);
         assert!(original.contains_key(&X_REMAINING_TOKENS) && !original.contains_key(&RATELIMIT));
@@ -510,8 +501,9 @@ mod tests {
         assert!(retry.is_empty(), "no reset instant, no Retry-After");
     }
 
-    fn token_headers(reset_at: DateTime<Utc>) -> QuotaHeaders {
-        let check = evaluate(
+    /// A token limit of 100, none used, no reset instant.
+    fn hundred_tokens_unused() -> LimitCheck {
+        evaluate(
             &Limits {
                 tokens: Some(100),
                 cost: None,
@@ -520,7 +512,10 @@ mod tests {
             UsageTotals::ZERO,
             &Thresholds::default(),
         )
-        .with_reset_at(reset_at);
+    }
+
+    fn token_headers(reset_at: DateTime<Utc>) -> QuotaHeaders {
+        let check = hundred_tokens_unused().with_reset_at(reset_at);
         QuotaHeaders::new(&check, None, Currency::USD)
     }
 
