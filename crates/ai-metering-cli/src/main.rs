@@ -24,6 +24,12 @@ use crate::config::{Config, ConfigError, Sources};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
+/// mimalloc instead of the system allocator: the gateway and the demo allocate on every
+/// request from many threads, where glibc's allocator spent about 15% of the server's CPU
+/// (docs/PERFORMANCE.md, "The demo's allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_colors();
