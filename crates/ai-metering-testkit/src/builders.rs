@@ -383,8 +383,9 @@ pub fn overage(
 }
 
 /// The first usage rows of `who` (up to 10), once there is one: for a row that a task still
-/// running records (a dropped stream, a cut-off body). Reads again after yielding to the
-/// runtime, up to 10,000 times; empty if nothing was recorded by then.
+/// running records (a dropped stream, a cut-off body). Reads again every millisecond (the
+/// runtime runs other tasks meanwhile), for up to 30 s; empty if nothing was recorded by
+/// then. It waits for a task, not for time: nothing here depends on the clock's value.
 ///
 /// # Panics
 /// When the store fails.
@@ -394,15 +395,17 @@ pub async fn rows_once_recorded<S: ai_metering_core::store::UsageStore>(
 ) -> Vec<ai_metering_core::store::UsageRecord> {
     use ai_metering_core::store::{Page, UsageFilter};
     let filter = UsageFilter::for_billable(who.clone());
-    for _ in 0..10_000 {
+    // A count of yields ran out on a loaded machine before the task was scheduled: the
+    // bound is a generous wall-clock one, and each retry lets the runtime run other tasks.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
         let rows = store
             .query_usage(&filter, Page::first(10))
             .await
             .expect("the usage rows");
-        if !rows.is_empty() {
+        if !rows.is_empty() || std::time::Instant::now() > give_up {
             return rows;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    Vec::new()
 }
