@@ -10,7 +10,7 @@ use ai_metering_core::keys::{ApiKey, ApiKeyStore, KeyError, authenticate};
 use ai_metering_core::limit::LimitCheck;
 use ai_metering_core::plan::BillingMode;
 use ai_metering_core::provider::{Provider, extract_usage_from_slice};
-use ai_metering_core::store::{ReportStore, Store, StoreErrorKind};
+use ai_metering_core::store::{ReportStore, Store, StoreErrorKind, WalletBalance};
 use ai_metering_core::{Billable, Error, Metering, StreamMeter, TokenUsage};
 use ai_metering_tower::{HeaderStyle, write_quota_headers};
 use axum::body::{Body, Bytes};
@@ -601,9 +601,9 @@ async fn proxy<S: Store + ApiKeyStore>(
         let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
         }));
-        if credits {
+        if credits && let Some(wallet) = read_wallet(&gw.metering, &key.billable).await {
             // Sent before the reply: the available amount has the call's hold taken off.
-            headers.extend(wallet_headers(&gw.metering, &key.billable).await);
+            headers.extend(wallet_headers(&wallet));
         }
         let mut response = Response::new(body);
         *response.headers_mut() = headers;
@@ -624,10 +624,15 @@ async fn proxy<S: Store + ApiKeyStore>(
             return Err(timed_out());
         }
     };
-    // A plain answer's headers say what is left after its own usage.
+    // A plain answer's headers say what is left after its own usage (and, in credits mode,
+    // the wallet after its debit, as the settlement reports it).
+    let mut wallet = None;
     let after = match extract_usage_from_slice(api.provider(), &bytes) {
         Ok(usage) => match reservation.record(usage, false).await {
-            Ok(outcome) => Some(outcome.check),
+            Ok(outcome) => {
+                wallet = outcome.wallet;
+                Some(outcome.check)
+            }
             Err(e) => {
                 return Err(ApiError::internal(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -645,33 +650,43 @@ async fn proxy<S: Store + ApiKeyStore>(
     let quota = quota_headers(after.as_ref().unwrap_or(&reserved));
     let mut response = with_headers(passthrough(status, &headers, bytes), quota);
     if credits {
-        response
-            .headers_mut()
-            .extend(wallet_headers(&gw.metering, &key.billable).await);
+        let currency = gw.metering.catalog().currency();
+        let wallet = match wallet.filter(|w| w.currency == currency) {
+            Some(wallet) => Some(wallet),
+            None => read_wallet(&gw.metering, &key.billable).await,
+        };
+        if let Some(wallet) = wallet {
+            response.headers_mut().extend(wallet_headers(&wallet));
+        }
     }
     Ok(response)
 }
 
-/// `X-Credits-Balance`, `X-Credits-Available` and `X-Credits-Currency`: a credits-mode
-/// billable's wallet after the call, exact amounts in the catalog's currency. Empty when the
-/// wallet cannot be read (the call itself was metered; the headers are informational).
-async fn wallet_headers<S: Store>(metering: &Metering<S>, billable: &Billable) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+/// A credits-mode billable's wallet in the catalog's currency, read now; `None` when it
+/// cannot be read (the call itself was metered; the wallet headers are informational).
+async fn read_wallet<S: Store>(
+    metering: &Metering<S>,
+    billable: &Billable,
+) -> Option<WalletBalance> {
     let currency = metering.catalog().currency();
-    let Ok(wallet) = metering
+    metering
         .store()
         .wallet_at(billable, currency, metering.now())
         .await
-    else {
-        return headers;
-    };
+        .ok()
+}
+
+/// `X-Credits-Balance`, `X-Credits-Available` and `X-Credits-Currency`: a credits-mode
+/// billable's wallet after the call, exact amounts.
+fn wallet_headers(wallet: &WalletBalance) -> HeaderMap {
+    let mut headers = HeaderMap::new();
     for (name, value) in [
         ("x-credits-balance", wallet.balance.normalize().to_string()),
         (
             "x-credits-available",
             wallet.available().normalize().to_string(),
         ),
-        ("x-credits-currency", currency.as_str().to_owned()),
+        ("x-credits-currency", wallet.currency.as_str().to_owned()),
     ] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);

@@ -31,7 +31,7 @@ use sea_orm::{
 use crate::codec::{instant, invalid, money_from_text, money_text, to_i64, to_u64};
 use crate::credits::{
     TakenHold, balance_of, hold_in, ledger, release_hold_in, set_wallet, take_hold,
-    wallet_for_update,
+    wallet_for_update, wallet_in,
 };
 use crate::entity::{period_counter, reservation, threshold_claim};
 use crate::error::db_err;
@@ -367,6 +367,11 @@ impl SeaOrmStore {
         };
 
         let usage = usage_in(&txn, billable, period).await?;
+        let wallet = if settlement.debit_credits {
+            Some(wallet_in(&txn, billable, cost.currency, entry.occurred_at).await?)
+        } else {
+            None
+        };
         self.step("committing the settlement")?;
         txn.commit().await.map_err(db_err)?;
         Ok(Settled {
@@ -374,6 +379,7 @@ impl SeaOrmStore {
             usage,
             debit,
             overage,
+            wallet,
         })
     }
 

@@ -33,16 +33,7 @@ impl CreditStore for SeaOrmStore {
         cur: Currency,
         at: DateTime<Utc>,
     ) -> StoreResult<WalletBalance> {
-        match find_wallet(self.connection(), billable, cur).await? {
-            Some(w) => {
-                let unusable = Book::load(self.connection(), w.id).await?.unusable(at)?;
-                Ok(WalletBalance {
-                    unusable,
-                    ..balance_of(&w)?
-                })
-            }
-            None => Ok(WalletBalance::empty(billable.clone(), cur)),
-        }
+        wallet_in(self.connection(), billable, cur, at).await
     }
 
     async fn add_credits_with_metadata(
@@ -360,6 +351,26 @@ pub(crate) async fn find_wallet<C: ConnectionTrait>(
         .one(db)
         .await
         .map_err(db_err)
+}
+
+/// The wallet of `billable` in `cur` as of `at` (an empty one when it has none), read on
+/// `db`: the connection, or a transaction that has just changed it.
+pub(crate) async fn wallet_in<C: ConnectionTrait>(
+    db: &C,
+    billable: &Billable,
+    cur: Currency,
+    at: DateTime<Utc>,
+) -> StoreResult<WalletBalance> {
+    match find_wallet(db, billable, cur).await? {
+        Some(w) => {
+            let unusable = Book::load(db, w.id).await?.unusable(at)?;
+            Ok(WalletBalance {
+                unusable,
+                ..balance_of(&w)?
+            })
+        }
+        None => Ok(WalletBalance::empty(billable.clone(), cur)),
+    }
 }
 
 /// The wallet, created empty when missing. Call with the billable's lock held.

@@ -13,7 +13,9 @@ use crate::money::Money;
 use crate::overage::OverageRule;
 use crate::period::Period;
 use crate::plan::{BillingMode, OveragePolicy};
-use crate::store::{DynStore, ReservationId, Settled, Settlement, Store, UsageEntry, UsageRecord};
+use crate::store::{
+    DynStore, ReservationId, Settled, Settlement, Store, UsageEntry, UsageRecord, WalletBalance,
+};
 use crate::telemetry;
 use crate::usage::TokenUsage;
 
@@ -128,6 +130,9 @@ pub struct RecordOutcome {
     pub record: UsageRecord,
     /// The limit check after this usage.
     pub check: LimitCheck,
+    /// In credits mode, the wallet right after the settlement, when the store reported it
+    /// ([`Settled::wallet`]); `None` otherwise.
+    pub wallet: Option<WalletBalance>,
 }
 
 impl<S: Store> Reservation<S> {
@@ -320,7 +325,11 @@ impl<S: Store> Reservation<S> {
                         record: Box::new(record.clone()),
                         check: Box::new(check.clone()),
                     });
-                    return Ok(RecordOutcome { record, check });
+                    return Ok(RecordOutcome {
+                        record,
+                        check,
+                        wallet: None,
+                    });
                 }
                 tracing::error!(target: "ai_metering", billable = %self.template.billable, error = %e, "the usage could not be recorded; nothing was stored");
                 let entry = &settlement.entry;
@@ -369,8 +378,13 @@ impl<S: Store> Reservation<S> {
             hook(&check);
         }
         let record = settled.recorded.record;
+        let wallet = settled.wallet;
         if !settled.recorded.created {
-            return RecordOutcome { record, check };
+            return RecordOutcome {
+                record,
+                check,
+                wallet,
+            };
         }
         if let Some(tx) = settled.debit {
             metering.emit(MeterEvent::CreditsDeducted {
@@ -395,7 +409,11 @@ impl<S: Store> Reservation<S> {
             record: Box::new(record.clone()),
             check: Box::new(check.clone()),
         });
-        RecordOutcome { record, check }
+        RecordOutcome {
+            record,
+            check,
+            wallet,
+        }
     }
 
     async fn emit_threshold_events(&self, check: &LimitCheck) -> Result<()> {

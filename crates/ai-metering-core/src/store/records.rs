@@ -536,6 +536,11 @@ pub struct Settled {
     pub debit: Option<CreditTransaction>,
     /// The overage row, when the call went beyond a limit under the `charge` policy.
     pub overage: Option<OverageRecord>,
+    /// In credits mode, the wallet right after the settlement (its balance, the holds of
+    /// the calls still in flight, and what its grants keep unusable at the call's instant),
+    /// when the store could tell it without another read. `None` otherwise: read it with
+    /// [`CreditStore::wallet_at`](super::CreditStore::wallet_at).
+    pub wallet: Option<WalletBalance>,
 }
 
 impl Settled {
@@ -550,6 +555,7 @@ impl Settled {
             usage,
             debit: None,
             overage: None,
+            wallet: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use ai_metering_core::overage::overage;
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
     HoldId, OverageRecord, PeriodUsage, Recorded, ReservationId, ReserveOutcome, ReserveRequest,
-    Settled, Settlement, StoreResult, UsageEntry, UsageRecord,
+    Settled, Settlement, StoreResult, UsageEntry, UsageRecord, WalletBalance,
 };
 use ai_metering_core::{Billable, Money};
 use chrono::{DateTime, Utc};
@@ -158,6 +158,8 @@ enum Draft {
         row: usize,
         debit: Option<usize>,
         usage: PeriodUsage,
+        /// In credits mode, the wallet right after it.
+        wallet: Option<WalletBalance>,
     },
     /// A retry of a recorded key.
     Replayed(Key, PeriodUsage),
@@ -212,7 +214,12 @@ impl Written {
             Draft::AlreadyRecorded(key) => Outcome::Reserved(Ok(ReserveOutcome::AlreadyRecorded(
                 Box::new(self.record(key)),
             ))),
-            Draft::Settled { row, debit, usage } => Outcome::Settled(Box::new(Ok(Settled {
+            Draft::Settled {
+                row,
+                debit,
+                usage,
+                wallet,
+            } => Outcome::Settled(Box::new(Ok(Settled {
                 recorded: Recorded {
                     record: self.usage[row].clone(),
                     created: true,
@@ -220,6 +227,7 @@ impl Written {
                 usage,
                 debit: debit.map(|n| self.credits.entries[n].clone()),
                 overage: self.overages.get(&row).cloned(),
+                wallet,
             }))),
             Draft::Recorded { row, created } => Outcome::Recorded(Box::new(Ok(Recorded {
                 record: self.record(row),
@@ -800,10 +808,17 @@ impl State {
             Some(wallet) => Some(self.wallets.debit(wallet, cost, hold, entry.occurred_at)?),
             None => None,
         };
+        let wallet = if settlement.debit_credits {
+            self.wallets
+                .snapshot(billable, cost.currency, entry.occurred_at)
+        } else {
+            None
+        };
         Ok(Draft::Settled {
             row: n,
             debit,
             usage: self.counters[index].usage(),
+            wallet,
         })
     }
 

@@ -7,7 +7,9 @@
 use std::collections::{HashMap, HashSet};
 
 use ai_metering_core::grants::{self, CreditGrant, GrantTake};
-use ai_metering_core::store::{CreditTransaction, Direction, StoreResult, USAGE_DEBIT_REASON};
+use ai_metering_core::store::{
+    CreditTransaction, Direction, StoreResult, USAGE_DEBIT_REASON, WalletBalance,
+};
 use ai_metering_core::{Billable, Currency, Money};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -183,6 +185,28 @@ impl Wallets {
             }
             None => w.available(&w.grants, w.held, now),
         }
+    }
+
+    /// The wallet of `billable` in `currency` as the batch has it now (its balance, its
+    /// holds, and what its grants keep unusable at `at`), if the batch read it.
+    pub(super) fn snapshot(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> Option<WalletBalance> {
+        let w = self.wallets.iter().find(|w| {
+            w.row.billable_type == billable.kind
+                && w.row.billable_id == billable.id
+                && w.row.currency == currency.as_str()
+        })?;
+        Some(WalletBalance {
+            billable: billable.clone(),
+            currency,
+            balance: w.balance,
+            held: w.held,
+            unusable: grants::unusable(&w.grants, at).ok()?,
+        })
     }
 
     /// The currency of a live hold's wallet.

@@ -276,12 +276,68 @@ pub async fn settle_captures_the_hold_and_records_overage<S: ConformanceStore>(s
 
     let wallet = store.wallet(&who, Currency::USD).await.unwrap();
     assert_eq!((wallet.balance, wallet.held), (dec("3.75"), Decimal::ZERO));
+    // The settlement told the wallet after it, as a read finds it.
+    let told = settled
+        .wallet
+        .expect("a credits-mode settlement reports the wallet after it");
+    assert_eq!(
+        told,
+        store.wallet_at(&who, Currency::USD, hour(1)).await.unwrap()
+    );
     let pending = store.pending_overages(None, 1_000).await.unwrap();
     assert_eq!(
         pending.iter().filter(|o| o.overage.billable == who).count(),
         1
     );
     assert!(!store.release(id).await.unwrap(), "the reservation is gone");
+}
+
+/// A credits-mode settlement reports the wallet right after it: the call's debit made,
+/// and the holds of the calls still in flight kept.
+pub async fn settle_reports_the_wallet_with_the_holds_still_in_flight<S: ConformanceStore>(
+    store: Arc<S>,
+) {
+    let who = funded(&*store, "5").await;
+    let march = month(2024, 3);
+    let request = with_hold(
+        reserve_request(&who, march, Limits::UNLIMITED, totals(10, "1"), hour(1)),
+        "1",
+        Overdraft::Disallowed,
+    );
+    let first = reserved(store.reserve(&request).await.unwrap());
+    let _in_flight = reserved(store.reserve(&request).await.unwrap());
+    let mut s = settlement(first, &entry(&who, 10, dec("0.5"), hour(1)));
+    s.debit_credits = true;
+    let settled = store.settle(&s).await.unwrap();
+    let told = settled
+        .wallet
+        .expect("a credits-mode settlement reports the wallet after it");
+    assert_eq!(
+        (told.balance, told.held, told.available()),
+        (dec("4.5"), dec("1"), dec("3.5"))
+    );
+    assert_eq!(
+        told,
+        store.wallet_at(&who, Currency::USD, hour(1)).await.unwrap()
+    );
+    // Outside credits mode, nothing is said of a wallet.
+    let plain = reserved(
+        store
+            .reserve(&reserve_request(
+                &who,
+                march,
+                Limits::UNLIMITED,
+                totals(1, "0"),
+                hour(1),
+            ))
+            .await
+            .unwrap(),
+    );
+    let settled = store
+        .settle(&settlement(plain, &entry(&who, 1, dec("0"), hour(1))))
+        .await
+        .unwrap();
+    assert_eq!(settled.wallet, None);
 }
 
 /// A settlement of a key already recorded stores nothing but drops the reservation and

@@ -178,11 +178,23 @@ impl CounterStore for MemoryStore {
             s.insert_overage_row(&new)
         });
         let usage = s.counter(&entry.billable, period).usage(entry.occurred_at);
+        // Informational: a wallet that cannot be told (its grants overflow) is read later.
+        let wallet = if settlement.debit_credits {
+            match s.wallets.get(&(entry.billable.clone(), cost.currency)) {
+                Some(w) => w
+                    .balance_at(&entry.billable, cost.currency, entry.occurred_at)
+                    .ok(),
+                None => Some(WalletBalance::empty(entry.billable.clone(), cost.currency)),
+            }
+        } else {
+            None
+        };
         Ok(Settled {
             recorded,
             usage,
             debit,
             overage,
+            wallet,
         })
     }
 
