@@ -183,9 +183,14 @@ impl QuotaHeaders {
         }
     }
 
-    /// The headers of `style` as of `now`, with the instants between which they hold.
-    fn render(&self, style: HeaderStyle, now: DateTime<Utc>) -> Rendered {
-        let mut map = HeaderMap::with_capacity(self.original.len() + 2 + ROOM_AFTER);
+    /// Inserts the headers of `style` as of `now` into `map`, each on its own (for a map
+    /// written once); returns the reset instant and the `t` counted to it.
+    fn insert_each(
+        &self,
+        style: HeaderStyle,
+        now: DateTime<Utc>,
+        map: &mut HeaderMap,
+    ) -> Option<(DateTime<Utc>, u64)> {
         if style.original() {
             for (name, value) in &self.original {
                 map.insert(name.clone(), value.clone());
@@ -200,6 +205,13 @@ impl QuotaHeaders {
                 map.insert(RATELIMIT, current);
             }
         }
+        reset
+    }
+
+    /// The headers of `style` as of `now`, with the instants between which they hold.
+    fn render(&self, style: HeaderStyle, now: DateTime<Utc>) -> Rendered {
+        let mut map = HeaderMap::with_capacity(self.original.len() + 2 + ROOM_AFTER);
+        let reset = self.insert_each(style, now, &mut map);
         // `t` = ceil(reset - now) holds from `reset - t` (inclusive) to `reset - (t - 1)`;
         // once the reset has passed (`t` = 0), from then on.
         let (from, until) = match reset {
@@ -318,7 +330,8 @@ pub fn write_quota_headers(
     now: DateTime<Utc>,
     headers: &mut HeaderMap,
 ) {
-    QuotaHeaders::new(check, period, currency).write(style, now, headers);
+    // Written once: inserted directly, without the map a cached status keeps for reuse.
+    QuotaHeaders::new(check, period, currency).insert_each(style, now, headers);
 }
 
 /// A decimal with trailing zeros trimmed: `50`, `49.5`, `0.000125`.
