@@ -68,15 +68,15 @@ const MIGRATION_LOCK: (i32, i32) = (0x4149_4d54, 1);
 /// # Group commit
 ///
 /// Reservations, settlements and releases (credit holds, captures and debits included) are
-/// handed to the store's writer: one task on SQLite, four on PostgreSQL (each taking the
-/// billables whose lock key falls to it), started on first use on the caller's tokio
-/// runtime. A writer runs everything queued (up to 64 operations) in one such transaction,
-/// holding the locks of all their billables, and answers each caller after the commit. A
-/// database failure fails every operation of the batch and stores none of it; an operation
-/// refused on its own (a limit, invalid input) changes nothing. Each writer uses a
-/// connection of its own, replaced after a failed write (for an in-memory database, or a
-/// connection given to [`new`](Self::new), the shared pool), and stops when the last clone
-/// of the store is dropped.
+/// handed to the store's writer: one task on SQLite, one per core (at most four) on
+/// PostgreSQL (each taking the billables whose lock key falls to it), started on first use
+/// on the caller's tokio runtime. A writer runs everything queued (up to 64 operations) in
+/// one such transaction, holding the locks of all their billables, and answers each caller
+/// after the commit. A database failure fails every operation of the batch and stores none
+/// of it; an operation refused on its own (a limit, invalid input) changes nothing. Each
+/// writer uses a connection of its own, replaced after a failed write (for an in-memory
+/// database, or a connection given to [`new`](Self::new), the shared pool), and stops when
+/// the last clone of the store is dropped.
 #[derive(Debug, Clone)]
 pub struct SeaOrmStore {
     db: DatabaseConnection,

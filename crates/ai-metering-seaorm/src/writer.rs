@@ -7,8 +7,8 @@
 //! many calls; alone, a call is a batch of one. Credits mode (holds, captures, debits) is
 //! batched like the rest. SQLite has one writer task (one writer at a time is all SQLite
 //! allows, so the store's own connections never wait on each other's write lock);
-//! PostgreSQL has [`POSTGRES_WRITERS`], each taking the billables whose lock key falls to
-//! it.
+//! PostgreSQL has [`postgres_writers`] (one per core, at most [`MAX_POSTGRES_WRITERS`]),
+//! each taking the billables whose lock key falls to it.
 
 use std::sync::Mutex;
 
@@ -83,10 +83,20 @@ impl Job {
     }
 }
 
-/// Writer tasks per store on PostgreSQL: each takes the billables whose lock key falls to
-/// it, so batches of different billables commit in parallel (SQLite has one writer at a
-/// time, so one task).
-pub(crate) const POSTGRES_WRITERS: usize = 4;
+/// The most writer tasks a store has on PostgreSQL.
+pub(crate) const MAX_POSTGRES_WRITERS: usize = 4;
+
+/// Writer tasks per store on PostgreSQL: one per core of this machine, at most
+/// [`MAX_POSTGRES_WRITERS`] (SQLite has one writer at a time, so one task). Each takes the
+/// billables whose lock key falls to it, so batches of different billables commit in
+/// parallel; but each writer also builds and sends its batches on this process's cores, and
+/// more writers than cores only split the batches smaller. On 2 cores, 2 writers carried
+/// 1.39x the load of 4 over 1,000 billables (docs/PERFORMANCE.md).
+pub(crate) fn postgres_writers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_POSTGRES_WRITERS)
+}
 
 /// Where a store's writers are found; a task starts on first use, on the caller's runtime,
 /// and stops when every clone of the store is gone.
@@ -101,7 +111,7 @@ pub(crate) struct WriterSlot {
 impl WriterSlot {
     pub(crate) fn new(backend: DbBackend) -> Self {
         let sqlite = backend == DbBackend::Sqlite;
-        let tasks = if sqlite { 1 } else { POSTGRES_WRITERS };
+        let tasks = if sqlite { 1 } else { postgres_writers() };
         Self {
             senders: Mutex::new(vec![None; tasks]),
             takes_usage_inserts: sqlite,
