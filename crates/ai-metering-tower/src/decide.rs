@@ -308,7 +308,12 @@ impl<S: Store> Settings<S> {
         };
         if let Some(headers) = headers {
             let now = self.metering.now();
-            headers.write(self.headers, now, response.headers_mut());
+            if cached.is_some() {
+                headers.write(self.headers, now, response.headers_mut());
+            } else {
+                // Formatted for this response alone: nothing to keep for reuse.
+                headers.write_once(self.headers, now, response.headers_mut());
+            }
             headers.write_retry_after(now, response.headers_mut());
         }
         response

@@ -183,8 +183,19 @@ impl QuotaHeaders {
         }
     }
 
-    /// Inserts the headers of `style` as of `now` into `map`, each on its own (for a map
-    /// written once); returns the reset instant and the `t` counted to it.
+    /// Adds the headers of `style` to `headers` as of `now`, replacing any already there,
+    /// for headers written once: each is inserted, and no map is kept for reuse.
+    pub(crate) fn write_once(
+        &self,
+        style: HeaderStyle,
+        now: DateTime<Utc>,
+        headers: &mut HeaderMap,
+    ) {
+        self.insert_each(style, now, headers);
+    }
+
+    /// Inserts the headers of `style` as of `now` into `map`, each on its own; returns the
+    /// reset instant and the `t` counted to it.
     fn insert_each(
         &self,
         style: HeaderStyle,
@@ -330,8 +341,7 @@ pub fn write_quota_headers(
     now: DateTime<Utc>,
     headers: &mut HeaderMap,
 ) {
-    // Written once: inserted directly, without the map a cached status keeps for reuse.
-    QuotaHeaders::new(check, period, currency).insert_each(style, now, headers);
+    QuotaHeaders::new(check, period, currency).write_once(style, now, headers);
 }
 
 /// A decimal with trailing zeros trimmed: `50`, `49.5`, `0.000125`.
