@@ -219,9 +219,7 @@ async fn insert_groups<C: ConnectionTrait>(
         });
     }
     let written = rows.len() as u64;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+    for chunk in crate::batch::in_chunks(rows, INSERT_CHUNK) {
         daily_aggregate::Entity::insert_many(chunk)
             .exec_without_returning(db)
             .await

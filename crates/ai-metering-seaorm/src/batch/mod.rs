@@ -960,9 +960,7 @@ impl State {
             }
             if !overages.is_empty() {
                 store.step("inserting the overages")?;
-                let mut overages = overages.into_iter().peekable();
-                while overages.peek().is_some() {
-                    let chunk: Vec<_> = overages.by_ref().take(ROWS_PER_INSERT).collect();
+                for chunk in in_chunks(overages, ROWS_PER_INSERT) {
                     for stored in overage_row::Entity::insert_many(chunk)
                         .exec_with_returning(txn)
                         .await
@@ -1025,8 +1023,8 @@ async fn write_counters(txn: &DatabaseTransaction, counters: &[&Counter]) -> Sto
 
 /// Sets `columns` (name and SQL type) of the rows of `table` whose ids lead each of `rows`,
 /// and their `updated_at`, by `UPDATE ... FROM (VALUES ...)` (one statement for up to
-/// thousands of rows): PostgreSQL and SQLite
-/// (3.33 and later) both take it, and both name the `VALUES` columns `column1`, `column2`...
+/// thousands of rows): PostgreSQL and SQLite (3.33 and later) both take it, and both name
+/// the `VALUES` columns `column1`, `column2`...
 /// Every row must exist: the batch read them under its locks, so one missing means a write
 /// outside the locks, and nothing of the batch is kept.
 pub(crate) async fn update_rows<C: ConnectionTrait>(
@@ -1037,10 +1035,7 @@ pub(crate) async fn update_rows<C: ConnectionTrait>(
 ) -> StoreResult<()> {
     // A statement takes at most 32,766 parameters on SQLite and 65,535 on PostgreSQL.
     const PARAMETERS: usize = 30_000;
-    let per_statement = (PARAMETERS / (columns.len() + 1)).max(1);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(per_statement).collect();
+    for chunk in in_chunks(rows, PARAMETERS / (columns.len() + 1)) {
         update_chunk(txn, table, columns, chunk).await?;
     }
     Ok(())
@@ -1107,6 +1102,16 @@ async fn update_chunk<C: ConnectionTrait>(
     Ok(())
 }
 
+/// `items` moved out in `Vec`s of at most `size` (the last one shorter): the statements of
+/// one large write, each under the database's limit of parameters.
+pub(crate) fn in_chunks<T>(items: Vec<T>, size: usize) -> impl Iterator<Item = Vec<T>> {
+    let mut items = items.into_iter().peekable();
+    std::iter::from_fn(move || {
+        items.peek()?;
+        Some(items.by_ref().take(size.max(1)).collect())
+    })
+}
+
 /// The most billables one read of a batch names: each is a term of one `OR`, which the
 /// query builder renders recursively (thousands of terms overflow a thread's stack).
 const BILLABLES_PER_READ: usize = 100;
@@ -1154,11 +1159,10 @@ where
     let head = format!("INSERT INTO \"{table}\" ({}) VALUES ", names.join(", "));
     let tail = format!(" RETURNING \"{}\"", key.into_column().to_string());
     let mut ids: Vec<i64> = Vec::with_capacity(count);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
+    for chunk in in_chunks(rows, ROWS_PER_INSERT) {
         let mut sql = head.clone();
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(ROWS_PER_INSERT * columns.len());
-        for (n, mut row) in rows.by_ref().take(ROWS_PER_INSERT).enumerate() {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * columns.len());
+        for (n, mut row) in chunk.into_iter().enumerate() {
             sql.push_str(if n == 0 { "(" } else { ", (" });
             for (i, column) in columns.iter().enumerate() {
                 match row.take(*column).into_value() {
@@ -1215,5 +1219,19 @@ fn overage_model(
         synced_at: Set(None),
         external_id: Set(None),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_chunks;
+
+    #[test]
+    fn chunks_move_every_item_once_in_order() {
+        let chunks: Vec<Vec<u32>> = in_chunks((0..7).collect(), 3).collect();
+        assert_eq!(chunks, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+        assert_eq!(in_chunks(Vec::<u32>::new(), 3).count(), 0);
+        // A size of 0 still makes progress.
+        assert_eq!(in_chunks(vec![1, 2], 0).count(), 2);
     }
 }
