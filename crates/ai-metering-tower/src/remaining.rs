@@ -16,10 +16,11 @@ use rust_decimal::Decimal;
 
 use crate::cache::Checked;
 
-/// The request's quota, put in the request extensions by the
-/// [`QuotaLayer`](crate::QuotaLayer) when it lets a request through, and extracted by
-/// handlers. Without a type parameter it works with any store, so a handler never names
-/// the store type (and cannot name the wrong one):
+/// The request's quota, which the [`QuotaLayer`](crate::QuotaLayer) leaves in the request
+/// extensions when it lets a request through: an axum extractor for handlers, and
+/// [`from_extensions`](Self::from_extensions) for a plain `tower::Service`. Without a type
+/// parameter it works with any store, so a handler never names the store type (and cannot
+/// name the wrong one):
 ///
 /// ```
 /// use ai_metering_tower::RemainingQuota;
