@@ -343,3 +343,19 @@ fn fail(job: Job, e: &StoreError) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_writers_follow_the_cores_up_to_the_cap() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(postgres_writers(), cores.min(MAX_POSTGRES_WRITERS));
+        assert!((1..=MAX_POSTGRES_WRITERS).contains(&postgres_writers()));
+        let sqlite = WriterSlot::new(DbBackend::Sqlite);
+        let postgres = WriterSlot::new(DbBackend::Postgres);
+        let tasks = |slot: &WriterSlot| slot.senders.lock().map(|s| s.len()).unwrap_or(0);
+        assert_eq!((tasks(&sqlite), tasks(&postgres)), (1, postgres_writers()));
+    }
+}

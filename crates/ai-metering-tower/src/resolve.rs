@@ -207,6 +207,18 @@ mod tests {
     }
 
     #[test]
+    fn extensions_lend_their_value_and_other_resolvers_give_their_own() {
+        let mut p = parts(Some(("x-billable", "team:acme")));
+        p.extensions.insert(Billable::new("user", 7));
+        let lent = Resolver::<Billable>::resolve_borrowed(&FromExtensions, &p);
+        assert!(matches!(lent, Some(Cow::Borrowed(b)) if *b == Billable::new("user", 7)));
+        let header = FromHeader::new("x-billable");
+        let owned = Resolver::<Billable>::resolve_borrowed(&header, &p);
+        assert!(matches!(owned, Some(Cow::Owned(b)) if b == Billable::new("team", "acme")));
+        assert!(Resolver::<Tenant>::resolve_borrowed(&FromExtensions, &p).is_none());
+    }
+
+    #[test]
     fn from_header_parses_kind_and_id() {
         let p = parts(Some(("x-billable", "team:acme")));
         let resolver = FromHeader::new("x-billable");
