@@ -152,7 +152,7 @@ pub enum PlansCommand {
     List,
     /// Create (or replace) one plan.
     Create(PlanCreateArgs),
-    /// Upsert plans by slug from a TOML file with [[plans]] tables.
+    /// Upsert plans by slug from a TOML file with `[[plans]]` tables.
     Sync(PlanSyncArgs),
 }
 
@@ -184,7 +184,7 @@ pub struct PlanCreateArgs {
 /// `plans sync` options.
 #[derive(Debug, Args)]
 pub struct PlanSyncArgs {
-    /// TOML file with [[plans]] tables (slug, name, token_limit, cost_limit, ...).
+    /// TOML file with `[[plans]]` tables (slug, name, token_limit, cost_limit, ...).
     pub file: PathBuf,
     /// Only show what would change.
     #[arg(long)]
