@@ -8,6 +8,8 @@
 #
 #   scripts/layer-instructions.sh                  # BEFORE=HEAD~1 vs the working tree
 #   BEFORE=<rev> scripts/layer-instructions.sh
+#   PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 scripts/layer-instructions.sh
+#                                                  # with another malloc (apt-get install libmimalloc2.0)
 #
 # The older commit is measured with today's harness (benches/support and
 # layer_requests.rs copied into its worktree), so it must have the public API the harness
@@ -39,10 +41,15 @@ for line in sys.stdin:
         print(m["executable"])'
 }
 
-# Total instructions of one run: $1 binary, $2 router, $3 count.
+# Total instructions of one run: $1 binary, $2 router, $3 count. With PRELOAD, the binary
+# runs with that library preloaded (another malloc); the last process's count is its own.
 instructions() {
-    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$1" "$2" "$3" 2>&1 |
-        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+    if [[ -n "${PRELOAD:-}" ]]; then
+        valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$WORK/cg.%p.out" \
+            env LD_PRELOAD="$PRELOAD" "$1" "$2" "$3" 2>&1
+    else
+        valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$1" "$2" "$3" 2>&1
+    fi | sed -n 's/.*Collected : \([0-9]*\).*/\1/p' | tail -n 1
 }
 
 git worktree add --detach "$WORK/before" "$BEFORE" >/dev/null 2>&1
