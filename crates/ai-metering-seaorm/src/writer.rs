@@ -109,13 +109,32 @@ pub(crate) struct WriterSlot {
 }
 
 impl WriterSlot {
+    /// The default writers of `backend`: one on SQLite, [`postgres_writers`] on PostgreSQL.
     pub(crate) fn new(backend: DbBackend) -> Self {
-        let sqlite = backend == DbBackend::Sqlite;
-        let tasks = if sqlite { 1 } else { postgres_writers() };
+        let tasks = if backend == DbBackend::Sqlite {
+            1
+        } else {
+            postgres_writers()
+        };
+        Self::with_tasks(backend, tasks)
+    }
+
+    /// `tasks` writers (at least one) for `backend`.
+    pub(crate) fn with_tasks(backend: DbBackend, tasks: usize) -> Self {
         Self {
-            senders: Mutex::new(vec![None; tasks]),
-            takes_usage_inserts: sqlite,
+            senders: Mutex::new(vec![None; tasks.max(1)]),
+            takes_usage_inserts: backend == DbBackend::Sqlite,
         }
+    }
+
+    /// How many writer tasks it has (each started on first use).
+    pub(crate) fn tasks(&self) -> usize {
+        // A poisoned lock only means a caller panicked while cloning a sender; the slots
+        // themselves are always whole.
+        self.senders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -355,7 +374,8 @@ mod tests {
         assert!((1..=MAX_POSTGRES_WRITERS).contains(&postgres_writers()));
         let sqlite = WriterSlot::new(DbBackend::Sqlite);
         let postgres = WriterSlot::new(DbBackend::Postgres);
-        let tasks = |slot: &WriterSlot| slot.senders.lock().map(|s| s.len()).unwrap_or(0);
-        assert_eq!((tasks(&sqlite), tasks(&postgres)), (1, postgres_writers()));
+        assert_eq!((sqlite.tasks(), postgres.tasks()), (1, postgres_writers()));
+        assert_eq!(WriterSlot::with_tasks(DbBackend::Postgres, 9).tasks(), 9);
+        assert_eq!(WriterSlot::with_tasks(DbBackend::Postgres, 0).tasks(), 1);
     }
 }

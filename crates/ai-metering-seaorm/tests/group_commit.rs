@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -168,4 +169,54 @@ async fn a_failed_batch_leaves_no_partial_state() {
         assert_eq!((on_row, reserved), (UsageTotals::ZERO, UsageTotals::ZERO));
     })
     .await;
+}
+
+/// Any number of PostgreSQL writers, fewer or more than the cores, keeps every billable's
+/// counter exact: the writers split the billables, and the database locks each one. SQLite
+/// refuses a second writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn any_number_of_postgres_writers_keeps_the_counters_exact() {
+    let sqlite = common::fresh_sqlite().await;
+    let error = sqlite
+        .with_writers(NonZeroUsize::new(2).unwrap())
+        .unwrap_err();
+    assert!(error.to_string().contains("one writer"), "{error}");
+    for writers in [1, 3, 8] {
+        let Some(store) = common::fresh_postgres(&format!("group_commit_writers_{writers}")).await
+        else {
+            return;
+        };
+        let store = store
+            .with_writers(NonZeroUsize::new(writers).unwrap())
+            .unwrap();
+        assert_eq!(store.writers(), writers);
+        let store = Arc::new(store);
+        let billables: Vec<_> = (0..6)
+            .map(|i| Billable::new("user", format!("w{writers}-{i}")))
+            .collect();
+        let calls: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let b = billables[i % billables.len()].clone();
+                tokio::spawn(call(Arc::clone(&store), b, i))
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        for b in &billables {
+            let (recorded, on_row, reserved) = stored(&store, b).await;
+            assert_eq!((on_row, reserved), (UsageTotals::ZERO, UsageTotals::ZERO));
+            assert_eq!(
+                recorded,
+                recorded_rows(&store, b).await,
+                "{writers} writers"
+            );
+        }
+        let total = billables.iter().map(|b| stored(&store, b));
+        let mut tokens = 0;
+        for t in total {
+            tokens += t.await.0.tokens;
+        }
+        assert_eq!(tokens, 250 * TASKS as u64 / 2, "{writers} writers");
+    }
 }
