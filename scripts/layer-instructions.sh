@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What the QuotaLayer adds to a request in process, in instructions (callgrind), for two
-# commits built and counted in one run. The layer's bench routers
-# (crates/ai-metering-tower/benches/support) are driven by the `layer_requests` bench
-# binary: each router is run with two request counts, and one request is the difference
-# of the two totals divided by the difference of the counts, so setup and teardown cancel
-# out. Instruction counts repeat exactly from run to run, unlike timings on this machine.
+# commits built and counted in one run, beside the peer rate limiter tower-governor. The
+# layer's bench routers (crates/ai-metering-tower/benches/support) are driven by the
+# `layer_requests` bench binary, and callgrind counts only its request loop
+# (`--toggle-collect`): each router is run with two request counts, and one request is the
+# difference of the two totals divided by the difference of the counts. Instruction counts
+# repeat exactly from run to run, unlike timings on this machine.
 #
 #   scripts/layer-instructions.sh                  # BEFORE=HEAD~1 vs the working tree
 #   BEFORE=<rev> scripts/layer-instructions.sh
@@ -12,15 +13,15 @@
 #                                                  # with another malloc (apt-get install libmimalloc2.0)
 #
 # The older commit is measured with today's harness (benches/support and
-# layer_requests.rs copied into its worktree), so it must have the public API the harness
-# uses. Needs valgrind.
+# layer_requests.rs copied into its worktree, with tower-governor as a dev-dependency), so
+# it must have the public API the harness uses. Needs valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BEFORE="${BEFORE:-HEAD~1}"
 SMALL="${SMALL:-200}"
 LARGE="${LARGE:-1200}"
-ROUTERS=(bare quota_layer_cached quota_layer_cached_no_headers)
+ROUTERS=(bare quota_layer_cached quota_layer_cached_no_headers tower_governor)
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/layer-instructions.XXXXXX")"
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
 
@@ -46,15 +47,20 @@ for line in sys.stdin:
 instructions() {
     if [[ -n "${PRELOAD:-}" ]]; then
         valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$WORK/cg.%p.out" \
-            env LD_PRELOAD="$PRELOAD" "$1" "$2" "$3" 2>&1
+            --toggle-collect='*layer_requests::drive*' env LD_PRELOAD="$PRELOAD" "$1" "$2" "$3" 2>&1
     else
-        valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$1" "$2" "$3" 2>&1
+        valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+            --toggle-collect='*layer_requests::drive*' "$1" "$2" "$3" 2>&1
     fi | sed -n 's/.*Collected : \([0-9]*\).*/\1/p' | tail -n 1
 }
 
 git worktree add --detach "$WORK/before" "$BEFORE" >/dev/null 2>&1
 tower=crates/ai-metering-tower
 cp -r "$tower/benches/support" "$tower/benches/layer_requests.rs" "$WORK/before/$tower/benches/"
+if ! grep -q '^tower_governor' "$WORK/before/$tower/Cargo.toml"; then
+    line="$(grep '^tower_governor' "$tower/Cargo.toml")"
+    sed -i "/^\[dev-dependencies\]/a $line" "$WORK/before/$tower/Cargo.toml"
+fi
 if ! grep -q 'name = "layer_requests"' "$WORK/before/$tower/Cargo.toml"; then
     printf '\n[[bench]]\nname = "layer_requests"\nharness = false\n' >> "$WORK/before/$tower/Cargo.toml"
 fi
@@ -82,6 +88,6 @@ echo "|---|---|---|"
 for router in "${ROUTERS[@]}"; do
     echo "| \`$router\` | ${PER[before/$router]} | ${PER[after/$router]} |"
 done
-for router in quota_layer_cached quota_layer_cached_no_headers; do
+for router in quota_layer_cached quota_layer_cached_no_headers tower_governor; do
     echo "| what the layer adds (\`$router\` - \`bare\`) | $((PER[before/$router] - PER[before/bare])) | $((PER[after/$router] - PER[after/bare])) |"
 done

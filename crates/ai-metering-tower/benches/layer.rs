@@ -1,7 +1,9 @@
 //! A request through an axum `Router`, with and without `QuotaLayer` (MemoryStore, cached
 //! limit check), in one run so the two can be compared as a ratio. The layer is measured
 //! twice: with the default headers, and without quota headers, which separates the cost
-//! of the decision from the cost of writing five more response headers.
+//! of the decision from the cost of writing five more response headers. The peer rate
+//! limiter tower-governor, keyed by the same billable with its two headers, runs beside
+//! them for comparison.
 //!
 //! `layer_requests` drives the same routers a given number of times, for instruction
 //! counts under callgrind (`scripts/layer-instructions.sh`).
@@ -19,6 +21,7 @@ fn bench(c: &mut Criterion) {
         "bare",
         "quota_layer_cached",
         "quota_layer_cached_no_headers",
+        "tower_governor",
     ] {
         let Some(router) = routers.by_name(name) else {
             continue;

@@ -86,13 +86,21 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
         let settings = &config.settings;
-        let span = tracing::info_span!(
-            target: "ai_metering",
-            "quota",
-            billable = tracing::field::Empty,
-            feature = settings.feature.as_deref(),
-            decision = tracing::field::Empty,
-        );
+        // The span is made only for a tracing subscriber that records it. Otherwise it is
+        // `Span::none()`: with tracing's `log` feature (on in most apps, through axum's
+        // default `tower-log` or sqlx), a disabled span still checks the `log` filters at
+        // every record, about 400 instructions a request (scripts/layer-instructions.sh).
+        let span = if tracing::span_enabled!(target: "ai_metering", tracing::Level::INFO) {
+            tracing::info_span!(
+                target: "ai_metering",
+                "quota",
+                billable = tracing::field::Empty,
+                feature = settings.feature.as_deref(),
+                decision = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
         let (parts, body) = request.into_parts();
         // The parties are borrowed from the request while the cache decides; they are
         // copied only when the store must be asked.

@@ -1,6 +1,7 @@
 //! The routers both layer benches measure: a bare axum `Router`, and the same behind a
 //! `QuotaLayer` (MemoryStore, a billable well within its plan, cached limit check), with
-//! the default headers and without any.
+//! the default headers and without any; and, for comparison, behind the peer rate limiter
+//! tower-governor, keyed by the same billable, with its headers.
 
 #![allow(clippy::expect_used)] // benchmark setup: failing fast is the point
 
@@ -11,12 +12,32 @@ use ai_metering_tower::{HeaderStyle, QuotaLayer};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::{GovernorError, GovernorLayer};
 
-/// The three routers, by the name the benches give them.
+/// The routers, by the name the benches give them.
 pub struct Routers {
     pub bare: Router,
     pub layered: Router,
     pub no_headers: Router,
+    pub governor: Router,
+}
+
+/// tower-governor's key for a request: its billable, as the `QuotaLayer` finds it.
+#[derive(Debug, Clone, Copy)]
+pub struct ByBillable;
+
+impl KeyExtractor for ByBillable {
+    type Key = Billable;
+
+    fn extract<T>(&self, request: &http::Request<T>) -> Result<Billable, GovernorError> {
+        request
+            .extensions()
+            .get::<Billable>()
+            .cloned()
+            .ok_or(GovernorError::UnableToExtractKey)
+    }
 }
 
 impl Routers {
@@ -41,22 +62,34 @@ impl Routers {
         let quota = QuotaLayer::new(Metering::new(store)).cache_ttl(chrono::Duration::hours(1));
         let layered = bare.clone().layer(quota.clone());
         let no_headers = bare.clone().layer(quota.headers(HeaderStyle::None));
+        // A limit no bench reaches, with tower-governor's `x-ratelimit-limit` and
+        // `x-ratelimit-remaining` headers.
+        let governor = GovernorConfigBuilder::default()
+            .per_millisecond(1)
+            .burst_size(u32::MAX)
+            .key_extractor(ByBillable)
+            .use_headers()
+            .finish()
+            .expect("a valid governor configuration");
+        let governor = bare.clone().layer(GovernorLayer::new(governor));
         // What `axum::serve` does once (`into_make_service`): without it, a `Router<()>`
         // turns its handlers into services, and applies the layers, on every request.
         Self {
             bare: bare.with_state(()),
             layered: layered.with_state(()),
             no_headers: no_headers.with_state(()),
+            governor: governor.with_state(()),
         }
     }
 
     /// The router named `name` (`bare`, `quota_layer_cached`,
-    /// `quota_layer_cached_no_headers`).
+    /// `quota_layer_cached_no_headers`, `tower_governor`).
     pub fn by_name(&self, name: &str) -> Option<&Router> {
         match name {
             "bare" => Some(&self.bare),
             "quota_layer_cached" => Some(&self.layered),
             "quota_layer_cached_no_headers" => Some(&self.no_headers),
+            "tower_governor" => Some(&self.governor),
             _ => None,
         }
     }
