@@ -88,6 +88,11 @@ pub(crate) struct Config<S, B, T> {
 ///
 /// Clones share the limit-check cache: build one layer and clone it per route.
 ///
+/// Each request runs in an `INFO` span named `quota` (target `ai_metering`) with the
+/// `billable`, the `feature` and the `decision` (`allowed`, `quota_exceeded`,
+/// `no_billable`, ...), made only when a tracing subscriber records it: without one, the
+/// layer makes no span at all, and sends nothing to the `log` crate.
+///
 /// ```
 /// use ai_metering_core::store::MemoryStore;
 /// use ai_metering_tower::QuotaLayer;
