@@ -1,7 +1,7 @@
-//! Sends a given number of requests through one of the layer benches' routers, and
-//! nothing else, so that callgrind can count the instructions of one request: the
-//! difference between two runs with different counts, divided by the difference of the
-//! counts (setup and teardown cancel out). `scripts/layer-instructions.sh` does that.
+//! Sends a given number of requests through one of the layer benches' routers, so that
+//! callgrind can count the instructions of one request: `scripts/layer-instructions.sh`
+//! counts only the request loop (`drive`), in two runs with different counts, and divides
+//! the difference of the totals by the difference of the counts.
 //!
 //! ```text
 //! layer_requests ROUTER COUNT

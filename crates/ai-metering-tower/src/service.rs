@@ -89,7 +89,7 @@ where
         // The span is made only for a tracing subscriber that records it. Otherwise it is
         // `Span::none()`: with tracing's `log` feature (on in most apps, through axum's
         // default `tower-log` or sqlx), a disabled span still checks the `log` filters at
-        // every record, about 400 instructions a request (scripts/layer-instructions.sh).
+        // every record, about 580 instructions a request (scripts/layer-instructions.sh).
         let span = if tracing::span_enabled!(target: "ai_metering", tracing::Level::INFO) {
             tracing::info_span!(
                 target: "ai_metering",
