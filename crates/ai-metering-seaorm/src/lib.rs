@@ -45,6 +45,8 @@ mod grants;
 mod overages;
 mod plans;
 mod retention;
+#[cfg(test)]
+mod single_path_tests;
 mod store;
 mod subscriptions;
 mod sums;
