@@ -218,3 +218,69 @@ fn switching_the_billing_mode_is_an_operation_with_an_event() {
         ));
     });
 }
+
+#[test]
+fn a_credits_reservation_tells_the_wallet_with_its_hold_and_the_settlement_after_it() {
+    run(async {
+        let store = MemoryStore::new();
+        store.upsert_plan(&Plan::new("pro", "Pro")).await.unwrap();
+        let who = Billable::new("team", "acme");
+        store
+            .insert_subscription(
+                &Subscription::new(who.clone(), "pro", chrono::Utc::now())
+                    .with_billing_mode(BillingMode::Credits),
+            )
+            .await
+            .unwrap();
+        let metering = Metering::new(store.clone());
+        metering
+            .add_credits(&who, usd(500), "top-up")
+            .await
+            .unwrap();
+
+        let reservation = metering
+            .meter()
+            .billable(who.clone())
+            .provider("manual", "x")
+            .cost(usd(100))
+            .estimate_cost(Decimal::new(120, 2))
+            .begin()
+            .await
+            .unwrap();
+        let held = reservation
+            .wallet()
+            .expect("a credits-mode reservation tells the wallet after its hold");
+        assert_eq!(
+            (held.balance, held.held, held.available()),
+            (
+                Decimal::new(500, 2),
+                Decimal::new(120, 2),
+                Decimal::new(380, 2)
+            )
+        );
+        let recorded = reservation
+            .record(TokenUsage::new(10, 10).unwrap(), false)
+            .await
+            .unwrap();
+        let after = recorded
+            .wallet
+            .expect("and the settlement the wallet after it");
+        assert_eq!(
+            (after.balance, after.held),
+            (Decimal::new(400, 2), Decimal::ZERO)
+        );
+
+        // In plan mode, a reservation says nothing of a wallet.
+        let plan = Billable::new("team", "plain");
+        let reservation = metering
+            .meter()
+            .billable(plan)
+            .provider("manual", "x")
+            .estimate_cost(Decimal::ONE)
+            .begin()
+            .await
+            .unwrap();
+        assert!(reservation.wallet().is_none());
+        reservation.release().await.unwrap();
+    });
+}

@@ -536,6 +536,8 @@ async fn proxy<S: Store + ApiKeyStore>(
     };
     // Formatted once, where the answer leaves: a plain answer's after its own usage.
     let reserved = reservation.check().clone();
+    // Credits mode: the wallet with this call's hold, for a stream's headers.
+    let after_hold = reservation.wallet().cloned();
 
     if !api.is_gemini() {
         // Gemini's body has no model: it is in the upstream's path.
@@ -601,7 +603,9 @@ async fn proxy<S: Store + ApiKeyStore>(
         let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
         }));
-        if credits && let Some(wallet) = read_wallet(&gw.metering, &key.billable).await {
+        if credits
+            && let Some(wallet) = wallet_as_told(&gw.metering, &key.billable, after_hold).await
+        {
             // Sent before the reply: the available amount has the call's hold taken off.
             headers.extend(wallet_headers(&wallet));
         }
@@ -649,26 +653,24 @@ async fn proxy<S: Store + ApiKeyStore>(
     };
     let quota = quota_headers(after.as_ref().unwrap_or(&reserved));
     let mut response = with_headers(passthrough(status, &headers, bytes), quota);
-    if credits {
-        let currency = gw.metering.catalog().currency();
-        let wallet = match wallet.filter(|w| w.currency == currency) {
-            Some(wallet) => Some(wallet),
-            None => read_wallet(&gw.metering, &key.billable).await,
-        };
-        if let Some(wallet) = wallet {
-            response.headers_mut().extend(wallet_headers(&wallet));
-        }
+    if credits && let Some(wallet) = wallet_as_told(&gw.metering, &key.billable, wallet).await {
+        response.headers_mut().extend(wallet_headers(&wallet));
     }
     Ok(response)
 }
 
-/// A credits-mode billable's wallet in the catalog's currency, read now; `None` when it
-/// cannot be read (the call itself was metered; the wallet headers are informational).
-async fn read_wallet<S: Store>(
+/// A credits-mode billable's wallet in the catalog's currency: the one the store `told`
+/// with the hold or the settlement, else read now; `None` when it cannot be read (the call
+/// itself was metered; the wallet headers are informational).
+async fn wallet_as_told<S: Store>(
     metering: &Metering<S>,
     billable: &Billable,
+    told: Option<WalletBalance>,
 ) -> Option<WalletBalance> {
     let currency = metering.catalog().currency();
+    if let Some(wallet) = told.filter(|w| w.currency == currency) {
+        return Some(wallet);
+    }
     metering
         .store()
         .wallet_at(billable, currency, metering.now())

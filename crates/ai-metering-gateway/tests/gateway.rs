@@ -1214,6 +1214,31 @@ async fn answers_carry_the_quota_after_the_call_and_the_wallet_in_credits_mode()
     assert_eq!(r.headers()["x-credits-balance"], "0.9999391");
     assert_eq!(r.headers()["x-credits-available"], "0.9999391");
 
+    // A stream's headers leave before its usage: the balance as it was, and the available
+    // amount with the call's hold taken off.
+    let r = client
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(keys[1].clone())
+        .json(
+            &json!({"model": "gpt-4o-mini", "max_tokens": 100, "stream": true,
+                      "messages": [{"role": "user", "content": "12345678"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-credits-balance"], "0.9999391");
+    let available: Decimal = r.headers()["x-credits-available"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        available < Decimal::new(9_999_391, 7) && available > Decimal::ZERO,
+        "the hold is taken off: {available}"
+    );
+    r.text().await.unwrap();
+
     for (method, path, status) in [
         (reqwest::Method::GET, "/v1/chat/completions", 405),
         (reqwest::Method::DELETE, "/v1/models", 405),

@@ -264,6 +264,13 @@ impl SeaOrmStore {
             .last_insert_id;
         self.step("counting the reservation")?;
         shift_reserved(&txn, counter.id, req.amount, Shift::Add).await?;
+        // Informational: a wallet that cannot be read is left out, not a failed reservation.
+        let wallet = match &req.hold {
+            Some(hold) => wallet_in(&txn, billable, hold.amount.currency, req.now)
+                .await
+                .ok(),
+            None => None,
+        };
         self.step("committing the reservation")?;
         txn.commit().await.map_err(db_err)?;
         let reserved = usage
@@ -274,6 +281,7 @@ impl SeaOrmStore {
             id: ReservationId(id),
             hold: hold_id.map(HoldId),
             usage: PeriodUsage { reserved, ..usage },
+            wallet,
         })
     }
 

@@ -150,6 +150,7 @@ macro_rules! store_conformance_tests {
             settle_captures_the_hold_and_records_overage,
             settle_of_a_recorded_key_only_gives_back,
             settle_reports_the_wallet_with_the_holds_still_in_flight,
+            reserve_reports_the_wallet_with_its_hold,
             release_and_expiry_give_the_hold_back,
             concurrent_overage_sums_to_the_excess,
             concurrent_same_key_claims_once,

@@ -105,6 +105,9 @@ pub struct Reservation<S> {
     pub(super) guard: ReleaseGuard,
     /// Told the limit check once the settlement is committed.
     pub(super) on_settled: Option<SettledHook>,
+    /// In credits mode, the wallet right after this reservation's hold, when the store
+    /// reported it.
+    pub(super) wallet: Option<WalletBalance>,
 }
 
 /// A hook of [`Reservation::on_settled`].
@@ -154,6 +157,7 @@ impl<S: Store> Reservation<S> {
             template: self.template,
             guard: self.guard,
             on_settled: self.on_settled,
+            wallet: self.wallet,
         }
     }
 
@@ -211,6 +215,16 @@ impl<S: Store> Reservation<S> {
     /// false when it took the last of a limit: the *next* call would be refused).
     pub fn check(&self) -> &LimitCheck {
         &self.check
+    }
+
+    /// In credits mode, the billable's wallet right after this reservation's hold: its
+    /// balance, the holds of the calls in flight (this one's included) and what its grants
+    /// keep unusable, so [`WalletBalance::available`] is what the next call can hold.
+    /// `None` in plan mode, or when the store did not report it
+    /// ([`ReserveOutcome::Reserved`](crate::store::ReserveOutcome::Reserved)'s `wallet`):
+    /// read it with [`CreditStore::wallet_at`](crate::store::CreditStore::wallet_at).
+    pub fn wallet(&self) -> Option<&WalletBalance> {
+        self.wallet.as_ref()
     }
 
     /// The tokens and cost reserved.

@@ -17,7 +17,7 @@ use crate::period::Period;
 use crate::plan::BillingMode;
 use crate::store::{
     HoldRequest, Page, PeriodUsage, ReservationId, ReserveOutcome, ReserveRequest, Store,
-    UsageEntry, UsageFilter, UsageRecord,
+    UsageEntry, UsageFilter, UsageRecord, WalletBalance,
 };
 use crate::telemetry;
 use crate::usage::TokenUsage;
@@ -273,10 +273,11 @@ impl<S: Store> Meter<S> {
                 Some(adopted.id),
                 now,
             );
-            let (id, usage) =
+            let (id, usage, wallet) =
                 reserve_in_store(&v.metering, &request, &adopted.entitlement, adopted.period)
                     .await?;
             adopted.id = id;
+            adopted.wallet = wallet;
             adopted.guard.id = id;
             adopted.amount = amount;
             adopted.exclusive = e.exclusive;
@@ -409,7 +410,8 @@ impl<S: Store> Meter<S> {
             None,
             now,
         );
-        let (id, usage) = reserve_in_store(&metering, &request, &entitlement, period).await?;
+        let (id, usage, wallet) =
+            reserve_in_store(&metering, &request, &entitlement, period).await?;
         metering.ensure_sweeper();
         let check = check_after(&metering, &entitlement, period, usage);
         let guard = ReleaseGuard::new(&metering, id);
@@ -435,6 +437,7 @@ impl<S: Store> Meter<S> {
             },
             guard,
             on_settled: None,
+            wallet,
         })
     }
 }
@@ -543,20 +546,24 @@ fn reserve_request<S: Store>(
     }
 }
 
-/// Runs the reservation and turns its refusals into errors. A wallet that cannot cover the
-/// hold is tried once more after sweeping expired reservations and holds (calls that never
-/// came back), which are only swept when they are in the way.
+/// Runs the reservation and turns its refusals into errors; returns the reservation, the
+/// period's usage after it, and (credits mode) the wallet after its hold when the store
+/// reported it. A wallet that cannot cover the hold is tried once more after sweeping
+/// expired reservations and holds (calls that never came back), which are only swept when
+/// they are in the way.
 async fn reserve_in_store<S: Store>(
     metering: &Metering<S>,
     request: &ReserveRequest,
     entitlement: &Entitlement,
     period: Period,
-) -> Result<(ReservationId, PeriodUsage), ReserveError> {
+) -> Result<(ReservationId, PeriodUsage, Option<WalletBalance>), ReserveError> {
     let store = metering.store();
     let mut swept = false;
     loop {
         return match store.reserve(request).await? {
-            ReserveOutcome::Reserved { id, usage, .. } => Ok((id, usage)),
+            ReserveOutcome::Reserved {
+                id, usage, wallet, ..
+            } => Ok((id, usage, wallet)),
             ReserveOutcome::Rejected { usage, .. } => {
                 telemetry::refused("limit_exceeded");
                 let check = evaluate(

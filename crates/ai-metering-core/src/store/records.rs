@@ -483,6 +483,11 @@ pub enum ReserveOutcome {
         hold: Option<HoldId>,
         /// The period's usage after reserving.
         usage: PeriodUsage,
+        /// In credits mode, the wallet right after the hold (its balance, the holds of the
+        /// calls in flight, this one's included, and what its grants keep unusable at the
+        /// request's instant), when the store could tell it without another read. `None`
+        /// otherwise: read it with [`CreditStore::wallet_at`](super::CreditStore::wallet_at).
+        wallet: Option<WalletBalance>,
     },
     /// Refused because the amount does not fit; nothing was reserved.
     Rejected {

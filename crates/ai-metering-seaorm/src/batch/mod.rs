@@ -149,6 +149,8 @@ enum Draft {
         row: usize,
         hold: Option<usize>,
         usage: PeriodUsage,
+        /// In credits mode, the wallet right after its hold.
+        wallet: Option<WalletBalance>,
     },
     /// Refused: the key was recorded by the `n`th new usage row.
     AlreadyRecorded(Key),
@@ -204,13 +206,17 @@ impl Written {
     fn finish(&self, draft: Draft) -> Outcome {
         match draft {
             Draft::Done(outcome) => outcome,
-            Draft::Reserved { row, hold, usage } => {
-                Outcome::Reserved(Ok(ReserveOutcome::Reserved {
-                    id: ReservationId(self.reservations[row]),
-                    hold: hold.map(|n| HoldId(self.credits.holds[n])),
-                    usage,
-                }))
-            }
+            Draft::Reserved {
+                row,
+                hold,
+                usage,
+                wallet,
+            } => Outcome::Reserved(Ok(ReserveOutcome::Reserved {
+                id: ReservationId(self.reservations[row]),
+                hold: hold.map(|n| HoldId(self.credits.holds[n])),
+                usage,
+                wallet,
+            })),
             Draft::AlreadyRecorded(key) => Outcome::Reserved(Ok(ReserveOutcome::AlreadyRecorded(
                 Box::new(self.record(key)),
             ))),
@@ -705,6 +711,10 @@ impl State {
             });
         }
         self.new_reservations.push((row, new_hold));
+        let wallet = req.hold.as_ref().and_then(|hold| {
+            self.wallets
+                .snapshot(billable, hold.amount.currency, req.now)
+        });
         let counter = &mut self.counters[index];
         counter.reserved = reserved;
         counter.dirty = true;
@@ -712,6 +722,7 @@ impl State {
             row: self.new_reservations.len() - 1,
             hold: new_hold,
             usage: counter.usage(),
+            wallet,
         })
     }
 

@@ -340,6 +340,61 @@ pub async fn settle_reports_the_wallet_with_the_holds_still_in_flight<S: Conform
     assert_eq!(settled.wallet, None);
 }
 
+/// A credits-mode reservation reports the wallet right after its hold: this call's hold and
+/// those before it counted; a growth reports it after the hold moved; outside credits mode,
+/// nothing is said of a wallet.
+pub async fn reserve_reports_the_wallet_with_its_hold<S: ConformanceStore>(store: Arc<S>) {
+    let who = funded(&*store, "5").await;
+    let march = month(2024, 3);
+    let request = with_hold(
+        reserve_request(&who, march, Limits::UNLIMITED, totals(10, "1"), hour(1)),
+        "1",
+        Overdraft::Disallowed,
+    );
+    let told = |outcome: ReserveOutcome| match outcome {
+        ReserveOutcome::Reserved { id, wallet, .. } => (id, wallet),
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    let (_, wallet) = told(store.reserve(&request).await.unwrap());
+    let first = wallet.expect("a credits-mode reservation reports the wallet after its hold");
+    assert_eq!(
+        (first.balance, first.held, first.available()),
+        (dec("5"), dec("1"), dec("4"))
+    );
+    let (second, wallet) = told(store.reserve(&request).await.unwrap());
+    let second_told = wallet.expect("reported");
+    assert_eq!(
+        (second_told.held, second_told.available()),
+        (dec("2"), dec("3"))
+    );
+    assert_eq!(
+        second_told,
+        store.wallet_at(&who, Currency::USD, hour(1)).await.unwrap()
+    );
+    // Grown from a hold of 1 to 3: the report has the moved hold.
+    let grown = ReserveRequest {
+        replaces: Some(second),
+        ..with_hold(
+            reserve_request(&who, march, Limits::UNLIMITED, totals(30, "3"), hour(1)),
+            "3",
+            Overdraft::Disallowed,
+        )
+    };
+    let (_, wallet) = told(store.reserve(&grown).await.unwrap());
+    let grown_told = wallet.expect("reported");
+    assert_eq!(
+        (grown_told.held, grown_told.available()),
+        (dec("4"), dec("1"))
+    );
+    assert_eq!(
+        grown_told,
+        store.wallet_at(&who, Currency::USD, hour(1)).await.unwrap()
+    );
+    let plain = reserve_request(&who, march, Limits::UNLIMITED, totals(1, "0"), hour(1));
+    let (_, wallet) = told(store.reserve(&plain).await.unwrap());
+    assert_eq!(wallet, None, "outside credits mode");
+}
+
 /// A settlement of a key already recorded stores nothing but drops the reservation and
 /// gives its hold back.
 pub async fn settle_of_a_recorded_key_only_gives_back<S: ConformanceStore>(store: Arc<S>) {

@@ -97,10 +97,16 @@ impl CounterStore for MemoryStore {
         let usage = counter.usage(now);
         s.reservation_counters
             .insert(id, (billable.clone(), request.period));
+        // Informational: a wallet that cannot be told (its grants overflow) is read later.
+        let wallet = request
+            .hold
+            .as_ref()
+            .and_then(|h| s.wallet_now(billable, h.amount.currency, now));
         Ok(ReserveOutcome::Reserved {
             id: ReservationId(id),
             hold: hold.map(HoldId),
             usage,
+            wallet,
         })
     }
 
@@ -180,12 +186,7 @@ impl CounterStore for MemoryStore {
         let usage = s.counter(&entry.billable, period).usage(entry.occurred_at);
         // Informational: a wallet that cannot be told (its grants overflow) is read later.
         let wallet = if settlement.debit_credits {
-            match s.wallets.get(&(entry.billable.clone(), cost.currency)) {
-                Some(w) => w
-                    .balance_at(&entry.billable, cost.currency, entry.occurred_at)
-                    .ok(),
-                None => Some(WalletBalance::empty(entry.billable.clone(), cost.currency)),
-            }
+            s.wallet_now(&entry.billable, cost.currency, entry.occurred_at)
         } else {
             None
         };

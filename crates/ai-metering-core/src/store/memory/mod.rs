@@ -403,6 +403,21 @@ impl State {
             .map(Some)
     }
 
+    /// The wallet of `billable` in `currency` as [`CreditStore::wallet_at`] reads it at
+    /// `at` (an empty one when it has none); `None` when it cannot be told (its grants
+    /// overflow), for reports that are informational.
+    fn wallet_now(
+        &self,
+        billable: &Billable,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> Option<WalletBalance> {
+        match self.wallets.get(&(billable.clone(), currency)) {
+            Some(w) => w.balance_at(billable, currency, at).ok(),
+            None => Some(WalletBalance::empty(billable.clone(), currency)),
+        }
+    }
+
     /// The wallet's available balance at `now`, counting the hold `except` as given back.
     fn available(
         &self,
