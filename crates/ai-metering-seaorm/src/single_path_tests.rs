@@ -2,6 +2,7 @@
 //! where every reservation, settlement and release is a transaction of its own. The writer
 //! falls back to this path for the calls a batch does not cover, so it must keep every
 //! guarantee the batch keeps (the integration tests run the suite through the writer).
+//! The credit grants' cases ran here alone before; the whole suite does now.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};

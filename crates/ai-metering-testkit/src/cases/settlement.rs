@@ -346,52 +346,56 @@ pub async fn settle_reports_the_wallet_with_the_holds_still_in_flight<S: Conform
 pub async fn reserve_reports_the_wallet_with_its_hold<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "5").await;
     let march = month(2024, 3);
-    let request = with_hold(
-        reserve_request(&who, march, Limits::UNLIMITED, totals(10, "1"), hour(1)),
-        "1",
-        Overdraft::Disallowed,
-    );
-    let told = |outcome: ReserveOutcome| match outcome {
-        ReserveOutcome::Reserved { id, wallet, .. } => (id, wallet),
-        other => panic!("expected a reservation, got {other:?}"),
-    };
-    let (_, wallet) = told(store.reserve(&request).await.unwrap());
-    let first = wallet.expect("a credits-mode reservation reports the wallet after its hold");
-    assert_eq!(
-        (first.balance, first.held, first.available()),
-        (dec("5"), dec("1"), dec("4"))
-    );
-    let (second, wallet) = told(store.reserve(&request).await.unwrap());
-    let second_told = wallet.expect("reported");
-    assert_eq!(
-        (second_told.held, second_told.available()),
-        (dec("2"), dec("3"))
-    );
-    assert_eq!(
-        second_told,
-        store.wallet_at(&who, Currency::USD, hour(1)).await.unwrap()
-    );
-    // Grown from a hold of 1 to 3: the report has the moved hold.
-    let grown = ReserveRequest {
-        replaces: Some(second),
-        ..with_hold(
-            reserve_request(&who, march, Limits::UNLIMITED, totals(30, "3"), hour(1)),
-            "3",
+    let credits = |tokens: u64, amount: &str| {
+        with_hold(
+            reserve_request(
+                &who,
+                march,
+                Limits::UNLIMITED,
+                totals(tokens, amount),
+                hour(1),
+            ),
+            amount,
             Overdraft::Disallowed,
         )
     };
-    let (_, wallet) = told(store.reserve(&grown).await.unwrap());
-    let grown_told = wallet.expect("reported");
-    assert_eq!(
-        (grown_told.held, grown_told.available()),
-        (dec("4"), dec("1"))
-    );
-    assert_eq!(
-        grown_told,
-        store.wallet_at(&who, Currency::USD, hour(1)).await.unwrap()
-    );
+    // Reserves `request`; checks the wallet it reports against `wallet_at`, with `held`
+    // held and `available` left of the 5 USD.
+    let reserve_and_check =
+        |request: ReserveRequest, held: &'static str, available: &'static str| {
+            let store = Arc::clone(&store);
+            let who = who.clone();
+            async move {
+                let ReserveOutcome::Reserved { id, wallet, .. } =
+                    store.reserve(&request).await.unwrap()
+                else {
+                    panic!("expected a reservation");
+                };
+                let told =
+                    wallet.expect("a credits-mode reservation reports the wallet after its hold");
+                assert_eq!(
+                    (told.balance, told.held, told.available()),
+                    (dec("5"), dec(held), dec(available))
+                );
+                assert_eq!(
+                    told,
+                    store.wallet_at(&who, Currency::USD, hour(1)).await.unwrap()
+                );
+                id
+            }
+        };
+    reserve_and_check(credits(10, "1"), "1", "4").await;
+    let second = reserve_and_check(credits(10, "1"), "2", "3").await;
+    // Grown from a hold of 1 to 3: the report has the moved hold.
+    let grown = ReserveRequest {
+        replaces: Some(second),
+        ..credits(30, "3")
+    };
+    reserve_and_check(grown, "4", "1").await;
     let plain = reserve_request(&who, march, Limits::UNLIMITED, totals(1, "0"), hour(1));
-    let (_, wallet) = told(store.reserve(&plain).await.unwrap());
+    let ReserveOutcome::Reserved { wallet, .. } = store.reserve(&plain).await.unwrap() else {
+        panic!("expected a reservation");
+    };
     assert_eq!(wallet, None, "outside credits mode");
 }
 
