@@ -1,8 +1,8 @@
-//! The store conformance suite on the single-operation path: a store without its writer,
-//! where every reservation, settlement and release is a transaction of its own. The writer
-//! falls back to this path for the calls a batch does not cover, so it must keep every
-//! guarantee the batch keeps (the integration tests run the suite through the writer).
-//! The credit grants' cases ran here alone before; the whole suite does now.
+//! The single-operation path: a store without its writer, where every reservation,
+//! settlement and release is a transaction of its own. The writer falls back to it for the
+//! calls a batch does not cover, so it must keep every guarantee the batch keeps: the whole
+//! conformance suite runs on it here, and a failure at each of its statements (the
+//! integration tests run both through the writer).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
@@ -36,31 +36,62 @@ mod sqlite {
 mod postgres {
     use super::*;
 
-    /// One database for the suite, recreated once per run (every case uses billables of its
-    /// own); `None` when no PostgreSQL server is configured and the test may skip.
+    /// A new PostgreSQL database `name` (recreated on each run), or `None` when no server
+    /// is configured and the test may skip.
+    pub(super) async fn fresh_database(name: &str) -> Option<String> {
+        let server = ai_metering_test_env::postgres_url(name)?;
+        let admin = Database::connect(server.as_str()).await.unwrap();
+        for sql in [
+            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+            format!(r#"CREATE DATABASE "{name}""#),
+        ] {
+            admin
+                .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
+                .await
+                .unwrap();
+        }
+        admin.close().await.unwrap();
+        let (base, _) = server.rsplit_once('/').unwrap();
+        Some(format!("{base}/{name}"))
+    }
+
+    /// One database for the suite, made once per run: every case uses billables of its own.
     async fn store() -> Option<SeaOrmStore> {
         static URL: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
         let url = URL
-            .get_or_init(|| async {
-                let server = ai_metering_test_env::postgres_url("single_path_conformance")?;
-                let admin = Database::connect(server.as_str()).await.unwrap();
-                for sql in [
-                    r#"DROP DATABASE IF EXISTS "aim_single_path" WITH (FORCE)"#,
-                    r#"CREATE DATABASE "aim_single_path""#,
-                ] {
-                    admin
-                        .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
-                        .await
-                        .unwrap();
-                }
-                admin.close().await.unwrap();
-                let (base, _) = server.rsplit_once('/').unwrap();
-                Some(format!("{base}/aim_single_path"))
-            })
+            .get_or_init(|| fresh_database("aim_single_path"))
             .await
             .clone()?;
         Some(single_path(&url).await)
     }
 
     ai_metering_testkit::store_conformance_tests!(optional: store());
+}
+
+/// A failure between any two statements of the single path's reservation or settlement
+/// stores nothing partial, and a retry with the same idempotency key completes the call once
+/// (`fail_at_every_step`, which the integration tests run through the writer).
+async fn every_statement(store: SeaOrmStore) {
+    let (inject, pending) = (store.clone(), store.clone());
+    ai_metering_testkit::money_path::fail_at_every_step(
+        store,
+        move |n| inject.fail_at_step(n),
+        move || pending.steps_before_fault() > 0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_at_any_statement_of_the_single_path_stores_nothing_partial_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    every_statement(single_path(&format!("sqlite://{}", dir.join("faults.db").display())).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_at_any_statement_of_the_single_path_stores_nothing_partial_on_postgres() {
+    // A database of its own: the scenario sweeps expired reservations, which is global.
+    if let Some(url) = postgres::fresh_database("aim_single_path_faults").await {
+        every_statement(single_path(&url).await).await;
+    }
 }
