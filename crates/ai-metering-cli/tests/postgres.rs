@@ -6,30 +6,17 @@
 mod common;
 
 use common::{Workspace, seed_fixture};
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-
-async fn fresh_database(server: &str, name: &str) -> String {
-    let admin = Database::connect(server).await.unwrap();
-    for sql in [
-        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
-        format!(r#"CREATE DATABASE "{name}""#),
-    ] {
-        admin
-            .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
-            .await
-            .unwrap();
-    }
-    admin.close().await.unwrap();
-    let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
 
 #[tokio::test]
 async fn commands_work_on_postgresql() {
-    let Some(server) = ai_metering_test_env::postgres_url("commands_work_on_postgresql") else {
+    let Some(url) = ai_metering_test_env::fresh_postgres_database(
+        "commands_work_on_postgresql",
+        "aim_cli_commands",
+    )
+    .await
+    else {
         return;
     };
-    let url = fresh_database(&server, "aim_cli_commands").await;
     let ws = Workspace::new();
     let with_pg = |args: &[&str]| {
         let mut all = vec!["--database-url", url.as_str()];

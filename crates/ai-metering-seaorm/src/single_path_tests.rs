@@ -5,8 +5,6 @@
 //! integration tests run both through the writer).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-
 use crate::SeaOrmStore;
 
 /// A migrated store on `url`, without its writer.
@@ -36,30 +34,13 @@ mod sqlite {
 mod postgres {
     use super::*;
 
-    /// A new PostgreSQL database `name` (recreated on each run), or `None` when no server
-    /// is configured and the test may skip.
-    pub(super) async fn fresh_database(name: &str) -> Option<String> {
-        let server = ai_metering_test_env::postgres_url(name)?;
-        let admin = Database::connect(server.as_str()).await.unwrap();
-        for sql in [
-            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
-            format!(r#"CREATE DATABASE "{name}""#),
-        ] {
-            admin
-                .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
-                .await
-                .unwrap();
-        }
-        admin.close().await.unwrap();
-        let (base, _) = server.rsplit_once('/').unwrap();
-        Some(format!("{base}/{name}"))
-    }
-
     /// One database for the suite, made once per run: every case uses billables of its own.
     async fn store() -> Option<SeaOrmStore> {
         static URL: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
         let url = URL
-            .get_or_init(|| fresh_database("aim_single_path"))
+            .get_or_init(|| {
+                ai_metering_test_env::fresh_postgres_database("single_path", "aim_single_path")
+            })
             .await
             .clone()?;
         Some(single_path(&url).await)
@@ -91,7 +72,12 @@ async fn a_failure_at_any_statement_of_the_single_path_stores_nothing_partial_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_at_any_statement_of_the_single_path_stores_nothing_partial_on_postgres() {
     // A database of its own: the scenario sweeps expired reservations, which is global.
-    if let Some(url) = postgres::fresh_database("aim_single_path_faults").await {
+    if let Some(url) = ai_metering_test_env::fresh_postgres_database(
+        "single_path_faults",
+        "aim_single_path_faults",
+    )
+    .await
+    {
         every_statement(single_path(&url).await).await;
     }
 }

@@ -50,6 +50,39 @@ pub fn postgres_url(test: &str) -> Option<String> {
     }
 }
 
+/// A new, empty PostgreSQL database `name` on the server of [`postgres_url`] (dropped and
+/// created again on each run), as a URL; `None` after reporting that `test` skips its
+/// PostgreSQL part.
+///
+/// # Panics
+///
+/// When PostgreSQL is required and missing (as [`postgres_url`]), or the server refuses to
+/// drop or create the database.
+#[cfg(feature = "postgres")]
+#[allow(clippy::expect_used)] // a test's setup: failing loudly is the point
+pub async fn fresh_postgres_database(test: &str, name: &str) -> Option<String> {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+    let server = postgres_url(test)?;
+    let admin = Database::connect(server.as_str())
+        .await
+        .expect("the PostgreSQL server accepts a connection");
+    for sql in [
+        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+        format!(r#"CREATE DATABASE "{name}""#),
+    ] {
+        admin
+            .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .expect("the test database is dropped and created");
+    }
+    admin.close().await.expect("the admin connection closes");
+    let (base, _) = server
+        .rsplit_once('/')
+        .expect("a PostgreSQL URL ends with a database name");
+    Some(format!("{base}/{name}"))
+}
+
 /// The shared reference folder next to the repository (`<repository>/../shared`).
 pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")

@@ -17,7 +17,6 @@ use ai_metering_core::{Billable, TokenCounts, TokenUsage};
 use ai_metering_seaorm::SeaOrmStore;
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
 /// A fresh, migrated store on a new SQLite file. The file is left in Cargo's temporary
 /// directory for integration tests (`target/tmp`, removed by `cargo clean`), not in the
@@ -54,24 +53,11 @@ pub fn postgres_server(test: &str) -> Option<String> {
 
 /// The URL of a new, empty PostgreSQL database named after `test` (recreated on each run).
 pub async fn fresh_postgres_url(test: &str) -> Option<String> {
-    let server = postgres_server(test)?;
     let name = format!(
         "aim_{}",
         test.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     );
-    let admin = Database::connect(server.as_str()).await.unwrap();
-    for sql in [
-        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
-        format!(r#"CREATE DATABASE "{name}""#),
-    ] {
-        admin
-            .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
-            .await
-            .unwrap();
-    }
-    admin.close().await.unwrap();
-    let (base, _) = server.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
+    ai_metering_test_env::fresh_postgres_database(test, &name).await
 }
 
 /// A fresh, migrated store on a new PostgreSQL database, or `None` when not configured.
