@@ -86,6 +86,9 @@ impl<S: Store> Settings<S> {
         checked: Option<Arc<Checked>>,
         reservation: Option<Reservation<S>>,
     ) -> Arc<QuotaContext<S>> {
+        let wallet = reservation
+            .as_ref()
+            .and_then(|r| r.wallet().cloned().map(Box::new));
         // Only a request with a reservation gets the slot (the cached path allocates none).
         let (reservation, settled) = match reservation {
             Some(reservation) => {
@@ -107,6 +110,7 @@ impl<S: Store> Settings<S> {
             checked,
             reservation: Mutex::new(reservation),
             meters: AtomicUsize::new(0),
+            wallet,
             settled,
         })
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ai_metering_core::limit::LimitCheck;
-use ai_metering_core::store::{DynStore, Store};
+use ai_metering_core::store::{DynStore, Store, WalletBalance};
 use ai_metering_core::{Billable, Meter, Metering, QuotaStatus, Reservation, Tenant};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
@@ -78,6 +78,7 @@ trait Context<S>: Send + Sync {
     fn tenant(&self) -> Option<&Tenant>;
     fn feature(&self) -> Option<&str>;
     fn checked(&self) -> Option<&Checked>;
+    fn wallet(&self) -> Option<&WalletBalance>;
     fn meter(&self) -> Meter<S>;
     fn metering(&self) -> &Metering<S>;
 }
@@ -94,6 +95,9 @@ impl<S: Store> Context<S> for QuotaContext<S> {
     }
     fn checked(&self) -> Option<&Checked> {
         self.checked.as_deref()
+    }
+    fn wallet(&self) -> Option<&WalletBalance> {
+        self.wallet.as_deref()
     }
     fn meter(&self) -> Meter<S> {
         let reservation = self.start_metering();
@@ -119,6 +123,9 @@ impl<S: Store> Context<DynStore> for Erased<S> {
     }
     fn checked(&self) -> Option<&Checked> {
         self.0.checked.as_deref()
+    }
+    fn wallet(&self) -> Option<&WalletBalance> {
+        self.0.wallet.as_deref()
     }
     fn meter(&self) -> Meter<DynStore> {
         let reservation = self.0.start_metering().map(Reservation::erased);
@@ -213,6 +220,9 @@ pub(crate) struct QuotaContext<S> {
     pub(crate) reservation: Mutex<Option<Box<Reservation<S>>>>,
     /// How many meters were handed out (usage may have been recorded when any was).
     pub(crate) meters: AtomicUsize,
+    /// Credits mode: the wallet right after the route's hold, as the store reported it
+    /// (boxed: most requests have none).
+    pub(crate) wallet: Option<Box<WalletBalance>>,
     /// The limit check after the settlement of the route's reservation, once committed;
     /// `None` when the layer reserved nothing.
     pub(crate) settled: Option<Arc<Mutex<Option<LimitCheck>>>>,
@@ -318,6 +328,15 @@ impl<S> RemainingQuota<S> {
     /// When the period resets; `None` without limits.
     pub fn reset_at(&self) -> Option<DateTime<Utc>> {
         self.check().and_then(|c| c.reset_at)
+    }
+
+    /// For a credits-mode billable, its wallet right after the layer held the route's
+    /// estimate: the balance, what the calls in flight hold (this one's included) and what
+    /// its grants keep unusable, so [`WalletBalance::available`] is what is left to spend
+    /// beyond this call. `None` in plan mode, or when the store did not report it (read it
+    /// with [`CreditStore::wallet_at`](ai_metering_core::store::CreditStore::wallet_at)).
+    pub fn wallet(&self) -> Option<&WalletBalance> {
+        self.ctx.wallet()
     }
 }
 

@@ -68,6 +68,21 @@ async fn peek(quota: Option<RemainingQuota<Shared>>) -> String {
     }
 }
 
+/// Records nothing; tells the wallet the layer handed over (whether it is the store's own
+/// reading, and what it holds), or `none`.
+async fn wallet(quota: RemainingQuota<Shared>) -> String {
+    let Some(told) = quota.wallet() else {
+        return "none".into();
+    };
+    let read = quota
+        .metering()
+        .store()
+        .wallet_at(quota.billable(), told.currency, quota.metering().now())
+        .await
+        .unwrap();
+    format!("{} {}", *told == read, told.held)
+}
+
 fn app<B, T>(layer: QuotaLayer<Shared, B, T>) -> Router
 where
     B: Resolver<Billable>,
@@ -77,6 +92,7 @@ where
         .route("/chat/{tokens}", post(chat))
         .route("/chat-twice/{tokens}", post(chat_twice))
         .route("/peek", post(peek))
+        .route("/wallet", post(wallet))
         .layer(layer)
         .layer(axum::middleware::from_fn(auth))
 }
@@ -472,6 +488,20 @@ async fn a_credits_billable_with_an_empty_wallet_gets_402_before_the_route() {
         wallet.balance < Decimal::from(10_000),
         "the call was debited: {wallet:?}"
     );
+
+    // The handler is told the wallet with its own hold taken, without reading it.
+    let response = app(QuotaLayer::new(metering.clone()).estimate_cost(Decimal::from(5)))
+        .oneshot(req("/wallet", Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(text(response).await, "true 5");
+    // A plan-mode billable's reservation holds nothing: no wallet to tell.
+    subscribe(&store, &user(2), "basic", 10_000).await;
+    let response = app(QuotaLayer::new(metering.clone()).estimate(100))
+        .oneshot(req("/wallet", Some(2)))
+        .await
+        .unwrap();
+    assert_eq!(text(response).await, "none");
 
     // An estimated cost larger than the balance is refused too.
     let response = app(QuotaLayer::new(metering).estimate_cost(Decimal::from(20_000)))
