@@ -121,8 +121,10 @@ impl Rendered {
     }
 }
 
-/// Room in a rendered map for the headers a response adds after the layer's
-/// (`Content-Length`, and what outer layers add), so that they do not make it grow.
+/// Room in a rendered map's index for the headers a response adds after the layer's
+/// (`Content-Length`, and what outer layers add): a copy keeps the index's size, so they do
+/// not make it rehash. (A copy's entries are only as many as the map's, so the route's own
+/// headers still grow them once; docs/PERFORMANCE.md has what that costs.)
 const ROOM_AFTER: usize = 4;
 
 impl QuotaHeaders {
