@@ -28,6 +28,22 @@ fn with_hold(mut request: ReserveRequest, amount: &str, overdraft: Overdraft) ->
     request
 }
 
+/// A call of `tokens` costing `amount` USD, at 1:00 in March 2024 with no limit, that holds
+/// its cost in `who`'s wallet (no overdraft).
+fn credits_call(who: &Billable, tokens: u64, amount: &str) -> ReserveRequest {
+    with_hold(
+        reserve_request(
+            who,
+            month(2024, 3),
+            Limits::UNLIMITED,
+            totals(tokens, amount),
+            hour(1),
+        ),
+        amount,
+        Overdraft::Disallowed,
+    )
+}
+
 async fn funded<S: ConformanceStore>(store: &S, amount: &str) -> Billable {
     let who = fresh_billable();
     store
@@ -192,13 +208,7 @@ pub async fn replacing_a_reservation_grows_it_atomically<S: ConformanceStore>(st
 pub async fn reserve_holds_credits_in_the_same_step<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "1").await;
     let march = month(2024, 3);
-    let request = |amount: &str| {
-        with_hold(
-            reserve_request(&who, march, Limits::UNLIMITED, totals(10, amount), hour(1)),
-            amount,
-            Overdraft::Disallowed,
-        )
-    };
+    let request = |amount: &str| credits_call(&who, 10, amount);
     assert_eq!(
         store.reserve(&request("1.5")).await.unwrap(),
         ReserveOutcome::InsufficientCredits {
@@ -242,11 +252,7 @@ pub async fn settle_captures_the_hold_and_records_overage<S: ConformanceStore>(s
         .insert_usage(&entry(&who, 90, dec("0.9"), hour(1)))
         .await
         .unwrap();
-    let request = with_hold(
-        reserve_request(&who, march, Limits::UNLIMITED, totals(50, "2"), hour(1)),
-        "2",
-        Overdraft::Disallowed,
-    );
+    let request = credits_call(&who, 50, "2");
     let id = reserved(store.reserve(&request).await.unwrap());
     let row = entry(&who, 40, dec("1.25"), hour(1));
     let settled = store
@@ -299,11 +305,7 @@ pub async fn settle_reports_the_wallet_with_the_holds_still_in_flight<S: Conform
 ) {
     let who = funded(&*store, "5").await;
     let march = month(2024, 3);
-    let request = with_hold(
-        reserve_request(&who, march, Limits::UNLIMITED, totals(10, "1"), hour(1)),
-        "1",
-        Overdraft::Disallowed,
-    );
+    let request = credits_call(&who, 10, "1");
     let first = reserved(store.reserve(&request).await.unwrap());
     let _in_flight = reserved(store.reserve(&request).await.unwrap());
     let mut s = settlement(first, &entry(&who, 10, dec("0.5"), hour(1)));
@@ -346,19 +348,6 @@ pub async fn settle_reports_the_wallet_with_the_holds_still_in_flight<S: Conform
 pub async fn reserve_reports_the_wallet_with_its_hold<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "5").await;
     let march = month(2024, 3);
-    let credits = |tokens: u64, amount: &str| {
-        with_hold(
-            reserve_request(
-                &who,
-                march,
-                Limits::UNLIMITED,
-                totals(tokens, amount),
-                hour(1),
-            ),
-            amount,
-            Overdraft::Disallowed,
-        )
-    };
     // Reserves `request`; checks the wallet it reports against `wallet_at`, with `held`
     // held and `available` left of the 5 USD.
     let reserve_and_check =
@@ -384,12 +373,12 @@ pub async fn reserve_reports_the_wallet_with_its_hold<S: ConformanceStore>(store
                 id
             }
         };
-    reserve_and_check(credits(10, "1"), "1", "4").await;
-    let second = reserve_and_check(credits(10, "1"), "2", "3").await;
+    reserve_and_check(credits_call(&who, 10, "1"), "1", "4").await;
+    let second = reserve_and_check(credits_call(&who, 10, "1"), "2", "3").await;
     // Grown from a hold of 1 to 3: the report has the moved hold.
     let grown = ReserveRequest {
         replaces: Some(second),
-        ..credits(30, "3")
+        ..credits_call(&who, 30, "3")
     };
     reserve_and_check(grown, "4", "1").await;
     let plain = reserve_request(&who, march, Limits::UNLIMITED, totals(1, "0"), hour(1));
@@ -407,11 +396,7 @@ pub async fn settle_of_a_recorded_key_only_gives_back<S: ConformanceStore>(store
     let key = fresh_name("key");
     let row = entry(&who, 10, dec("1"), hour(1)).with_key(&key);
     store.insert_usage(&row).await.unwrap();
-    let request = with_hold(
-        reserve_request(&who, march, Limits::UNLIMITED, totals(10, "1"), hour(1)),
-        "1",
-        Overdraft::Disallowed,
-    );
+    let request = credits_call(&who, 10, "1");
     let id = reserved(store.reserve(&request).await.unwrap());
     let mut s = settlement(id, &row);
     s.debit_credits = true;
@@ -436,11 +421,7 @@ pub async fn settle_of_a_recorded_key_only_gives_back<S: ConformanceStore>(store
 pub async fn release_and_expiry_give_the_hold_back<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "3").await;
     let march = month(2024, 3);
-    let request = with_hold(
-        reserve_request(&who, march, Limits::UNLIMITED, totals(10, "1"), hour(1)),
-        "1",
-        Overdraft::Disallowed,
-    );
+    let request = credits_call(&who, 10, "1");
     let a = reserved(store.reserve(&request).await.unwrap());
     let b = reserved(store.reserve(&request).await.unwrap());
     assert_eq!(
@@ -507,18 +488,13 @@ pub async fn concurrent_overage_sums_to_the_excess<S: ConformanceStore>(store: A
 pub async fn concurrent_same_key_claims_once<S: ConformanceStore>(store: Arc<S>) {
     const CALLS: usize = 20;
     let who = funded(&*store, "100").await;
-    let march = month(2024, 3);
     let key = fresh_name("key");
     let barrier = Arc::new(Barrier::new(CALLS));
     let mut tasks = JoinSet::new();
     for _ in 0..CALLS {
         let (store, barrier, who, key) = (store.clone(), barrier.clone(), who.clone(), key.clone());
         tasks.spawn(async move {
-            let mut request = with_hold(
-                reserve_request(&who, march, Limits::UNLIMITED, totals(10, "1"), hour(1)),
-                "1",
-                Overdraft::Disallowed,
-            );
+            let mut request = credits_call(&who, 10, "1");
             request.idempotency_key = Some(key.clone());
             barrier.wait().await;
             match store.reserve(&request).await.unwrap() {
@@ -548,18 +524,13 @@ pub async fn concurrent_same_key_claims_once<S: ConformanceStore>(store: Arc<S>)
 /// Credit operations outside a reservation still work beside reservation holds.
 pub async fn holds_of_reservations_and_plain_holds_add_up<S: ConformanceStore>(store: Arc<S>) {
     let who = funded(&*store, "4").await;
-    let march = month(2024, 3);
     done(
         store
             .hold_credits(&who, usd("1"), Overdraft::Disallowed, hour(2))
             .await
             .unwrap(),
     );
-    let request = with_hold(
-        reserve_request(&who, march, Limits::UNLIMITED, totals(10, "3"), hour(1)),
-        "3",
-        Overdraft::Disallowed,
-    );
+    let request = credits_call(&who, 10, "3");
     reserved(store.reserve(&request).await.unwrap());
     let wallet = store.wallet(&who, Currency::USD).await.unwrap();
     assert_eq!(wallet.held, dec("4"));
