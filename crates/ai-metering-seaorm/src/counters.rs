@@ -16,8 +16,8 @@ use ai_metering_core::overage::overage;
 use ai_metering_core::period::Period;
 use ai_metering_core::store::{
     CounterStore, CreditTransaction, Direction, HoldId, NewOverage, PeriodUsage, ReservationId,
-    ReserveOutcome, ReserveRequest, Settled, Settlement, StoreResult, USAGE_DEBIT_REASON,
-    UsageEntry, UsageFilter,
+    ReserveOutcome, ReserveRequest, Settled, Settlement, StoreErrorKind, StoreResult,
+    USAGE_DEBIT_REASON, UsageEntry, UsageFilter,
 };
 use ai_metering_core::{Billable, Money};
 use chrono::{DateTime, Utc};
@@ -264,11 +264,8 @@ impl SeaOrmStore {
             .last_insert_id;
         self.step("counting the reservation")?;
         shift_reserved(&txn, counter.id, req.amount, Shift::Add).await?;
-        // Informational: a wallet that cannot be read is left out, not a failed reservation.
         let wallet = match &req.hold {
-            Some(hold) => wallet_in(&txn, billable, hold.amount.currency, req.now)
-                .await
-                .ok(),
+            Some(hold) => reported(wallet_in(&txn, billable, hold.amount.currency, req.now).await)?,
             None => None,
         };
         self.step("committing the reservation")?;
@@ -375,12 +372,8 @@ impl SeaOrmStore {
         };
 
         let usage = usage_in(&txn, billable, period).await?;
-        // Informational: a wallet that cannot be read here does not fail the settlement (a
-        // database error shows at the commit), and the caller reads it itself.
         let wallet = if settlement.debit_credits {
-            wallet_in(&txn, billable, cost.currency, entry.occurred_at)
-                .await
-                .ok()
+            reported(wallet_in(&txn, billable, cost.currency, entry.occurred_at).await)?
         } else {
             None
         };
@@ -868,4 +861,33 @@ async fn capture(
     )
     .await?;
     Ok(Some(tx))
+}
+
+/// A read made inside a write's transaction only to report on it (the wallet after a hold
+/// or a settlement): a value it cannot make sense of (an overflowing grant) is left out, and
+/// the caller reads it itself; but a database error fails the write. Such an error may have
+/// aborted the transaction, and PostgreSQL answers the `COMMIT` of an aborted transaction
+/// with a rollback, not an error: the write would be reported done and never stored.
+fn reported<T>(read: StoreResult<T>) -> StoreResult<Option<T>> {
+    match read {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == StoreErrorKind::Invalid => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod reported_tests {
+    use super::*;
+    use ai_metering_core::store::StoreError;
+
+    #[test]
+    fn a_report_leaves_out_what_it_cannot_read_but_not_a_database_error() {
+        assert_eq!(reported(Ok::<_, StoreError>(7)).unwrap(), Some(7));
+        let odd = StoreError::new(StoreErrorKind::Invalid, "grants overflow");
+        assert_eq!(reported::<u8>(Err(odd)).unwrap(), None);
+        let down = StoreError::new(StoreErrorKind::Unavailable, "connection reset");
+        let err = reported::<u8>(Err(down)).unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+    }
 }
