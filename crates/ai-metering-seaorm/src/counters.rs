@@ -34,7 +34,7 @@ use crate::credits::{
     wallet_for_update, wallet_in,
 };
 use crate::entity::{period_counter, reservation, threshold_claim};
-use crate::error::db_err;
+use crate::error::{db_err, refused_by_database};
 use crate::filter::condition;
 use crate::grants::{Book, available_in};
 use crate::overages::insert_overage_in;
@@ -865,13 +865,14 @@ async fn capture(
 
 /// A read made inside a write's transaction only to report on it (the wallet after a hold
 /// or a settlement): a value it cannot make sense of (an overflowing grant) is left out, and
-/// the caller reads it itself; but a database error fails the write. Such an error may have
-/// aborted the transaction, and PostgreSQL answers the `COMMIT` of an aborted transaction
-/// with a rollback, not an error: the write would be reported done and never stored.
+/// the caller reads it itself; but a database error fails the write, even one classed as
+/// invalid (a PostgreSQL data exception). Such an error may have aborted the transaction,
+/// and PostgreSQL answers the `COMMIT` of an aborted transaction with a rollback, not an
+/// error: the write would be reported done and never stored.
 fn reported<T>(read: StoreResult<T>) -> StoreResult<Option<T>> {
     match read {
         Ok(value) => Ok(Some(value)),
-        Err(e) if e.kind() == StoreErrorKind::Invalid => Ok(None),
+        Err(e) if e.kind() == StoreErrorKind::Invalid && !refused_by_database(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -889,5 +890,46 @@ mod reported_tests {
         let down = StoreError::new(StoreErrorKind::Unavailable, "connection reset");
         let err = reported::<u8>(Err(down)).unwrap_err();
         assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+        // A value the driver could not decode did not reach the database: left out too.
+        let undecodable = db_err(sea_orm::DbErr::Type("not a number".into()));
+        assert_eq!(undecodable.kind(), StoreErrorKind::Invalid);
+        assert_eq!(reported::<u8>(Err(undecodable)).unwrap(), None);
+    }
+
+    /// A data exception is classed as invalid, yet PostgreSQL aborts the transaction for it
+    /// and turns its `COMMIT` into a rollback: a report that met one must fail the write.
+    #[tokio::test]
+    async fn a_data_exception_from_postgres_fails_the_write_it_reports_on() {
+        use sea_orm::{Database, DbBackend, Statement, TransactionTrait};
+
+        let Some(url) = ai_metering_test_env::fresh_postgres_database(
+            "reported_data_exception",
+            "aim_reported_data_exception",
+        )
+        .await
+        else {
+            return;
+        };
+        let db = Database::connect(url.as_str()).await.unwrap();
+        db.execute_unprepared("CREATE TABLE written (n int)")
+            .await
+            .unwrap();
+        let txn = db.begin().await.unwrap();
+        txn.execute_unprepared("INSERT INTO written VALUES (1)")
+            .await
+            .unwrap();
+        let divide = Statement::from_string(DbBackend::Postgres, "SELECT 1 / 0");
+        let refused = txn.query_one_raw(divide).await.map_err(db_err).unwrap_err();
+        assert_eq!(refused.kind(), StoreErrorKind::Invalid, "{refused}");
+        assert!(refused_by_database(&refused));
+        let err = reported::<u8>(Err(refused)).unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Invalid);
+
+        // Why: the transaction is gone, and its COMMIT says nothing.
+        txn.commit().await.unwrap();
+        let count =
+            Statement::from_string(DbBackend::Postgres, "SELECT count(*) AS n FROM written");
+        let row = db.query_one_raw(count).await.unwrap().unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0);
     }
 }

@@ -18,6 +18,18 @@ pub(crate) fn db_err(err: DbErr) -> StoreError {
     StoreError::new(kind, message).with_source(err)
 }
 
+/// Whether the database itself refused a statement behind `err`, rather than the driver
+/// failing to decode a value it returned. On PostgreSQL such a refusal aborts the
+/// transaction it happened in, whatever its kind (a data exception is
+/// [`StoreErrorKind::Invalid`]): nothing more can be written in that transaction.
+pub(crate) fn refused_by_database(err: &StoreError) -> bool {
+    let Some(db) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<DbErr>()) else {
+        return false;
+    };
+    matches!(db, DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+        if matches!(**e, sqlx::Error::Database(_)))
+}
+
 fn kind_of(err: &DbErr) -> StoreErrorKind {
     if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
         return StoreErrorKind::Conflict;
