@@ -21,7 +21,8 @@ cd "$(dirname "$0")/.."
 BEFORE="${BEFORE:-HEAD~1}"
 SMALL="${SMALL:-200}"
 LARGE="${LARGE:-1200}"
-ROUTERS=(bare quota_layer_cached quota_layer_cached_no_headers tower_governor)
+ROUTERS=(bare quota_layer_cached quota_layer_cached_original quota_layer_cached_ietf
+    quota_layer_cached_no_headers tower_governor)
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/layer-instructions.XXXXXX")"
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
 
@@ -88,6 +89,6 @@ echo "|---|---|---|"
 for router in "${ROUTERS[@]}"; do
     echo "| \`$router\` | ${PER[before/$router]} | ${PER[after/$router]} |"
 done
-for router in quota_layer_cached quota_layer_cached_no_headers tower_governor; do
+for router in "${ROUTERS[@]:1}"; do
     echo "| what the layer adds (\`$router\` - \`bare\`) | $((PER[before/$router] - PER[before/bare])) | $((PER[after/$router] - PER[after/bare])) |"
 done

@@ -17,12 +17,7 @@ fn bench(c: &mut Criterion) {
     let runtime = support::runtime();
     let routers = support::Routers::new(&runtime);
     let mut group = c.benchmark_group("request");
-    for name in [
-        "bare",
-        "quota_layer_cached",
-        "quota_layer_cached_no_headers",
-        "tower_governor",
-    ] {
+    for name in support::Routers::NAMES {
         let Some(router) = routers.by_name(name) else {
             continue;
         };

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! layer_requests ROUTER COUNT
-//! # ROUTER: bare | quota_layer_cached | quota_layer_cached_no_headers | tower_governor
+//! # ROUTER: bare | quota_layer_cached | quota_layer_cached_original | quota_layer_cached_ietf
+//! #         | quota_layer_cached_no_headers | tower_governor
 //! ```
 //!
 //! Without arguments (as `cargo bench` and `cargo test --benches` run it) it sends one
@@ -27,15 +28,7 @@ fn main() -> ExitCode {
     let runtime = support::runtime();
     let routers = support::Routers::new(&runtime);
     let (names, count) = match args.as_slice() {
-        [] => (
-            vec![
-                "bare",
-                "quota_layer_cached",
-                "quota_layer_cached_no_headers",
-                "tower_governor",
-            ],
-            1,
-        ),
+        [] => (support::Routers::NAMES.to_vec(), 1),
         [name, count] => match count.parse::<u64>() {
             Ok(count) => (vec![name.as_str()], count),
             Err(_) => {
@@ -51,7 +44,8 @@ fn main() -> ExitCode {
     for name in names {
         let Some(router) = routers.by_name(name) else {
             eprintln!(
-                "unknown router {name:?}: bare, quota_layer_cached, quota_layer_cached_no_headers or tower_governor"
+                "unknown router {name:?}: one of {}",
+                support::Routers::NAMES.join(", ")
             );
             return ExitCode::from(2);
         };

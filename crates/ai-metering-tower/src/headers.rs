@@ -80,9 +80,9 @@ impl HeaderStyle {
 /// Everything but `RateLimit`'s `t` (whole seconds until the reset) is fixed by the check
 /// and its period. `t` changes once a second, so the headers of a style are kept as a
 /// whole map, with the instants between which its `t` holds, and rebuilt only when the
-/// second changes. A response that carries few headers of its own starts from a copy of
-/// that map (two allocations), instead of inserting each header, which hashes each name
-/// and makes the response's map grow.
+/// second changes. They are inserted into a response's map that has room for them;
+/// otherwise the response starts from a copy of that map (two allocations), which costs
+/// less than inserting into a map that must grow (and hashing each name).
 #[derive(Debug)]
 pub(crate) struct QuotaHeaders {
     /// `X-Remaining-Tokens`, `X-Remaining-Cost` and `X-Usage-Percentage`.
@@ -163,9 +163,15 @@ impl QuotaHeaders {
             _ => self.render(style, now),
         };
         let current = rendered.insert(current);
-        if headers.len() > current.map.len() {
-            // A response with many headers of its own: adding ours costs less than moving
-            // all of its into a copy of ours.
+        // Inserting ours hashes each name, and costs nothing more while the route's map has
+        // room for them and one more (the `Content-Length` axum adds after the layer). A copy
+        // of ours costs two allocations, and has no room to spare: it grows as soon as the
+        // route's headers join it. So ours are inserted when they fit, or when the route
+        // brought more headers than ours (moving all of its would cost more); otherwise the
+        // route's headers move into a copy of ours.
+        let ours = current.map.len();
+        let room = headers.capacity().saturating_sub(headers.len());
+        if room > ours || headers.len() > ours {
             for (name, value) in &current.map {
                 headers.insert(name.clone(), value.clone());
             }
@@ -573,6 +579,52 @@ mod tests {
                 format!("\"tokens\";r=100;t={t}"),
                 "at {now}"
             );
+        }
+    }
+
+    #[test]
+    fn ours_are_the_same_whether_inserted_or_copied() {
+        let prepared = token_headers(at(2, 0));
+        let route = |capacity: usize| {
+            let mut headers = HeaderMap::with_capacity(capacity);
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain"),
+            );
+            headers.insert(X_REMAINING_TOKENS, HeaderValue::from_static("forged"));
+            headers
+        };
+        let sorted = |headers: &HeaderMap| {
+            let mut all: Vec<(String, String)> = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            all.sort();
+            all
+        };
+        for style in [HeaderStyle::Original, HeaderStyle::Ietf, HeaderStyle::Both] {
+            // Room for ours: they are inserted. None: the route's move into a copy of ours.
+            let (mut roomy, mut full) = (route(32), route(2));
+            assert!(roomy.capacity() - roomy.len() > 5);
+            assert_eq!(full.capacity(), full.len());
+            prepared.write(style, at(1, 0), &mut roomy);
+            prepared.write(style, at(1, 0), &mut full);
+            let first = |headers: &HeaderMap| headers.keys().next().cloned();
+            assert_eq!(
+                first(&roomy),
+                Some(http::header::CONTENT_TYPE),
+                "ours after"
+            );
+            assert_ne!(first(&full), Some(http::header::CONTENT_TYPE), "ours first");
+            assert_eq!(sorted(&roomy), sorted(&full), "{style:?}");
+            assert_eq!(roomy[http::header::CONTENT_TYPE], "text/plain");
+            let tokens: Vec<_> = roomy.get_all(&X_REMAINING_TOKENS).iter().collect();
+            let expected = if style == HeaderStyle::Ietf {
+                "forged"
+            } else {
+                "100"
+            };
+            assert_eq!(tokens, [expected], "{style:?}");
         }
     }
 

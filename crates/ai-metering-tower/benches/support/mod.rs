@@ -1,6 +1,6 @@
 //! The routers both layer benches measure: a bare axum `Router`, and the same behind a
 //! `QuotaLayer` (MemoryStore, a billable well within its plan, cached limit check), with
-//! the default headers and without any; and, for comparison, behind the peer rate limiter
+//! the default headers, with each of their two sets alone, and without any; and, for comparison, behind the peer rate limiter
 //! tower-governor, keyed by the same billable, with its headers.
 
 #![allow(clippy::expect_used)] // benchmark setup: failing fast is the point
@@ -20,8 +20,22 @@ use tower_governor::{GovernorError, GovernorLayer};
 pub struct Routers {
     pub bare: Router,
     pub layered: Router,
+    pub original: Router,
+    pub ietf: Router,
     pub no_headers: Router,
     pub governor: Router,
+}
+
+impl Routers {
+    /// The routers' names, in the order the benches run them.
+    pub const NAMES: [&str; 6] = [
+        "bare",
+        "quota_layer_cached",
+        "quota_layer_cached_original",
+        "quota_layer_cached_ietf",
+        "quota_layer_cached_no_headers",
+        "tower_governor",
+    ];
 }
 
 /// tower-governor's key for a request: its billable, as the `QuotaLayer` finds it.
@@ -61,6 +75,10 @@ impl Routers {
         let bare: Router = Router::new().route("/", get(|| async { "hello" }));
         let quota = QuotaLayer::new(Metering::new(store)).cache_ttl(chrono::Duration::hours(1));
         let layered = bare.clone().layer(quota.clone());
+        let original = bare
+            .clone()
+            .layer(quota.clone().headers(HeaderStyle::Original));
+        let ietf = bare.clone().layer(quota.clone().headers(HeaderStyle::Ietf));
         let no_headers = bare.clone().layer(quota.headers(HeaderStyle::None));
         // A limit no bench reaches, with tower-governor's `x-ratelimit-limit` and
         // `x-ratelimit-remaining` headers.
@@ -77,17 +95,20 @@ impl Routers {
         Self {
             bare: bare.with_state(()),
             layered: layered.with_state(()),
+            original: original.with_state(()),
+            ietf: ietf.with_state(()),
             no_headers: no_headers.with_state(()),
             governor: governor.with_state(()),
         }
     }
 
-    /// The router named `name` (`bare`, `quota_layer_cached`,
-    /// `quota_layer_cached_no_headers`, `tower_governor`).
+    /// The router named `name`, one of [`NAMES`](Self::NAMES).
     pub fn by_name(&self, name: &str) -> Option<&Router> {
         match name {
             "bare" => Some(&self.bare),
             "quota_layer_cached" => Some(&self.layered),
+            "quota_layer_cached_original" => Some(&self.original),
+            "quota_layer_cached_ietf" => Some(&self.ietf),
             "quota_layer_cached_no_headers" => Some(&self.no_headers),
             "tower_governor" => Some(&self.governor),
             _ => None,
