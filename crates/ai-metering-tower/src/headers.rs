@@ -80,9 +80,9 @@ impl HeaderStyle {
 /// Everything but `RateLimit`'s `t` (whole seconds until the reset) is fixed by the check
 /// and its period. `t` changes once a second, so the headers of a style are kept as a
 /// whole map, with the instants between which its `t` holds, and rebuilt only when the
-/// second changes. They are inserted into a response's map that has room for them;
-/// otherwise the response starts from a copy of that map (two allocations), which costs
-/// less than inserting into a map that must grow (and hashing each name).
+/// second changes. They are inserted into a response's map that has room for them (or that
+/// already holds more headers than they are); otherwise the response starts from a copy of
+/// that map (two allocations), which costs less than inserting into a map that must grow.
 #[derive(Debug)]
 pub(crate) struct QuotaHeaders {
     /// `X-Remaining-Tokens`, `X-Remaining-Cost` and `X-Usage-Percentage`.
